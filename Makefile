@@ -1,0 +1,54 @@
+# tidtam — two commands on a fresh machine:  make run  ·  make test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+APT_PACKAGES := chromium poppler-utils fonts-thai-tlwg
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: help run test lint system-deps services env clean
+
+help:
+	@echo "make run   — create the environment, migrate, load Sa Kaeo + the FY 2567 directive (demo), start everything"
+	@echo "make test  — install what the tests need and run them all (SQLite and PostgreSQL)"
+
+# uv is bootstrapped with pip into a private folder when the machine has none.
+.tools/bin/uv:
+	python3 -m venv .tools && .tools/bin/pip install --quiet uv
+
+env: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+# Debian packages the tests need (Chromium for the browser test, pdftotext, Thai fonts).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# PostgreSQL is started by this kind of machine; start it if it is installed but stopped.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null && \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } || true
+
+run: env
+	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --exist-ok
+	TIDTAM_DEMO=1 $(BIN)/tidtam serve
+
+lint: env
+	$(BIN)/ruff check .
+
+test: env system-deps services lint
+	$(BIN)/python -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) .tools var .pytest_cache .ruff_cache

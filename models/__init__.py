@@ -1,0 +1,12 @@
+"""SQLModel tables and their queries; no business rules live here."""
+
+from models.audit import AuditEntry
+from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
+from models.org import District, Province
+from models.outbox import Channel, OutboxMessage, OutboxStatus
+from models.user import Role, User
+
+__all__ = [
+    "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
+    "OutboxMessage", "OutboxStatus", "Province", "Role", "StepKind", "TrackedItem", "User",
+]

@@ -1,0 +1,124 @@
+"""Directives (หนังสือสั่งการ), their steps, and the tracked item per district × step."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlmodel import Column, Field, Session, SQLModel, col, select
+
+from models.types import UTCDateTime, enum_column
+
+
+class Directive(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=120)
+    province_code: str = Field(foreign_key="province.code", max_length=2, index=True)
+    reference_no: str
+    title_th: str
+    title_en: str
+    issuer_th: str
+    issuer_en: str
+    issued_on: date
+    fiscal_year: int = Field(description="Buddhist-era fiscal year, e.g. 2567")
+    activity_start: date | None = None
+    activity_end: date | None = None
+    province_due: date = Field(description="districts report to the province by this day")
+    department_due: date | None = Field(default=None,
+                                        description="the province reports to the Department")
+    definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False),
+                                       description="the validated YAML, for ladder and form")
+    launched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class StepKind(StrEnum):
+    GUIDELINE = "guideline"
+    ACTIVITY = "activity"
+    REPORT = "report"
+
+
+class DirectiveStep(SQLModel, table=True):
+    __tablename__ = "directive_step"
+    __table_args__ = (UniqueConstraint("directive_id", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    directive_id: int = Field(foreign_key="directive.id", index=True)
+    order: int
+    code: str = Field(max_length=32)
+    kind: StepKind = Field(sa_column=enum_column(StepKind))
+    title_th: str
+    title_en: str
+    due_on: date
+
+
+class ItemStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    WAIVED = "waived"
+
+
+class TrackedItem(SQLModel, table=True):
+    __tablename__ = "tracked_item"
+    __table_args__ = (
+        UniqueConstraint("step_id", "district_code"),
+        Index("ix_tracked_item_open_due", "status", "due_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    directive_id: int = Field(foreign_key="directive.id", index=True)
+    step_id: int = Field(foreign_key="directive_step.id")
+    district_code: str = Field(foreign_key="district.code", max_length=4, index=True)
+    status: ItemStatus = Field(default=ItemStatus.OPEN, sa_column=enum_column(ItemStatus))
+    due_on: date
+    completed_by_id: int | None = Field(default=None, foreign_key="user.id")
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    note: str | None = None
+    version: int = Field(default=1, description="bumped on every change; stale writes refused")
+
+
+def get_directive_by_slug(session: Session, slug: str) -> Directive | None:
+    return session.exec(select(Directive).where(Directive.slug == slug)).first()
+
+
+def latest_directive(session: Session, province_code: str | None = None) -> Directive | None:
+    query = select(Directive).order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())
+    if province_code:
+        query = query.where(Directive.province_code == province_code)
+    return session.exec(query).first()
+
+
+def steps_of(session: Session, directive_id: int) -> list[DirectiveStep]:
+    return list(session.exec(select(DirectiveStep).where(
+        DirectiveStep.directive_id == directive_id).order_by(DirectiveStep.order)))
+
+
+def get_step(session: Session, directive_id: int, code: str) -> DirectiveStep | None:
+    return session.exec(select(DirectiveStep).where(
+        DirectiveStep.directive_id == directive_id, DirectiveStep.code == code)).first()
+
+
+def items_of(session: Session, directive_id: int,
+             district_code: str | None = None) -> list[TrackedItem]:
+    query = select(TrackedItem).where(TrackedItem.directive_id == directive_id)
+    if district_code is not None:
+        query = query.where(TrackedItem.district_code == district_code)
+    return list(session.exec(query.order_by(TrackedItem.district_code, TrackedItem.step_id)))
+
+
+def open_items_due_by(session: Session, last_due: date) -> list[tuple[TrackedItem, DirectiveStep]]:
+    """Open items whose due date is on or before ``last_due`` (one indexed query)."""
+    query = (select(TrackedItem, DirectiveStep)
+             .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
+             .where(TrackedItem.status == ItemStatus.OPEN, TrackedItem.due_on <= last_due)
+             .order_by(TrackedItem.due_on, TrackedItem.district_code, DirectiveStep.order))
+    return [(item, step) for item, step in session.exec(query)]
+
+
+def find_item(session: Session, directive_id: int, district_code: str,
+              step_code: str) -> TrackedItem | None:
+    query = (select(TrackedItem).join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
+             .where(TrackedItem.directive_id == directive_id,
+                    TrackedItem.district_code == district_code, DirectiveStep.code == step_code))
+    return session.exec(query).first()

@@ -1,0 +1,110 @@
+"""One validated Settings object for the whole process (prefix ``TIDTAM_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "placeholder"}
+
+
+class SettingsError(ValueError):
+    """A setting that must not reach production (placeholder secret, bad value)."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read from the environment or a ``.env`` file.
+
+    Each secret may also come from a file: ``TIDTAM_SMTP_PASSWORD_FILE=/run/secrets/smtp``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TIDTAM_", env_file=".env", extra="ignore")
+
+    demo: bool = False
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    timezone: str = "Asia/Bangkok"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr = SecretStr("")
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_from: str = "tidtam <tidtam@localhost>"
+
+    line_channel_access_token: SecretStr | None = None
+    line_channel_secret: SecretStr | None = None
+    line_api_base: str = "https://api.line.me"
+
+    pump_interval_seconds: float = 5.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: dict) -> dict:
+        """Let ``X_FILE`` hold the path of a file whose content is ``X`` (Docker/systemd secrets)."""
+        import os
+
+        for name in ("secret_key", "smtp_password", "line_channel_access_token",
+                     "line_channel_secret"):
+            path = os.environ.get(f"TIDTAM_{name.upper()}_FILE")
+            if path and not values.get(name):
+                values[name] = Path(path).read_text(encoding="utf-8").strip()
+        return values
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        """Outside demo mode, a missing or placeholder secret stops the process at start-up."""
+        ZoneInfo(self.timezone)  # raises on an unknown zone
+        if self.demo:
+            return self
+        problems = []
+        for name in ("secret_key", "smtp_password", "line_channel_access_token",
+                     "line_channel_secret"):
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value() and _is_placeholder(value):
+                problems.append(f"TIDTAM_{name.upper()} is a placeholder; set the real value "
+                                f"or leave it unset (ค่าลับเป็นค่าตัวอย่าง)")
+        if problems:
+            raise SettingsError("Refusing to start / ไม่สามารถเริ่มระบบ: " + "; ".join(problems))
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_url(self) -> str:
+        """The database URL; by default a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tidtam.db').resolve()}"
+
+    @property
+    def session_secret(self) -> str:
+        """The key that signs session cookies; a fixed one only in demo mode."""
+        value = self.secret_key.get_secret_value()
+        if value:
+            return value
+        if self.demo:
+            return "tidtam-demo-only-session-key-not-for-production"
+        raise SettingsError(
+            "TIDTAM_SECRET_KEY is not set: the web app needs it outside demo mode "
+            "(ต้องตั้งค่า TIDTAM_SECRET_KEY ก่อนเปิดเว็บ เว้นแต่โหมดสาธิต TIDTAM_DEMO=1)")
+
+
+def _is_placeholder(value: SecretStr) -> bool:
+    raw = value.get_secret_value().strip()
+    return raw.lower() in PLACEHOLDERS or (len(raw) < 16 and raw.lower().startswith("change"))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,36 @@
+"""Who may see and change what: province staff see their province, district staff their district."""
+
+from __future__ import annotations
+
+COORDINATOR = "coordinator"
+DISTRICT_STAFF = "district_staff"
+DISTRICT_HEAD = "district_head"
+PROVINCIAL_HEAD = "provincial_head"
+
+PROVINCE_ROLES = frozenset({COORDINATOR, PROVINCIAL_HEAD})
+DISTRICT_ROLES = frozenset({DISTRICT_STAFF, DISTRICT_HEAD})
+
+
+def can_see_district(role: str, user_province: str, user_district: str | None,
+                     district_code: str, district_province: str) -> bool:
+    """Whether a user may look at one district's items and reports."""
+    if user_province != district_province:
+        return False
+    if role in PROVINCE_ROLES:
+        return True
+    return role in DISTRICT_ROLES and user_district == district_code
+
+
+def can_mark_item(role: str, user_district: str | None, item_district: str) -> bool:
+    """Whether a user may mark an item done: its own district, or the province's coordinator.
+
+    The coordinator's province is not checked here; check it with ``can_see_district``.
+    """
+    if role == COORDINATOR:
+        return True
+    return role in DISTRICT_ROLES and user_district is not None and user_district == item_district
+
+
+def can_review_report(role: str) -> bool:
+    """Only the provincial coordinator accepts or returns a district's report."""
+    return role == COORDINATOR

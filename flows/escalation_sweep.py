@@ -1,0 +1,33 @@
+"""escalation-sweep: open items and due dates → the ladder's rung at `now` → outbox rows.
+
+Scheduled in prefect.yaml (08:30 Mon–Fri, Asia/Bangkok); `tidtam sweep --now …` runs it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from prefect import flow
+
+from tidtam.db import get_engine, session_scope
+from tidtam.escalation import sweep
+from tidtam.settings import get_settings
+
+
+@flow(name="escalation-sweep", log_prints=True)
+def escalation_sweep(now: str | None = None) -> dict:
+    """Enqueue the messages due at `now` (ISO-8601; default: the current instant)."""
+    instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    if instant.tzinfo is None:
+        raise ValueError(f"--now needs a timezone, e.g. {instant.isoformat()}+07:00")
+    settings = get_settings()
+    with session_scope(get_engine()) as session:
+        result = sweep(session, instant, tz=settings.tz, base_url=settings.base_url)
+    print(f"escalation-sweep at {instant.isoformat()}: {result.enqueued} enqueued, "
+          f"{result.already_queued} already queued, {result.no_channel} without a channel")
+    return asdict(result)
+
+
+if __name__ == "__main__":
+    escalation_sweep()

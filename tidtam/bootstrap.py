@@ -1,0 +1,121 @@
+"""`tidtam init`: migrate, load Sa Kaeo, launch the FY 2567 directive, and the demo set-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from domain.directive import load_directive
+from domain.errors import Conflict
+from models.directive import Directive
+from models.user import Role
+from tidtam import db
+from tidtam.accounts import ensure_user, hash_password
+from tidtam.orgtree import load_provinces
+from tidtam.tracking import launch_directive, mark_done
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIRECTIVE = ROOT / "directives" / "fy2567-sakaeo-volunteer-centers.yaml"
+SA_KAEO = "27"
+DEMO_PASSWORD = "tidtam-demo-2567"
+# Mid-July 2567: the moment the demo's progress is "as of".
+DEMO_AS_OF = datetime(2024, 7, 16, 3, 0, tzinfo=UTC)  # 10:00 Asia/Bangkok
+
+
+@dataclass
+class InitResult:
+    districts: int
+    directive: Directive
+    items: int
+    demo_users: list[str] = field(default_factory=list)
+    demo_done: int = 0
+
+
+def is_initialised(engine: Engine) -> bool:
+    """True when a directive has been launched in this database already."""
+    from sqlalchemy import inspect
+
+    if "directive" not in inspect(engine).get_table_names():
+        return False
+    with Session(engine) as session:
+        return session.exec(select(Directive.id)).first() is not None
+
+
+def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = False,
+               directive_path: Path = DEFAULT_DIRECTIVE) -> InitResult | None:
+    """Migrate and load; a second call raises Conflict (or returns None with exist_ok)."""
+    db.migrate(engine.url.render_as_string(hide_password=False))
+    if is_initialised(engine):
+        if exist_ok:
+            return None
+        raise Conflict("this database is initialised already; nothing was changed "
+                       "(use `tidtam launch FILE` for another directive)",
+                       "ฐานข้อมูลนี้ตั้งค่าไว้แล้ว ไม่มีการเปลี่ยนแปลงใด ๆ")
+    spec = load_directive(directive_path)
+    with db.session_scope(engine) as session:
+        districts = load_provinces(session, [SA_KAEO])
+        launched = launch_directive(session, spec, now=now)
+        result = InitResult(districts, launched.directive, launched.created_items)
+        if demo:
+            result.demo_users = create_demo_accounts(session, now)
+            result.demo_done = mark_demo_progress(session, launched.directive)
+    return result
+
+
+def create_demo_accounts(session: Session, now: datetime) -> list[str]:
+    """coordinator, staff-27xx, head-27xx, province-head — all with the demo password."""
+    from models.org import districts_of
+
+    made = []
+    demo_hash = hash_password(DEMO_PASSWORD)
+
+    def add(username, full_name, role, district=None):
+        email = f"{username}@demo.tidtam.local"
+        _, created = ensure_user(session, username=username, full_name=full_name, role=role,
+                                 province_code=SA_KAEO, district_code=district,
+                                 password_hash=demo_hash, now=now, email=email)
+        if created:
+            made.append(username)
+
+    add("coordinator", "ผู้ประสานงานจังหวัด (สาธิต)", Role.COORDINATOR)
+    add("province-head", "พัฒนาการจังหวัด (สาธิต)", Role.PROVINCIAL_HEAD)
+    for district in districts_of(session, SA_KAEO):
+        add(f"staff-{district.code}", f"เจ้าหน้าที่ อ.{district.name_th} (สาธิต)",
+            Role.DISTRICT_STAFF, district.code)
+        add(f"head-{district.code}", f"พัฒนาการอำเภอ{district.name_th} (สาธิต)",
+            Role.DISTRICT_HEAD, district.code)
+    return made
+
+
+# As of 16 July 2567: how far each district had got (step codes done). 2709 has done nothing.
+DEMO_PROGRESS = {
+    "2701": ["G1", "A1", "G2", "A2"],
+    "2702": ["G1", "A1", "G2"],
+    "2703": [],
+    "2704": ["G1", "A1", "G2", "A2", "G4"],
+    "2705": ["G1"],
+    "2706": ["G1", "A1"],
+    "2707": ["A1"],
+    "2708": ["G1", "A1", "A2"],
+    "2709": [],
+}
+
+
+def mark_demo_progress(session: Session, directive: Directive) -> int:
+    """Mark the demo districts' progress, each by its own staff account, as of mid-July."""
+    from models.directive import find_item
+    from models.user import get_by_username
+
+    count = 0
+    for offset, (district_code, codes) in enumerate(DEMO_PROGRESS.items()):
+        staff = get_by_username(session, f"staff-{district_code}")
+        for n, code in enumerate(codes):
+            item = find_item(session, directive.id, district_code, code)
+            at = DEMO_AS_OF.replace(day=13 + (offset + n) % 4)
+            mark_done(session, staff, item.id, now=at, note="ดำเนินการแล้ว (ข้อมูลสาธิต)")
+            count += 1
+    return count

@@ -1,0 +1,180 @@
+"""The `tidtam` command: init, serve, launch, sweep, status, outbox, mark-done."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domain.errors import TidtamError
+
+app = typer.Typer(help="tidtam (ติดตาม): follow up a provincial directive district by district.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def fail(error: Exception, code: int = 1) -> None:
+    typer.secho(f"error / ข้อผิดพลาด: {error}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def _now(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        fail(ValueError(f"--now {value!r} is not ISO-8601, e.g. 2024-08-12T09:00:00+07:00 "
+                        "(รูปแบบวันเวลาไม่ถูกต้อง)"), 2)
+    if instant.tzinfo is None:
+        fail(ValueError("--now needs a timezone offset, e.g. +07:00 (ต้องระบุเขตเวลา)"), 2)
+    return instant
+
+
+@app.callback()
+def _settings_check() -> None:
+    """Validate settings before any command (placeholder secrets stop here)."""
+    from tidtam.settings import SettingsError, get_settings
+
+    try:
+        get_settings()
+    except (SettingsError, ValueError) as error:
+        fail(error, 2)
+
+
+@app.command()
+def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July progress")] = False,
+         exist_ok: Annotated[bool, typer.Option(help="an initialised database is not an error")] = False,
+         ) -> None:
+    """Migrate, load Sa Kaeo's 9 districts and the FY 2567 directive, and launch it."""
+    from tidtam.bootstrap import DEMO_PASSWORD, initialise
+    from tidtam.db import get_engine
+
+    try:
+        result = initialise(get_engine(), demo=demo, now=datetime.now(UTC), exist_ok=exist_ok)
+    except TidtamError as error:
+        fail(error, 1)
+    if result is None:
+        typer.echo("already initialised; nothing changed (ตั้งค่าไว้แล้ว ไม่มีการเปลี่ยนแปลง)")
+        return
+    typer.echo(f"loaded {result.districts} districts; directive {result.directive.reference_no}: "
+               f"{result.items} tracked items")
+    if result.demo_users:
+        typer.echo(f"demo accounts: {', '.join(result.demo_users)}")
+        typer.secho(f"demo password (demo only / ใช้สาธิตเท่านั้น): {DEMO_PASSWORD}", bold=True)
+        typer.echo(f"demo progress: {result.demo_done} steps marked done as of 16 Jul 2567")
+
+
+@app.command()
+def launch(file: Path) -> None:
+    """Load, validate and launch a directive YAML (re-running creates nothing new)."""
+    from flows.launch_directive import launch_directive
+
+    try:
+        summary = _run_flow(launch_directive, path=str(file.resolve()))
+    except TidtamError as error:
+        fail(error, 1)
+    typer.echo(f"{summary['directive']}: {summary['created_items']} new tracked items")
+
+
+@app.command()
+def sweep(now: Annotated[str | None, typer.Option(help="ISO-8601 instant with offset")] = None,
+          ) -> None:
+    """Run the escalation sweep once, now or at the given instant."""
+    from flows.escalation_sweep import escalation_sweep
+
+    instant = _now(now)
+    result = _run_flow(escalation_sweep, now=instant.isoformat())
+    typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
+               f"queued, {result['no_channel']} with no channel) at {instant.isoformat()}")
+
+
+def _run_flow(flow, **parameters) -> dict:
+    """A tracked flow run when a Prefect server answers; otherwise the same code, untracked."""
+    from tidtam.prefect_server import reachable_api_url
+
+    api_url = reachable_api_url()
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url
+        return flow(**parameters)
+    typer.echo(f"no Prefect server reachable: running {flow.name} without orchestration",
+               err=True)
+    return flow.fn(**parameters)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False,
+           today: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
+           ) -> None:
+    """The district × step board in the terminal."""
+    from tidtam.db import session_scope
+    from tidtam.reports import board_json, print_board
+    from tidtam.settings import get_settings
+
+    day = datetime.fromisoformat(today).date() if today else \
+        datetime.now(UTC).astimezone(get_settings().tz).date()
+    with session_scope() as session:
+        data = board_json(session, day)
+    if data is None:
+        fail(ValueError("no directive launched yet; run `tidtam init` (ยังไม่มีหนังสือสั่งการ)"))
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print_board(data)
+
+
+@app.command()
+def outbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every message: key, channel, recipient, district, item, rung, status."""
+    from tidtam.db import session_scope
+    from tidtam.reports import outbox_json, print_outbox
+
+    with session_scope() as session:
+        rows = outbox_json(session)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print_outbox(rows)
+
+
+@app.command("mark-done")
+def mark_done(district: str, step: str,
+              user: Annotated[str, typer.Option(help="the username acting")],
+              note: Annotated[str | None, typer.Option()] = None) -> None:
+    """Mark a district's step done as a user (checks the user's district like the web does)."""
+    from tidtam.db import session_scope
+    from tidtam.tracking import mark_done_by_codes
+
+    try:
+        with session_scope() as session:
+            item = mark_done_by_codes(session, user, district, step, note=note,
+                                      now=datetime.now(UTC))
+    except TidtamError as error:
+        fail(error, 1)
+    typer.echo(f"item {item.id} ({district} {step}) done")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          prefect_port: Annotated[int, typer.Option(help="port of the Prefect server started")] = 4200,
+          ) -> None:
+    """Web app + outbox pump + Prefect server (unless PREFECT_API_URL is set) + deployments."""
+    from tidtam.supervisor import run_all
+
+    sys.exit(run_all(host=host, port=port, prefect_port=prefect_port))
+
+
+@app.command("fake-line")
+def fake_line(port: int = 8099, token: str = "fake-line-token") -> None:
+    """A local stand-in for the LINE Messaging API push endpoint (demos and tests)."""
+    from notifications.fake_line import serve_forever
+
+    serve_forever(port=port, token=token)
+
+
+if __name__ == "__main__":
+    app()

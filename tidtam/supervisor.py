@@ -1,0 +1,121 @@
+"""`tidtam serve`: one command that runs the web app, the pump, Prefect and the deployments.
+
+Children run in their own process groups and die with us (PR_SET_PDEATHSIG), and Ctrl-C or
+SIGTERM stops every child this process started, so no orphan is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from tidtam.prefect_server import LOCAL_API, healthy, server_env, wait_healthy
+from tidtam.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor dies, even by SIGKILL."""
+    os.setsid()
+    with contextlib.suppress(OSError):  # not Linux: the group kill in stop() still applies
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Children:
+    """The processes `tidtam serve` started, stopped together."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")  # noqa: SIM115 (kept open for the child's life)
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.procs.append((name, proc))
+        typer.echo(f"started {name} (pid {proc.pid}, log {log})")
+        return proc
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for _name, proc in reversed(self.procs):
+            _signal_group(proc, signal.SIGTERM)
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                typer.echo(f"{name} did not stop in {timeout:.0f} s; killing it", err=True)
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def _interrupt(*_args) -> None:
+    """SIGTERM before uvicorn takes over its signals: unwind like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def run_all(*, host: str, port: int, prefect_port: int) -> int:
+    """Start everything, serve the web app in this process, stop all children on exit."""
+    settings = get_settings()
+    logs = settings.data_dir / "logs"
+    children = Children()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        api_url = _ensure_prefect(children, settings.data_dir, prefect_port, logs)
+        env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   DO_NOT_TRACK="1", TIDTAM_HOME=str(ROOT))
+        children.start("prefect deployments (prefect.yaml)",
+                       [sys.executable, "-m", "tidtam.serve_flows"], env, logs / "flows.log")
+        _serve_web(settings, host, port, api_url)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        typer.echo("stopping… (กำลังหยุดระบบ)")
+        children.stop()
+    return 0
+
+
+def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -> str:
+    """PREFECT_API_URL when it points at a server; otherwise start `prefect server start`."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        if not healthy(configured, timeout=5):
+            raise SystemExit(f"PREFECT_API_URL={configured} does not answer "
+                             "(เซิร์ฟเวอร์ Prefect ไม่ตอบสนอง)")
+        return configured
+    api_url = LOCAL_API.format(port=port)
+    if healthy(api_url):
+        raise SystemExit(f"something already answers on {api_url}; set PREFECT_API_URL to use it "
+                         "or --prefect-port for another port")
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    proc = children.start("prefect server", [prefect, "server", "start", "--host", "127.0.0.1",
+                                             "--port", str(port)],
+                          server_env(data_dir, port), logs / "prefect-server.log")
+    typer.echo("waiting for the Prefect server… (รอเซิร์ฟเวอร์ Prefect)")
+    if not wait_healthy(api_url, is_alive=lambda: proc.poll() is None):
+        raise SystemExit(f"the Prefect server did not start; see {logs / 'prefect-server.log'}")
+    return api_url
+
+
+def _serve_web(settings, host: str, port: int, api_url: str) -> None:
+    import uvicorn
+
+    from web.app import create_app
+
+    app = create_app(settings, run_pump=True)
+    typer.secho(f"\ntidtam: http://{host}:{port}   Prefect UI: {api_url.removesuffix('/api')}",
+                bold=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,118 @@
+"""What the web pages and the API read, scoped to what the signed-in person may see.
+
+Each function checks access with ``domain.access`` and raises ``NotFound``/``Forbidden``, so a
+route or an API endpoint cannot forget the check: district roles see only their own district.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+from domain.access import DISTRICT_ROLES, PROVINCE_ROLES, can_mark_item, can_see_district
+from domain.errors import Forbidden, NotFound
+from models.audit import AuditEntry, entries_for
+from models.directive import (
+    Directive,
+    DirectiveStep,
+    ItemStatus,
+    TrackedItem,
+    latest_directive,
+)
+from models.org import District, get_district
+from models.outbox import OutboxMessage, messages_for_province
+from models.user import User
+from tidtam.tracking import Board, BoardRow, board, get_item_for, mark_done
+
+
+def current_directive(session: Session, actor: User) -> Directive:
+    """The newest directive of the actor's province: the one every page is about."""
+    directive = latest_directive(session, actor.province_code)
+    if directive is None:
+        raise NotFound(f"no directive has been launched for province {actor.province_code}",
+                       "ยังไม่มีหนังสือสั่งการสำหรับจังหวัดของคุณ")
+    return directive
+
+
+def visible_district(session: Session, actor: User, district_code: str) -> District:
+    """The district, if it exists (else NotFound) and the actor may see it (else Forbidden)."""
+    district = get_district(session, district_code)
+    if district is None:
+        raise NotFound(f"no district {district_code}", f"ไม่พบอำเภอรหัส {district_code}")
+    if not can_see_district(actor.role, actor.province_code, actor.district_code,
+                            district.code, district.province_code):
+        raise Forbidden(f"you may not see district {district.code}",
+                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{district.name_th}")
+    return district
+
+
+@dataclass(frozen=True)
+class DistrictView:
+    district: District
+    board: Board
+    can_mark: bool
+
+    @property
+    def row(self) -> BoardRow | None:
+        """The district's items, or None when the directive has none for it."""
+        return self.board.rows[0] if self.board.rows else None
+
+
+def district_view(session: Session, actor: User, district_code: str, today: date) -> DistrictView:
+    """One district's items of the current directive, and whether the actor may mark them."""
+    district = visible_district(session, actor, district_code)
+    return DistrictView(
+        district=district,
+        board=board(session, current_directive(session, actor), today, district.code),
+        can_mark=can_mark_item(actor.role, actor.district_code, district.code))
+
+
+def board_for(session: Session, actor: User, today: date) -> Board:
+    """The whole province for province roles; only their own district for district roles."""
+    if actor.role in DISTRICT_ROLES and actor.district_code:
+        return district_view(session, actor, actor.district_code, today).board
+    if actor.role not in PROVINCE_ROLES:
+        raise Forbidden("your role may not see the provincial board",
+                        "บทบาทของคุณไม่มีสิทธิ์ดูกระดานติดตามของจังหวัด")
+    return board(session, current_directive(session, actor), today)
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    item: TrackedItem
+    step: DirectiveStep
+    district: District
+    completed_by: User | None
+    can_mark: bool
+    overdue: bool
+    history: list[AuditEntry]
+
+
+def item_detail(session: Session, actor: User, item_id: int, today: date) -> ItemDetail:
+    """One item with its step, district, who completed it, and its audit history."""
+    item = get_item_for(session, actor, item_id)
+    step = session.get(DirectiveStep, item.step_id)
+    completed_by = session.get(User, item.completed_by_id) if item.completed_by_id else None
+    return ItemDetail(
+        item=item, step=step, district=get_district(session, item.district_code),
+        completed_by=completed_by,
+        can_mark=can_mark_item(actor.role, actor.district_code, item.district_code),
+        overdue=item.status == ItemStatus.OPEN and item.due_on < today,
+        history=entries_for(session, "tracked_item", item.id))
+
+
+def complete_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,
+                  note: str | None, expected_version: int) -> ItemDetail:
+    """Mark the item done (tracking checks and audits it) and read it back for the answer."""
+    mark_done(session, actor, item_id, now=now, note=note, expected_version=expected_version)
+    return item_detail(session, actor, item_id, today)
+
+
+def outbox_for(session: Session, actor: User, *, limit: int = 500) -> list[OutboxMessage]:
+    """The province's outbox, newest first: for the coordinator and the provincial head only."""
+    if actor.role not in PROVINCE_ROLES:
+        raise Forbidden("only the provincial coordinator and head may see the outbox",
+                        "เฉพาะผู้ประสานงานจังหวัดและพัฒนาการจังหวัดเท่านั้นที่ดูรายการข้อความได้")
+    return messages_for_province(session, actor.province_code, limit=limit)

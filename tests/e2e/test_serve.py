@@ -1,0 +1,149 @@
+"""`tidtam serve` for real: a Prefect server, the served deployments, the web app and the pump.
+
+Runs the `escalation-sweep` deployment on the Prefect server `tidtam serve` started, and sees the
+messages arrive at a real local SMTP server; then SIGTERM leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield sink, controller.port
+    controller.stop()
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"tidtam serve exited ({proc.returncode}) waiting for {what}:\n"
+                        f"{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.mark.prefect_server
+def test_serve_runs_the_sweep_deployment_and_mail_arrives(tmp_path, smtp_sink):
+    sink, smtp_port = smtp_sink
+    web_port, prefect_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TIDTAM_"))}
+    env.update(TIDTAM_DATA_DIR=str(tmp_path), TIDTAM_DEMO="1", TIDTAM_SMTP_HOST="127.0.0.1",
+               TIDTAM_SMTP_PORT=str(smtp_port), TIDTAM_SMTP_TLS="none",
+               TIDTAM_PUMP_INTERVAL_SECONDS="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               DO_NOT_TRACK="1")
+    subprocess.run([BIN / "tidtam", "init", "--demo"], env=env, cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([BIN / "tidtam", "serve", "--port", str(web_port),
+                                 "--prefect-port", str(prefect_port)],
+                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_for(lambda: _ok(f"http://127.0.0.1:{web_port}/healthz"), 180, "the web app", proc, log)
+        deployment = wait_for(lambda: _deployment(api), 120, "the served deployment", proc, log)
+        schedule = deployment["schedules"][0]["schedule"]
+        assert (schedule["cron"], schedule["timezone"]) == ("30 8 * * 1-5", "Asia/Bangkok")
+
+        run_env = dict(env, PREFECT_API_URL=api)
+        subprocess.run([BIN / "prefect", "deployment", "run", "escalation-sweep/escalation-sweep",
+                        "--param", "now=2024-08-13T09:00:00+07:00", "--watch",
+                        "--watch-timeout", "180"],
+                       env=run_env, cwd=ROOT, check=True, capture_output=True, timeout=240)
+        wait_for(lambda: len(sink.messages) >= 18, 120, "mail at the SMTP sink", proc, log)
+        subjects = [m["subject"] for m in sink.messages]
+        recipients = {m["to"] for m in sink.messages}
+        assert any("รายงาน" in s or "เลยกำหนด" in s for s in subjects), subjects
+        assert {f"staff-{n}@demo.tidtam.local" for n in range(2701, 2710)} <= recipients
+        body = sink.messages[0].get_body(("plain",)).get_content()
+        assert "2567" in body
+
+        children = _children(proc.pid)
+        assert children, "serve started no child processes"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("tidtam serve did not stop within 60 s of SIGTERM")
+    time.sleep(1)
+    assert not [pid for pid in children if _alive(pid)], "orphans left after SIGTERM"
+    assert not _ok(f"http://127.0.0.1:{prefect_port}/api/health")
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _deployment(api: str) -> dict | None:
+    try:
+        found = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return next((d for d in found if d["name"] == "escalation-sweep" and d.get("schedules")), None)
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of pid (via /proc)."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for path in Path(f"/proc/{parent}/task").glob("*/children"):
+            for child in path.read_text().split():
+                found.append(int(child))
+                frontier.append(int(child))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -1,0 +1,90 @@
+"""The JSON API under /api/v1: bearer tokens only (never the session cookie), OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+
+from models.user import UserPublic
+from tidtam.accounts import authenticate
+from tidtam.webqueries import board_for, complete_item, district_view, item_detail, outbox_for
+from web.deps import (
+    ApiUser,
+    NotAuthenticated,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    TodayDep,
+    issue_token,
+)
+from web.schemas import (
+    BoardPublic,
+    DoneIn,
+    ErrorPublic,
+    ItemPublic,
+    OutboxMessagePublic,
+    TokenPublic,
+)
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the bilingual errors an endpoint may answer with."""
+    return {code: {"model": ErrorPublic} for code in codes}
+
+
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors(401))
+
+
+@router.post("/token", response_model=TokenPublic)
+def token(session: SessionDep, settings: SettingsDep,
+          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenPublic:
+    """OAuth2 password flow: a bearer token valid for 12 hours."""
+    user = authenticate(session, form.username.strip(), form.password)
+    if user is None:
+        raise NotAuthenticated()
+    return TokenPublic(access_token=issue_token(settings, user))
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: ApiUser) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.get("/board", response_model=BoardPublic, responses=errors(403, 404))
+def get_board(user: ApiUser, session: SessionDep, today: TodayDep) -> BoardPublic:
+    """The current directive's board: the whole province, or a district role's own district."""
+    return BoardPublic.of(board_for(session, user, today))
+
+
+@router.get("/districts/{code}/items", response_model=list[ItemPublic],
+            responses=errors(403, 404))
+def district_items(code: str, user: ApiUser, session: SessionDep,
+                   today: TodayDep) -> list[ItemPublic]:
+    view = district_view(session, user, code, today)
+    return [ItemPublic.of_cell(cell) for cell in (view.row.cells if view.row else [])]
+
+
+@router.get("/items/{item_id}", response_model=ItemPublic, responses=errors(403, 404))
+def get_item(item_id: int, user: ApiUser, session: SessionDep, today: TodayDep) -> ItemPublic:
+    return ItemPublic.of_detail(item_detail(session, user, item_id, today))
+
+
+@router.post("/items/{item_id}/done", response_model=ItemPublic,
+             responses=errors(403, 404, 409, 422))
+def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, now: NowDep,
+              today: TodayDep) -> ItemPublic:
+    """Mark an item done; ``version`` must be the one you read (else 409).
+
+    A 422 is ``{"detail": {"th", "en"}}`` when a rule refuses the input (a note over 2000
+    characters), FastAPI's field list when the JSON itself has the wrong shape.
+    """
+    return ItemPublic.of_detail(complete_item(session, user, item_id, now=now, today=today,
+                                              note=body.note, expected_version=body.version))
+
+
+@router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403))
+def outbox(user: ApiUser, session: SessionDep) -> list[OutboxMessagePublic]:
+    """Every message of the province, newest first (coordinator and provincial head)."""
+    return [OutboxMessagePublic.of(m) for m in outbox_for(session, user)]

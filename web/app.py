@@ -1,0 +1,146 @@
+"""The FastAPI app: pages, the JSON API, sessions, CSRF, and (on request) the outbox pump."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from asgi_csrf import asgi_csrf
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidtam.db import engine_for, session_scope
+from tidtam.settings import Settings
+from web import api, auth, errors, pages
+from web.rendering import make_templates, render
+
+log = logging.getLogger("tidtam.web")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_MAX_AGE = 12 * 60 * 60  # seconds, like the API token: a working day on a shared PC
+# Sign-in, sign-out and the language switch refuse a POST without the CSRF token even when
+# the browser sends no cookie at all (asgi-csrf lets cookie-less POSTs through elsewhere).
+ALWAYS_PROTECT = {"/login", "/logout", "/lang"}
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin")]
+
+
+def create_app(settings: Settings, engine: Engine | None = None, *,
+               run_pump: bool = False) -> FastAPI:
+    """The web app over ``engine`` (default: the settings' database); the pump only on request."""
+    engine = engine if engine is not None else engine_for(settings.db_url)
+    app = FastAPI(title="tidtam — ติดตาม", version="1", docs_url="/docs", redoc_url=None,
+                  summary="Follow-up of provincial directives to district offices",
+                  lifespan=_lifespan(settings, engine, run_pump))
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = lambda: datetime.now(UTC)
+    app.state.templates = make_templates(settings)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
+    for router in (auth.router, pages.router, api.router):
+        app.include_router(router)
+    errors.install(app)
+    _add_middleware(app, settings)
+    return app
+
+
+def healthz() -> dict[str, bool]:
+    """Up and serving (used to wait for start-up)."""
+    return {"ok": True}
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost last: security headers → session → CSRF → the app."""
+    https = settings.base_url.startswith("https://")
+    app.add_middleware(
+        asgi_csrf, signing_secret=settings.session_secret, cookie_secure=https,
+        always_protect=ALWAYS_PROTECT, send_csrf_failed=_csrf_failed,
+        # The API authenticates by bearer token only, never by cookie: nothing to forge there.
+        skip_if_scope=lambda scope: scope["path"].startswith("/api/"))
+    app.add_middleware(SessionMiddleware, secret_key=settings.session_secret,
+                       session_cookie="tidtam_session", max_age=SESSION_MAX_AGE,
+                       same_site="lax", https_only=https)
+    app.add_middleware(SecurityHeaders)
+
+
+async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:
+    """A form posted without its token (or from another site): a Thai+English 403 page."""
+    request = Request(scope)
+    text = errors.bilingual("error.csrf")
+    response = render(request, "error.html", {"status": 403, "message_th": text["th"],
+                                              "message_en": text["en"]}, status_code=403)
+    await response(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class SecurityHeaders:
+    """No framing, no MIME sniffing, no referrer to other sites; pages are not cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = SECURITY_HEADERS if static else [*SECURITY_HEADERS,
+                                                         (b"cache-control", b"no-store")]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _lifespan(settings: Settings, engine: Engine, run_pump: bool):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not run_pump:
+            yield
+            return
+        stop = _start_pump(settings, lambda: session_scope(engine))
+        try:
+            yield
+        finally:
+            stop()
+
+    return lifespan
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def _start_pump(settings: Settings, session_factory: SessionFactory) -> Callable[[], None]:
+    """The outbox pump on this process's own clock; returns what stops it."""
+    import httpx
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from notifications.pump import start_pump, transports_from_settings
+
+    client = httpx.Client(timeout=10)
+    scheduler = BackgroundScheduler(timezone=settings.tz)
+    transports = transports_from_settings(settings, client)
+    start_pump(scheduler, session_factory, transports, settings.pump_interval_seconds)
+    if not scheduler.running:
+        scheduler.start()
+    log.info("outbox pump started, every %s s", settings.pump_interval_seconds)
+
+    def stop() -> None:
+        scheduler.shutdown(wait=True)
+        client.close()
+
+    return stop

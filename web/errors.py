@@ -1,0 +1,98 @@
+"""Errors to answers: JSON ``{"detail": {"th", "en"}}`` under /api, a Thai+English page elsewhere.
+
+No stack trace ever reaches a user; an unexpected error is logged and shown as a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError
+from web.deps import LoginRequired, NotAuthenticated
+from web.i18n import catalog
+from web.rendering import render
+
+log = logging.getLogger("tidtam.web")
+
+STATUS_OF = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422}
+HTTP_KEYS = {400, 401, 403, 404, 405, 422, 500}
+
+
+def status_of(exc: TidtamError) -> int:
+    return next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 400)
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def bilingual(key: str) -> dict[str, str]:
+    """A locale text in both languages, for answers that show both."""
+    return {"th": catalog("th")[key], "en": catalog("en")[key]}
+
+
+def answer(request: Request, status: int, th: str, en: str,
+           headers: dict[str, str] | None = None) -> Response:
+    if is_api(request):
+        return JSONResponse({"detail": {"th": th, "en": en}}, status_code=status, headers=headers)
+    return render(request, "error.html", {"status": status, "message_th": th, "message_en": en},
+                  status_code=status)
+
+
+def http_answer(request: Request, status: int) -> Response:
+    text = bilingual(f"error.http.{status if status in HTTP_KEYS else 400}")
+    return answer(request, status, text["th"], text["en"])
+
+
+async def on_domain_error(request: Request, exc: TidtamError) -> Response:
+    return answer(request, status_of(exc), exc.message_th, exc.message_en)
+
+
+async def on_login_required(request: Request, exc: LoginRequired) -> Response:
+    query = f"?{urlencode({'next': request.url.path})}" if request.method == "GET" else ""
+    return RedirectResponse(f"/login{query}", status_code=303)
+
+
+async def on_not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
+    text = bilingual("error.not_authenticated")
+    return JSONResponse({"detail": text}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if is_api(request) and isinstance(exc.detail, dict):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+    return http_answer(request, exc.status_code)
+
+
+async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    if is_api(request):  # keep FastAPI's documented field-by-field shape for API clients
+        return await request_validation_exception_handler(request, exc)
+    return http_answer(request, 422)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    try:
+        return http_answer(request, 500)
+    except Exception:  # the error page itself failed: still no trace to the user
+        text = bilingual("error.http.500")
+        return PlainTextResponse(f"{text['th']}\n{text['en']}", status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(TidtamError, on_domain_error)
+    app.add_exception_handler(LoginRequired, on_login_required)
+    app.add_exception_handler(NotAuthenticated, on_not_authenticated)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

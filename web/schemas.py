@@ -1,0 +1,140 @@
+"""What the JSON API returns (``XPublic``) and accepts (``XIn``): never a table row as such."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
+from models.outbox import Channel, OutboxMessage, OutboxStatus
+from tidtam.tracking import Board, BoardCell, BoardRow
+from tidtam.webqueries import ItemDetail
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class BilingualText(BaseModel):
+    th: str
+    en: str
+
+
+class ErrorPublic(BaseModel):
+    detail: BilingualText
+
+
+class DoneIn(BaseModel):
+    note: str | None = Field(default=None, description="what was done; at most 2000 characters")
+    version: int = Field(description="the item's version as you read it; a newer one → 409")
+
+
+class StepPublic(BaseModel):
+    id: int
+    order: int
+    code: str
+    kind: StepKind
+    title_th: str
+    title_en: str
+    due_on: date
+
+    @classmethod
+    def of(cls, step: DirectiveStep) -> StepPublic:
+        return cls.model_validate(step, from_attributes=True)
+
+
+class ItemPublic(BaseModel):
+    id: int
+    step_code: str
+    district_code: str
+    status: ItemStatus
+    due_on: date
+    overdue: bool
+    completed_at: datetime | None
+    completed_by_id: int | None
+    note: str | None
+    version: int
+
+    @classmethod
+    def of(cls, item: TrackedItem, step: DirectiveStep, overdue: bool) -> ItemPublic:
+        return cls(id=item.id, step_code=step.code, district_code=item.district_code,
+                   status=item.status, due_on=item.due_on, overdue=overdue,
+                   completed_at=item.completed_at, completed_by_id=item.completed_by_id,
+                   note=item.note, version=item.version)
+
+    @classmethod
+    def of_cell(cls, cell: BoardCell) -> ItemPublic:
+        return cls.of(cell.item, cell.step, cell.overdue)
+
+    @classmethod
+    def of_detail(cls, detail: ItemDetail) -> ItemPublic:
+        return cls.of(detail.item, detail.step, detail.overdue)
+
+
+class DistrictRowPublic(BaseModel):
+    code: str
+    name_th: str
+    name_en: str
+    done_count: int
+    overdue_count: int
+    items: list[ItemPublic]
+
+    @classmethod
+    def of(cls, row: BoardRow) -> DistrictRowPublic:
+        return cls(code=row.district.code, name_th=row.district.name_th,
+                   name_en=row.district.name_en, done_count=row.done_count,
+                   overdue_count=row.overdue_count,
+                   items=[ItemPublic.of_cell(cell) for cell in row.cells])
+
+
+class DirectivePublic(BaseModel):
+    id: int
+    slug: str
+    reference_no: str
+    title_th: str
+    title_en: str
+    fiscal_year: int
+    province_due: date
+
+    @classmethod
+    def of(cls, directive: Directive) -> DirectivePublic:
+        return cls.model_validate(directive, from_attributes=True)
+
+
+class BoardPublic(BaseModel):
+    directive: DirectivePublic
+    today: date
+    overdue_count: int
+    steps: list[StepPublic]
+    districts: list[DistrictRowPublic]
+
+    @classmethod
+    def of(cls, board: Board) -> BoardPublic:
+        return cls(directive=DirectivePublic.of(board.directive), today=board.today,
+                   overdue_count=board.overdue_count,
+                   steps=[StepPublic.of(s) for s in board.steps],
+                   districts=[DistrictRowPublic.of(r) for r in board.rows])
+
+
+class OutboxMessagePublic(BaseModel):
+    id: int
+    key: str
+    channel: Channel
+    recipient: str
+    district_code: str | None
+    item_id: int | None
+    rung: str | None
+    subject: str
+    status: OutboxStatus
+    attempts: int
+    last_error: str | None
+    next_try_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> OutboxMessagePublic:
+        return cls(key=message.idempotency_key,
+                   **message.model_dump(include=set(cls.model_fields) - {"key"}))

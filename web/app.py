@@ -10,6 +10,7 @@ from pathlib import Path
 
 from asgi_csrf import asgi_csrf
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -37,7 +38,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                run_pump: bool = False) -> FastAPI:
     """The web app over ``engine`` (default: the settings' database); the pump only on request."""
     engine = engine if engine is not None else engine_for(settings.db_url)
-    app = FastAPI(title="tidtam — ติดตาม", version="1", docs_url="/docs", redoc_url=None,
+    app = FastAPIOffline(title="tidtam — ติดตาม", version="1", docs_url="/docs", redoc_url=None,
                   summary="Follow-up of provincial directives to district offices",
                   lifespan=_lifespan(settings, engine, run_pump))
     app.state.settings = settings

@@ -123,6 +123,9 @@ def test_openapi_and_docs_are_served(app):
     with TestClient(app) as c:
         docs = c.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        assert "https://" not in docs.text, "/docs must work offline (no CDN)"
+        js = c.get("/static-offline-docs/swagger-ui-bundle.js")
+        assert js.status_code == 200 and len(js.content) > 100_000
         spec = c.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {"/api/v1/token", "/api/v1/me", "/api/v1/board", "/api/v1/districts/{code}/items",

@@ -119,11 +119,12 @@ def all_messages(session: Session, *, limit: int | None = None) -> list[OutboxMe
 # Each update is fenced on (status = sending, attempts = the claim's attempts): a pump whose
 # lease ran out and whose row another pump has since reclaimed cannot overwrite that result.
 
-def _finish_claim(session: Session, message_id: int, attempts: int, **values) -> bool:
+def _finish_claim(session: Session, message_id: int, claimed_attempts: int, /,
+                  **values) -> bool:
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING,
-               OutboxMessage.attempts == attempts)
+               OutboxMessage.attempts == claimed_attempts)
         .values(lease_until=None, **values))
     return result.rowcount == 1
 

@@ -1,0 +1,20 @@
+"""Delivering outbox messages: one transport per channel, the pump, and the message templates."""
+
+from notifications.base import Transport, TransportError
+from notifications.line import LineTransport
+from notifications.mail import SmtpTransport
+from notifications.pump import (
+    PumpResult,
+    backoff,
+    deliver_due,
+    start_pump,
+    transports_from_settings,
+)
+from notifications.render import render_email_html, render_message
+from notifications.webhook import WebhookTransport
+
+__all__ = [
+    "LineTransport", "PumpResult", "SmtpTransport", "Transport", "TransportError",
+    "WebhookTransport", "backoff", "deliver_due", "render_email_html", "render_message",
+    "start_pump", "transports_from_settings",
+]

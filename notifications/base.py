@@ -1,0 +1,104 @@
+"""What every channel shares: the error a transport raises, and the HTTP status mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+import uuid
+from typing import TYPE_CHECKING, Protocol
+
+import httpx
+
+if TYPE_CHECKING:
+    from models.outbox import OutboxMessage
+
+# Fixed forever: changing it would give every queued row a new key and defeat deduplication.
+DELIVERY_KEY_NAMESPACE = uuid.UUID("99acceac-0e6d-4994-a9bd-62598e1a6fab")
+
+# Statuses a retry can cure; every other 4xx means the request itself is wrong.
+TRANSIENT_STATUSES = {408, 425, 429}
+
+
+class TransportError(Exception):
+    """A send that did not go through; ``permanent`` says whether retrying can help.
+
+    ``route_refused`` marks a permanent error caused by the recipient's address itself
+    (LINE: unknown user id), so the pump can stop using that route rather than the channel.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False,
+                 retry_after: float | None = None, route_refused: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.route_refused = route_refused
+
+    def __repr__(self) -> str:
+        return (f"TransportError({self.message!r}, permanent={self.permanent}, "
+                f"retry_after={self.retry_after})")
+
+
+class Transport(Protocol):
+    """One channel; ``send`` returns on delivery and raises ``TransportError`` otherwise."""
+
+    def send(self, message: OutboxMessage) -> None: ...
+
+
+def delivery_key(idempotency_key: str) -> uuid.UUID:
+    """A UUID stable across retries and restarts, for APIs that want a UUID-shaped key."""
+    return uuid.uuid5(DELIVERY_KEY_NAMESPACE, idempotency_key)
+
+
+def post_json(client: httpx.Client, url: str, *, json: object,
+              headers: dict[str, str]) -> httpx.Response:
+    """POST, turning network failures into transient errors and bad URLs into permanent ones."""
+    try:
+        return client.post(url, json=json, headers=headers)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise TransportError(f"bad URL {url!r}: {exc}", permanent=True) from exc
+    except httpx.TimeoutException as exc:
+        raise TransportError(f"timed out: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        raise TransportError(f"network error: {type(exc).__name__}: {exc}") from exc
+
+
+def check_status(response: httpx.Response, *, service: str,
+                 route_statuses: frozenset[int] = frozenset()) -> None:
+    """Map an HTTP answer to success or a TransportError (409 = already delivered)."""
+    status = response.status_code
+    if 200 <= status < 300 or status == 409:
+        return
+    text = f"{service} {status}: {error_text(response)}"
+    if status in TRANSIENT_STATUSES or status >= 500:
+        raise TransportError(text, retry_after=retry_after_seconds(response))
+    raise TransportError(text, permanent=True, route_refused=status in route_statuses)
+
+
+def error_text(response: httpx.Response) -> str:
+    """The service's own explanation: LINE's ``{"message", "details"}`` or the raw body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if not isinstance(data, dict) or "message" not in data:
+        return str(data)[:500]
+    details = [d.get("message", "") + (f" ({d['property']})" if d.get("property") else "")
+               for d in data.get("details") or [] if isinstance(d, dict)]
+    return "; ".join([str(data["message"]), *details])[:1000]
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds, whether given as a number or an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,275 @@
+"""A stand-in for the LINE Messaging API push endpoint, for tests and offline demos.
+
+It answers like LINE does (error JSON ``{"message", "details"}``, 409 for a replayed
+``X-Line-Retry-Key``) and records what it accepted. Test hooks:
+``GET /_fake/pushes`` lists accepted pushes, ``GET /_fake/requests`` every push request,
+``POST /_fake/mode`` injects failures ``{"status": 429, "count": 2, "retry_after": 3,
+"latency_ms": 50}``, ``POST /_fake/reset`` forgets everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+PUSH_PATH = "/v2/bot/message/push"
+TO_PATTERN = re.compile(r"^[UCR][0-9a-f]{32}$")
+MAX_MESSAGES = 5
+MAX_TEXT = 5000
+INJECTED_MESSAGES = {
+    400: "The request body has 1 error(s)",
+    429: "The API rate limit has been exceeded. Try again later.",
+    500: "An error occurred in the server.",
+}
+
+
+@dataclass
+class FakeLineState:
+    """What the fake has seen; guarded by a lock because tests read it from another thread."""
+
+    token: str
+    pushes: list[dict] = field(default_factory=list)
+    requests: list[dict] = field(default_factory=list)
+    accepted_keys: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0
+    fail_status: int | None = None
+    fail_count: int = 0
+    retry_after: float | None = None
+    latency_ms: float = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return [dict(push) for push in self.pushes]
+
+    def set_mode(self, status: int | None = None, count: int = 1,
+                 retry_after: float | None = None, latency_ms: float = 0) -> None:
+        with self.lock:
+            self.fail_status, self.fail_count = status, count if status else 0
+            self.retry_after, self.latency_ms = retry_after, latency_ms
+
+    def reset(self) -> None:
+        with self.lock:
+            self.pushes.clear()
+            self.requests.clear()
+            self.accepted_keys.clear()
+            self.duplicates = 0
+        self.set_mode()
+
+    def take_injected_failure(self) -> int | None:
+        """Use up one injected failure, if any are left."""
+        with self.lock:
+            if not self.fail_status or self.fail_count <= 0:
+                return None
+            self.fail_count -= 1
+            return self.fail_status
+
+
+def line_error(status: int, message: str, details: list[dict] | None = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict = {"message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def check_auth(request: Request, token: str) -> JSONResponse | None:
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer "):
+        return line_error(401, "Authorization header required. Must follow the scheme, "
+                               "'Authorization: Bearer <ACCESS TOKEN>'")
+    if header.removeprefix("Bearer ") != token:
+        return line_error(401, "Authentication failed. Confirm that the access token in the "
+                               "authorization header is valid.")
+    return None
+
+
+def body_errors(body: object) -> list[dict]:
+    """The shape checks LINE makes on a push body, as its ``details`` entries."""
+    if not isinstance(body, dict):
+        return [{"message": "must be a JSON object", "property": ""}]
+    errors = []
+    if not isinstance(body.get("to"), str) or not body["to"]:
+        errors.append({"message": "Must not be empty", "property": "to"})
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
+        return [*errors, {"message": "Size must be between 1 and 5", "property": "messages"}]
+    for i, message in enumerate(messages):
+        errors.extend(message_errors(i, message))
+    return errors
+
+
+def message_errors(i: int, message: object) -> list[dict]:
+    if not isinstance(message, dict) or message.get("type") != "text":
+        return [{"message": "Must be one of the following values: [text]",
+                 "property": f"messages[{i}].type"}]
+    text = message.get("text")
+    if not isinstance(text, str) or not text:
+        return [{"message": "Must not be empty", "property": f"messages[{i}].text"}]
+    if len(text) > MAX_TEXT:
+        return [{"message": "Length must be between 0 and 5000",
+                 "property": f"messages[{i}].text"}]
+    return []
+
+
+def injected_failure(state: FakeLineState, status: int) -> JSONResponse:
+    headers = {}
+    if status == 429 and state.retry_after is not None:
+        headers["Retry-After"] = f"{state.retry_after:g}"
+    details = [{"message": "injected by /_fake/mode", "property": "to"}] if status == 400 else None
+    message = INJECTED_MESSAGES.get(status, "Injected failure")
+    return line_error(status, message, details, headers)
+
+
+async def parse_push(request: Request) -> tuple[dict | None, JSONResponse | None]:
+    """The body and retry key, or LINE's 400 answer explaining what is wrong."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None, line_error(400, "The request body could not be parsed as JSON")
+    errors = body_errors(body)
+    if errors:
+        return None, line_error(400, f"The request body has {len(errors)} error(s)", errors)
+    if not TO_PATTERN.match(body["to"]):
+        return None, line_error(400, "The property, 'to', in the request body is invalid "
+                                     "(line: -, column: -)")
+    key = request.headers.get("x-line-retry-key")
+    if key is not None and not _is_uuid(key):
+        return None, line_error(400, "The value for the 'X-Line-Retry-Key' header is invalid")
+    return body, None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def accept(state: FakeLineState, request: Request, body: dict) -> JSONResponse:
+    """Record a push, or answer 409 when its retry key was accepted before."""
+    key = request.headers.get("x-line-retry-key")
+    with state.lock:
+        if key is not None and key in state.accepted_keys:
+            state.duplicates += 1
+            return line_error(409, "The retry key is already accepted",
+                              headers={"x-line-accepted-request-id": state.accepted_keys[key]})
+        request_id = str(uuid.uuid4())
+        if key is not None:
+            state.accepted_keys[key] = request_id
+        state.pushes.append({"to": body["to"], "messages": body["messages"], "retry_key": key,
+                             "headers": dict(request.headers), "request_id": request_id})
+    sent = [{"id": str(time.time_ns() + i), "quoteToken": uuid.uuid4().hex}
+            for i, _ in enumerate(body["messages"])]
+    return JSONResponse({"sentMessages": sent}, headers={"x-line-request-id": request_id})
+
+
+def create_app(state: FakeLineState) -> Starlette:
+    """The Starlette app; ``state`` is shared with whoever started it."""
+
+    async def push(request: Request) -> JSONResponse:
+        with state.lock:
+            state.requests.append({"headers": dict(request.headers), "path": request.url.path})
+        if state.latency_ms:
+            await asyncio.sleep(state.latency_ms / 1000)
+        refused = check_auth(request, state.token)
+        if refused is not None:
+            return refused
+        status = state.take_injected_failure()
+        if status is not None:
+            return injected_failure(state, status)
+        body, refused = await parse_push(request)
+        return refused if refused is not None else accept(state, request, body)
+
+    async def pushes(request: Request) -> JSONResponse:
+        return JSONResponse(state.snapshot())
+
+    async def requests(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse(list(state.requests))
+
+    async def mode(request: Request) -> JSONResponse:
+        data = await request.json()
+        state.set_mode(data.get("status"), int(data.get("count", 1)), data.get("retry_after"),
+                       float(data.get("latency_ms", 0)))
+        return JSONResponse({"ok": True})
+
+    async def reset(request: Request) -> JSONResponse:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    return Starlette(routes=[
+        Route(PUSH_PATH, push, methods=["POST"]),
+        Route("/_fake/pushes", pushes, methods=["GET"]),
+        Route("/_fake/requests", requests, methods=["GET"]),
+        Route("/_fake/mode", mode, methods=["POST"]),
+        Route("/_fake/reset", reset, methods=["POST"]),
+    ])
+
+
+class RunningFakeLine(NamedTuple):
+    base_url: str
+    stop: Callable[[], None]
+    state: FakeLineState
+
+
+def run_in_thread(token: str, host: str = "127.0.0.1") -> RunningFakeLine:
+    """Start the fake on a free port in a daemon thread; call ``stop()`` when done."""
+    state = FakeLineState(token=token)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does, and
+    # without it every answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind((host, 0))
+    config = uvicorn.Config(create_app(state), log_level="warning", lifespan="off",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="fake-line")
+    thread.start()
+    _wait_started(server, thread)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+    return RunningFakeLine(f"http://{host}:{sock.getsockname()[1]}", stop, state)
+
+
+def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake LINE server did not start")
+        time.sleep(0.01)
+
+
+@contextmanager
+def fake_line(token: str) -> Iterator[RunningFakeLine]:
+    """``with fake_line("tok") as line:`` — a running fake for the block's duration."""
+    running = run_in_thread(token)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def serve_forever(port: int = 8099, token: str = "fake-line-token",
+                  host: str = "127.0.0.1") -> None:
+    """Run in the foreground, for ``tidtam fake-line --port N``."""
+    uvicorn.run(create_app(FakeLineState(token=token)), host=host, port=port, log_level="info")

@@ -1,0 +1,50 @@
+"""Message texts come from Jinja templates (Thai wording lives there, not in code).
+
+A message template is ``templates/<name>.txt.j2`` with two blocks: ``subject`` (collapsed to
+one line) and ``body``. Templates may include shared parts such as ``_signature.txt.j2``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from domain.thaidate import thai_date, thai_datetime
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """One shared environment: strict about missing variables, escaping only HTML."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"),
+                                     default_for_string=False, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["thai_date"] = thai_date
+    env.filters["thai_datetime"] = thai_datetime
+    return env
+
+
+def render_message(template: str, **context: object) -> tuple[str, str]:
+    """Render ``reminder`` (or ``reminder.txt.j2``) into (subject, body)."""
+    name = template if template.endswith(".j2") else f"{template}.txt.j2"
+    tmpl = environment().get_template(name)
+    ctx = tmpl.new_context(dict(context))
+    subject = " ".join("".join(tmpl.blocks["subject"](ctx)).split())
+    body = "".join(tmpl.blocks["body"](ctx)).strip("\n")
+    return subject, body
+
+
+def render_email_html(subject: str, body: str) -> str:
+    """The HTML alternative of an email: the plain body, escaped, in paragraphs, links clickable."""
+    paragraphs = [part.splitlines() for part in body.split("\n\n") if part.strip()]
+    return environment().get_template("email.html.j2").render(subject=subject,
+                                                              paragraphs=paragraphs)

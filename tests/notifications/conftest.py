@@ -1,0 +1,194 @@
+"""Real servers for the notification tests: the fake LINE API, an SMTP sink, a SQLite file."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, create_engine
+
+import models
+from models.outbox import Channel, OutboxMessage
+from notifications.fake_line import RunningFakeLine, run_in_thread
+
+LINE_TOKEN = "test-channel-access-token-0123456789"
+NOW = datetime(2024, 8, 7, 2, 0, tzinfo=UTC)  # 09:00 in Bangkok, a Wednesday
+LINE_USER = "U" + "4af4980629" * 3 + "ab"
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound and released at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- LINE ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def _fake_line_server() -> Iterator[RunningFakeLine]:
+    running = run_in_thread(LINE_TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def fake_line(_fake_line_server: RunningFakeLine) -> RunningFakeLine:
+    """The shared fake LINE server, forgotten clean before each test."""
+    _fake_line_server.state.reset()
+    return _fake_line_server
+
+
+@pytest.fixture
+def http_client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5) as client:
+        yield client
+
+
+# --- SMTP ---------------------------------------------------------------------------------
+
+@dataclass
+class SmtpSink:
+    """An aiosmtpd handler that keeps every message and can refuse with a chosen reply."""
+
+    messages: list[bytes] = field(default_factory=list)
+    rcpt_reply: str | None = None
+    data_reply: str | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.data_reply:
+            return self.data_reply
+        self.messages.append(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield sink, controller.port
+    controller.stop()
+
+
+# --- database -----------------------------------------------------------------------------
+
+@pytest.fixture
+def engine(tmp_path) -> Iterator[Engine]:
+    """A SQLite file with every table, the province 27 and the district 2701."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'tidtam.db'}",
+                           connect_args={"timeout": 30, "check_same_thread": False})
+    assert models.__all__  # the import registers every table on SQLModel.metadata
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add(models.Province(code="27", name_th="สระแก้ว", name_en="Sa Kaeo"))
+        session.add(models.District(code="2701", province_code="27", name_th="เมืองสระแก้ว",
+                                    name_en="Mueang Sa Kaeo"))
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> Callable[[], Session]:
+    return lambda: Session(engine)
+
+
+@pytest.fixture
+def add_user(engine: Engine) -> Callable[..., int]:
+    """Insert a district staff user; returns the id."""
+
+    def add(username: str = "somchai", line_user_id: str | None = LINE_USER) -> int:
+        user = models.User(username=username, full_name="สมชาย ใจดี",
+                           role=models.Role.DISTRICT_STAFF, province_code="27",
+                           district_code="2701", email=f"{username}@example.go.th",
+                           line_user_id=line_user_id, password_hash="x")
+        with Session(engine) as session:
+            session.add(user)
+            session.commit()
+            return user.id
+
+    return add
+
+
+def outbox_message(key: str = "item-1:reminder-3:user-1:line:2024-08-07", *,
+                   channel: Channel = Channel.LINE, recipient: str = LINE_USER,
+                   **fields: object) -> OutboxMessage:
+    """An unsaved outbox row with readable defaults."""
+    values = dict(idempotency_key=key, channel=channel, recipient=recipient,
+                  district_code="2701", rung="reminder-3",
+                  subject="แจ้งเตือน: ขั้นตอนที่ 2 ครบกำหนด 9 ส.ค. 2567",
+                  body="เรียน เจ้าหน้าที่\n\nโปรดดำเนินการ", next_try_at=NOW, created_at=NOW)
+    return OutboxMessage(**(values | fields))
+
+
+@pytest.fixture
+def add_messages(engine: Engine) -> Callable[..., list[int]]:
+    """Insert outbox rows; returns their ids."""
+
+    def add(*messages: OutboxMessage) -> list[int]:
+        with Session(engine) as session:
+            session.add_all(messages)
+            session.commit()
+            return [m.id for m in messages]
+
+    return add
+
+
+# --- template context ---------------------------------------------------------------------
+
+@pytest.fixture
+def message_context() -> dict:
+    """The context the sweep flow passes to every message template."""
+    due = date(2024, 8, 9)
+    return dict(
+        directive=SimpleNamespace(
+            title_th="การขับเคลื่อนการดำเนินงานศูนย์ผู้นำจิตอาสาพัฒนาชุมชน ประจำปีงบประมาณ พ.ศ. 2567",
+            reference_no="สก 0019/ว 252"),
+        step=SimpleNamespace(code="g2", title_th="จัดประชุมกลไกขับเคลื่อน & จัดทำแผน",
+                             due_on=due),
+        district=SimpleNamespace(name_th="เมืองสระแก้ว", code="2701"),
+        districts_late=[{"name_th": "คลองหาด", "code": "2702", "days_late": 2},
+                        {"name_th": "ตาพระยา", "code": "2703", "days_late": 5}],
+        rung="reminder-3", due_on=due, days=3, base_url="https://tidtam.example.go.th",
+        item_id=42,
+    )
+
+
+@pytest.fixture
+def make_message() -> Callable[..., OutboxMessage]:
+    return outbox_message
+
+
+@pytest.fixture
+def line_user() -> str:
+    return LINE_USER
+
+
+@pytest.fixture
+def line_token() -> str:
+    return LINE_TOKEN
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port where nothing listens, for refused connections."""
+    return free_port()

@@ -1,0 +1,113 @@
+"""LineTransport against the fake LINE server, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from notifications.base import DELIVERY_KEY_NAMESPACE, TransportError
+from notifications.line import LineTransport
+
+# name, injected mode, recipient (None: a valid id), token (None: the right one), expected:
+# None (delivered) or (permanent, retry_after, route_refused, text in the message)
+CASES = [
+    ("200 delivered", None, None, None, None),
+    ("429 with Retry-After", {"status": 429, "retry_after": 7}, None, None,
+     (False, 7.0, False, "rate limit")),
+    ("429 without Retry-After", {"status": 429}, None, None, (False, None, False, "rate limit")),
+    ("500", {"status": 500}, None, None, (False, None, False, "LINE 500")),
+    ("400 bad body", {"status": 400}, None, None,
+     (True, None, True, "The request body has 1 error(s)")),
+    ("400 unknown to", None, "Unot-a-line-id", None,
+     (True, None, True, "The property, 'to', in the request body is invalid")),
+    ("401 wrong token", None, None, "wrong-token", (True, None, False, "Authentication")),
+]
+
+
+@pytest.mark.parametrize(("mode", "recipient", "token", "expected"),
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_status_mapping(fake_line, http_client, make_message, line_user, line_token,
+                        mode, recipient, token, expected):
+    if mode:
+        fake_line.state.set_mode(**mode)
+    transport = LineTransport(http_client, token or line_token, fake_line.base_url)
+    message = make_message(recipient=recipient or line_user)
+    if expected is None:
+        transport.send(message)
+        assert len(fake_line.state.snapshot()) == 1
+        return
+    permanent, retry_after, route_refused, text = expected
+    with pytest.raises(TransportError) as caught:
+        transport.send(message)
+    assert (caught.value.permanent, caught.value.retry_after) == (permanent, retry_after)
+    assert caught.value.route_refused is route_refused
+    assert text in caught.value.message
+    assert fake_line.state.snapshot() == []
+
+
+def test_sends_the_exact_request(fake_line, http_client, make_message, line_user, line_token):
+    message = make_message(subject="แจ้งเตือน", body="ครบกำหนด 9 ส.ค. 2567")
+    LineTransport(http_client, line_token, fake_line.base_url + "/").send(message)
+    [push] = fake_line.state.snapshot()
+    [request] = fake_line.state.requests
+    assert request["path"] == "/v2/bot/message/push"
+    assert push["headers"]["authorization"] == f"Bearer {line_token}"
+    assert push["headers"]["content-type"] == "application/json"
+    assert push["to"] == line_user
+    assert push["messages"] == [{"type": "text", "text": "แจ้งเตือน\n\nครบกำหนด 9 ส.ค. 2567"}]
+    key = uuid.UUID(push["retry_key"])
+    assert key == uuid.uuid5(DELIVERY_KEY_NAMESPACE, message.idempotency_key)
+    assert key.version == 5
+
+
+def test_retry_key_survives_retries_and_restarts(fake_line, make_message, line_token):
+    """A retry after a 500, from a new client and transport, carries the same key; a replay
+    of an accepted key answers 409, which counts as delivered."""
+    fake_line.state.set_mode(status=500, count=1)
+    message = make_message()
+    for attempt in range(3):
+        with httpx.Client(timeout=5) as client:  # a fresh process each time, in effect
+            transport = LineTransport(client, line_token, fake_line.base_url)
+            if attempt == 0:
+                with pytest.raises(TransportError):
+                    transport.send(message)
+            else:
+                transport.send(message)
+    keys = {r["headers"]["x-line-retry-key"] for r in fake_line.state.requests}
+    assert len(fake_line.state.requests) == 3
+    assert len(keys) == 1
+    assert len(fake_line.state.snapshot()) == 1
+    assert fake_line.state.duplicates == 1
+
+
+def test_different_rows_get_different_keys(fake_line, http_client, make_message, line_token):
+    transport = LineTransport(http_client, line_token, fake_line.base_url)
+    transport.send(make_message("a"))
+    transport.send(make_message("b"))
+    assert len({push["retry_key"] for push in fake_line.state.snapshot()}) == 2
+
+
+def test_long_text_is_cut_to_lines_limit(fake_line, http_client, make_message, line_token):
+    LineTransport(http_client, line_token, fake_line.base_url).send(
+        make_message(body="ก" * 6000))
+    [push] = fake_line.state.snapshot()
+    assert len(push["messages"][0]["text"]) == 5000
+    assert push["messages"][0]["text"].endswith("…")
+
+
+def test_refused_connection_is_transient(http_client, make_message, line_token, closed_port):
+    transport = LineTransport(http_client, line_token, f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(TransportError) as caught:
+        transport.send(make_message())
+    assert not caught.value.permanent
+    assert "network error" in caught.value.message
+
+
+def test_timeout_is_transient(fake_line, make_message, line_token):
+    fake_line.state.set_mode(latency_ms=500)
+    with httpx.Client(timeout=0.1) as client, pytest.raises(TransportError) as caught:
+        LineTransport(client, line_token, fake_line.base_url).send(make_message())
+    assert not caught.value.permanent
+    assert "timed out" in caught.value.message

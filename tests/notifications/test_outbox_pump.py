@@ -1,0 +1,243 @@
+"""The pump over a real SQLite file, delivering to the fake LINE server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlmodel import Session, col, select
+
+from models import OutboxMessage, OutboxStatus, User
+from models.outbox import PENDING
+from notifications.base import TransportError
+from notifications.line import LineTransport
+from notifications.pump import (
+    PumpResult,
+    backoff,
+    deliver_due,
+    start_pump,
+    transports_from_settings,
+)
+from tidtam.settings import Settings
+
+
+@pytest.fixture
+def transports(fake_line, http_client, line_token):
+    return {"line": LineTransport(http_client, line_token, fake_line.base_url)}
+
+
+def row(engine, message_id: int) -> OutboxMessage:
+    with Session(engine) as session:
+        return session.get(OutboxMessage, message_id)
+
+
+def pending(engine) -> int:
+    with Session(engine) as session:
+        return len(session.exec(select(OutboxMessage.id).where(
+            col(OutboxMessage.status).in_(PENDING))).all())
+
+
+def test_queued_row_is_sent(engine, session_factory, transports, add_messages, make_message,
+                            fake_line, now):
+    [message_id] = add_messages(make_message())
+    assert deliver_due(session_factory, transports, now) == PumpResult(sent=1)
+    sent = row(engine, message_id)
+    assert (sent.status, sent.sent_at, sent.attempts) == (OutboxStatus.SENT, now, 1)
+    assert sent.lease_until is None and sent.last_error is None
+    assert len(fake_line.state.snapshot()) == 1
+
+
+def test_transient_failure_requeues_with_backoff(engine, session_factory, transports,
+                                                 add_messages, make_message, fake_line, now):
+    [message_id] = add_messages(make_message())
+    fake_line.state.set_mode(status=500, count=1)
+    assert deliver_due(session_factory, transports, now) == PumpResult(retried=1)
+    queued = row(engine, message_id)
+    assert (queued.status, queued.attempts) == (OutboxStatus.QUEUED, 1)
+    assert now + timedelta(seconds=24) <= queued.next_try_at <= now + timedelta(seconds=36)
+    assert "LINE 500" in queued.last_error
+
+    assert deliver_due(session_factory, transports, now).total == 0  # not due yet
+    assert deliver_due(session_factory, transports, queued.next_try_at) == PumpResult(sent=1)
+    assert row(engine, message_id).attempts == 2
+    keys = {r["headers"]["x-line-retry-key"] for r in fake_line.state.requests}
+    assert len(keys) == 1
+
+
+def test_retry_after_is_honoured(engine, session_factory, transports, add_messages,
+                                 make_message, fake_line, now):
+    [message_id] = add_messages(make_message())
+    fake_line.state.set_mode(status=429, retry_after=600)
+    deliver_due(session_factory, transports, now)
+    assert row(engine, message_id).next_try_at >= now + timedelta(seconds=600)
+
+
+@pytest.mark.parametrize(("recipient", "token", "route_disabled"), [
+    ("Unot-a-line-id", None, True),  # LINE refuses the id: stop pushing to it
+    (None, "revoked-token", False),  # our token is wrong: not the user's fault
+])
+def test_permanent_failure(engine, session_factory, fake_line, http_client, line_token,
+                           line_user, add_user, add_messages, make_message, now,
+                           recipient, token, route_disabled):
+    user_id = add_user(line_user_id=recipient or line_user)
+    [message_id] = add_messages(make_message(recipient=recipient or line_user, user_id=user_id))
+    transports = {"line": LineTransport(http_client, token or line_token, fake_line.base_url)}
+    assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
+    failed = row(engine, message_id)
+    assert failed.status == OutboxStatus.FAILED
+    assert failed.last_error.startswith("LINE 4")
+    with Session(engine) as session:
+        route_error = session.get(User, user_id).line_route_error
+    assert (route_error == failed.last_error) is route_disabled
+    assert (route_error is None) is not route_disabled
+
+
+def test_too_many_transient_failures_give_up(engine, session_factory, transports,
+                                             add_messages, make_message, fake_line, now):
+    [message_id] = add_messages(make_message(attempts=9))
+    fake_line.state.set_mode(status=503)
+    assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
+    failed = row(engine, message_id)
+    assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, 10)
+    assert failed.last_error.startswith("gave up after 10 attempts: LINE 503")
+
+
+@pytest.mark.parametrize(("channel", "recipient", "reason"), [
+    ("line", "", "recipient has no line address"),
+    ("email", "somchai@example.go.th", "no transport configured for channel email"),
+])
+def test_no_channel_is_kept_visible(engine, session_factory, transports, add_messages,
+                                    make_message, fake_line, now, channel, recipient, reason):
+    [message_id] = add_messages(make_message(channel=channel, recipient=recipient))
+    assert deliver_due(session_factory, transports, now) == PumpResult(no_channel=1)
+    parked = row(engine, message_id)
+    assert (parked.status, parked.last_error) == (OutboxStatus.NOT_SENT_NO_CHANNEL, reason)
+    assert fake_line.state.requests == []
+
+
+def test_a_row_not_yet_due_is_not_claimed(engine, session_factory, transports, add_messages,
+                                          make_message, fake_line, now):
+    [message_id] = add_messages(make_message(next_try_at=now + timedelta(minutes=1)))
+    assert deliver_due(session_factory, transports, now).total == 0
+    waiting = row(engine, message_id)
+    assert (waiting.status, waiting.attempts) == (OutboxStatus.QUEUED, 0)
+
+
+def test_a_crashed_pumps_row_is_reclaimed_after_its_lease(engine, session_factory, transports,
+                                                          add_messages, make_message, now):
+    [message_id] = add_messages(make_message(status=OutboxStatus.SENDING, attempts=1,
+                                             lease_until=now + timedelta(minutes=2)))
+    assert deliver_due(session_factory, transports, now).total == 0
+    later = now + timedelta(minutes=3)
+    assert deliver_due(session_factory, transports, later) == PumpResult(sent=1)
+    assert row(engine, message_id).attempts == 2
+
+
+class SlowTransport:
+    """Takes a while per send, to run a pass past the half of its lease."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.sent = seconds, []
+
+    def send(self, message: OutboxMessage) -> None:
+        time.sleep(self.seconds)
+        self.sent.append(message.idempotency_key)
+
+
+def test_rows_left_when_the_lease_runs_short_are_handed_back(engine, session_factory,
+                                                             add_messages, make_message, now):
+    ids = add_messages(*(make_message(f"k{i}") for i in range(3)))
+    slow = SlowTransport(0.3)
+    result = deliver_due(session_factory, {"line": slow}, now, lease=timedelta(seconds=0.4))
+    assert result == PumpResult(sent=1, released=2)
+    back = [row(engine, i) for i in ids[1:]]
+    assert {(r.status, r.attempts, r.lease_until) for r in back} == {
+        (OutboxStatus.QUEUED, 0, None)}
+
+
+class BrokenTransport:
+    def send(self, message: OutboxMessage) -> None:
+        raise KeyError("a bug")
+
+
+def test_a_transport_bug_is_retried_not_fatal(engine, session_factory, add_messages,
+                                              make_message, now):
+    ids = add_messages(make_message("a"), make_message("b"))
+    assert deliver_due(session_factory, {"line": BrokenTransport()}, now) == PumpResult(retried=2)
+    assert "unexpected KeyError" in row(engine, ids[1]).last_error
+
+
+def test_two_pumps_never_send_a_row_twice(engine, session_factory, transports, add_messages,
+                                          make_message, fake_line, now):
+    ids = add_messages(*(make_message(f"item-{i}:overdue:line") for i in range(100)))
+    fake_line.state.set_mode(latency_ms=2)
+    results: list[tuple[str, PumpResult]] = []
+
+    def pump(name: str) -> None:
+        """Keep pumping while work is left: losing a claim race returns an empty pass."""
+        while pending(engine):
+            result = deliver_due(session_factory, transports, now, limit=7)
+            if result.total:
+                results.append((name, result))
+
+    threads = [threading.Thread(target=pump, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sum(r.sent for _, r in results) == 100
+    assert {name for name, _ in results} == {"a", "b"}  # both pumps did take part
+    assert len(fake_line.state.requests) == 100
+    assert fake_line.state.duplicates == 0
+    assert len({p["retry_key"] for p in fake_line.state.snapshot()}) == 100
+    assert {row(engine, i).status for i in ids} == {OutboxStatus.SENT}
+
+
+def test_start_pump_runs_on_the_scheduler(engine, session_factory, transports, add_messages,
+                                          make_message, fake_line):
+    [message_id] = add_messages(make_message(next_try_at=datetime.now(UTC)))
+    scheduler = BackgroundScheduler(timezone=UTC)
+    job = start_pump(scheduler, session_factory, transports, interval_seconds=0.05)
+    assert (job.max_instances, job.coalesce) == (1, True)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while row(engine, message_id).status != OutboxStatus.SENT:
+            assert time.monotonic() < deadline, "the pump never sent the row"
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert len(fake_line.state.snapshot()) == 1
+
+
+# attempts, retry_after, jitter, expected seconds
+BACKOFF = [
+    (1, None, 0.0, 30), (2, None, 0.0, 60), (3, None, 0.0, 120), (7, None, 0.0, 1920),
+    (8, None, 0.0, 3600), (50, None, 0.0, 3600), (1, None, 0.2, 36), (1, None, -0.2, 24),
+    (1, None, 0.9, 36), (8, None, 0.2, 4320), (1, 100.0, 0.0, 100), (8, 100.0, 0.0, 3600),
+]
+
+
+@pytest.mark.parametrize(("attempts", "retry_after", "jitter", "seconds"), BACKOFF)
+def test_backoff(attempts, retry_after, jitter, seconds):
+    assert backoff(attempts, retry_after, jitter=jitter) == timedelta(seconds=seconds)
+
+
+def test_transports_from_settings(tmp_path):
+    plain = Settings(_env_file=None, demo=True)
+    full = Settings(_env_file=None, demo=True, smtp_host="smtp.example.go.th",
+                    line_channel_access_token="a-real-looking-channel-token-42")
+    with httpx.Client() as client:
+        assert set(transports_from_settings(plain, client)) == {"webhook"}
+        assert set(transports_from_settings(full, client)) == {"webhook", "line", "email"}
+
+
+def test_transport_error_fields():
+    error = TransportError("LINE 429", retry_after=3.0)
+    assert (error.message, error.permanent, error.retry_after) == ("LINE 429", False, 3.0)
+    assert str(error) == "LINE 429"

@@ -76,18 +76,20 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
 
     A row left in ``sending`` by a crashed pump becomes claimable again once its lease ends.
     """
+    due = or_(
+        (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
+        (OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.lease_until < now))
+    # On PostgreSQL, SKIP LOCKED lets concurrent pumps take different rows instead of racing
+    # for the same first batch; SQLite has one writer at a time and ignores the clause.
     candidates = session.exec(
-        select(OutboxMessage.id).where(or_(
-            (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
-            (OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.lease_until < now),
-        )).order_by(OutboxMessage.next_try_at, OutboxMessage.id).limit(limit)).all()
+        select(OutboxMessage.id).where(due)
+        .order_by(OutboxMessage.next_try_at, OutboxMessage.id).limit(limit)
+        .with_for_update(skip_locked=True)).all()
     claimed = []
     for row_id in candidates:
         result = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, or_(
-                (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
-                (OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.lease_until < now)))
+            .where(OutboxMessage.id == row_id, due)
             .values(status=OutboxStatus.SENDING, lease_until=now + lease,
                     attempts=OutboxMessage.attempts + 1))
         if result.rowcount == 1:

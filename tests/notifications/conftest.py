@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session
 
 import models
 from models.outbox import Channel, OutboxMessage
@@ -87,19 +87,18 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
 # --- database -----------------------------------------------------------------------------
 
 @pytest.fixture
-def engine(tmp_path) -> Iterator[Engine]:
-    """A SQLite file with every table, the province 27 and the district 2701."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'tidtam.db'}",
-                           connect_args={"timeout": 30, "check_same_thread": False})
-    assert models.__all__  # the import registers every table on SQLModel.metadata
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
+def engine(fresh_engine: Engine) -> Iterator[Engine]:
+    """A migrated database (SQLite and PostgreSQL) with the province 27 and district 2701."""
+    from tidtam.db import migrate
+
+    migrate(fresh_engine.url.render_as_string(hide_password=False))
+    with Session(fresh_engine) as session:
         session.add(models.Province(code="27", name_th="สระแก้ว", name_en="Sa Kaeo"))
+        session.flush()  # the tables declare no relationship, so order the inserts by hand
         session.add(models.District(code="2701", province_code="27", name_th="เมืองสระแก้ว",
                                     name_en="Mueang Sa Kaeo"))
         session.commit()
-    yield engine
-    engine.dispose()
+    yield fresh_engine
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from tidtam import db
 
-PG_ADMIN_URL = os.environ.get("TIDTAM_TEST_PG_URL",
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NOW = datetime(2024, 7, 16, 3, 0, tzinfo=UTC)

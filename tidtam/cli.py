@@ -163,9 +163,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
           prefect_port: Annotated[int, typer.Option(help="port of the Prefect server started")] = 4200,
           ) -> None:
     """Web app + outbox pump + Prefect server (unless PREFECT_API_URL is set) + deployments."""
+    from tidtam.settings import SettingsError
     from tidtam.supervisor import run_all
 
-    sys.exit(run_all(host=host, port=port, prefect_port=prefect_port))
+    try:
+        code = run_all(host=host, port=port, prefect_port=prefect_port)
+    except SettingsError as error:
+        fail(error, 2)
+    sys.exit(code)
 
 
 @app.command("fake-line")

@@ -58,6 +58,20 @@ class Settings(BaseSettings):
                 values[name] = Path(path).read_text(encoding="utf-8").strip()
         return values
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_variables(cls, values: dict) -> dict:
+        """A mistyped TIDTAM_ variable would silently fall back to a default: refuse it."""
+        import os
+
+        known = {f"TIDTAM_{name.upper()}" for name in cls.model_fields}
+        known |= {f"{name}_FILE" for name in known} | {"TIDTAM_HOME"}
+        unknown = sorted(k for k in os.environ if k.startswith("TIDTAM_") and k not in known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; see README "
+                                f"'Configuration' (ไม่รู้จักค่าตั้ง {', '.join(unknown)})")
+        return values
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         """Outside demo mode, a missing or placeholder secret stops the process at start-up."""

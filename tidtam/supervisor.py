@@ -70,6 +70,7 @@ def _interrupt(*_args) -> None:
 def run_all(*, host: str, port: int, prefect_port: int) -> int:
     """Start everything, serve the web app in this process, stop all children on exit."""
     settings = get_settings()
+    _ = settings.session_secret  # outside demo mode, refuse to start without a real key
     logs = settings.data_dir / "logs"
     children = Children()
     signal.signal(signal.SIGTERM, _interrupt)

@@ -92,3 +92,16 @@ def fresh_engine(request, tmp_path_factory) -> Iterator[Engine]:
     engine.dispose()
     db.engine_for.cache_clear()
     drop()
+
+
+@pytest.fixture
+def launched(session):
+    """Sa Kaeo's districts, the FY 2567 directive launched, and the demo accounts."""
+    from tidtam.bootstrap import DEFAULT_DIRECTIVE, create_demo_accounts, load_directive
+    from tidtam.orgtree import load_provinces
+    from tidtam.tracking import launch_directive
+
+    load_provinces(session, ["27"])
+    result = launch_directive(session, load_directive(DEFAULT_DIRECTIVE), now=NOW)
+    create_demo_accounts(session, NOW)
+    return result.directive

@@ -13,17 +13,8 @@ from models.audit import AuditEntry, entries_for
 from models.directive import ItemStatus, TrackedItem, find_item, items_of
 from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from tests.conftest import NOW
-from tidtam.bootstrap import DEFAULT_DIRECTIVE, create_demo_accounts
-from tidtam.orgtree import load_provinces
+from tidtam.bootstrap import DEFAULT_DIRECTIVE
 from tidtam.tracking import board, launch_directive, mark_done, mark_done_by_codes
-
-
-@pytest.fixture
-def launched(session):
-    load_provinces(session, ["27"])
-    result = launch_directive(session, load_directive(DEFAULT_DIRECTIVE), now=NOW)
-    create_demo_accounts(session, NOW)
-    return result.directive
 
 
 def user(session, username):

@@ -12,21 +12,16 @@ from models.directive import find_item
 from models.outbox import OutboxMessage, OutboxStatus
 from models.user import get_by_username
 from tests.conftest import NOW
-from tidtam.bootstrap import DEFAULT_DIRECTIVE, create_demo_accounts, load_directive
 from tidtam.escalation import sweep
-from tidtam.orgtree import load_provinces
-from tidtam.tracking import launch_directive, mark_done
+from tidtam.tracking import mark_done
 
 BKK = ZoneInfo("Asia/Bangkok")
 AUG_12_0900 = datetime(2024, 8, 12, 9, 0, tzinfo=BKK)
 
 
 @pytest.fixture
-def directive(session):
-    load_provinces(session, ["27"])
-    launched = launch_directive(session, load_directive(DEFAULT_DIRECTIVE), now=NOW)
-    create_demo_accounts(session, NOW)
-    return launched.directive
+def directive(launched):
+    return launched
 
 
 def run(session, when=AUG_12_0900):

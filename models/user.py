@@ -45,12 +45,5 @@ def get_by_username(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
 
 
-def users_with_role(session: Session, role: Role, *, province_code: str | None = None,
-                    district_code: str | None = None) -> list[User]:
-    """Active users in a role, narrowed to a province or a district."""
-    query = select(User).where(User.role == role, User.is_active == True)  # noqa: E712
-    if province_code is not None:
-        query = query.where(User.province_code == province_code)
-    if district_code is not None:
-        query = query.where(User.district_code == district_code)
-    return list(session.exec(query.order_by(User.id)))
+def active_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).where(User.is_active == True).order_by(User.id)))  # noqa: E712

@@ -88,17 +88,29 @@ def _ensure_steps(session: Session, directive: Directive,
     return sorted(by_code.values(), key=lambda s: s.order)
 
 
+def visible_district(session: Session, actor: User, district_code: str) -> District:
+    """The district, if it exists (else NotFound) and the actor may see it (else Forbidden)."""
+    district = get_district(session, district_code)
+    if district is None:
+        raise NotFound(f"no district {district_code}", f"ไม่พบอำเภอรหัส {district_code}")
+    if not can_see_district(actor.role, actor.province_code, actor.district_code,
+                            district.code, district.province_code):
+        raise Forbidden(f"you may not see district {district.code}",
+                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{district.name_th}")
+    return district
+
+
 def get_item_for(session: Session, actor: User, item_id: int) -> TrackedItem:
     """The item, if it exists and the actor may see its district (else NotFound/Forbidden)."""
     item = session.get(TrackedItem, item_id)
     if item is None:
         raise NotFound(f"no tracked item {item_id}", f"ไม่พบรายการติดตามเลขที่ {item_id}")
-    district = get_district(session, item.district_code)
-    if not can_see_district(actor.role, actor.province_code, actor.district_code,
-                            district.code, district.province_code):
-        raise Forbidden(f"you may not see district {district.code}",
-                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{district.name_th}")
+    visible_district(session, actor, item.district_code)
     return item
+
+
+def is_overdue(item: TrackedItem, today: date) -> bool:
+    return item.status == ItemStatus.OPEN and item.due_on < today
 
 
 def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
@@ -176,9 +188,8 @@ def board(session: Session, directive: Directive, today: date,
     districts = {d.code: d for d in districts_of(session, directive.province_code)}
     rows: dict[str, list[BoardCell]] = {}
     for item in items_of(session, directive.id, district_code):
-        overdue = item.status == ItemStatus.OPEN and item.due_on < today
         rows.setdefault(item.district_code, []).append(
-            BoardCell(item, step_by_id[item.step_id], overdue))
+            BoardCell(item, step_by_id[item.step_id], is_overdue(item, today)))
     return Board(directive, steps, [
         BoardRow(districts[code], sorted(cells, key=lambda c: c.step.order))
         for code, cells in sorted(rows.items())], today)

@@ -11,20 +11,27 @@ from datetime import date, datetime
 
 from sqlmodel import Session
 
-from domain.access import DISTRICT_ROLES, PROVINCE_ROLES, can_mark_item, can_see_district
+from domain.access import DISTRICT_ROLES, PROVINCE_ROLES, can_mark_item
 from domain.errors import Forbidden, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
     DirectiveStep,
-    ItemStatus,
     TrackedItem,
     latest_directive,
 )
 from models.org import District, get_district
 from models.outbox import OutboxMessage, messages_for_province
 from models.user import User
-from tidtam.tracking import Board, BoardRow, board, get_item_for, mark_done
+from tidtam.tracking import (
+    Board,
+    BoardRow,
+    board,
+    get_item_for,
+    is_overdue,
+    mark_done,
+    visible_district,
+)
 
 
 def current_directive(session: Session, actor: User) -> Directive:
@@ -34,18 +41,6 @@ def current_directive(session: Session, actor: User) -> Directive:
         raise NotFound(f"no directive has been launched for province {actor.province_code}",
                        "ยังไม่มีหนังสือสั่งการสำหรับจังหวัดของคุณ")
     return directive
-
-
-def visible_district(session: Session, actor: User, district_code: str) -> District:
-    """The district, if it exists (else NotFound) and the actor may see it (else Forbidden)."""
-    district = get_district(session, district_code)
-    if district is None:
-        raise NotFound(f"no district {district_code}", f"ไม่พบอำเภอรหัส {district_code}")
-    if not can_see_district(actor.role, actor.province_code, actor.district_code,
-                            district.code, district.province_code):
-        raise Forbidden(f"you may not see district {district.code}",
-                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{district.name_th}")
-    return district
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,7 @@ def item_detail(session: Session, actor: User, item_id: int, today: date) -> Ite
         item=item, step=step, district=get_district(session, item.district_code),
         completed_by=completed_by,
         can_mark=can_mark_item(actor.role, actor.district_code, item.district_code),
-        overdue=item.status == ItemStatus.OPEN and item.due_on < today,
+        overdue=is_overdue(item, today),
         history=entries_for(session, "tracked_item", item.id))
 
 

@@ -102,6 +102,40 @@ class OfficeHoursSpec(_Strict):
         return OfficeHours(self.start, self.end)
 
 
+class ActivityKind(_Strict):
+    """A kind of activity (enclosure 3, item 3): groups similar work, counted in places."""
+
+    code: Code
+    title_th: Text
+    title_en: Text
+
+
+class FormSpec(_Strict):
+    """The report form (แบบรายงาน) a district files; its rules are checked at entry.
+
+    The participant categories and the activity conditions it is checked against are the
+    directive's own ``participant_categories`` and ``conditions``.
+    """
+
+    report_step: Code = Field(description="the tracked item that submitting the form completes")
+    title_th: Text
+    title_en: Text
+    heading_th: list[Text] = Field(default_factory=list,
+                                   description="the lines above 'อำเภอ … จังหวัด …' on the paper form")
+    activity_name_th: Text | None = None
+    footnote_th: str | None = None
+    activity_kinds: list[ActivityKind] = Field(min_length=1)
+    allow_other_kind: bool = True
+    min_outcomes: int = Field(1, ge=0)
+    min_photos_per_kind: int = Field(1, ge=0)
+    warn_if_zero: list[Code] = Field(
+        default_factory=list, description="categories whose zero head count is unusual but legal")
+    max_sessions: int = Field(200, ge=1, le=2000)
+    max_outcomes: int = Field(50, ge=1, le=500)
+    photo_max_bytes: int = Field(10_000_000, ge=10_000, le=100_000_000)
+    photo_max_pixels: int = Field(40_000_000, ge=10_000, le=200_000_000)
+
+
 class StepSpec(_Strict):
     """One step every district carries out, tracked per district."""
 
@@ -140,6 +174,7 @@ class DirectiveSpec(_Strict):
     office_hours: OfficeHoursSpec = Field(default_factory=OfficeHoursSpec)
     ladder: Ladder = DEFAULT_LADDER
     steps: list[StepSpec] = Field(min_length=1)
+    form: FormSpec | None = None
 
     @field_validator("fiscal_year")
     @classmethod
@@ -401,7 +436,8 @@ Inconsistency = tuple[Loc, str, str]
 
 def _inconsistencies(spec: DirectiveSpec) -> list[Inconsistency]:
     """Every cross-field rule the schema alone cannot express."""
-    return [*_date_order(spec), *_repeats(spec), *_step_dates(spec), *_period(spec)]
+    return [*_date_order(spec), *_repeats(spec), *_step_dates(spec), *_period(spec),
+            *_form(spec)]
 
 
 def _date_order(spec: DirectiveSpec) -> Iterator[Inconsistency]:
@@ -422,15 +458,24 @@ def _repeats(spec: DirectiveSpec) -> Iterator[Inconsistency]:
     yield from _repeated("steps", "order", [s.order for s in spec.steps], "ลำดับขั้นตอน")
     yield from _repeated("participant_categories", "code",
                          [c.code for c in spec.participant_categories], "รหัสกลุ่มผู้เข้าร่วม")
+    if spec.form is not None:
+        yield from _repeated_in(("form", "activity_kinds"), "code",
+                                [k.code for k in spec.form.activity_kinds], "รหัสลักษณะกิจกรรม")
 
 
 def _repeated(section: str, field: str, values: list[Any],
               label_th: str) -> Iterator[Inconsistency]:
+    yield from _repeated_in((section,), field, values, label_th)
+
+
+def _repeated_in(section: Loc, field: str, values: list[Any],
+                 label_th: str) -> Iterator[Inconsistency]:
+    name = _field_path(section)
     for index, value in enumerate(values):
         if value in values[:index]:
             first = values.index(value)
-            yield ((section, index, field), f"{field} {value} repeats {section}[{first}]",
-                   f"{label_th} {value} ซ้ำกับ {section}[{first}]")
+            yield ((*section, index, field), f"{field} {value} repeats {name}[{first}]",
+                   f"{label_th} {value} ซ้ำกับ {name}[{first}]")
 
 
 def _step_dates(spec: DirectiveSpec) -> Iterator[Inconsistency]:
@@ -458,3 +503,25 @@ def _period(spec: DirectiveSpec) -> Iterator[Inconsistency]:
     elif period.start < spec.activity_start or period.end > spec.activity_end:
         yield (("conditions", "period"), "the period must lie within the activity dates",
                "ช่วงเวลาต้องอยู่ภายในช่วงวันที่จัดกิจกรรม")
+
+
+def _form(spec: DirectiveSpec) -> Iterator[Inconsistency]:
+    """The form completes a report step and names only categories the directive has."""
+    form = spec.form
+    if form is None:
+        return
+    step = next((s for s in spec.steps if s.code == form.report_step), None)
+    if step is None or step.kind != "report":
+        yield (("form", "report_step"), f"{form.report_step} is not a step of kind report",
+               f"{form.report_step} ไม่ใช่ขั้นตอนประเภท report")
+    if not spec.participant_categories:
+        yield (("participant_categories",), "a directive with a form needs participant_categories",
+               "หนังสือสั่งการที่มีแบบรายงานต้องระบุกลุ่มผู้เข้าร่วม (participant_categories)")
+    codes = {c.code for c in spec.participant_categories}
+    for index, code in enumerate(form.warn_if_zero):
+        if code not in codes:
+            yield (("form", "warn_if_zero", index), f"{code} is not a participant category",
+                   f"{code} ไม่ใช่รหัสกลุ่มผู้เข้าร่วม")
+    if any(k.code == "other" for k in form.activity_kinds):
+        yield (("form", "activity_kinds"), 'the code "other" is reserved for allow_other_kind',
+               'รหัส "other" สงวนไว้สำหรับ allow_other_kind')

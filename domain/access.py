@@ -34,3 +34,8 @@ def can_mark_item(role: str, user_district: str | None, item_district: str) -> b
 def can_review_report(role: str) -> bool:
     """Only the provincial coordinator accepts or returns a district's report."""
     return role == COORDINATOR
+
+
+def can_edit_report(role: str, user_district: str | None, district_code: str) -> bool:
+    """Only the district's own staff and head write its report; the province reviews it."""
+    return role in DISTRICT_ROLES and user_district is not None and user_district == district_code

@@ -522,6 +522,10 @@ def _form(spec: DirectiveSpec) -> Iterator[Inconsistency]:
         if code not in codes:
             yield (("form", "warn_if_zero", index), f"{code} is not a participant category",
                    f"{code} ไม่ใช่รหัสกลุ่มผู้เข้าร่วม")
-    if any(k.code == "other" for k in form.activity_kinds):
-        yield (("form", "activity_kinds"), 'the code "other" is reserved for allow_other_kind',
-               'รหัส "other" สงวนไว้สำหรับ allow_other_kind')
+    for index, kind in enumerate(form.activity_kinds):
+        if kind.code == "other":
+            yield (("form", "activity_kinds", index, "code"),
+                   'the code "other" is reserved for allow_other_kind',
+                   'รหัส "other" สงวนไว้สำหรับ allow_other_kind')
+    yield from _repeated_in(("form", "warn_if_zero"), "code", list(form.warn_if_zero),
+                            "รหัสกลุ่มผู้เข้าร่วม")

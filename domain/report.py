@@ -172,7 +172,7 @@ def _count_as_typed(value: Any) -> int | str:
         return ""
     if isinstance(value, int):
         return value
-    return _text(value, 12)
+    return _text(value, 40)
 
 
 # --- checking against the guideline ----------------------------------------------------------
@@ -240,7 +240,7 @@ def _read_session(checker: _Checker, index: int, entry: dict) -> SessionEntry:
                                                              "Total participants"),
                       f"มีผู้เข้าร่วม {total} คน ต้องไม่น้อยกว่า {minimum} คนต่อครั้ง",
                       f"{total} participants; at least {minimum} are required each time")
-    for code in form.warn_if_zero:
+    for code in dict.fromkeys(form.warn_if_zero):
         category = next(c for c in spec.participant_categories if c.code == code)
         if counts.get(code) == 0:
             checker.warn(f"{path}.participants.{code}",
@@ -281,7 +281,8 @@ def _read_count(checker: _Checker, index: int, category: Any, typed: int | str) 
         return 0
     else:
         text = typed.translate(_THAI_DIGITS).replace(",", "")
-        value = int(text) if text.isdigit() or (text.startswith("-") and text[1:].isdigit()) else None
+        # isdecimal, not isdigit: "²" is a digit int() cannot read.
+        value = int(text) if text.isdecimal() or (text[:1] == "-" and text[1:].isdecimal()) else None
     if value is None or value < 0 or value > MAX_COUNT:
         checker.error(f"sessions[{index}].participants.{category.code}",
                       _session_label(index, f"ผู้เข้าร่วม: {category.title_th}",
@@ -323,8 +324,8 @@ def _check_whole(checker: _Checker, content: ReportContent, photo_counts: Mappin
 
 
 def _same_session(a: SessionEntry, b: SessionEntry) -> bool:
-    return (a.held_on is not None and a.held_on == b.held_on and _norm(a.center) == _norm(b.center)
-            and bool(a.kind) and _kind_key(a) == _kind_key(b))
+    return (a.held_on is not None and a.held_on == b.held_on and bool(a.center.strip())
+            and _norm(a.center) == _norm(b.center) and bool(a.kind) and _kind_key(a) == _kind_key(b))
 
 
 # --- what the form derives (items 1, 2, 3, 5) ------------------------------------------------

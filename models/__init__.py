@@ -4,9 +4,11 @@ from models.audit import AuditEntry
 from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.org import District, Province
 from models.outbox import Channel, OutboxMessage, OutboxStatus
+from models.report import Report, ReportPhoto, ReportStatus
 from models.user import Role, User
 
 __all__ = [
     "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
-    "OutboxMessage", "OutboxStatus", "Province", "Role", "StepKind", "TrackedItem", "User",
+    "OutboxMessage", "OutboxStatus", "Province", "Report", "ReportPhoto", "ReportStatus", "Role",
+    "StepKind", "TrackedItem", "User",
 ]

@@ -120,6 +120,10 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
     if not can_mark_item(actor.role, actor.district_code, item.district_code):
         raise Forbidden(f"you may not change district {item.district_code}",
                         f"คุณไม่มีสิทธิ์แก้ไขรายการของอำเภออื่น ({item.district_code})")
+    if session.get(DirectiveStep, item.step_id).kind == StepKind.REPORT:
+        # The report form's submission completes this step (tidtam.reporting), never a click.
+        raise Conflict("submit the report form to complete this step",
+                       "ส่งแบบรายงานเพื่อทำขั้นตอนนี้ให้เสร็จ")
     if expected_version is not None and expected_version != item.version:
         raise Conflict("someone else changed this item; reload and try again",
                        "มีผู้อื่นแก้ไขรายการนี้แล้ว กรุณาโหลดหน้าใหม่แล้วลองอีกครั้ง")

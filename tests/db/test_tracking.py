@@ -112,7 +112,7 @@ def test_board_counts_overdue_open_items(session, launched):
     assert len(data.rows) == 9 and len(data.steps) == 12
     assert data.overdue_count == 9 * 12  # everything was due by 9 Aug and nothing is done
     mark_done(session, user(session, "staff-2701"), find_item(session, launched.id, "2701",
-                                                              "R1").id, now=NOW)
+                                                              "G8").id, now=NOW)
     data = board(session, launched, date(2024, 8, 12))
     assert data.overdue_count == 9 * 12 - 1
     assert data.rows[0].done_count == 1

@@ -63,14 +63,14 @@ def test_init_demo_then_sweep_on_12_august(cli_each_db):
 
 def test_marking_done_before_the_sweep_means_no_message(cli):
     cli("init", "--demo")
-    cli("mark-done", "2705", "R1", "--user", "staff-2705", "--note", "ส่งแล้ว")
+    cli("mark-done", "2705", "G8", "--user", "staff-2705", "--note", "ส่งแล้ว")
     cli("sweep", "--now", "2024-08-12T09:00:00+07:00")
     status = json.loads(cli("status", "--json", "--today", "2024-08-12").stdout)
     row = next(d for d in status["districts"] if d["code"] == "2705")
-    assert row["items"]["R1"] == "done"
+    assert row["items"]["G8"] == "done"
     rows_2705 = [r for r in outbox(cli) if r["district_code"] == "2705"]
     assert rows_2705, "the other late items of 2705 are still chased"
-    assert row["item_ids"]["R1"] not in {r["item_id"] for r in rows_2705}
+    assert row["item_ids"]["G8"] not in {r["item_id"] for r in rows_2705}
 
 
 def test_second_init_is_a_clear_error_and_changes_nothing(cli_each_db):

@@ -78,11 +78,11 @@ def test_second_sweep_at_the_same_instant_enqueues_nothing(session, directive):
 
 
 def test_item_done_before_the_sweep_gets_no_message(session, directive):
-    item = report_item(session, directive, "2703")
+    item = find_item(session, directive.id, "2703", "G8")  # due 9 Aug, like the report
     mark_done(session, get_by_username(session, "staff-2703"), item.id, now=NOW)
     run(session)
     assert messages(session, item_id=item.id) == []
-    assert messages(session, item_id=report_item(session, directive, "2704").id) != []
+    assert messages(session, item_id=find_item(session, directive.id, "2704", "G8").id) != []
 
 
 def test_coordinator_gets_one_message_per_step_listing_late_districts(session, directive):

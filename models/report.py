@@ -1,0 +1,122 @@
+"""The activity report (แบบรายงาน) of one district for one directive, and its photos."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, UniqueConstraint, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Column, Field, Session, SQLModel, col, select
+
+from models.types import UTCDateTime, enum_column
+
+
+class ReportStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    RETURNED = "returned"
+    ACCEPTED = "accepted"
+
+
+EDITABLE = (ReportStatus.DRAFT, ReportStatus.RETURNED)
+
+
+class Report(SQLModel, table=True):
+    __tablename__ = "report"
+    __table_args__ = (UniqueConstraint("directive_id", "district_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    directive_id: int = Field(foreign_key="directive.id")  # the unique key below indexes it
+    district_code: str = Field(foreign_key="district.code", max_length=4)
+    status: ReportStatus = Field(default=ReportStatus.DRAFT, sa_column=enum_column(ReportStatus))
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False),
+                                    description="the draft as typed (normalised), never lost")
+    version: int = Field(default=1, description="bumped on every change; stale writes refused")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_by_id: int | None = Field(default=None, foreign_key="user.id")
+    submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    submitted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reviewed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    reviewed_by_id: int | None = Field(default=None, foreign_key="user.id")
+    review_comment: str | None = Field(default=None,
+                                       description="the latest return or reopen comment")
+    accepted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class ReportPhoto(SQLModel, table=True):
+    __tablename__ = "report_photo"
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True)
+    session_key: str = Field(max_length=36, description="the activity session it shows")
+    stored_name: str = Field(unique=True, max_length=80,
+                             description="the original's file name, chosen by the system")
+    display_name: str = Field(max_length=80)
+    thumb_name: str = Field(max_length=80)
+    original_filename: str = Field(max_length=255, description="sanitised; for display only")
+    content_type: str = Field(max_length=64)
+    size_bytes: int
+    width: int
+    height: int
+    sha256: str = Field(max_length=64)
+    uploaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    uploaded_by_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+def get_report(session: Session, directive_id: int, district_code: str) -> Report | None:
+    return session.exec(select(Report).where(
+        Report.directive_id == directive_id, Report.district_code == district_code)).first()
+
+
+def reports_of(session: Session, directive_id: int) -> list[Report]:
+    return list(session.exec(select(Report).where(Report.directive_id == directive_id)
+                             .order_by(Report.district_code)))
+
+
+def photos_of(session: Session, report_id: int) -> list[ReportPhoto]:
+    return list(session.exec(select(ReportPhoto).where(ReportPhoto.report_id == report_id)
+                             .order_by(ReportPhoto.id)))
+
+
+def photo_counts(session: Session, report_id: int) -> dict[str, int]:
+    """Photos per activity session key, for the "a photo per kind" rule."""
+    rows = session.exec(select(ReportPhoto.session_key, func.count())
+                        .where(ReportPhoto.report_id == report_id)
+                        .group_by(ReportPhoto.session_key))
+    return {key: count for key, count in rows}
+
+
+def insert_report(session: Session, report: Report) -> Report | None:
+    """Insert the first report of a district; None when another writer's is already there.
+
+    ``ON CONFLICT DO NOTHING`` on the unique key (SQLite and PostgreSQL) rather than catching
+    an IntegrityError inside a savepoint: pysqlite commits an outermost SAVEPOINT on release,
+    and a failed flush would leave the caller's session unusable.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = {name: getattr(report, name) for name in Report.model_fields if name != "id"}
+    new_id = session.execute(insert(Report).values(**values).on_conflict_do_nothing(
+        index_elements=["directive_id", "district_code"]).returning(Report.id)).scalar()
+    return None if new_id is None else session.get(Report, new_id)
+
+
+def update_report(session: Session, report_id: int, *, expected_version: int | None = None,
+                  statuses: Iterable[ReportStatus] | None = None, **values: Any) -> bool:
+    """Change a report and bump its version in one conditional UPDATE; False if it matched no row.
+
+    The condition (this version, one of these statuses) is checked by the database at write
+    time, so of two concurrent writers holding the same version exactly one succeeds.
+    The caller refreshes its copy of the row afterwards.
+    """
+    query = update(Report).where(Report.id == report_id)
+    if expected_version is not None:
+        query = query.where(Report.version == expected_version)
+    if statuses is not None:
+        query = query.where(col(Report.status).in_(list(statuses)))
+    result = session.execute(query.values(version=Report.version + 1, **values)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount == 1

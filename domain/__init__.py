@@ -20,7 +20,7 @@ from domain.directive import (
     load_directive,
     parse_directive,
 )
-from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError, Unavailable
 from domain.ladder import (
     DEFAULT_LADDER,
     Audience,
@@ -88,6 +88,7 @@ __all__ = [
     "SessionEntry",
     "StepSpec",
     "TidtamError",
+    "Unavailable",
     "WorkCalendar",
     "can_mark_item",
     "can_review_report",

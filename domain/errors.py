@@ -32,3 +32,7 @@ class Forbidden(TidtamError):
 
 class Conflict(TidtamError):
     """A stale version, an item already done, a second launch: HTTP 409."""
+
+
+class Unavailable(TidtamError):
+    """Something the server needs is missing or down (e.g. Chromium for PDFs): HTTP 503."""

@@ -1,4 +1,4 @@
-"""The `tidtam` command: init, serve, launch, sweep, status, outbox, mark-done."""
+"""The `tidtam` command: init, serve, launch, sweep, compile, status, outbox, mark-done."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from domain.errors import TidtamError
+from domain.errors import InvalidInput, TidtamError
 
 app = typer.Typer(help="tidtam (ติดตาม): follow up a provincial directive district by district.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -91,6 +91,58 @@ def sweep(now: Annotated[str | None, typer.Option(help="ISO-8601 instant with of
     result = _run_flow(escalation_sweep, now=instant.isoformat())
     typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
                f"queued, {result['no_channel']} with no channel) at {instant.isoformat()}")
+
+
+@app.command("compile")
+def compile_(directive: Annotated[str | None, typer.Option(help="directive slug (default: newest)")] = None,
+             out: Annotated[Path | None, typer.Option(help="folder for the files "
+                                                      "(default: <data dir>/compiled/<slug>)")] = None,
+             pdf: Annotated[bool, typer.Option(help="also print the compiled form to PDF")] = False,
+             thai_digits: Annotated[bool, typer.Option(help="Thai digits in the PDF")] = False,
+             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Compile the accepted district reports: totals, missing districts, XLSX + CSV (+ PDF)."""
+    from contextlib import redirect_stdout
+
+    from flows.compile_provincial_report import compile_provincial_report
+
+    try:
+        with redirect_stdout(sys.stderr):  # the flow's log lines must not mix with --json
+            result = _run_flow(compile_provincial_report, directive_slug=directive,
+                               out_dir=str(out.resolve()) if out else None, pdf=pdf,
+                               thai_digits=thai_digits)
+    except TidtamError as error:
+        fail(error, 2 if isinstance(error, InvalidInput) else 1)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        _print_compilation(result)
+
+
+def _print_compilation(data: dict) -> None:
+    """The totals as the form's items 1-3, then who is missing, then the files written."""
+    from rich.console import Console
+    from rich.table import Table
+
+    totals = data["totals"]
+    table = Table(title=f"{data['directive']['reference_no']} — สรุปผลภาพรวมจังหวัด / provincial totals")
+    table.add_column("รายการ / item")
+    table.add_column("จำนวน", justify="right")
+    table.add_row("๑. ศูนย์ผู้นำจิตอาสาพัฒนาชุมชนที่จัดกิจกรรม (แห่ง) / centers", f"{totals['centers']:,}")
+    table.add_row("จำนวนครั้งที่จัดกิจกรรม / sessions", f"{totals['sessions']:,}")
+    for category in totals["participants"]:
+        table.add_row(f"๒. {category['title_th']} (คน)", f"{category['count']:,}")
+    table.add_row("๒. รวมผู้เข้าร่วมกิจกรรม (คน) / participants", f"{totals['total_participants']:,}",
+                  style="bold")
+    for kind in totals["kinds"]:
+        table.add_row(f"๓. กิจกรรม{kind['title_th']} (แห่ง)", f"{kind['places']:,}")
+    console = Console()
+    console.print(table)
+    typer.echo(f"accepted / รับรายงานแล้ว: {len(data['accepted'])} of {len(data['districts'])} districts")
+    for district in data["missing"]:
+        typer.echo(f"  missing / ยังไม่มีรายงานที่รับแล้ว: {district['code']} "
+                   f"อำเภอ{district['name_th']} — {district['status_th']}")
+    for path in data["files"]:
+        typer.echo(f"wrote {path}")
 
 
 def _run_flow(flow, **parameters) -> dict:

@@ -15,14 +15,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError, Unavailable
 from web.deps import LoginRequired, NotAuthenticated
 from web.i18n import catalog
 from web.rendering import render
 
 log = logging.getLogger("tidtam.web")
 
-STATUS_OF = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422}
+STATUS_OF = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422, Unavailable: 503}
 HTTP_KEYS = {400, 401, 403, 404, 405, 422, 500}
 
 

@@ -1,0 +1,103 @@
+"""compile-provincial-report: accepted district reports → provincial totals → XLSX, CSV (and PDF).
+
+Run on demand (no schedule): `tidtam compile`, the coordinator's page, or the Prefect UI.
+It runs as the system, so it reads every district; the web checks the coordinator first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow
+
+from domain.errors import NotFound
+from domain.report import Compilation
+from models.directive import Directive, get_directive_by_slug, latest_directive
+from tidtam.db import get_engine, session_scope
+from tidtam.exports import TABLES, compilation_csv, compilation_xlsx, status_th
+from tidtam.reporting import compile_directive, spec_of
+from tidtam.settings import get_settings
+
+
+@flow(name="compile-provincial-report", log_prints=True)
+def compile_provincial_report(directive_slug: str | None = None, out_dir: str | None = None,
+                              pdf: bool = False, thai_digits: bool = False) -> dict:
+    """Compile the directive's accepted reports (default: the newest directive) into ``out_dir``."""
+    settings = get_settings()
+    with session_scope(get_engine()) as session:
+        directive = _directive(session, directive_slug)
+        compilation = compile_directive(session, directive)
+        spec = spec_of(directive)
+        folder = Path(out_dir) if out_dir else settings.data_dir / "compiled" / directive.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        files = _write_tables(folder, directive.slug, compilation, spec)
+        if pdf:
+            files.append(_write_pdf(session, folder, directive, compilation, thai_digits))
+    result = summary(directive, compilation, spec, files)
+    print(f"compile-provincial-report {directive.slug}: {len(compilation.accepted)} accepted, "
+          f"{len(compilation.missing)} missing; {result['totals']['total_participants']} participants; "
+          f"files in {folder}")
+    return result
+
+
+def _directive(session, slug: str | None) -> Directive:
+    directive = get_directive_by_slug(session, slug) if slug else latest_directive(session)
+    if directive is None:
+        raise NotFound(f"no directive {slug!r}" if slug else "no directive launched yet; run `tidtam init`",
+                       f"ไม่พบหนังสือสั่งการ {slug!r}" if slug else "ยังไม่มีหนังสือสั่งการ")
+    return directive
+
+
+def _write_tables(folder: Path, slug: str, compilation: Compilation, spec) -> list[str]:
+    xlsx = folder / f"{slug}-compiled.xlsx"
+    xlsx.write_bytes(compilation_xlsx(compilation, spec))
+    files = [str(xlsx)]
+    for table in TABLES:
+        path = folder / f"{slug}-{table}.csv"
+        path.write_text(compilation_csv(compilation, spec, table), encoding="utf-8", newline="")
+        files.append(str(path))
+    return files
+
+
+def _write_pdf(session, folder: Path, directive: Directive, compilation: Compilation,
+               thai_digits: bool) -> str:
+    from tidtam.pdf import html_to_pdf
+    from tidtam.photos import PhotoStore
+    from tidtam.printing import province_page
+
+    settings = get_settings()
+    html = province_page(session, directive, compilation, store=PhotoStore(settings.data_dir / "photos"),
+                         thai_digits=thai_digits, as_of=datetime.now(UTC), tz=settings.tz)
+    path = folder / f"{directive.slug}-compiled.pdf"
+    path.write_bytes(html_to_pdf(html))
+    return str(path)
+
+
+def summary(directive: Directive, compilation: Compilation, spec, files: list[str]) -> dict:
+    """What the CLI prints and `--json` shows: plain data, Thai titles included."""
+    totals = compilation.totals
+    return {
+        "directive": {"slug": directive.slug, "reference_no": directive.reference_no,
+                      "title_th": directive.title_th},
+        "totals": {
+            "centers": totals.centers, "sessions": totals.sessions,
+            "participants": [{"code": c.code, "title_th": c.title_th, "title_en": c.title_en,
+                              "count": totals.participants.get(c.code, 0)}
+                             for c in spec.participant_categories],
+            "total_participants": totals.total_participants,
+            "kinds": [{"code": k.code, "title_th": k.title_th, "title_en": k.title_en,
+                       "places": k.places, "sessions": k.sessions} for k in totals.kinds]},
+        "districts": [{"code": d.code, "name_th": d.name_th, "status": d.status,
+                       "status_th": status_th(d.status),
+                       "total_participants": d.summary.total_participants if d.summary else None}
+                      for d in compilation.districts],
+        "accepted": [d.code for d in compilation.accepted],
+        "missing": [{"code": d.code, "name_th": d.name_th, "status": d.status,
+                     "status_th": status_th(d.status)} for d in compilation.missing],
+        "files": files,
+    }
+
+
+if __name__ == "__main__":
+    compile_provincial_report()

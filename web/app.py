@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidtam.db import engine_for, session_scope
+from tidtam.photos import PhotoStore
 from tidtam.settings import Settings
-from web import api, auth, errors, pages
+from web import api, auth, csrf_multipart, errors, pages, reports
 from web.rendering import make_templates, render
 
 log = logging.getLogger("tidtam.web")
@@ -45,9 +46,10 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     app.state.engine = engine
     app.state.clock = lambda: datetime.now(UTC)
     app.state.templates = make_templates(settings)
+    app.state.photos = PhotoStore(settings.data_dir / "photos")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
-    for router in (auth.router, pages.router, api.router):
+    for router in (auth.router, pages.router, reports.router, api.router):
         app.include_router(router)
     errors.install(app)
     _add_middleware(app, settings)
@@ -62,6 +64,7 @@ def healthz() -> dict[str, bool]:
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """Outermost last: security headers → session → CSRF → the app."""
     https = settings.base_url.startswith("https://")
+    csrf_multipart.install()
     app.add_middleware(
         asgi_csrf, signing_secret=settings.session_secret, cookie_secure=https,
         always_protect=ALWAYS_PROTECT, send_csrf_failed=_csrf_failed,

@@ -156,8 +156,11 @@ def _photo_context(session: Session, actor: User,
 # --- the district writes ----------------------------------------------------------------------
 
 def save_draft(session: Session, actor: User, district_code: str, raw: Any, *,
-               expected_version: int, now: datetime) -> ReportView:
-    """Store the form as typed (errors and all: nothing is lost); expected_version 0 creates it."""
+               expected_version: int, now: datetime, store: PhotoStore | None = None) -> ReportView:
+    """Store the form as typed (errors and all: nothing is lost); expected_version 0 creates it.
+
+    With ``store``, the photos of sessions the new draft no longer has are removed with them.
+    """
     handle = _handle(session, actor, district_code)
     _require_editor(actor, handle.district)
     content = normalise_raw(raw, handle.spec)
@@ -172,6 +175,11 @@ def save_draft(session: Session, actor: User, district_code: str, raw: Any, *,
                 updated_by_id=actor.id)
     _audit(session, actor, now, "report.save", report, before,
            sessions=len(content["sessions"]), outcomes=len(content["outcomes"]))
+    if store is not None:
+        keys = _session_keys(report)
+        for photo in photos_of(session, report.id):
+            if photo.session_key not in keys:
+                remove_photo(session, actor, photo.id, store=store, now=now)
     return _view(session, actor, handle, report)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from models.user import UserPublic
+from tidtam import reporting
 from tidtam.accounts import authenticate
 from tidtam.webqueries import board_for, complete_item, district_view, item_detail, outbox_for
 from web.deps import (
@@ -25,7 +26,10 @@ from web.schemas import (
     ErrorPublic,
     ItemPublic,
     OutboxMessagePublic,
+    ReportIn,
+    ReportPublic,
     TokenPublic,
+    VersionIn,
 )
 
 
@@ -88,3 +92,31 @@ def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, no
 def outbox(user: ApiUser, session: SessionDep) -> list[OutboxMessagePublic]:
     """Every message of the province, newest first (coordinator and provincial head)."""
     return [OutboxMessagePublic.of(m) for m in outbox_for(session, user)]
+
+
+@router.get("/districts/{code}/report", response_model=ReportPublic, responses=errors(403, 404))
+def get_report(code: str, user: ApiUser, session: SessionDep) -> ReportPublic:
+    """The district's report form for the current directive, with what is wrong and derived."""
+    return ReportPublic.of(reporting.report_view(session, user, code))
+
+
+@router.put("/districts/{code}/report", response_model=ReportPublic,
+            responses=errors(403, 404, 409, 422))
+def put_report(code: str, body: ReportIn, user: ApiUser, session: SessionDep, now: NowDep,
+               request: Request) -> ReportPublic:
+    """Save the draft as typed (findings do not block saving); ``version`` 0 creates it.
+
+    Photos of sessions left out of the new draft are removed with them.
+    """
+    return ReportPublic.of(reporting.save_draft(session, user, code, body.report,
+                                                expected_version=body.version, now=now,
+                                                store=request.app.state.photos))
+
+
+@router.post("/districts/{code}/report/submit", response_model=ReportPublic,
+             responses=errors(403, 404, 409, 422))
+def submit_report(code: str, body: VersionIn, user: ApiUser, session: SessionDep,
+                  now: NowDep) -> ReportPublic:
+    """Send the report to the province; a 422 lists what must be corrected first."""
+    return ReportPublic.of(reporting.submit_report(session, user, code,
+                                                   expected_version=body.version, now=now))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from domain.report import Finding, ReportSummary
 from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.outbox import Channel, OutboxMessage, OutboxStatus
+from tidtam.reporting import ReportView
 from tidtam.tracking import Board, BoardCell, BoardRow
 from tidtam.webqueries import ItemDetail
 
@@ -138,3 +141,81 @@ class OutboxMessagePublic(BaseModel):
     def of(cls, message: OutboxMessage) -> OutboxMessagePublic:
         return cls(key=message.idempotency_key,
                    **message.model_dump(include=set(cls.model_fields) - {"key"}))
+
+
+class FindingPublic(BaseModel):
+    field: str = Field(description='the field it names, e.g. "sessions[0].participants.community"')
+    severity: str = Field(description="error (blocks submitting) or warning")
+    label_th: str
+    label_en: str
+    message_th: str
+    message_en: str
+
+    @classmethod
+    def of(cls, finding: Finding) -> FindingPublic:
+        return cls(field=finding.field, severity=finding.severity, label_th=finding.label_th,
+                   label_en=finding.label_en, message_th=finding.message_th,
+                   message_en=finding.message_en)
+
+
+class KindPlacesPublic(BaseModel):
+    code: str
+    title_th: str
+    title_en: str
+    places: int
+    sessions: int
+
+
+class ReportSummaryPublic(BaseModel):
+    """Items 1-3 of the form, derived from the sessions."""
+
+    centers: int
+    sessions: int
+    participants: dict[str, int]
+    total_participants: int
+    kinds: list[KindPlacesPublic]
+
+    @classmethod
+    def of(cls, summary: ReportSummary) -> ReportSummaryPublic:
+        return cls(centers=summary.centers, sessions=summary.sessions,
+                   participants=summary.participants,
+                   total_participants=summary.total_participants,
+                   kinds=[KindPlacesPublic(**vars(k)) for k in summary.kinds])
+
+
+class ReportPublic(BaseModel):
+    district_code: str
+    directive_slug: str
+    status: str = Field(description="none (nothing saved yet), draft, submitted, returned, accepted")
+    version: int = Field(description="send it back with the next write; 0 when nothing is saved")
+    report: dict[str, Any] = Field(description="the draft as stored: {sessions, outcomes}")
+    errors: list[FindingPublic]
+    warnings: list[FindingPublic]
+    summary: ReportSummaryPublic
+    review_comment: str | None
+    submitted_at: datetime | None
+    accepted_at: datetime | None
+
+    @classmethod
+    def of(cls, view: ReportView) -> ReportPublic:
+        report = view.report
+        return cls(district_code=view.district.code, directive_slug=view.directive.slug,
+                   status=str(report.status) if report else "none", version=view.version,
+                   report=view.checked.raw,
+                   errors=[FindingPublic.of(f) for f in view.checked.errors],
+                   warnings=[FindingPublic.of(f) for f in view.checked.warnings],
+                   summary=ReportSummaryPublic.of(view.summary),
+                   review_comment=report.review_comment if report else None,
+                   submitted_at=report.submitted_at if report else None,
+                   accepted_at=report.accepted_at if report else None)
+
+
+class ReportIn(BaseModel):
+    version: int = Field(description="the version you read (0 when none was saved); a newer one → 409")
+    report: dict[str, Any] = Field(description="{sessions: [{key, held_on, center, place, kind, "
+                                               "kind_other, participants: {category: count}}], "
+                                               "outcomes: [str]}")
+
+
+class VersionIn(BaseModel):
+    version: int = Field(description="the report's version as you read it; a newer one → 409")

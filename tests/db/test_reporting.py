@@ -586,3 +586,18 @@ def test_compilation_adds_up_accepted_reports_and_lists_the_missing(session, lau
     for username in ("staff-2706", "head-2701"):
         with pytest.raises(Forbidden):
             compile_for(session, user(session, username))
+
+
+def test_a_session_left_out_of_the_new_draft_takes_its_photos_with_it(session, launched, store):
+    """The API and the page save the same way: no photo stays behind for a session removed."""
+    staff = user(session, "staff-2706")
+    version = filed(session, store)
+    without_s2 = form(entry("s1"))
+    view = save_draft(session, staff, DISTRICT, without_s2, expected_version=version, now=LATER,
+                      store=store)
+    assert [p.session_key for p in view.photos] == ["s1"]
+    assert view.version == version + 2  # the save, then the photo's removal
+    assert actions(session, view.report.id)[-2:] == ["report.save", "report.photo.remove"]
+    kept = save_draft(session, staff, DISTRICT, without_s2, expected_version=view.version,
+                      now=LATER)  # without a store, photos are left alone
+    assert [p.session_key for p in kept.photos] == ["s1"]

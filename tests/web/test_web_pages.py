@@ -29,7 +29,7 @@ def test_district_page_lists_the_districts_items_in_thai_with_buddhist_era_dates
     assert re.findall(r'data-step="(\w+)"', page.text) == STEPS
     assert "17 ก.ค. 2567" in page.text and "9 ส.ค. 2567" in page.text
     assert page.text.count('class="item overdue"') == 2  # G1 and A1, due the 17th
-    assert page.text.count('name="version" value="1"') == 12  # a form per open item
+    assert page.text.count('name="version" value="1"') == 11  # a form per open step; R1 is the report form
     assert "ทำเสร็จแล้ว" in page.text
 
 
@@ -286,3 +286,14 @@ def test_every_page_renders_in_both_languages(client, engine, lang):
         assert f'<html lang="{lang}">' in response.text, path
     english = client.get("/outbox").text
     assert ("Not sent: no channel" in english) == (lang == "en")
+
+
+def test_the_report_steps_page_leads_to_the_form_not_to_a_done_button(client, engine):
+    signed_in(client, "staff-2703")
+    item = item_of(engine, "2703", "R1")
+    page = client.get(f"/items/{item.id}")
+    assert f'action="/items/{item.id}/done"' not in page.text
+    assert 'href="/districts/2703/report"' in page.text
+    refused = client.post(f"/items/{item.id}/done", data={
+        "version": item.version, "csrftoken": csrf(client)}, follow_redirects=False)
+    assert refused.status_code == 409 and "ส่งแบบรายงาน" in refused.text

@@ -1,0 +1,475 @@
+"""The report form's pages: the district fills it (autosaved), the province reviews and compiles it.
+
+Routes parse, call one use case of ``tidtam.reporting`` and render or redirect. The form works
+without JavaScript (a normal POST saves it); ``static/report.js`` adds autosave, which posts the
+whole form as JSON to ``…/report/draft`` and gets back the version, the findings and the derived
+items. Photos are checked by ``tidtam.photos``; this module only bounds what it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Session
+from starlette.datastructures import FormData, UploadFile
+from starlette.responses import FileResponse, HTMLResponse, Response
+
+from domain.errors import InvalidInput, NotFound, TidtamError
+from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
+from models.report import Report
+from models.user import User
+from tidtam import reporting
+from tidtam.exports import compilation_csv, compilation_xlsx
+from tidtam.pdf import html_to_pdf
+from tidtam.photos import PhotoStore
+from tidtam.printing import printable_district, printable_province
+from tidtam.reporting import ReportView
+from web.auth import redirect
+from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
+from web.errors import status_of
+from web.i18n import Translator, language_of
+from web.rendering import flash, render
+
+router = APIRouter(include_in_schema=False)
+
+MAX_FILES = 20                 # photos in one upload request
+MAX_FORM_FIELDS = 5000         # 200 sessions × ~12 fields, plus outcomes
+MAX_REQUEST_BYTES = 150_000_000  # one request, all files: bounds what is spooled to disk
+MAX_DRAFT_BYTES = 4_000_000    # the autosave's JSON: 200 sessions and 50 outcomes fit well within
+MAX_FLASHED_REFUSALS = 3       # the session cookie holds flashes: keep it well under 4 kB
+CSV_TABLES = ("totals", "districts", "sessions")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SESSION_FIELD = re.compile(
+    r"sessions-(\d{1,4})-(key|held_on|center|place|kind|kind_other|p-([A-Za-z0-9_-]{1,40}))")
+
+
+# --- what routes declare ------------------------------------------------------------------------
+
+def photo_store(request: Request) -> PhotoStore:
+    return request.app.state.photos
+
+
+StoreDep = Annotated[PhotoStore, Depends(photo_store)]
+
+
+async def posted_form(request: Request) -> FormData:
+    """The whole posted form; an upload far over every photo limit is refused before it is read."""
+    length = request.headers.get("content-length") or "0"
+    if not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
+        mb = f"{MAX_REQUEST_BYTES / 1e6:g}"
+        raise InvalidInput(f"the upload is too large (at most {mb} MB in one go)",
+                           f"ไฟล์ที่ส่งมีขนาดรวมเกินกำหนด (ส่งได้ครั้งละไม่เกิน {mb} MB)")
+    return await request.form(max_files=MAX_FILES, max_fields=MAX_FORM_FIELDS)
+
+
+FormDep = Annotated[FormData, Depends(posted_form)]
+
+
+class DraftIn(BaseModel):
+    version: int = Field(description="the report's version as the page knows it (0: none yet)")
+    report: dict[str, Any] = Field(description="{sessions: [...], outcomes: [...]} as typed")
+
+
+async def posted_draft(request: Request) -> DraftIn:
+    """The autosave's JSON, read only when its declared size is sensible."""
+    length = request.headers.get("content-length") or ""
+    if not length.isdigit() or int(length) > MAX_DRAFT_BYTES:
+        raise InvalidInput("the form is too large to save", "ข้อมูลแบบรายงานมีขนาดใหญ่เกินกว่าจะบันทึกได้")
+    try:
+        return DraftIn.model_validate_json(await request.body())
+    except ValidationError:
+        raise InvalidInput("the autosave sent something that is not a report form",
+                           "ข้อมูลที่บันทึกอัตโนมัติไม่ใช่แบบรายงาน กรุณาโหลดหน้าใหม่") from None
+
+
+DraftDep = Annotated[DraftIn, Depends(posted_draft)]
+
+
+def wants_json(request: Request) -> bool:
+    """The page's script asks for JSON; a plain form post gets a redirect."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def report_url(code: str) -> str:
+    return f"/districts/{code}/report"
+
+
+# --- the district's form ------------------------------------------------------------------------
+
+@router.get("/districts/{code}/report")
+def report_page(request: Request, code: str, user: CurrentUser, session: SessionDep) -> Response:
+    return render_report(request, reporting.report_view(session, user, code))
+
+
+@router.post("/districts/{code}/report")
+def report_post(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                now: NowDep, store: StoreDep, form: FormDep) -> Response:
+    """The form without JavaScript: save what was typed (or add/remove a row), then back."""
+    op = str(form.get("op") or "save")
+    save_typed(session, user, code, raw_from_form(form, op), version_of(form), now, store)
+    flash(request, "flash.report_saved")
+    return redirect(report_url(code) + anchor_for(op))
+
+
+@router.post("/districts/{code}/report/draft")
+def report_draft(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                 now: NowDep, store: StoreDep, body: DraftDep) -> Response:
+    """Autosave: the whole form as JSON; answers the new version, findings and derived items."""
+    try:
+        view = save_typed(session, user, code, body.report, body.version, now, store)
+    except TidtamError as exc:
+        return json_error(exc)
+    return JSONResponse(page_state(request, view))
+
+
+@router.post("/districts/{code}/report/submit")
+def report_submit(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                  now: NowDep, store: StoreDep, form: FormDep) -> Response:
+    """Send it to the province; posted from the form itself, what was typed is saved first."""
+    version = version_of(form)
+    if "sessions-form" in form:
+        version = save_typed(session, user, code, raw_from_form(form, "save"), version, now,
+                             store).version
+    try:
+        reporting.submit_report(session, user, code, expected_version=version, now=now)
+    except ReportInvalid as exc:
+        view = reporting.report_view(session, user, code)
+        return render_report(request, view, refused=exc, status_code=422)
+    flash(request, "flash.report_submitted")
+    return redirect(report_url(code))
+
+
+# --- photos -------------------------------------------------------------------------------------
+
+@router.post("/districts/{code}/report/photos")
+def report_photos(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                  now: NowDep, store: StoreDep, form: FormDep) -> Response:
+    """One or more photos for one session; each refused file says why, the others are kept."""
+    key = str(form.get("session_key") or "")
+    files = [(key, f) for f in form.getlist("files") if isinstance(f, UploadFile)]
+    try:
+        view = reporting.report_view(session, user, code)
+        refused = attach_uploads(session, user, code, files, now, store, view)
+    except TidtamError as exc:
+        if wants_json(request):
+            return json_error(exc)
+        raise
+    if wants_json(request):
+        state = page_state(request, reporting.report_view(session, user, code))
+        return JSONResponse({**state, "refused": [refusal_json(request, e) for e in refused]})
+    flash_refusals(request, refused)
+    if len(refused) < len(files):
+        flash(request, "flash.photos_added", count=len(files) - len(refused))
+    return redirect(f"{report_url(code)}#session-{key}")
+
+
+@router.get("/photos/{photo_id}/thumb")
+def photo_thumb(photo_id: int, user: CurrentUser, session: SessionDep,
+                store: StoreDep) -> Response:
+    return photo_file(store, reporting.get_photo_for(session, user, photo_id).thumb_name)
+
+
+@router.get("/photos/{photo_id}")
+def photo_display(photo_id: int, user: CurrentUser, session: SessionDep,
+                  store: StoreDep) -> Response:
+    return photo_file(store, reporting.get_photo_for(session, user, photo_id).display_name)
+
+
+def photo_file(store: PhotoStore, name: str) -> Response:
+    """A JPEG the signed-in person may see; never kept by a shared cache."""
+    return FileResponse(store.path(name), media_type="image/jpeg",
+                        headers={"Cache-Control": "private"})
+
+
+@router.post("/photos/{photo_id}/delete")
+def photo_delete(request: Request, photo_id: int, user: CurrentUser, session: SessionDep,
+                 now: NowDep, store: StoreDep) -> Response:
+    photo = reporting.get_photo_for(session, user, photo_id)
+    code = session.get(Report, photo.report_id).district_code
+    try:
+        reporting.remove_photo(session, user, photo_id, store=store, now=now)
+    except TidtamError as exc:
+        if wants_json(request):
+            return json_error(exc)
+        raise
+    if wants_json(request):
+        return JSONResponse(page_state(request, reporting.report_view(session, user, code)))
+    flash(request, "flash.photo_removed")
+    return redirect(f"{report_url(code)}#session-{photo.session_key}")
+
+
+# --- the coordinator's review -------------------------------------------------------------------
+
+@router.post("/districts/{code}/report/return")
+def report_return(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                  now: NowDep, form: FormDep) -> Response:
+    reporting.return_report(session, user, code, comment=str(form.get("comment") or ""),
+                            expected_version=version_of(form), now=now)
+    flash(request, "flash.report_returned")
+    return redirect(report_url(code))
+
+
+@router.post("/districts/{code}/report/accept")
+def report_accept(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                  now: NowDep, form: FormDep) -> Response:
+    reporting.accept_report(session, user, code, expected_version=version_of(form), now=now)
+    flash(request, "flash.report_accepted")
+    return redirect(report_url(code))
+
+
+@router.post("/districts/{code}/report/reopen")
+def report_reopen(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                  now: NowDep, form: FormDep) -> Response:
+    reporting.reopen_report(session, user, code, reason=str(form.get("reason") or ""),
+                            expected_version=version_of(form), now=now)
+    flash(request, "flash.report_reopened")
+    return redirect(report_url(code))
+
+
+# --- the province: every district, the totals, the printable form and downloads -----------------
+
+@router.get("/reports")
+def reports_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    directive = reporting.current_directive_for(session, user)
+    compilation = reporting.compile_for(session, user, directive)
+    return render(request, "reports.html", {"directive": directive, "compilation": compilation,
+                                            "spec": reporting.spec_of(directive),
+                                            "csv_tables": CSV_TABLES})
+
+
+@router.get("/districts/{code}/report/print")
+def district_print(code: str, user: CurrentUser, session: SessionDep, store: StoreDep,
+                   settings: SettingsDep, thai_digits: bool = False) -> Response:
+    """The official form (enclosure 3) to print from the browser, A4."""
+    return HTMLResponse(printable_district(session, user, code, store=store,
+                                           thai_digits=thai_digits, tz=settings.tz),
+                        headers={"Cache-Control": "private"})
+
+
+@router.get("/districts/{code}/report.pdf")
+def district_pdf(code: str, user: CurrentUser, session: SessionDep, store: StoreDep,
+                 settings: SettingsDep, thai_digits: bool = False) -> Response:
+    html = printable_district(session, user, code, store=store, thai_digits=thai_digits,
+                              tz=settings.tz)
+    return download(html_to_pdf(html), "application/pdf", f"report-{code}.pdf")
+
+
+@router.get("/reports/print")
+def province_print(user: CurrentUser, session: SessionDep, store: StoreDep,
+                   settings: SettingsDep, now: NowDep, thai_digits: bool = False) -> Response:
+    return HTMLResponse(printable_province(session, user, store=store, thai_digits=thai_digits,
+                                           as_of=now, tz=settings.tz),
+                        headers={"Cache-Control": "private"})
+
+
+@router.get("/reports/compiled.pdf")
+def province_pdf(user: CurrentUser, session: SessionDep, store: StoreDep,
+                 settings: SettingsDep, now: NowDep, thai_digits: bool = False) -> Response:
+    html = printable_province(session, user, store=store, thai_digits=thai_digits, as_of=now,
+                              tz=settings.tz)
+    return download(html_to_pdf(html), "application/pdf", f"report-{user.province_code}.pdf")
+
+
+@router.get("/reports/compiled.xlsx")
+def province_xlsx(user: CurrentUser, session: SessionDep) -> Response:
+    directive = reporting.current_directive_for(session, user)
+    data = compilation_xlsx(reporting.compile_for(session, user, directive),
+                            reporting.spec_of(directive))
+    return download(data, XLSX, f"report-{user.province_code}.xlsx")
+
+
+@router.get("/reports/compiled-{table}.csv")
+def province_csv(table: str, user: CurrentUser, session: SessionDep) -> Response:
+    if table not in CSV_TABLES:
+        raise NotFound(f"no table {table!r}; use one of {', '.join(CSV_TABLES)}",
+                       f"ไม่มีตาราง {table!r} (มี {', '.join(CSV_TABLES)})")
+    directive = reporting.current_directive_for(session, user)
+    text = compilation_csv(reporting.compile_for(session, user, directive),
+                           reporting.spec_of(directive), table)
+    return download(text.encode("utf-8"), "text/csv; charset=utf-8",  # the text starts with a BOM
+                    f"report-{user.province_code}-{table}.csv")
+
+
+def download(data: bytes, media_type: str, filename: str) -> Response:
+    """A file to save (ASCII name: every browser and mail client keeps it)."""
+    return Response(data, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private"})
+
+
+# --- reading the posted form --------------------------------------------------------------------
+
+def version_of(form: FormData) -> int:
+    """The version the page was showing; every write refuses a stale one."""
+    text = str(form.get("version") or "")
+    if not text.isdigit():
+        raise InvalidInput("version: missing or not a number; reload the page",
+                           "ไม่พบเลขฉบับของรายงาน กรุณาโหลดหน้าใหม่")
+    return int(text)
+
+
+def raw_from_form(form: FormData, op: str) -> dict[str, Any]:
+    """The form's fields (``sessions-0-center``, ``sessions-0-p-community``, ``outcomes``) as a draft.
+
+    ``op`` is the button pressed without JavaScript: add or remove a session or an outcome.
+    """
+    sessions: dict[int, dict[str, Any]] = {}
+    for name, value in form.multi_items():
+        match = SESSION_FIELD.fullmatch(name)
+        if match is None or not isinstance(value, str):
+            continue
+        entry = sessions.setdefault(int(match[1]), {"participants": {}})
+        if match[3]:
+            entry["participants"][match[3]] = value
+        else:
+            entry[match[2]] = value
+    ordered = [sessions[i] for i in sorted(sessions)]
+    outcomes = [v for v in form.getlist("outcomes") if isinstance(v, str)]
+    return apply_op({"sessions": ordered, "outcomes": outcomes}, op)
+
+
+def apply_op(raw: dict[str, Any], op: str) -> dict[str, Any]:
+    if op == "add-session":
+        raw["sessions"].append({})
+    elif match := re.fullmatch(r"remove-session-(\d+)", op):
+        raw["sessions"] = [s for i, s in enumerate(raw["sessions"]) if i != int(match[1])]
+    elif match := re.fullmatch(r"remove-outcome-(\d+)", op):
+        raw["outcomes"] = [o for i, o in enumerate(raw["outcomes"]) if i != int(match[1])]
+    return raw
+
+
+def anchor_for(op: str) -> str:
+    if op == "add-session":
+        return "#sessions-end"
+    if op.startswith("remove-outcome") or op == "add-outcome":
+        return "#outcomes"
+    return ""
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+def save_typed(session: Session, user: User, code: str, raw: Any, version: int, now,
+               store: PhotoStore) -> ReportView:
+    """Save the draft unless nothing changed; photos of a session that was removed go with it."""
+    view = reporting.report_view(session, user, code)
+    if view.report is not None and version == view.version and view.can_edit and \
+            normalise_raw(raw, view.spec) == view.report.content:
+        return view  # an autosave after a blur with no change: no new version, no audit noise
+    return reporting.save_draft(session, user, code, raw, expected_version=version, now=now,
+                                store=store)
+
+
+def attach_uploads(session: Session, user: User, code: str,
+                   files: Iterable[tuple[str, UploadFile]], now, store: PhotoStore,
+                   view: ReportView) -> list[TidtamError]:
+    """Add each photo; a refused one is reported and the rest carry on (each in a savepoint)."""
+    limit = form_of(view.spec).photo_max_bytes
+    refused: list[TidtamError] = []
+    for key, upload in files:
+        name = upload.filename or "photo"
+        data = upload.file.read(limit + 1)  # never more than the limit + 1 byte in memory
+        try:
+            if len(data) > limit:
+                raise InvalidInput(f"{name}: larger than {limit / 1e6:g} MB",
+                                   f"{name}: ไฟล์ใหญ่เกิน {limit / 1e6:g} MB")
+            with session.begin_nested():
+                reporting.add_photo(session, user, code, key, data, name, store=store, now=now)
+        except InvalidInput as exc:
+            refused.append(exc)
+    return refused
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+def json_error(exc: TidtamError) -> JSONResponse:
+    """What the page's script shows: the same Thai+English text as the error pages."""
+    return JSONResponse({"detail": {"th": exc.message_th, "en": exc.message_en}},
+                        status_code=status_of(exc))
+
+
+def flash_refusals(request: Request, refused: list[TidtamError]) -> None:
+    for exc in refused[:MAX_FLASHED_REFUSALS]:
+        flash(request, "flash.photo_refused", "error", th=exc.message_th, en=exc.message_en)
+    if len(refused) > MAX_FLASHED_REFUSALS:
+        flash(request, "flash.photos_refused_more", "error",
+              count=len(refused) - MAX_FLASHED_REFUSALS)
+
+
+def refusal_json(request: Request, exc: TidtamError) -> dict[str, str]:
+    t = Translator(language_of(request))
+    return {"th": exc.message_th, "en": exc.message_en,
+            "text": t("flash.photo_refused", th=exc.message_th, en=exc.message_en)}
+
+
+def finding_json(finding: Finding, lang: str) -> dict[str, str]:
+    return {"field": finding.field, "severity": finding.severity,
+            "text": finding.th() if lang == "th" else finding.en(),
+            "message": finding.message_th if lang == "th" else finding.message_en}
+
+
+def findings_by_field(view: ReportView) -> dict[str, list[Finding]]:
+    """Errors and warnings keyed by the field they name, for the marks beside each input."""
+    marks: dict[str, list[Finding]] = {}
+    for finding in (*view.checked.errors, *view.checked.warnings):
+        marks.setdefault(finding.field, []).append(finding)
+    return marks
+
+
+def report_context(request: Request, view: ReportView) -> dict[str, Any]:
+    """What the page and its fragments are drawn from."""
+    photos: dict[str, list] = {}
+    for photo in view.photos:
+        photos.setdefault(photo.session_key, []).append(photo)
+    return {"view": view, "form": form_of(view.spec), "marks": findings_by_field(view),
+            "photos_by_key": photos, "status": view.report.status if view.report else "none"}
+
+
+def render_report(request: Request, view: ReportView, *, refused: ReportInvalid | None = None,
+                  status_code: int = 200) -> Response:
+    context = report_context(request, view)
+    sessions = list(view.checked.raw["sessions"])
+    if not sessions and view.can_edit:  # an empty form starts with one session to fill
+        sessions = [{"key": new_session_key(), "held_on": "", "center": "", "place": "",
+                     "kind": "", "kind_other": "", "participants": {}}]
+    return render(request, "report.html", {
+        **context, "sessions": sessions, "refused": refused, "history": history_of(view),
+        "saved_keys": {entry["key"] for entry in view.checked.raw["sessions"]} if view.report else set(),
+    }, status_code=status_code)
+
+
+def history_of(view: ReportView) -> list[tuple[Any, int]]:
+    """The audit log with runs of autosaves by one person folded into one line (entry, count)."""
+    folded: list[tuple[Any, int]] = []
+    for entry in view.history:
+        if folded and entry.action == "report.save" == folded[-1][0].action \
+                and entry.actor == folded[-1][0].actor:
+            folded[-1] = (entry, folded[-1][1] + 1)
+        else:
+            folded.append((entry, 1))
+    return folded
+
+
+def page_state(request: Request, view: ReportView) -> dict[str, Any]:
+    """The autosave's answer: version, findings, derived items, and fresh HTML for the page."""
+    context = report_context(request, view)
+    lang = language_of(request)
+    parts = request.app.state.templates.env.get_template("_report_parts.html").make_module(
+        vars={**context, "t": Translator(lang), "lang": lang})
+    summary = view.summary
+    return {
+        "version": view.version, "status": str(context["status"]), "editable": view.can_edit,
+        "errors": [finding_json(f, lang) for f in view.checked.errors],
+        "warnings": [finding_json(f, lang) for f in view.checked.warnings],
+        "summary": {"centers": summary.centers, "sessions": summary.sessions,
+                    "participants": summary.participants,
+                    "total_participants": summary.total_participants,
+                    "kinds": [{"code": k.code, "title_th": k.title_th, "title_en": k.title_en,
+                               "places": k.places, "sessions": k.sessions} for k in summary.kinds]},
+        "html": {"findings": str(parts.findings()), "summary": str(parts.summary()),
+                 "photos": {key: str(parts.photo_list(key)) for key in
+                            {e["key"] for e in view.checked.raw["sessions"]}}},
+    }

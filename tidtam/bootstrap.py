@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -17,6 +19,9 @@ from tidtam import db
 from tidtam.accounts import ensure_user, hash_password
 from tidtam.orgtree import load_provinces
 from tidtam.tracking import launch_directive, mark_done
+
+if TYPE_CHECKING:
+    from tidtam.photos import PhotoStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIRECTIVE = ROOT / "directives" / "fy2567-sakaeo-volunteer-centers.yaml"
@@ -33,6 +38,7 @@ class InitResult:
     items: int
     demo_users: list[str] = field(default_factory=list)
     demo_done: int = 0
+    demo_reports: int = 0
 
 
 def is_initialised(engine: Engine) -> bool:
@@ -46,8 +52,12 @@ def is_initialised(engine: Engine) -> bool:
 
 
 def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = False,
-               directive_path: Path = DEFAULT_DIRECTIVE) -> InitResult | None:
-    """Migrate and load; a second call raises Conflict (or returns None with exist_ok)."""
+               directive_path: Path = DEFAULT_DIRECTIVE,
+               photos: PhotoStore | None = None) -> InitResult | None:
+    """Migrate and load; a second call raises Conflict (or returns None with exist_ok).
+
+    In demo mode with a photo store, two districts also get a report draft with photos.
+    """
     db.migrate(engine.url.render_as_string(hide_password=False))
     if is_initialised(engine):
         if exist_ok:
@@ -63,6 +73,8 @@ def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = Fa
         if demo:
             result.demo_users = create_demo_accounts(session, now)
             result.demo_done = mark_demo_progress(session, launched.directive)
+            if photos is not None:
+                result.demo_reports = draft_demo_reports(session, photos)
     return result
 
 
@@ -119,3 +131,47 @@ def mark_demo_progress(session: Session, directive: Directive) -> int:
             mark_done(session, staff, item.id, now=at, note="ดำเนินการแล้ว (ข้อมูลสาธิต)")
             count += 1
     return count
+
+
+# Two districts ahead of the rest have begun their report (activities held in early July).
+DEMO_REPORTS = {
+    "2701": [("2024-07-05", "ศูนย์ผู้นำจิตอาสาพัฒนาชุมชนตำบลท่าเกษม", "บ้านท่าเกษม ต.ท่าเกษม",
+              "tree-planting", [6, 8, 12, 3, 2]),
+             ("2024-07-12", "ศูนย์ผู้นำจิตอาสาพัฒนาชุมชนตำบลท่าเกษม", "บ้านหนองบัว ต.ท่าเกษม",
+              "community-kitchen", [5, 7, 15, 4, 0])],
+    "2704": [("2024-07-10", "ศูนย์ผู้นำจิตอาสาพัฒนาชุมชนตำบลวังน้ำเย็น", "บ้านวังน้ำเย็น ต.วังน้ำเย็น",
+              "landscape", [4, 6, 9, 2, 1])],
+}
+
+
+def draft_demo_reports(session: Session, photos: PhotoStore) -> int:
+    """Report drafts (as typed by each district's staff) with a generated photo per session."""
+    from domain.report import new_session_key
+    from models.user import get_by_username
+    from tidtam.reporting import add_photo, save_draft
+
+    categories = ["center-committee", "volunteer-leaders", "community", "partners", "cd-officials"]
+    for district_code, rows in DEMO_REPORTS.items():
+        staff = get_by_username(session, f"staff-{district_code}")
+        sessions = [{"key": new_session_key(), "held_on": held_on, "center": center, "place": place,
+                     "kind": kind, "participants": dict(zip(categories, counts, strict=True))}
+                    for held_on, center, place, kind, counts in rows]
+        raw = {"sessions": sessions, "outcomes": ["ชุมชนมีส่วนร่วมทำความดีถวายในหลวง (ข้อมูลสาธิต)"]}
+        save_draft(session, staff, district_code, raw, expected_version=0, now=DEMO_AS_OF)
+        for n, entry in enumerate(sessions):
+            add_photo(session, staff, district_code, entry["key"], _demo_photo(n), f"IMG_{n + 1:04d}.jpg",
+                      store=photos, now=DEMO_AS_OF)
+    return len(DEMO_REPORTS)
+
+
+def _demo_photo(n: int) -> bytes:
+    """A plain landscape (sky, field, sun) standing in for a phone photo."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1200, 900), (135, 190, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 560, 1200, 900), fill=(70 + 30 * n, 150, 60))
+    draw.ellipse((900 - 200 * n, 120, 1040 - 200 * n, 260), fill=(250, 210, 80))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()

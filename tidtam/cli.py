@@ -53,9 +53,12 @@ def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July
     """Migrate, load Sa Kaeo's 9 districts and the FY 2567 directive, and launch it."""
     from tidtam.bootstrap import DEMO_PASSWORD, initialise
     from tidtam.db import get_engine
+    from tidtam.photos import PhotoStore
+    from tidtam.settings import get_settings
 
     try:
-        result = initialise(get_engine(), demo=demo, now=datetime.now(UTC), exist_ok=exist_ok)
+        result = initialise(get_engine(), demo=demo, now=datetime.now(UTC), exist_ok=exist_ok,
+                            photos=PhotoStore(get_settings().data_dir / "photos"))
     except TidtamError as error:
         fail(error, 1)
     if result is None:
@@ -66,7 +69,8 @@ def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July
     if result.demo_users:
         typer.echo(f"demo accounts: {', '.join(result.demo_users)}")
         typer.secho(f"demo password (demo only / ใช้สาธิตเท่านั้น): {DEMO_PASSWORD}", bold=True)
-        typer.echo(f"demo progress: {result.demo_done} steps marked done as of 16 Jul 2567")
+        typer.echo(f"demo progress: {result.demo_done} steps marked done as of 16 Jul 2567; "
+                   f"{result.demo_reports} report drafts with photos")
 
 
 @app.command()

@@ -506,6 +506,42 @@ def test_photo_for_an_unsaved_session_or_a_bad_file_is_refused_and_nothing_is_wr
     assert get_report(session, launched.id, DISTRICT).version == 1
 
 
+def _bomb() -> bytes:
+    """A 20000 × 20000 black PNG: about 50 KB on disk, 400 megapixels once decoded."""
+    out = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("data", "name", "reason"), [
+    (b"#!/bin/sh\nrm -rf /\n", "holiday.jpg", "not a photo"),
+    (b"<html><script>alert(1)</script></html>", "index.jpg", "not a photo"),
+    (b"\xff\xd8\xff\xe0" + bytes(50_000_000), "big.jpg", "at most 10 MB"),
+    (None, "bomb.png", "megapixels"),
+    (None, "../../../../etc/cron.d/evil.jpg", None),
+], ids=["script renamed .jpg", "html renamed .jpg", "50 MB", "decompression bomb",
+        "path in the file name"])
+def test_hostile_uploads_through_the_use_case(session, launched, store, data, name, reason):
+    """Each hostile upload is refused with its reason and leaves no row and no file, on both
+    databases; a path in the name is only ever a display name."""
+    staff = user(session, "staff-2706")
+    save_draft(session, staff, DISTRICT, form(), expected_version=0, now=NOW)
+    if reason is None:
+        photo = add_photo(session, staff, DISTRICT, "s1", jpeg(), name, store=store, now=NOW)
+        assert photo.original_filename == "evil.jpg"
+        assert all(store.path(n).parent == store.root
+                   for n in (photo.stored_name, photo.display_name, photo.thumb_name))
+        assert not (store.root.parent / "etc").exists()
+        return
+    data = data if data is not None else _bomb()
+    with pytest.raises(InvalidInput, match=reason) as refused:
+        add_photo(session, staff, DISTRICT, "s1", data, name, store=store, now=NOW)
+    assert refused.value.message_th  # a Thai reason for the person who sent it
+    assert files_in(store) == []
+    assert session.exec(select(ReportPhoto)).all() == []
+    assert get_report(session, launched.id, DISTRICT).version == 1
+
+
 def test_files_are_deleted_when_the_row_cannot_be_written(session, launched, store):
     """A submit lands between the photo's checks and its row: the files written go again."""
     staff = user(session, "staff-2706")

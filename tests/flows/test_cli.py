@@ -49,7 +49,7 @@ def outbox(cli) -> list[dict]:
 def test_init_demo_then_sweep_on_12_august(cli_each_db):
     cli = cli_each_db
     out = cli("init", "--demo").stdout
-    assert "tidtam-demo-2567" in out and "9 districts" in out
+    assert "tidtam-demo-2567" in out and "9 districts" in out and "2 report drafts with photos" in out
     sweep = cli("sweep", "--now", "2024-08-12T09:00:00+07:00")
     assert "without orchestration" in sweep.stderr
     rows = outbox(cli)

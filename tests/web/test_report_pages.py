@@ -438,6 +438,9 @@ def test_downloads_have_their_types_and_file_names(app, engine):
     printed = coordinator.get(f"/districts/{CODE}/report/print")
     assert printed.status_code == 200 and "text/html" in printed.headers["content-type"]
     assert "อรัญประเทศ" in printed.text
+    in_thai_digits = coordinator.get(f"/districts/{CODE}/report/print?thai_digits=true").text
+    assert "๒๕๖๗" in in_thai_digits and "2567" not in in_thai_digits
+    assert "thai_digits=true" in coordinator.get("/reports").text  # offered on the page
     assert coordinator.get("/reports/print").status_code == 200
     assert staff.get(f"/districts/{CODE}/report/print").status_code == 200
     assert staff.get("/reports/print").status_code == 403

@@ -2,6 +2,7 @@
 
 from models.audit import AuditEntry
 from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
+from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent
 from models.org import District, Province
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.report import Report, ReportPhoto, ReportStatus
@@ -9,6 +10,7 @@ from models.user import Role, User
 
 __all__ = [
     "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
-    "OutboxMessage", "OutboxStatus", "Province", "Report", "ReportPhoto", "ReportStatus", "Role",
-    "StepKind", "TrackedItem", "User",
+    "LineContact", "LineGroup", "LineLinkCode", "LineWebhookEvent", "OutboxMessage",
+    "OutboxStatus", "Province", "Report", "ReportPhoto", "ReportStatus", "Role", "StepKind",
+    "TrackedItem", "User",
 ]

@@ -9,11 +9,13 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help run test lint system-deps services env clean
+.PHONY: help run test lint fake-line system-deps services env clean
 
 help:
 	@echo "make run   — create the environment, migrate, load Sa Kaeo + the FY 2567 directive (demo), start everything"
+	@echo "             (with the LINE stand-in: LINE messages show at the URL printed on start-up)"
 	@echo "make test  — install what the tests need and run them all (SQLite and PostgreSQL)"
+	@echo "make fake-line [PORT=8099] — only the LINE stand-in (point TIDTAM_LINE_API_BASE at it)"
 
 # uv is bootstrapped with pip into a private folder when the machine has none.
 .tools/bin/uv:
@@ -43,6 +45,11 @@ services:
 run: env
 	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --exist-ok
 	TIDTAM_DEMO=1 $(BIN)/tidtam serve
+
+# The stand-in LINE Messaging API on its own; `make run` starts one itself in demo mode.
+PORT ?= 8099
+fake-line: env
+	$(BIN)/tidtam fake-line --port $(PORT)
 
 lint: env
 	$(BIN)/ruff check .

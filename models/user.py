@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlmodel import Column, Field, Session, SQLModel, select
+from sqlalchemy import func, update
+from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
 
@@ -47,3 +48,51 @@ def get_by_username(session: Session, username: str) -> User | None:
 
 def active_users(session: Session) -> list[User]:
     return list(session.exec(select(User).where(User.is_active == True).order_by(User.id)))  # noqa: E712
+
+
+# --- Broken delivery routes (set by the outbox pump, shown on the outbox page and the digest) --
+
+LINE_ROUTE_BROKEN = "user.line_route_broken"
+
+
+def mark_line_route_broken(session: Session, user_id: int, line_user_id: str, reason: str,
+                           now: datetime) -> bool:
+    """Stop pushing to a LINE id LINE refused, and audit when; False if already marked or relinked.
+
+    Conditional on the id still being the user's: a person who relinked meanwhile keeps the
+    new route. The audit entry's time is the "since when" the coordinator sees.
+    """
+    from models import audit
+
+    result = session.execute(
+        update(User).where(col(User.id) == user_id, col(User.line_user_id) == line_user_id,
+                           col(User.line_route_error).is_(None))
+        .values(line_route_error=reason))
+    if result.rowcount != 1:
+        return False
+    audit.record(session, at=now, actor="system:outbox-pump", action=LINE_ROUTE_BROKEN,
+                 entity="user", entity_id=user_id, before={"line_route_error": None},
+                 after={"line_route_error": reason, "channel": "line"})
+    return True
+
+
+def broken_routes(session: Session, province_code: str) -> list[User]:
+    """Active people of the province whose LINE route LINE refused: pushes to them are stopped."""
+    return list(session.exec(
+        select(User).where(User.province_code == province_code, User.is_active == True,  # noqa: E712
+                           col(User.line_route_error).is_not(None))
+        .order_by(col(User.district_code).nulls_first(), User.username)))
+
+
+def route_broken_since(session: Session, user_ids: list[int]) -> dict[int, datetime]:
+    """When each user's LINE route was last marked broken (from the audit log)."""
+    from models.audit import AuditEntry
+
+    if not user_ids:
+        return {}
+    rows = session.exec(
+        select(AuditEntry.entity_id, func.max(AuditEntry.at))
+        .where(AuditEntry.action == LINE_ROUTE_BROKEN, AuditEntry.entity == "user",
+               col(AuditEntry.entity_id).in_([str(i) for i in user_ids]))
+        .group_by(AuditEntry.entity_id))
+    return {int(entity_id): at for entity_id, at in rows}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email.utils
-import time
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -22,21 +22,28 @@ TRANSIENT_STATUSES = {408, 425, 429}
 class TransportError(Exception):
     """A send that did not go through; ``permanent`` says whether retrying can help.
 
-    ``route_refused`` marks a permanent error caused by the recipient's address itself
-    (LINE: unknown user id), so the pump can stop using that route rather than the channel.
+    ``route_refused`` marks a permanent error that makes the recipient's LINE route unusable
+    (LINE refused the id, or the channel token), so the pump marks that route broken.
+    ``channel_down`` marks a transient error of the service itself (refused connection, 5xx,
+    429), not of this message: every queued message of the channel waits with this one.
+    ``retry_after`` (seconds) or ``retry_at`` (an instant) is the service's own earliest retry.
     """
 
     def __init__(self, message: str, *, permanent: bool = False,
-                 retry_after: float | None = None, route_refused: bool = False) -> None:
+                 retry_after: float | None = None, retry_at: datetime | None = None,
+                 route_refused: bool = False, channel_down: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+        self.retry_at = retry_at
         self.route_refused = route_refused
+        self.channel_down = channel_down and not permanent
 
     def __repr__(self) -> str:
         return (f"TransportError({self.message!r}, permanent={self.permanent}, "
-                f"retry_after={self.retry_after})")
+                f"retry_after={self.retry_after}, retry_at={self.retry_at}, "
+                f"channel_down={self.channel_down})")
 
 
 class Transport(Protocol):
@@ -50,28 +57,37 @@ def delivery_key(idempotency_key: str) -> uuid.UUID:
     return uuid.uuid5(DELIVERY_KEY_NAMESPACE, idempotency_key)
 
 
-def post_json(client: httpx.Client, url: str, *, json: object,
-              headers: dict[str, str]) -> httpx.Response:
-    """POST, turning network failures into transient errors and bad URLs into permanent ones."""
+def post_json(client: httpx.Client, url: str, *, json: object, headers: dict[str, str],
+              one_service: bool = False) -> httpx.Response:
+    """POST, turning network failures into transient errors and bad URLs into permanent ones.
+
+    ``one_service``: every message goes to the same service (LINE), so a network failure
+    means the service is unreachable for all of them, not just for this message.
+    """
     try:
         return client.post(url, json=json, headers=headers)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise TransportError(f"bad URL {url!r}: {exc}", permanent=True) from exc
     except httpx.TimeoutException as exc:
-        raise TransportError(f"timed out: {type(exc).__name__}") from exc
+        raise TransportError(f"timed out: {type(exc).__name__}",
+                             channel_down=one_service) from exc
     except httpx.TransportError as exc:
-        raise TransportError(f"network error: {type(exc).__name__}: {exc}") from exc
+        raise TransportError(f"network error: {type(exc).__name__}: {exc}",
+                             channel_down=one_service) from exc
 
 
 def check_status(response: httpx.Response, *, service: str,
-                 route_statuses: frozenset[int] = frozenset()) -> None:
+                 route_statuses: frozenset[int] = frozenset(),
+                 one_service: bool = False) -> None:
     """Map an HTTP answer to success or a TransportError (409 = already delivered)."""
     status = response.status_code
     if 200 <= status < 300 or status == 409:
         return
     text = f"{service} {status}: {error_text(response)}"
     if status in TRANSIENT_STATUSES or status >= 500:
-        raise TransportError(text, retry_after=retry_after_seconds(response))
+        seconds, instant = parse_retry_after(response.headers.get("retry-after"))
+        raise TransportError(text, retry_after=seconds, retry_at=instant,
+                             channel_down=one_service and status != 408)
     raise TransportError(text, permanent=True, route_refused=status in route_statuses)
 
 
@@ -88,17 +104,21 @@ def error_text(response: httpx.Response) -> str:
     return "; ".join([str(data["message"]), *details])[:1000]
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds, whether given as a number or an HTTP date."""
-    value = response.headers.get("retry-after")
+def parse_retry_after(value: str | None) -> tuple[float | None, datetime | None]:
+    """``Retry-After`` (RFC 9110) as (seconds, None) or (None, an aware instant); unreadable: both None.
+
+    An HTTP date stays an instant: the pump compares it with its own ``now``, so the
+    wait is right whatever clock the pump runs on.
+    """
+    value = (value or "").strip()
     if not value:
-        return None
+        return None, None
     try:
-        return max(0.0, float(value))
+        return max(0.0, float(value)), None
     except ValueError:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None, None
+    return None, when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,15 +1,22 @@
 """A stand-in for the LINE Messaging API push endpoint, for tests and offline demos.
 
-It answers like LINE does (error JSON ``{"message", "details"}``, 409 for a replayed
-``X-Line-Retry-Key``) and records what it accepted. Test hooks:
+It answers like LINE does: ``{"sentMessages": [...]}`` with ``x-line-request-id`` on success,
+error JSON ``{"message", "details"}``, and for a replayed ``X-Line-Retry-Key`` a 409
+``{"message": "The retry key is already accepted", "sentMessages": [...]}`` with
+``x-line-accepted-request-id`` naming the first request. It records what it accepted, and
+``GET /`` shows it as a page (for ``make run``). Test hooks:
 ``GET /_fake/pushes`` lists accepted pushes, ``GET /_fake/requests`` every push request,
 ``POST /_fake/mode`` injects failures ``{"status": 429, "count": 2, "retry_after": 3,
-"latency_ms": 50}``, ``POST /_fake/reset`` forgets everything.
+"latency_ms": 50}`` (``"count": null``: until the mode changes) or random ones
+``{"rate_429": 0.1, "rate_500": 0.05}``, ``POST /_fake/reset`` forgets everything.
+In-process, ``FakeLineState.on_accepted`` runs after a push is recorded and before the 200 is
+written, ``on_answered`` after the 200 was written (the crash test uses both).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import socket
 import threading
@@ -18,12 +25,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 PUSH_PATH = "/v2/bot/message/push"
@@ -32,9 +41,13 @@ MAX_MESSAGES = 5
 MAX_TEXT = 5000
 INJECTED_MESSAGES = {
     400: "The request body has 1 error(s)",
+    401: "Authentication failed. Confirm that the access token in the authorization header "
+         "is valid.",
+    403: "Access to this API is not available for your account",
     429: "The API rate limit has been exceeded. Try again later.",
     500: "An error occurred in the server.",
 }
+PushHook = Callable[[dict], None]
 
 
 @dataclass
@@ -44,39 +57,73 @@ class FakeLineState:
     token: str
     pushes: list[dict] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
-    accepted_keys: dict[str, str] = field(default_factory=dict)
+    accepted: dict[str, dict] = field(default_factory=dict)  # retry key → the accepted push
     duplicates: int = 0
+    injected: int = 0
     fail_status: int | None = None
-    fail_count: int = 0
-    retry_after: float | None = None
+    fail_count: int | None = 0  # None: every request until the mode changes
+    retry_after: float | str | None = None
     latency_ms: float = 0
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    on_accepted: PushHook | None = None
+    on_answered: PushHook | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def accepted_keys(self) -> dict[str, str]:
+        """Retry key → the request id LINE gave the accepted push."""
+        with self.lock:
+            return {key: push["request_id"] for key, push in self.accepted.items()}
 
     def snapshot(self) -> list[dict]:
         with self.lock:
             return [dict(push) for push in self.pushes]
 
-    def set_mode(self, status: int | None = None, count: int = 1,
-                 retry_after: float | None = None, latency_ms: float = 0) -> None:
+    def set_mode(self, status: int | None = None, count: int | None = 1,
+                 retry_after: float | str | None = None, latency_ms: float = 0,
+                 rate_429: float = 0.0, rate_500: float = 0.0) -> None:
+        """Inject failures: ``count`` answers of ``status`` (None: until the next set_mode),
+        and/or a random share of 429s and 500s; ``set_mode()`` alone answers normally."""
         with self.lock:
-            self.fail_status, self.fail_count = status, count if status else 0
+            self.fail_status = status
+            self.fail_count = (count if count is None or count >= 0 else None) if status else 0
             self.retry_after, self.latency_ms = retry_after, latency_ms
+            self.rate_429, self.rate_500 = rate_429, rate_500
 
     def reset(self) -> None:
         with self.lock:
             self.pushes.clear()
             self.requests.clear()
-            self.accepted_keys.clear()
-            self.duplicates = 0
+            self.accepted.clear()
+            self.duplicates = self.injected = 0
+            self.on_accepted = self.on_answered = None
         self.set_mode()
 
     def take_injected_failure(self) -> int | None:
-        """Use up one injected failure, if any are left."""
+        """Use up one injected failure, if any are left, or draw a random one."""
         with self.lock:
-            if not self.fail_status or self.fail_count <= 0:
-                return None
-            self.fail_count -= 1
+            status = self._take_counted() or self._draw()
+            self.injected += status is not None
+            return status
+
+    def _take_counted(self) -> int | None:
+        if not self.fail_status:
+            return None
+        if self.fail_count is None:
             return self.fail_status
+        if self.fail_count <= 0:
+            return None
+        self.fail_count -= 1
+        return self.fail_status
+
+    def _draw(self) -> int | None:
+        if not (self.rate_429 or self.rate_500):
+            return None
+        draw = random.random()
+        if draw < self.rate_500:
+            return 500
+        return 429 if draw < self.rate_500 + self.rate_429 else None
 
 
 def line_error(status: int, message: str, details: list[dict] | None = None,
@@ -128,8 +175,9 @@ def message_errors(i: int, message: object) -> list[dict]:
 
 def injected_failure(state: FakeLineState, status: int) -> JSONResponse:
     headers = {}
-    if status == 429 and state.retry_after is not None:
-        headers["Retry-After"] = f"{state.retry_after:g}"
+    if status in (429, 503) and state.retry_after is not None:
+        value = state.retry_after
+        headers["Retry-After"] = value if isinstance(value, str) else f"{value:g}"
     details = [{"message": "injected by /_fake/mode", "property": "to"}] if status == 400 else None
     message = INJECTED_MESSAGES.get(status, "Injected failure")
     return line_error(status, message, details, headers)
@@ -162,21 +210,33 @@ def _is_uuid(value: str) -> bool:
 
 
 def accept(state: FakeLineState, request: Request, body: dict) -> JSONResponse:
-    """Record a push, or answer 409 when its retry key was accepted before."""
+    """Record a push, or answer 409 (with the first answer's ids) when its retry key was
+    accepted before: LINE sends a message once per retry key."""
     key = request.headers.get("x-line-retry-key")
+    request_id = str(uuid.uuid4())
     with state.lock:
-        if key is not None and key in state.accepted_keys:
+        first = state.accepted.get(key) if key is not None else None
+        if first is not None:
             state.duplicates += 1
-            return line_error(409, "The retry key is already accepted",
-                              headers={"x-line-accepted-request-id": state.accepted_keys[key]})
-        request_id = str(uuid.uuid4())
+            return JSONResponse(
+                {"message": "The retry key is already accepted",
+                 "sentMessages": first["sent_messages"]}, status_code=409,
+                headers={"x-line-request-id": request_id,
+                         "x-line-accepted-request-id": first["request_id"]})
+        sent = [{"id": str(time.time_ns() + i), "quoteToken": uuid.uuid4().hex}
+                for i, _ in enumerate(body["messages"])]
+        push = {"to": body["to"], "messages": body["messages"], "retry_key": key,
+                "headers": dict(request.headers), "request_id": request_id,
+                "sent_messages": sent, "received_at": datetime.now(UTC).isoformat()}
         if key is not None:
-            state.accepted_keys[key] = request_id
-        state.pushes.append({"to": body["to"], "messages": body["messages"], "retry_key": key,
-                             "headers": dict(request.headers), "request_id": request_id})
-    sent = [{"id": str(time.time_ns() + i), "quoteToken": uuid.uuid4().hex}
-            for i, _ in enumerate(body["messages"])]
-    return JSONResponse({"sentMessages": sent}, headers={"x-line-request-id": request_id})
+            state.accepted[key] = push
+        state.pushes.append(push)
+        on_accepted, on_answered = state.on_accepted, state.on_answered
+    if on_accepted is not None:
+        on_accepted(dict(push))
+    after = BackgroundTask(on_answered, dict(push)) if on_answered is not None else None
+    return JSONResponse({"sentMessages": sent}, headers={"x-line-request-id": request_id},
+                        background=after)
 
 
 def create_app(state: FakeLineState) -> Starlette:
@@ -205,15 +265,21 @@ def create_app(state: FakeLineState) -> Starlette:
 
     async def mode(request: Request) -> JSONResponse:
         data = await request.json()
-        state.set_mode(data.get("status"), int(data.get("count", 1)), data.get("retry_after"),
-                       float(data.get("latency_ms", 0)))
+        count = data.get("count", 1)
+        state.set_mode(data.get("status"), None if count is None else int(count),
+                       data.get("retry_after"), float(data.get("latency_ms", 0)),
+                       float(data.get("rate_429", 0)), float(data.get("rate_500", 0)))
         return JSONResponse({"ok": True})
 
     async def reset(request: Request) -> JSONResponse:
         state.reset()
         return JSONResponse({"ok": True})
 
+    async def inbox(request: Request) -> HTMLResponse:
+        return HTMLResponse(inbox_page(state))
+
     return Starlette(routes=[
+        Route("/", inbox, methods=["GET"]),
         Route(PUSH_PATH, push, methods=["POST"]),
         Route("/_fake/pushes", pushes, methods=["GET"]),
         Route("/_fake/requests", requests, methods=["GET"]),
@@ -269,7 +335,30 @@ def fake_line(token: str) -> Iterator[RunningFakeLine]:
         running.stop()
 
 
-def serve_forever(port: int = 8099, token: str = "fake-line-token",
-                  host: str = "127.0.0.1") -> None:
+def inbox_page(state: FakeLineState) -> str:
+    """What the stand-in received, newest first, as LINE would show it (Thai text and all)."""
+    from notifications.render import environment
+
+    with state.lock:
+        pushes = [dict(p, shown_at=_bangkok(p["received_at"])) for p in reversed(state.pushes)]
+        counts = {"requests": len(state.requests), "pushes": len(state.pushes),
+                  "duplicates": state.duplicates, "injected": state.injected}
+    return environment().get_template("fake_line_inbox.html.j2").render(pushes=pushes,
+                                                                         counts=counts)
+
+
+def _bangkok(iso: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Bangkok")).strftime(
+        "%Y-%m-%d %H:%M:%S")
+
+
+def serve_forever(port: int = 8099, token: str = "fake-line-token", host: str = "127.0.0.1",
+                  *, latency_ms: float = 0, rate_429: float = 0.0, rate_500: float = 0.0,
+                  retry_after: float | None = None) -> None:
     """Run in the foreground, for ``tidtam fake-line --port N``."""
-    uvicorn.run(create_app(FakeLineState(token=token)), host=host, port=port, log_level="info")
+    state = FakeLineState(token=token)
+    state.set_mode(latency_ms=latency_ms, rate_429=rate_429, rate_500=rate_500,
+                   retry_after=retry_after)
+    uvicorn.run(create_app(state), host=host, port=port, log_level="info")

@@ -6,15 +6,18 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from notifications.base import check_status, delivery_key, post_json
+from notifications.base import TransportError, check_status, delivery_key, error_text, post_json
 
 if TYPE_CHECKING:
     from models.outbox import OutboxMessage
 
 MAX_TEXT = 5000
-# 400: LINE refuses the ``to`` id; 404: no such user. 401/403 are the channel's fault
-# (bad token, plan), not the user's, so they fail the message without disabling the route.
+# 400: LINE refuses the request for this ``to`` (malformed or unknown id); 404: no such user.
 ROUTE_STATUSES = frozenset({400, 404})
+# 401/403: LINE refuses our channel access token (wrong, revoked, or not allowed this API).
+# Permanent too, and the route is marked broken like a 400 (the issue asks for it), but the
+# reason says plainly that the token, not the recipient, is at fault.
+TOKEN_STATUSES = frozenset({401, 403})
 
 
 class LineTransport:
@@ -29,8 +32,10 @@ class LineTransport:
     def send(self, message: OutboxMessage) -> None:
         """Push; a 409 means LINE already accepted this retry key, so it counts as delivered."""
         response = post_json(self.client, self.url, json=push_body(message),
-                             headers=self.headers(message))
-        check_status(response, service="LINE", route_statuses=ROUTE_STATUSES)
+                             headers=self.headers(message), one_service=True)
+        if response.status_code in TOKEN_STATUSES:
+            raise token_refused(response)
+        check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
 
     def headers(self, message: OutboxMessage) -> dict[str, str]:
         return {
@@ -38,6 +43,14 @@ class LineTransport:
             "Content-Type": "application/json",
             "X-Line-Retry-Key": str(retry_key(message.idempotency_key)),
         }
+
+
+def token_refused(response: httpx.Response) -> TransportError:
+    """401/403: the channel access token is at fault, and the message says so."""
+    return TransportError(
+        f"LINE {response.status_code}: {error_text(response)} — LINE refused the channel "
+        "access token (TIDTAM_LINE_CHANNEL_ACCESS_TOKEN), not this recipient's id: fix the token",
+        permanent=True, route_refused=True)
 
 
 def retry_key(idempotency_key: str) -> str:

@@ -77,19 +77,30 @@ def message_id(idempotency_key: str, sender: str) -> str:
 
 
 def smtp_error(exc: Exception) -> TransportError:
-    """Classify an SMTP failure by its reply code (RFC 5321: 4xx transient, 5xx permanent)."""
+    """Classify an SMTP failure by its reply code (RFC 5321: 4xx transient, 5xx permanent).
+
+    A server that cannot be reached, hangs up, or answers 421 is down for every message, so
+    the pump holds the whole email queue back with this one; a 4xx about one recipient or
+    one message only delays that message.
+    """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         text = "; ".join(f"{addr}: {code} {_decode(reply)}"
                          for addr, (code, reply) in exc.recipients.items())
-        return TransportError(f"SMTP recipient refused: {text}",
-                              permanent=all(code >= 500 for code in codes))
+        if all(code >= 500 for code in codes):
+            return TransportError(f"SMTP recipient refused: {text} — permanent: the mail server "
+                                  "will not take this address, so this message is not retried",
+                                  permanent=True)
+        return TransportError(f"SMTP recipient deferred: {text}")
     if isinstance(exc, smtplib.SMTPResponseException):
-        return TransportError(f"SMTP {exc.smtp_code}: {_decode(exc.smtp_error)}",
-                              permanent=exc.smtp_code >= 500)
+        text = f"SMTP {exc.smtp_code}: {_decode(exc.smtp_error)}"
+        if exc.smtp_code >= 500:
+            return TransportError(f"{text} — permanent: refused by the mail server, not retried",
+                                  permanent=True)
+        return TransportError(text, channel_down=exc.smtp_code == 421)
     if isinstance(exc, smtplib.SMTPNotSupportedError | ssl.SSLCertVerificationError):
         return TransportError(f"SMTP setup: {exc}", permanent=True)
-    return TransportError(f"SMTP connection: {type(exc).__name__}: {exc}")
+    return TransportError(f"SMTP connection: {type(exc).__name__}: {exc}", channel_down=True)
 
 
 def _decode(reply: bytes | str) -> str:

@@ -1,7 +1,11 @@
 """The outbox pump: claim due rows, send each, and record each result in its own transaction.
 
 The row is written before the send (by whoever enqueued it) and its result after; a pump that
-dies mid-send leaves the row ``sending`` under a lease, and ``claim_due`` reclaims it later.
+dies mid-send leaves the row ``sending`` under a lease, and ``claim_due`` reclaims it later
+(LINE then answers the replayed ``X-Line-Retry-Key`` with 409, which counts as delivered).
+
+Every next try is stored in the row (``next_try_at``) and falls inside office hours of the
+calendar of the row's directive, so a restarted pump simply resumes the schedule.
 """
 
 from __future__ import annotations
@@ -11,24 +15,29 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlmodel import Session
 
+from domain.calendar import WorkCalendar
 from models.outbox import (
     Channel,
     OutboxMessage,
     claim_due,
-    disable_line_route,
+    directive_of,
     mark_failed,
     mark_no_channel,
     mark_retry,
     mark_sent,
+    postpone,
+    queued_on_channel,
     release_claim,
 )
+from models.user import mark_line_route_broken
 from notifications.base import Transport, TransportError
 from notifications.line import LineTransport
 from notifications.mail import SmtpTransport
@@ -44,12 +53,14 @@ log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
-MAX_ATTEMPTS = 10
+BANGKOK = ZoneInfo("Asia/Bangkok")
+# With the 1 h cap and 8 office hours a day, 20 tries span about two working days of outage.
+MAX_ATTEMPTS = 20
 BACKOFF_BASE = 30.0
 BACKOFF_CAP = 3600.0
 JITTER = 0.2
 # Sends start only in the first half of the lease, so a send that runs into its own timeout
-# (SMTP 30 s, httpx 5 s by default) still ends before another pump may reclaim the row.
+# (SMTP 30 s, httpx 10 s in the web app) still ends before another pump may reclaim the row.
 LEASE = timedelta(minutes=5)
 
 
@@ -70,70 +81,144 @@ class PumpResult:
 
 def backoff(attempts: int, retry_after: float | None = None, *,
             jitter: float = 0.0) -> timedelta:
-    """Wait before the next try: 30 s doubling per attempt, capped at 1 h.
+    """Wait before the next try: 30 s doubling per attempt, capped at 1 h, minus the jitter.
 
-    ``jitter`` (clamped to ±0.2) spreads rows that failed together so they do not retry
-    together; a service's own ``Retry-After`` is a floor, never shortened.
+    ``jitter`` (clamped to 0–0.2) takes up to a fifth off, so rows that failed together do
+    not retry together and the cap stays a cap. A service's own ``Retry-After`` is a floor,
+    never shortened (nor capped: the service knows when it will take us back).
     """
-    jitter = max(-JITTER, min(JITTER, jitter))
-    seconds = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1)) * (1 + jitter)
+    jitter = max(0.0, min(JITTER, jitter))
+    seconds = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1)) * (1 - jitter)
     return timedelta(seconds=max(seconds, retry_after or 0.0))
 
 
+def next_try(now: datetime, attempts: int, error: TransportError, calendar: WorkCalendar,
+             tz: ZoneInfo, *, jitter: float = 0.0) -> datetime:
+    """When to try again: after the backoff and the service's Retry-After, in office hours."""
+    earliest = now + backoff(attempts, error.retry_after, jitter=jitter)
+    if error.retry_at is not None:
+        earliest = max(earliest, error.retry_at)
+    return calendar.next_send_slot(earliest, tz)
+
+
+@dataclass
+class _Pass:
+    """One pass of the pump: its inputs, the calendars it has read, and what it did."""
+
+    session_factory: SessionFactory
+    transports: dict[str, Transport]
+    now: datetime
+    tz: ZoneInfo
+    max_attempts: int
+    result: PumpResult = field(default_factory=PumpResult)
+    calendars: dict[int | None, WorkCalendar] = field(default_factory=dict)
+    # channel → (the instant its service may be back, why it is down)
+    down: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        setattr(self.result, outcome, getattr(self.result, outcome) + 1)
+
+    def calendar(self, session: Session, directive_id: int | None) -> WorkCalendar:
+        """The directive's own working days and office hours; the default for no directive."""
+        if directive_id not in self.calendars:
+            self.calendars[directive_id] = _calendar_of(session, directive_id)
+        return self.calendars[directive_id]
+
+
+def _calendar_of(session: Session, directive_id: int | None) -> WorkCalendar:
+    from domain.directive import DirectiveSpec
+    from models.directive import Directive
+
+    directive = session.get(Directive, directive_id) if directive_id is not None else None
+    if directive is None:
+        return WorkCalendar()
+    return DirectiveSpec.model_validate(directive.definition).work_calendar()
+
+
 def deliver_due(session_factory: SessionFactory, transports: dict[str, Transport],
-                now: datetime, *, limit: int = 50, max_attempts: int = MAX_ATTEMPTS,
-                lease: timedelta = LEASE) -> PumpResult:
+                now: datetime, *, tz: ZoneInfo = BANGKOK, limit: int = 50,
+                max_attempts: int = MAX_ATTEMPTS, lease: timedelta = LEASE) -> PumpResult:
     """Send every due row once; safe to run in several processes at the same time."""
     with session_factory() as session:
         rows = claim_due(session, now, limit=limit, lease=lease)
         session.expunge_all()  # plain objects from here on; each result gets a fresh session
-    result = PumpResult()
+    run = _Pass(session_factory, transports, now, tz, max_attempts)
     deadline = time.monotonic() + lease.total_seconds() / 2
     for row in rows:
-        if time.monotonic() > deadline:
-            outcome = _record(session_factory, release_claim, row)
+        if time.monotonic() > deadline or row.channel in run.down:
+            run.count(_record(session_factory, release_claim, row))
         else:
-            outcome = _deliver_one(session_factory, transports, row, now, max_attempts)
-        setattr(result, outcome, getattr(result, outcome) + 1)
-    if result.total:
-        log.info("outbox pump: %s", result)
-    return result
+            run.count(_deliver_one(run, row))
+    for channel, (until, reason) in run.down.items():
+        _hold_channel(run, Channel(channel), until, reason)
+    if run.result.total:
+        log.info("outbox pump: %s", run.result)
+    return run.result
 
 
-def _deliver_one(session_factory: SessionFactory, transports: dict[str, Transport],
-                 row: OutboxMessage, now: datetime, max_attempts: int) -> str:
+def _deliver_one(run: _Pass, row: OutboxMessage) -> str:
     """Try one claimed row and record the outcome; returns the PumpResult field to count."""
-    transport = transports.get(row.channel)
+    transport = run.transports.get(row.channel)
     if transport is None or not row.recipient.strip():
         reason = (f"no transport configured for channel {row.channel!s}" if transport is None
                   else f"recipient has no {row.channel!s} address")
-        return _record(session_factory, mark_no_channel, row, reason)
+        return _record(run.session_factory, mark_no_channel, row, reason)
     try:
         transport.send(row)
     except TransportError as exc:
-        return _record_failure(session_factory, row, exc, now, max_attempts)
+        return _record_failure(run, row, exc)
     except Exception as exc:  # a bug in a transport must not strand the rest of the batch
         log.exception("outbox %s: unexpected error from %s transport", row.id, row.channel)
-        error = TransportError(f"unexpected {type(exc).__name__}: {exc}")
-        return _record_failure(session_factory, row, error, now, max_attempts)
-    return _record(session_factory, mark_sent, row, now)
+        return _record_failure(run, row, TransportError(f"unexpected {type(exc).__name__}: {exc}"))
+    return _record(run.session_factory, mark_sent, row, run.now)
 
 
-def _record_failure(session_factory: SessionFactory, row: OutboxMessage, exc: TransportError,
-                    now: datetime, max_attempts: int) -> str:
+def _record_failure(run: _Pass, row: OutboxMessage, exc: TransportError) -> str:
     """Retry a transient failure later; fail a permanent one, or one retried too often."""
-    if not exc.permanent and row.attempts < max_attempts:
-        delay = backoff(row.attempts, exc.retry_after, jitter=random.uniform(-JITTER, JITTER))
-        return _record(session_factory, mark_retry, row, now + delay, exc.message)
+    if exc.permanent or row.attempts >= run.max_attempts:
+        return _record_final_failure(run, row, exc)
+    with run.session_factory() as session:
+        calendar = run.calendar(session, directive_of(session, row))
+        when = next_try(run.now, row.attempts, exc, calendar, run.tz,
+                        jitter=random.uniform(0, JITTER))
+        owned = mark_retry(session, row.id, row.attempts, when, exc.message)
+        session.commit()
+    _warn_if_lost(row, owned)
+    if exc.channel_down:
+        # The service, not this message, failed: the rest of the channel's queue waits with it.
+        run.down[row.channel] = (when, exc.message)
+    return "retried"
+
+
+def _record_final_failure(run: _Pass, row: OutboxMessage, exc: TransportError) -> str:
+    """Fail the row with its reason; a refused LINE route is marked broken in the same commit."""
     error = exc.message if exc.permanent else (
         f"gave up after {row.attempts} attempts: {exc.message}")
-    with session_factory() as session:
+    with run.session_factory() as session:
         owned = mark_failed(session, row.id, row.attempts, error)
         if owned and exc.route_refused and row.channel == Channel.LINE and row.user_id:
-            disable_line_route(session, row.user_id, row.recipient, error)
+            mark_line_route_broken(session, row.user_id, row.recipient, exc.message, run.now)
         session.commit()
     _warn_if_lost(row, owned)
     return "failed"
+
+
+def _hold_channel(run: _Pass, channel: Channel, until: datetime, reason: str) -> None:
+    """Move every queued row of a channel that is down to its own first office-hour slot after
+    ``until``, so nothing hammers the service and all go out oldest first once it is back."""
+    note = f"waiting: {channel.value} is not answering ({reason})"
+    with run.session_factory() as session:
+        rows = queued_on_channel(session, channel, until)
+        by_directive: dict[int | None, list[int]] = {}
+        for row_id, directive_id in rows:
+            by_directive.setdefault(directive_id, []).append(row_id)
+        for directive_id, ids in by_directive.items():
+            slot = run.calendar(session, directive_id).next_send_slot(until, run.tz)
+            postpone(session, ids, slot, note)
+        session.commit()
+    if rows:
+        log.warning("outbox: %s is down; %d queued message(s) wait until %s", channel.value,
+                    len(rows), until.isoformat())
 
 
 _OUTCOMES = {mark_sent: "sent", mark_retry: "retried", mark_failed: "failed",
@@ -158,11 +243,12 @@ def _warn_if_lost(row: OutboxMessage, owned: bool) -> None:
 
 def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
                transports: dict[str, Transport], interval_seconds: float,
-               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Job:
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+               tz: ZoneInfo = BANGKOK) -> Job:
     """Run the pump every few seconds; never two passes at once in this process."""
 
     def pump_once() -> PumpResult:
-        return deliver_due(session_factory, transports, clock())
+        return deliver_due(session_factory, transports, clock(), tz=tz)
 
     return scheduler.add_job(pump_once, "interval", seconds=interval_seconds, id="outbox-pump",
                              name="outbox pump", max_instances=1, coalesce=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,15 +72,19 @@ def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = Fa
         launched = launch_directive(session, spec, now=now)
         result = InitResult(districts, launched.directive, launched.created_items)
         if demo:
-            result.demo_users = create_demo_accounts(session, now)
+            result.demo_users = create_demo_accounts(session, now, with_line=True)
             result.demo_done = mark_demo_progress(session, launched.directive)
             if photos is not None:
                 result.demo_reports = draft_demo_reports(session, photos)
     return result
 
 
-def create_demo_accounts(session: Session, now: datetime) -> list[str]:
-    """coordinator, staff-27xx, head-27xx, province-head — all with the demo password."""
+def create_demo_accounts(session: Session, now: datetime, *, with_line: bool = False) -> list[str]:
+    """coordinator, staff-27xx, head-27xx, province-head — all with the demo password.
+
+    ``with_line`` (``tidtam init --demo``) also gives each a made-up LINE user id, so the demo's
+    LINE messages arrive at the local LINE stand-in that `tidtam serve` starts.
+    """
     from models.org import districts_of
 
     made = []
@@ -87,9 +92,11 @@ def create_demo_accounts(session: Session, now: datetime) -> list[str]:
 
     def add(username, full_name, role, district=None):
         email = f"{username}@demo.tidtam.local"
+        line_user_id = demo_line_id(username) if with_line else None
         _, created = ensure_user(session, username=username, full_name=full_name, role=role,
                                  province_code=SA_KAEO, district_code=district,
-                                 password_hash=demo_hash, now=now, email=email)
+                                 password_hash=demo_hash, now=now, email=email,
+                                 line_user_id=line_user_id)
         if created:
             made.append(username)
 
@@ -101,6 +108,11 @@ def create_demo_accounts(session: Session, now: datetime) -> list[str]:
         add(f"head-{district.code}", f"พัฒนาการอำเภอ{district.name_th} (สาธิต)",
             Role.DISTRICT_HEAD, district.code)
     return made
+
+
+def demo_line_id(username: str) -> str:
+    """A LINE-shaped user id ("U" + 32 hex), the same for a username on every machine."""
+    return "U" + hashlib.sha256(f"tidtam-demo:{username}".encode()).hexdigest()[:32]
 
 
 # As of 16 July 2567: how far each district had got (step codes done). 2709 has done nothing.

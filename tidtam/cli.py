@@ -230,11 +230,23 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
 
 @app.command("fake-line")
-def fake_line(port: int = 8099, token: str = "fake-line-token") -> None:
-    """A local stand-in for the LINE Messaging API push endpoint (demos and tests)."""
+def fake_line(
+    port: int = 8099, token: str = "fake-line-token", host: str = "127.0.0.1",
+    latency_ms: Annotated[float, typer.Option(help="delay before each answer")] = 0,
+    rate_429: Annotated[float, typer.Option(help="share of pushes answered 429 (0–1)")] = 0.0,
+    rate_500: Annotated[float, typer.Option(help="share of pushes answered 500 (0–1)")] = 0.0,
+    retry_after: Annotated[float | None, typer.Option(help="Retry-After seconds on a 429")] = None,
+) -> None:
+    """A local stand-in for the LINE Messaging API push endpoint (demos and tests); GET / lists
+    what it received."""
     from notifications.fake_line import serve_forever
 
-    serve_forever(port=port, token=token)
+    for name, rate in (("--rate-429", rate_429), ("--rate-500", rate_500)):
+        if not 0 <= rate <= 1:
+            fail(InvalidInput(f"{name} must be between 0 and 1", f"{name} ต้องอยู่ระหว่าง 0 ถึง 1"), 2)
+    typer.echo(f"LINE stand-in on http://{host}:{port}/ (LINE จำลอง) — token {token!r}")
+    serve_forever(port=port, token=token, host=host, latency_ms=latency_ms, rate_429=rate_429,
+                  rate_500=rate_500, retry_after=retry_after)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,28 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import typer
+from pydantic import SecretStr
 
 from tidtam.prefect_server import LOCAL_API, healthy, server_env, wait_healthy
 from tidtam.settings import get_settings
 
+if TYPE_CHECKING:
+    from tidtam.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
+# Demo mode without a LINE channel: the LINE stand-in, and the token the pump presents to it.
+DEMO_LINE_PORT = 8010
+DEMO_LINE_TOKEN = "tidtam-demo-line-stand-in-token"
 
 
 def _die_with_parent() -> None:
@@ -75,18 +86,66 @@ def run_all(*, host: str, port: int, prefect_port: int) -> int:
     children = Children()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        settings, line_env, line_page = _demo_line(children, settings, logs)
         api_url = _ensure_prefect(children, settings.data_dir, prefect_port, logs)
         env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                   DO_NOT_TRACK="1", TIDTAM_HOME=str(ROOT))
+                   DO_NOT_TRACK="1", TIDTAM_HOME=str(ROOT), **line_env)
         children.start("prefect deployments (prefect.yaml)",
                        [sys.executable, "-m", "tidtam.serve_flows"], env, logs / "flows.log")
-        _serve_web(settings, host, port, api_url)
+        _serve_web(settings, host, port, api_url, line_page)
     except KeyboardInterrupt:
         pass
     finally:
         typer.echo("stopping… (กำลังหยุดระบบ)")
         children.stop()
     return 0
+
+
+def _demo_line(children: Children, settings: Settings,
+               logs: Path) -> tuple[Settings, dict[str, str], str | None]:
+    """In demo mode with no LINE channel configured, start the LINE stand-in and point the
+    LINE transport at it; returns the settings to use, env for children, and its page's URL."""
+    token = settings.line_channel_access_token
+    if not settings.demo or (token is not None and token.get_secret_value()):
+        return settings, {}, None
+    port = DEMO_LINE_PORT if _port_free(DEMO_LINE_PORT) else _any_free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = children.start("LINE stand-in", [sys.executable, "-m", "tidtam.cli", "fake-line",
+                                            "--port", str(port), "--token", DEMO_LINE_TOKEN],
+                          dict(os.environ), logs / "fake-line.log")
+    if not _wait_answering(base + "/", is_alive=lambda: proc.poll() is None):
+        raise SystemExit(f"the LINE stand-in did not start; see {logs / 'fake-line.log'}")
+    demo = settings.model_copy(update={"line_api_base": base,
+                                       "line_channel_access_token": SecretStr(DEMO_LINE_TOKEN)})
+    env = {"TIDTAM_LINE_API_BASE": base, "TIDTAM_LINE_CHANNEL_ACCESS_TOKEN": DEMO_LINE_TOKEN}
+    return demo, env, base + "/"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _any_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_answering(url: str, *, is_alive, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and is_alive():
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -> str:
@@ -111,7 +170,7 @@ def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -
     return api_url
 
 
-def _serve_web(settings, host: str, port: int, api_url: str) -> None:
+def _serve_web(settings, host: str, port: int, api_url: str, line_page: str | None) -> None:
     import uvicorn
 
     from web.app import create_app
@@ -119,4 +178,6 @@ def _serve_web(settings, host: str, port: int, api_url: str) -> None:
     app = create_app(settings, run_pump=True)
     typer.secho(f"\ntidtam: http://{host}:{port}   Prefect UI: {api_url.removesuffix('/api')}",
                 bold=True)
+    if line_page:
+        typer.secho(f"LINE stand-in (ข้อความ LINE จำลอง): {line_page}", bold=True)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -21,8 +21,8 @@ from models.directive import (
     latest_directive,
 )
 from models.org import District, get_district
-from models.outbox import OutboxMessage, messages_for_province
-from models.user import User
+from models.outbox import Channel, OutboxMessage, messages_for_province
+from models.user import User, broken_routes, route_broken_since
 from tidtam.tracking import (
     Board,
     BoardRow,
@@ -105,9 +105,34 @@ def complete_item(session: Session, actor: User, item_id: int, *, now: datetime,
     return item_detail(session, actor, item_id, today)
 
 
-def outbox_for(session: Session, actor: User, *, limit: int = 500) -> list[OutboxMessage]:
+@dataclass(frozen=True)
+class BrokenRoute:
+    """A person the system can no longer reach on a channel: who, where, why, since when."""
+
+    user: User
+    channel: Channel
+    reason: str
+    since: datetime | None
+
+
+class OutboxListing(list[OutboxMessage]):
+    """The province's messages, newest first, with the routes that stopped working.
+
+    A list, so the JSON API (``/api/v1/outbox``) keeps returning just the messages, and the
+    outbox page reads ``broken_routes`` off the same value.
+    """
+
+    broken_routes: list[BrokenRoute]
+
+
+def outbox_for(session: Session, actor: User, *, limit: int = 500) -> OutboxListing:
     """The province's outbox, newest first: for the coordinator and the provincial head only."""
     if actor.role not in PROVINCE_ROLES:
         raise Forbidden("only the provincial coordinator and head may see the outbox",
                         "เฉพาะผู้ประสานงานจังหวัดและพัฒนาการจังหวัดเท่านั้นที่ดูรายการข้อความได้")
-    return messages_for_province(session, actor.province_code, limit=limit)
+    listing = OutboxListing(messages_for_province(session, actor.province_code, limit=limit))
+    people = broken_routes(session, actor.province_code)
+    since = route_broken_since(session, [p.id for p in people])
+    listing.broken_routes = [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))
+                             for p in people]
+    return listing

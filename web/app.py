@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tidtam.db import engine_for, session_scope
 from tidtam.photos import PhotoStore
 from tidtam.settings import Settings
-from web import api, auth, csrf_multipart, errors, pages, reports
+from web import api, auth, csrf_multipart, errors, line_webhook, pages, profile, reports
 from web.rendering import make_templates, render
 
 log = logging.getLogger("tidtam.web")
@@ -49,7 +49,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     app.state.photos = PhotoStore(settings.data_dir / "photos")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
-    for router in (auth.router, pages.router, reports.router, api.router):
+    for router in (auth.router, pages.router, reports.router, profile.router, line_webhook.router,
+                   api.router):
         app.include_router(router)
     errors.install(app)
     _add_middleware(app, settings)
@@ -68,8 +69,10 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         asgi_csrf, signing_secret=settings.session_secret, cookie_secure=https,
         always_protect=ALWAYS_PROTECT, send_csrf_failed=_csrf_failed,
-        # The API authenticates by bearer token only, never by cookie: nothing to forge there.
-        skip_if_scope=lambda scope: scope["path"].startswith("/api/"))
+        # The API authenticates by bearer token only, never by cookie, and LINE's webhook by its
+        # signature only: nothing to forge there.
+        skip_if_scope=lambda scope: scope["path"].startswith("/api/")
+        or scope["path"] == line_webhook.PATH)
     app.add_middleware(SessionMiddleware, secret_key=settings.session_secret,
                        session_cookie="tidtam_session", max_age=SESSION_MAX_AGE,
                        same_site="lax", https_only=https)
@@ -138,7 +141,8 @@ def _start_pump(settings: Settings, session_factory: SessionFactory) -> Callable
     client = httpx.Client(timeout=10)
     scheduler = BackgroundScheduler(timezone=settings.tz)
     transports = transports_from_settings(settings, client)
-    start_pump(scheduler, session_factory, transports, settings.pump_interval_seconds)
+    start_pump(scheduler, session_factory, transports, settings.pump_interval_seconds,
+               tz=settings.tz)
     if not scheduler.running:
         scheduler.start()
     log.info("outbox pump started, every %s s", settings.pump_interval_seconds)

@@ -86,19 +86,24 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
 
 # --- database -----------------------------------------------------------------------------
 
-@pytest.fixture
-def engine(fresh_engine: Engine) -> Iterator[Engine]:
-    """A migrated database (SQLite and PostgreSQL) with the province 27 and district 2701."""
+def migrate_and_seed(engine: Engine) -> Engine:
+    """Migrate, then add the province 27 and its district 2701."""
     from tidtam.db import migrate
 
-    migrate(fresh_engine.url.render_as_string(hide_password=False))
-    with Session(fresh_engine) as session:
+    migrate(engine.url.render_as_string(hide_password=False))
+    with Session(engine) as session:
         session.add(models.Province(code="27", name_th="สระแก้ว", name_en="Sa Kaeo"))
         session.flush()  # the tables declare no relationship, so order the inserts by hand
         session.add(models.District(code="2701", province_code="27", name_th="เมืองสระแก้ว",
                                     name_en="Mueang Sa Kaeo"))
         session.commit()
-    yield fresh_engine
+    return engine
+
+
+@pytest.fixture
+def engine(fresh_engine: Engine) -> Iterator[Engine]:
+    """A migrated database (SQLite and PostgreSQL) with the province 27 and district 2701."""
+    yield migrate_and_seed(fresh_engine)
 
 
 @pytest.fixture

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from notifications.base import DELIVERY_KEY_NAMESPACE, TransportError
+from notifications.base import DELIVERY_KEY_NAMESPACE, TransportError, parse_retry_after
 from notifications.line import LineTransport
 
 # name, injected mode, recipient (None: a valid id), token (None: the right one), expected:
-# None (delivered) or (permanent, retry_after, route_refused, text in the message)
+# None (delivered) or (permanent, retry_after, route_refused, channel_down, text in the message)
 CASES = [
     ("200 delivered", None, None, None, None),
     ("429 with Retry-After", {"status": 429, "retry_after": 7}, None, None,
-     (False, 7.0, False, "rate limit")),
-    ("429 without Retry-After", {"status": 429}, None, None, (False, None, False, "rate limit")),
-    ("500", {"status": 500}, None, None, (False, None, False, "LINE 500")),
+     (False, 7.0, False, True, "rate limit")),
+    ("429 without Retry-After", {"status": 429}, None, None,
+     (False, None, False, True, "rate limit")),
+    ("500", {"status": 500}, None, None, (False, None, False, True, "LINE 500")),
     ("400 bad body", {"status": 400}, None, None,
-     (True, None, True, "The request body has 1 error(s)")),
+     (True, None, True, False, "The request body has 1 error(s)")),
     ("400 unknown to", None, "Unot-a-line-id", None,
-     (True, None, True, "The property, 'to', in the request body is invalid")),
-    ("401 wrong token", None, None, "wrong-token", (True, None, False, "Authentication")),
+     (True, None, True, False, "The property, 'to', in the request body is invalid")),
+    ("401 wrong token", None, None, "wrong-token",
+     (True, None, True, False, "LINE refused the channel access token")),
+    ("403 not allowed", {"status": 403}, None, None,
+     (True, None, True, False, "LINE 403: Access to this API is not available")),
 ]
 
 
@@ -38,13 +43,33 @@ def test_status_mapping(fake_line, http_client, make_message, line_user, line_to
         transport.send(message)
         assert len(fake_line.state.snapshot()) == 1
         return
-    permanent, retry_after, route_refused, text = expected
+    permanent, retry_after, route_refused, channel_down, text = expected
     with pytest.raises(TransportError) as caught:
         transport.send(message)
-    assert (caught.value.permanent, caught.value.retry_after) == (permanent, retry_after)
-    assert caught.value.route_refused is route_refused
-    assert text in caught.value.message
+    error = caught.value
+    assert (error.permanent, error.retry_after, error.retry_at) == (permanent, retry_after, None)
+    assert (error.route_refused, error.channel_down) == (route_refused, channel_down)
+    assert text in error.message
     assert fake_line.state.snapshot() == []
+
+
+def test_retry_after_as_an_http_date_stays_an_instant(fake_line, http_client, make_message,
+                                                     line_token):
+    """RFC 9110 allows an HTTP date; the pump compares it with its own clock, not ours."""
+    fake_line.state.set_mode(status=429, retry_after="Wed, 07 Aug 2024 02:10:00 GMT")
+    with pytest.raises(TransportError) as caught:
+        LineTransport(http_client, line_token, fake_line.base_url).send(make_message())
+    assert caught.value.retry_after is None
+    assert caught.value.retry_at == datetime(2024, 8, 7, 2, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (None, (None, None)), ("", (None, None)), ("120", (120.0, None)), ("1.5", (1.5, None)),
+    ("-3", (0.0, None)), ("soon", (None, None)),
+    ("Wed, 07 Aug 2024 02:10:00 GMT", (None, datetime(2024, 8, 7, 2, 10, tzinfo=UTC))),
+])
+def test_parse_retry_after(header, expected):
+    assert parse_retry_after(header) == expected
 
 
 def test_sends_the_exact_request(fake_line, http_client, make_message, line_user, line_token):
@@ -82,6 +107,15 @@ def test_retry_key_survives_retries_and_restarts(fake_line, make_message, line_t
     assert fake_line.state.duplicates == 1
 
 
+def test_refused_connection_and_timeout_mean_line_is_down(http_client, make_message, line_token,
+                                                         closed_port):
+    """Every LINE push goes to one service: if it cannot be reached, none can."""
+    with pytest.raises(TransportError) as caught:
+        LineTransport(http_client, line_token, f"http://127.0.0.1:{closed_port}").send(
+            make_message())
+    assert caught.value.channel_down and not caught.value.permanent
+
+
 def test_different_rows_get_different_keys(fake_line, http_client, make_message, line_token):
     transport = LineTransport(http_client, line_token, fake_line.base_url)
     transport.send(make_message("a"))
@@ -109,5 +143,5 @@ def test_timeout_is_transient(fake_line, make_message, line_token):
     fake_line.state.set_mode(latency_ms=500)
     with httpx.Client(timeout=0.1) as client, pytest.raises(TransportError) as caught:
         LineTransport(client, line_token, fake_line.base_url).send(make_message())
-    assert not caught.value.permanent
+    assert not caught.value.permanent and caught.value.channel_down
     assert "timed out" in caught.value.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 
 import pytest
 
@@ -51,32 +52,52 @@ def test_html_alternative_is_escaped_and_linked(smtp_sink, make_message, message
     assert '<a href="https://tidtam.example.go.th/items/42"' in html
 
 
-# name, rcpt reply, data reply, permanent
+# name, rcpt reply, data reply, permanent, text the reason must contain
 REFUSALS = [
-    ("550 unknown mailbox", "550 5.1.1 No such user here", None, True),
-    ("451 greylisted", "451 4.7.1 Greylisted, try again later", None, False),
-    ("554 rejected content", None, "554 5.7.1 Message rejected", True),
-    ("452 out of storage", None, "452 4.3.1 Insufficient system storage", False),
+    ("550 unknown mailbox", "550 5.1.1 No such user here", None, True,
+     "permanent: the mail server will not take this address, so this message is not retried"),
+    ("451 greylisted", "451 4.7.1 Greylisted, try again later", None, False,
+     "SMTP recipient deferred"),
+    ("554 rejected content", None, "554 5.7.1 Message rejected", True,
+     "permanent: refused by the mail server, not retried"),
+    ("452 out of storage", None, "452 4.3.1 Insufficient system storage", False, "SMTP 452"),
 ]
 
 
-@pytest.mark.parametrize(("rcpt_reply", "data_reply", "permanent"),
+@pytest.mark.parametrize(("rcpt_reply", "data_reply", "permanent", "text"),
                          [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
-def test_reply_codes_decide_retry(smtp_sink, make_message, rcpt_reply, data_reply, permanent):
+def test_reply_codes_decide_retry(smtp_sink, make_message, rcpt_reply, data_reply, permanent,
+                                  text):
+    """A refusal about this one message never holds the rest of the mail queue back."""
     sink, port = smtp_sink
     sink.rcpt_reply, sink.data_reply = rcpt_reply, data_reply
     with pytest.raises(TransportError) as caught:
         transport(port).send(make_message(channel="email", recipient="x@example.go.th"))
     assert caught.value.permanent is permanent
+    assert not caught.value.channel_down
     assert (rcpt_reply or data_reply).split()[0] in caught.value.message
+    assert text in caught.value.message
     assert sink.messages == []
 
 
-def test_refused_connection_is_transient(make_message, closed_port):
+def test_refused_connection_is_transient_and_the_server_is_down(make_message, closed_port):
     with pytest.raises(TransportError) as caught:
         transport(closed_port).send(make_message(channel="email", recipient="x@example.go.th"))
     assert not caught.value.permanent
+    assert caught.value.channel_down
     assert "ConnectionRefusedError" in caught.value.message
+
+
+def test_a_silent_server_times_out_as_transient(make_message):
+    """A server that accepts the connection but never greets: a timeout, retried later."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        slow = SmtpTransport("127.0.0.1", listener.getsockname()[1], tls="none", timeout=0.3)
+        with pytest.raises(TransportError) as caught:
+            slow.send(make_message(channel="email", recipient="x@example.go.th"))
+    assert not caught.value.permanent and caught.value.channel_down
+    assert "timed out" in caught.value.message.lower() or "Timeout" in caught.value.message
 
 
 def test_starttls_missing_on_server_is_permanent(smtp_sink, make_message):

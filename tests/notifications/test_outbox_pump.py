@@ -12,10 +12,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
 from models import OutboxMessage, OutboxStatus, User
+from models.audit import entries_for
 from models.outbox import PENDING
+from models.user import broken_routes, route_broken_since
 from notifications.base import TransportError
 from notifications.line import LineTransport
 from notifications.pump import (
+    MAX_ATTEMPTS,
     PumpResult,
     backoff,
     deliver_due,
@@ -58,7 +61,7 @@ def test_transient_failure_requeues_with_backoff(engine, session_factory, transp
     assert deliver_due(session_factory, transports, now) == PumpResult(retried=1)
     queued = row(engine, message_id)
     assert (queued.status, queued.attempts) == (OutboxStatus.QUEUED, 1)
-    assert now + timedelta(seconds=24) <= queued.next_try_at <= now + timedelta(seconds=36)
+    assert now + timedelta(seconds=24) <= queued.next_try_at <= now + timedelta(seconds=30)
     assert "LINE 500" in queued.last_error
 
     assert deliver_due(session_factory, transports, now).total == 0  # not due yet
@@ -76,34 +79,52 @@ def test_retry_after_is_honoured(engine, session_factory, transports, add_messag
     assert row(engine, message_id).next_try_at >= now + timedelta(seconds=600)
 
 
-@pytest.mark.parametrize(("recipient", "token", "route_disabled"), [
-    ("Unot-a-line-id", None, True),  # LINE refuses the id: stop pushing to it
-    (None, "revoked-token", False),  # our token is wrong: not the user's fault
+@pytest.mark.parametrize(("recipient", "token", "reason"), [
+    # LINE refuses the id: stop pushing to it
+    ("Unot-a-line-id", None, "LINE 400: The property, 'to', in the request body is invalid"),
+    # our token is wrong: the route is marked too, and the reason says the token is at fault
+    (None, "revoked-token", "LINE refused the channel access token"),
 ])
-def test_permanent_failure(engine, session_factory, fake_line, http_client, line_token,
-                           line_user, add_user, add_messages, make_message, now,
-                           recipient, token, route_disabled):
+def test_permanent_failure_fails_the_row_and_breaks_the_route(
+        engine, session_factory, fake_line, http_client, line_token, line_user, add_user,
+        add_messages, make_message, now, recipient, token, reason):
     user_id = add_user(line_user_id=recipient or line_user)
     [message_id] = add_messages(make_message(recipient=recipient or line_user, user_id=user_id))
     transports = {"line": LineTransport(http_client, token or line_token, fake_line.base_url)}
     assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
     failed = row(engine, message_id)
     assert failed.status == OutboxStatus.FAILED
-    assert failed.last_error.startswith("LINE 4")
+    assert reason in failed.last_error
     with Session(engine) as session:
-        route_error = session.get(User, user_id).line_route_error
-    assert (route_error == failed.last_error) is route_disabled
-    assert (route_error is None) is not route_disabled
+        assert session.get(User, user_id).line_route_error == failed.last_error
+        [entry] = entries_for(session, "user", user_id)
+        assert [u.id for u in broken_routes(session, "27")] == [user_id]
+        assert route_broken_since(session, [user_id]) == {user_id: now}
+    assert (entry.action, entry.actor, entry.at) == ("user.line_route_broken",
+                                                      "system:outbox-pump", now)
+
+
+def test_a_relinked_route_is_not_marked_broken(engine, session_factory, fake_line, http_client,
+                                               line_token, add_user, add_messages, make_message,
+                                               now):
+    """The refused id is no longer the user's: the new one keeps working."""
+    user_id = add_user(line_user_id="U" + "0" * 32)
+    add_messages(make_message(recipient="Unot-a-line-id", user_id=user_id))
+    transports = {"line": LineTransport(http_client, line_token, fake_line.base_url)}
+    assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
+    with Session(engine) as session:
+        assert session.get(User, user_id).line_route_error is None
+        assert broken_routes(session, "27") == []
 
 
 def test_too_many_transient_failures_give_up(engine, session_factory, transports,
                                              add_messages, make_message, fake_line, now):
-    [message_id] = add_messages(make_message(attempts=9))
+    [message_id] = add_messages(make_message(attempts=MAX_ATTEMPTS - 1))
     fake_line.state.set_mode(status=503)
     assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
     failed = row(engine, message_id)
-    assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, 10)
-    assert failed.last_error.startswith("gave up after 10 attempts: LINE 503")
+    assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, MAX_ATTEMPTS)
+    assert failed.last_error.startswith(f"gave up after {MAX_ATTEMPTS} attempts: LINE 503")
 
 
 @pytest.mark.parametrize(("channel", "recipient", "reason"), [
@@ -218,8 +239,9 @@ def test_start_pump_runs_on_the_scheduler(engine, session_factory, transports, a
 # attempts, retry_after, jitter, expected seconds
 BACKOFF = [
     (1, None, 0.0, 30), (2, None, 0.0, 60), (3, None, 0.0, 120), (7, None, 0.0, 1920),
-    (8, None, 0.0, 3600), (50, None, 0.0, 3600), (1, None, 0.2, 36), (1, None, -0.2, 24),
-    (1, None, 0.9, 36), (8, None, 0.2, 4320), (1, 100.0, 0.0, 100), (8, 100.0, 0.0, 3600),
+    (8, None, 0.0, 3600), (50, None, 0.0, 3600), (1, None, 0.2, 24), (1, None, -0.2, 30),
+    (1, None, 0.9, 24), (8, None, 0.2, 2880), (1, 100.0, 0.0, 100), (8, 100.0, 0.0, 3600),
+    (8, 7200.0, 0.2, 7200),  # the service's Retry-After is honoured even beyond the cap
 ]
 
 

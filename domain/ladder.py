@@ -26,7 +26,13 @@ class Audience(StrEnum):
 
 @dataclass(frozen=True)
 class EscalationRung:
-    """One step of the ladder: reached ``offset`` working days from the due date."""
+    """One step of the ladder: reached ``offset`` working days from the due date.
+
+    ``via_digest``: the rung speaks to the coordinators through their daily digest (the
+    `coordinator-digest` flow) instead of messages of its own. Left out, it is true for a
+    rung whose only audience is the coordinator (DESIGN: escalations to a coordinator are
+    grouped into the digest); write ``via_digest: false`` where the digest is not deployed.
+    """
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
@@ -35,11 +41,18 @@ class EscalationRung:
     audience: tuple[Audience, ...]
     channels: tuple[str, ...]
     grouped: bool = False
+    via_digest: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.audience:
             raise InvalidInput(f"rung {self.code}: audience is empty",
                                f"ขั้น {self.code}: ไม่ได้ระบุผู้รับ")
+        coordinators_only = tuple(self.audience) == (Audience.COORDINATOR,)
+        if self.via_digest is None:
+            object.__setattr__(self, "via_digest", coordinators_only)
+        elif self.via_digest and not coordinators_only:
+            raise InvalidInput(f"rung {self.code}: via_digest needs audience [coordinator] only",
+                               f"ขั้น {self.code}: via_digest ใช้ได้เมื่อผู้รับมีเพียง coordinator")
         unknown = [c for c in self.channels if c not in CHANNELS]
         if unknown or not self.channels:
             raise InvalidInput(f"rung {self.code}: channels must be some of {', '.join(CHANNELS)}",
@@ -81,7 +94,7 @@ DEFAULT_LADDER = Ladder(rungs=(
     EscalationRung("reminder-3", -3, _STAFF, _BOTH),
     EscalationRung("reminder-1", -1, _STAFF, _BOTH),
     EscalationRung("overdue", 0, (Audience.DISTRICT_STAFF, Audience.DISTRICT_HEAD), _BOTH),
-    EscalationRung("coordinator", 2, (Audience.COORDINATOR,), _BOTH, grouped=True),
+    EscalationRung("coordinator", 2, (Audience.COORDINATOR,), _BOTH, grouped=True, via_digest=True),
     EscalationRung("provincial-head", 5, (Audience.PROVINCIAL_HEAD,), ("email",), grouped=True),
 ), renotify_every=2)
 
@@ -119,6 +132,11 @@ def rung_due(due_on: date, today: date, ladder: Ladder, calendar: WorkCalendar) 
     if rung.offset < 0:
         return RungDue(rung, start)
     return RungDue(rung, _latest_repeat(start, today, ladder.renotify_every, calendar))
+
+
+def reaches(due: RungDue | None, rung: EscalationRung, ladder: Ladder) -> bool:
+    """Whether the rung reached today is ``rung`` or one after it on the ladder."""
+    return due is not None and ladder.rungs.index(due.rung) >= ladder.rungs.index(rung)
 
 
 def _latest_repeat(start: date, today: date, every: int, calendar: WorkCalendar) -> date:

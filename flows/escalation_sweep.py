@@ -1,6 +1,7 @@
 """escalation-sweep: open items and due dates → the ladder's rung at `now` → outbox rows.
 
 Scheduled in prefect.yaml (08:30 Mon–Fri, Asia/Bangkok); `tidtam sweep --now …` runs it once.
+Rows get the next office-hour slot as their send time, so a run on a holiday sends nothing that day.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def escalation_sweep(now: str | None = None) -> dict:
     with session_scope(get_engine()) as session:
         result = sweep(session, instant, tz=settings.tz, base_url=settings.base_url)
     print(f"escalation-sweep at {instant.isoformat()}: {result.enqueued} enqueued, "
-          f"{result.already_queued} already queued, {result.no_channel} without a channel")
+          f"{result.already_queued} already queued, {result.no_channel} without a channel, "
+          f"{result.cancelled} cancelled (items done since)")
     return asdict(result)
 
 

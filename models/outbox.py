@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Index, or_, update
+from sqlalchemy import Index, and_, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
+from models.directive import ItemStatus, TrackedItem
 from models.types import UTCDateTime, enum_column
 
 
@@ -74,7 +75,9 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
               lease: timedelta = timedelta(minutes=2)) -> list[OutboxMessage]:
     """Claim due rows by conditional update, so two pumps never send the same row.
 
-    A row left in ``sending`` by a crashed pump becomes claimable again once its lease ends.
+    Oldest first (by creation): after an outage every waiting row is due at once, and they
+    go out in the order they were written. A row left in ``sending`` by a crashed pump
+    becomes claimable again once its lease ends.
     """
     due = or_(
         (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
@@ -83,7 +86,7 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     # for the same first batch; SQLite has one writer at a time and ignores the clause.
     candidates = session.exec(
         select(OutboxMessage.id).where(due)
-        .order_by(OutboxMessage.next_try_at, OutboxMessage.id).limit(limit)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit)
         .with_for_update(skip_locked=True)).all()
     claimed = []
     for row_id in candidates:
@@ -98,15 +101,42 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     if not claimed:
         return []
     return list(session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(claimed))
-                             .order_by(OutboxMessage.next_try_at, OutboxMessage.id)))
+                             .order_by(OutboxMessage.created_at, OutboxMessage.id)))
 
 
 def cancel_pending_for_item(session: Session, item_id: int) -> int:
-    """Cancel queued messages about an item that is now done; returns how many."""
+    """Cancel queued messages about an item that is now done; returns how many.
+
+    Grouped messages about its step (one listing every late district) go too once the step
+    has no open item left.
+    """
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.item_id == item_id, OutboxMessage.status == OutboxStatus.QUEUED)
         .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending"))
+    session.flush()  # the item's new status must be visible to the "still open" check below
+    step_id = session.execute(select(TrackedItem.step_id).where(TrackedItem.id == item_id)).scalar()
+    grouped = cancel_grouped_for_closed_steps(session, step_id) if step_id is not None else 0
+    return result.rowcount + grouped
+
+
+def cancel_grouped_for_closed_steps(session: Session, step_id: int | None = None) -> int:
+    """Queued grouped messages (one per step, listing late districts) once the step has no open
+    item left: every district they list is then done. One still open keeps the message.
+
+    ``step_id`` limits it to one step (for a use case that has just closed an item of it).
+    """
+    still_open = exists().where(and_(TrackedItem.step_id == OutboxMessage.step_id,
+                                     TrackedItem.status == ItemStatus.OPEN))
+    query = (update(OutboxMessage)
+             .where(OutboxMessage.status == OutboxStatus.QUEUED, col(OutboxMessage.item_id).is_(None),
+                    col(OutboxMessage.step_id).is_not(None), ~still_open))
+    if step_id is not None:
+        query = query.where(OutboxMessage.step_id == step_id)
+    result = session.execute(
+        query.values(status=OutboxStatus.CANCELLED,
+                     last_error="every district listed completed the step before sending")
+        .execution_options(synchronize_session=False))
     return result.rowcount
 
 
@@ -162,14 +192,47 @@ def release_claim(session: Session, message_id: int, attempts: int) -> bool:
                          attempts=attempts - 1)
 
 
-def disable_line_route(session: Session, user_id: int, line_user_id: str, error: str) -> bool:
-    """Stop pushing to a LINE id that LINE refused, unless the user has since relinked."""
-    from models.user import User
+# --- Holding a channel's queue back while its service is down --------------------------------
 
-    result = session.execute(
-        update(User).where(User.id == user_id, User.line_user_id == line_user_id)
-        .values(line_route_error=error))
-    return result.rowcount == 1
+def queued_on_channel(session: Session, channel: Channel,
+                      before: datetime) -> list[tuple[int, int | None]]:
+    """(row id, directive id or None) of queued rows of the channel due before ``before``."""
+    from models.directive import DirectiveStep, TrackedItem
+
+    directive_id = func.coalesce(TrackedItem.directive_id, DirectiveStep.directive_id)
+    query = (select(OutboxMessage.id, directive_id)
+             .outerjoin(TrackedItem, col(TrackedItem.id) == OutboxMessage.item_id)
+             .outerjoin(DirectiveStep, col(DirectiveStep.id) == OutboxMessage.step_id)
+             .where(OutboxMessage.channel == channel, OutboxMessage.status == OutboxStatus.QUEUED,
+                    OutboxMessage.next_try_at < before))
+    return [(row_id, d_id) for row_id, d_id in session.exec(query)]
+
+
+def postpone(session: Session, message_ids: list[int], next_try_at: datetime, note: str) -> int:
+    """Move still-queued rows to ``next_try_at`` (never earlier than they were); returns how many."""
+    moved = 0
+    for start in range(0, len(message_ids), 500):
+        result = session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(message_ids[start:start + 500]),
+                   OutboxMessage.status == OutboxStatus.QUEUED,
+                   OutboxMessage.next_try_at < next_try_at)
+            .values(next_try_at=next_try_at, last_error=note))
+        moved += result.rowcount
+    return moved
+
+
+def directive_of(session: Session, message: OutboxMessage) -> int | None:
+    """The directive a message is about (through its item or its step), if any."""
+    from models.directive import DirectiveStep, TrackedItem
+
+    if message.item_id is not None:
+        return session.exec(select(TrackedItem.directive_id)
+                            .where(TrackedItem.id == message.item_id)).first()
+    if message.step_id is not None:
+        return session.exec(select(DirectiveStep.directive_id)
+                            .where(DirectiveStep.id == message.step_id)).first()
+    return None
 
 
 # --- Read by the web app's outbox page (web/pages.py, web/api.py) ---------------------------

@@ -7,6 +7,7 @@ from notifications.pump import (
     PumpResult,
     backoff,
     deliver_due,
+    next_try,
     start_pump,
     transports_from_settings,
 )
@@ -15,6 +16,6 @@ from notifications.webhook import WebhookTransport
 
 __all__ = [
     "LineTransport", "PumpResult", "SmtpTransport", "Transport", "TransportError",
-    "WebhookTransport", "backoff", "deliver_due", "render_email_html", "render_message",
-    "start_pump", "transports_from_settings",
+    "WebhookTransport", "backoff", "deliver_due", "next_try", "render_email_html",
+    "render_message", "start_pump", "transports_from_settings",
 ]

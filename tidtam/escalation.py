@@ -1,6 +1,7 @@
 """The escalation sweep's work: find open items, ask the ladder which rung applies, enqueue.
 
-Runs inside the `escalation-sweep` flow; `now` is always given.
+Runs inside the `escalation-sweep` flow; `now` is always given. Rungs marked ``via_digest``
+(by default the coordinator's) enqueue nothing here: the `coordinator-digest` flow carries them.
 """
 
 from __future__ import annotations
@@ -10,18 +11,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from domain.calendar import WorkCalendar
 from domain.directive import DirectiveSpec
-from domain.ladder import EscalationRung, Ladder, RungDue, idempotency_key, rung_due
-from models.directive import Directive, DirectiveStep, TrackedItem, open_items_due_by
+from domain.ladder import Audience, EscalationRung, Ladder, RungDue, idempotency_key, rung_due
+from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, open_items_due_by
+from models.line import group_for_district
 from models.org import District
-from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
+from models.outbox import (
+    Channel,
+    OutboxMessage,
+    OutboxStatus,
+    cancel_grouped_for_closed_steps,
+    enqueue,
+)
 from models.user import Role, User, active_users
 from notifications.render import render_message
 
 DISTRICT_ROLES = (Role.DISTRICT_STAFF, Role.DISTRICT_HEAD)
+DISTRICT_AUDIENCES = (Audience.DISTRICT_STAFF, Audience.DISTRICT_HEAD)
 TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "overdue": "overdue",
                      "coordinator": "coordinator", "provincial-head": "provincial_head"}
 
@@ -32,6 +42,7 @@ class SweepResult:
     already_queued: int = 0
     no_channel: int = 0
     items_considered: int = 0
+    cancelled: int = 0
     by_rung: dict[str, int] = field(default_factory=dict)
 
 
@@ -48,9 +59,39 @@ def rules_for(directive: Directive) -> DirectiveRules:
 
 
 def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str) -> SweepResult:
-    """Enqueue every message the ladder calls for at ``now``; a repeat at ``now`` adds none."""
-    return _Sweep(session, now, tz, base_url).run()
+    """Enqueue every message the ladder calls for at ``now``; a repeat at ``now`` adds none.
 
+    First cancels what is still queued about items that are no longer open, so nothing
+    chases an item done since the last sweep even if its use case did not cancel it.
+    """
+    cancelled = cancel_settled(session)
+    result = _Sweep(session, now, tz, base_url).run()
+    result.cancelled = cancelled
+    return result
+
+
+# --- Cancelling what no longer needs saying -----------------------------------------------------
+
+_CANCELLABLE = OutboxMessage.status == OutboxStatus.QUEUED
+
+
+def cancel_settled(session: Session) -> int:
+    """Cancel queued messages whose items are all done: per-item rows and grouped rows."""
+    return cancel_for_closed_items(session) + cancel_grouped_for_closed_steps(session)
+
+
+def cancel_for_closed_items(session: Session) -> int:
+    """Queued per-item messages whose item is done, accepted or waived."""
+    closed = select(TrackedItem.id).where(TrackedItem.status != ItemStatus.OPEN)
+    result = session.execute(
+        update(OutboxMessage)
+        .where(_CANCELLABLE, col(OutboxMessage.item_id).in_(closed))
+        .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending")
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+# --- The sweep ----------------------------------------------------------------------------------
 
 def _lookahead(ladder: Ladder) -> int:
     return max(0, -min(r.offset for r in ladder.rungs))
@@ -67,6 +108,7 @@ class _Sweep:
         self.rules = {d_id: rules_for(d) for d_id, d in self.directives.items()}
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
         self.districts = {d.code: d for d in session.exec(select(District))}
+        self.groups: dict[str, str | None] = {}
         self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
         for user in active_users(session):
             in_district = user.district_code if user.role in DISTRICT_ROLES else None
@@ -84,7 +126,7 @@ class _Sweep:
             steps[step.id] = step
             rule = self.rules[item.directive_id]
             due = rung_due(item.due_on, self.today, rule.ladder, rule.calendar)
-            if due is None:
+            if due is None or due.rung.via_digest:
                 continue
             days = rule.calendar.working_days_between(item.due_on, self.today)
             if due.rung.grouped:
@@ -102,15 +144,28 @@ class _Sweep:
             people += self.people[(role, province, district if role in DISTRICT_ROLES else None)]
         return people
 
+    def _group_of(self, district_code: str) -> str | None:
+        """The district's bound LINE group, read once per sweep."""
+        if district_code not in self.groups:
+            self.groups[district_code] = group_for_district(self.session, district_code)
+        return self.groups[district_code]
+
     def _for_item(self, step: DirectiveStep, item: TrackedItem, due: RungDue, days: int) -> None:
         directive = self.directives[item.directive_id]
         subject, body = render_message(
-            TEMPLATE_FOR_RUNG[due.rung.code], directive=directive, step=step,
+            TEMPLATE_FOR_RUNG.get(due.rung.code, "overdue"), directive=directive, step=step,
             district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
             due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id)
+        about = dict(district_code=item.district_code, item_id=item.id, step_id=step.id)
+        message = _Message(due, f"item:{item.id}", subject, body, directive.id)
         for user in self._recipients(due.rung, directive.province_code, item.district_code):
-            self._enqueue(due, f"item:{item.id}", user, subject, body, directive.id,
-                          district_code=item.district_code, item_id=item.id, step_id=step.id)
+            for channel in due.rung.channels:
+                self._enqueue(message, channel, f"user:{user.id}", address_of(user, channel),
+                              user.id, user.username, **about)
+        group = self._group_of(item.district_code)
+        if group and Channel.LINE in due.rung.channels and _speaks_to_district(due.rung):
+            self._enqueue(message, Channel.LINE, f"line-group:{group}", group, None,
+                          f"LINE group of district {item.district_code}", **about)
 
     def _grouped(self, step: DirectiveStep, due: RungDue,
                  late: list[tuple[TrackedItem, int]]) -> None:
@@ -119,38 +174,54 @@ class _Sweep:
                            "name_th": self.districts[item.district_code].name_th,
                            "days_late": days} for item, days in late]
         subject, body = render_message(
-            TEMPLATE_FOR_RUNG[due.rung.code], directive=directive, step=step, district=None,
-            districts_late=districts_late, rung=due.rung.code, due_on=step.due_on,
+            TEMPLATE_FOR_RUNG.get(due.rung.code, "coordinator"), directive=directive, step=step,
+            district=None, districts_late=districts_late, rung=due.rung.code, due_on=step.due_on,
             days=max(d["days_late"] for d in districts_late), base_url=self.base_url,
             item_id=None)
+        message = _Message(due, f"step:{step.id}", subject, body, directive.id)
         for user in self._recipients(due.rung, directive.province_code, None):
-            self._enqueue(due, f"step:{step.id}", user, subject, body, directive.id,
-                          district_code=None, item_id=None, step_id=step.id)
+            for channel in due.rung.channels:
+                self._enqueue(message, channel, f"user:{user.id}", address_of(user, channel),
+                              user.id, user.username, district_code=None, item_id=None,
+                              step_id=step.id)
 
-    def _enqueue(self, due: RungDue, subject_ref: str, user: User, subject: str, body: str,
-                 directive_id: int, **about) -> None:
-        """One outbox row per channel of the rung; the idempotency key makes repeats no-ops."""
-        for channel in due.rung.channels:
-            address = _address(user, channel)
-            key = idempotency_key(rung=due.rung.code, occurrence=due.occurrence,
-                                  subject_ref=subject_ref, recipient_ref=f"user:{user.id}",
-                                  channel=channel)
-            message = OutboxMessage(
-                idempotency_key=key, channel=Channel(channel), recipient=address or "",
-                user_id=user.id, rung=due.rung.code, subject=subject, body=body,
-                next_try_at=self.send_at[directive_id], created_at=self.now,
-                status=OutboxStatus.QUEUED if address else OutboxStatus.NOT_SENT_NO_CHANNEL,
-                last_error=None if address else f"{user.username} has no {channel} address",
-                **about)
-            if enqueue(self.session, message):
-                self.result.enqueued += 1
-                self.result.no_channel += address is None
-                self.result.by_rung[due.rung.code] = self.result.by_rung.get(due.rung.code, 0) + 1
-            else:
-                self.result.already_queued += 1
+    def _enqueue(self, message: _Message, channel: str, recipient_ref: str, address: str | None,
+                 user_id: int | None, who: str, **about) -> None:
+        """One outbox row; its idempotency key makes a repeat of the same occurrence a no-op."""
+        due = message.due
+        key = idempotency_key(rung=due.rung.code, occurrence=due.occurrence,
+                              subject_ref=message.subject_ref, recipient_ref=recipient_ref,
+                              channel=channel)
+        row = OutboxMessage(
+            idempotency_key=key, channel=Channel(channel), recipient=address or "",
+            user_id=user_id, rung=due.rung.code, subject=message.subject, body=message.body,
+            next_try_at=self.send_at[message.directive_id], created_at=self.now,
+            status=OutboxStatus.QUEUED if address else OutboxStatus.NOT_SENT_NO_CHANNEL,
+            last_error=None if address else f"{who} has no {channel} address", **about)
+        if enqueue(self.session, row):
+            self.result.enqueued += 1
+            self.result.no_channel += address is None
+            self.result.by_rung[due.rung.code] = self.result.by_rung.get(due.rung.code, 0) + 1
+        else:
+            self.result.already_queued += 1
 
 
-def _address(user: User, channel: str) -> str | None:
+@dataclass(frozen=True)
+class _Message:
+    """What one rung says about one item (or step), before it is addressed to anyone."""
+
+    due: RungDue
+    subject_ref: str
+    subject: str
+    body: str
+    directive_id: int
+
+
+def _speaks_to_district(rung: EscalationRung) -> bool:
+    return any(audience in DISTRICT_AUDIENCES for audience in rung.audience)
+
+
+def address_of(user: User, channel: str) -> str | None:
     """Where this person gets messages on a channel; None when there is no usable route."""
     if channel == Channel.EMAIL:
         return user.email or None

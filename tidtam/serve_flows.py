@@ -1,11 +1,14 @@
 """Serve the deployments declared in prefect.yaml from this process (one-machine mode).
 
 `tidtam serve` starts this as a child; for many machines use `prefect deploy --all` + workers.
+Before serving, it creates or updates the automations that watch the escalation flows
+(tidtam/automations.py), which need the `ops-alert` deployment to exist.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import yaml
@@ -13,6 +16,8 @@ from prefect import serve
 from prefect.schedules import Cron
 
 ROOT = Path(__file__).resolve().parent.parent
+PREFECT_YAML = ROOT / "prefect.yaml"
+DEFAULT_TIMEZONE = "Asia/Bangkok"
 
 
 def load_flow(entrypoint: str):
@@ -22,12 +27,24 @@ def load_flow(entrypoint: str):
     return getattr(module, name)
 
 
-def deployments_from_yaml(path: Path = ROOT / "prefect.yaml") -> list:
+def _entries(path: Path = PREFECT_YAML) -> list[dict]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["deployments"]
+
+
+def schedules_of(deployment_name: str, path: Path = PREFECT_YAML) -> list[tuple[str, str]]:
+    """(cron, timezone) of each schedule prefect.yaml gives the deployment; [] when it has none."""
+    for entry in _entries(path):
+        if entry["name"] == deployment_name:
+            return [(s["cron"], s.get("timezone", DEFAULT_TIMEZONE))
+                    for s in entry.get("schedules") or []]
+    raise KeyError(f"no deployment named {deployment_name!r} in {path}")
+
+
+def deployments_from_yaml(path: Path = PREFECT_YAML) -> list:
     """Each deployment of prefect.yaml, with its cron schedules, ready for `serve`."""
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
     result = []
-    for entry in config["deployments"]:
-        schedules = [Cron(s["cron"], timezone=s.get("timezone", "Asia/Bangkok"))
+    for entry in _entries(path):
+        schedules = [Cron(s["cron"], timezone=s.get("timezone", DEFAULT_TIMEZONE))
                      for s in entry.get("schedules") or []]
         flow = load_flow(entry["entrypoint"])
         result.append(flow.to_deployment(name=entry["name"], schedules=schedules,
@@ -36,8 +53,27 @@ def deployments_from_yaml(path: Path = ROOT / "prefect.yaml") -> list:
     return result
 
 
+def watch_the_flows(deployments: list) -> None:
+    """Register the `ops-alert` deployment, then the automations that run it.
+
+    A failure here is reported, not fatal: the reminders matter more than their watcher.
+    """
+    from tidtam.automations import OPS_ALERT, ensure_automations
+
+    try:
+        ops_alert = next(d for d in deployments if d.name == OPS_ALERT)
+        ensure_automations(ops_alert.apply())
+    except Exception as error:  # any Prefect or API error: report it and serve on
+        print(f"tidtam: could not create the Prefect automations that watch the flows: {error!r}",
+              file=sys.stderr)
+    else:
+        print("tidtam: Prefect automations watching escalation-sweep and coordinator-digest are set")
+
+
 def main() -> None:
-    serve(*deployments_from_yaml(), print_starting_message=True)
+    deployments = deployments_from_yaml()
+    watch_the_flows(deployments)
+    serve(*deployments, print_starting_message=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The escalation sweep on a demo database: what it enqueues, and that it is idempotent."""
+"""The escalation sweep on a demo database: what it enqueues, when it may go out, and what it cancels."""
 
 from __future__ import annotations
 
@@ -8,20 +8,26 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from models.directive import find_item
+from models.directive import ItemStatus, find_item
+from models.line import LineGroup
 from models.outbox import OutboxMessage, OutboxStatus
 from models.user import get_by_username
 from tests.conftest import NOW
-from tidtam.escalation import sweep
+from tidtam.escalation import cancel_grouped_for_closed_steps, sweep
 from tidtam.tracking import mark_done
 
 BKK = ZoneInfo("Asia/Bangkok")
 AUG_12_0900 = datetime(2024, 8, 12, 9, 0, tzinfo=BKK)
+DISTRICTS = [f"270{n}" for n in range(1, 10)]
 
 
 @pytest.fixture
 def directive(launched):
     return launched
+
+
+def bkk(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BKK)
 
 
 def run(session, when=AUG_12_0900):
@@ -39,10 +45,30 @@ def report_item(session, directive, district):
     return find_item(session, directive.id, district, "R1")
 
 
+def close(session, directive, step_code, districts):
+    """Mark items done directly, as a report submission (or any other use case) leaves them."""
+    for code in districts:
+        item = find_item(session, directive.id, code, step_code)
+        item.status = ItemStatus.DONE
+        session.add(item)
+    session.flush()
+
+
+def without_digest(session, directive):
+    """The directive as a province that does not deploy the digest writes it: via_digest false."""
+    definition = dict(directive.definition)
+    ladder = dict(definition["ladder"])
+    ladder["rungs"] = [dict(r, via_digest=False) if r["code"] == "coordinator" else r
+                       for r in ladder["rungs"]]
+    directive.definition = definition | {"ladder": ladder}
+    session.add(directive)
+    session.flush()
+
+
 def test_overdue_report_messages_for_every_district(session, directive):
     result = run(session)
     assert result.enqueued > 0
-    for district in [f"270{n}" for n in range(1, 10)]:
+    for district in DISTRICTS:
         item = report_item(session, directive, district)
         rows = messages(session, item_id=item.id, rung="overdue")
         recipients = {(r.user_id, r.channel) for r in rows}
@@ -62,11 +88,39 @@ def test_line_without_a_linked_id_is_recorded_not_dropped(session, directive):
     assert line_rows and all(r.status == OutboxStatus.NOT_SENT_NO_CHANNEL for r in line_rows)
 
 
-def test_monday_12_august_is_a_holiday_so_sending_waits_for_tuesday(session, directive):
-    run(session)
-    queued = messages(session, status=OutboxStatus.QUEUED)
-    assert {r.next_try_at.astimezone(BKK) for r in queued} == \
-        {datetime(2024, 8, 13, 8, 30, tzinfo=BKK)}
+@pytest.mark.parametrize(("when", "slot", "why"), [
+    (bkk(2024, 8, 12, 9, 0), bkk(2024, 8, 13, 8, 30), "Mon 12 Aug, Mother's Day: Tuesday"),
+    (bkk(2024, 8, 10, 8, 30), bkk(2024, 8, 13, 8, 30), "Saturday before the holiday: Tuesday"),
+    (bkk(2024, 8, 3, 8, 30), bkk(2024, 8, 5, 8, 30), "Saturday: Monday 08:30"),
+    (bkk(2024, 8, 4, 20, 0), bkk(2024, 8, 5, 8, 30), "Sunday evening: Monday 08:30"),
+    (bkk(2024, 8, 5, 7, 0), bkk(2024, 8, 5, 8, 30), "before the office opens: 08:30"),
+    (bkk(2024, 8, 5, 8, 30), bkk(2024, 8, 5, 8, 30), "the scheduled run: at once"),
+    (bkk(2024, 8, 5, 16, 29), bkk(2024, 8, 5, 16, 29), "a minute before closing: at once"),
+    (bkk(2024, 8, 5, 16, 30), bkk(2024, 8, 6, 8, 30), "at closing time: the next morning"),
+    (bkk(2024, 8, 9, 18, 0), bkk(2024, 8, 13, 8, 30), "Friday evening: over the long weekend"),
+])
+def test_every_row_waits_for_the_next_office_hour_slot(session, directive, when, slot, why):
+    result = run(session, when)
+    rows = messages(session, status=OutboxStatus.QUEUED)
+    assert result.enqueued and rows, why
+    assert {r.next_try_at.astimezone(BKK) for r in rows} == {slot}, why
+
+
+def test_a_weekend_sweep_sends_nothing_that_day_and_what_came_due_goes_out_monday(session, directive):
+    """No sweep ran on Friday 2 Aug (G5 due; reminder-3 for G6/G7): Saturday's catches up, for Monday."""
+    run(session, bkk(2024, 8, 3, 8, 30))
+    rows = messages(session, status=OutboxStatus.QUEUED)
+    g5 = find_item(session, directive.id, "2701", "G5")
+    g6 = find_item(session, directive.id, "2701", "G6")
+    assert {(r.rung, r.item_id) for r in rows if r.item_id in (g5.id, g6.id)} == {
+        ("overdue", g5.id), ("reminder-3", g6.id)}
+    assert all(r.next_try_at.astimezone(BKK) == bkk(2024, 8, 5, 8, 30) for r in rows)
+    count = len(messages(session))
+    sunday = run(session, bkk(2024, 8, 4, 8, 30))
+    assert sunday.enqueued == 0 and len(messages(session)) == count  # the same occurrences
+    run(session, bkk(2024, 8, 5, 8, 30))
+    # Monday is -2 for G6 (still reminder-3's occurrence of 2 Aug) and +1 for G5 (overdue's)
+    assert (len(messages(session, item_id=g5.id)), len(messages(session, item_id=g6.id))) == (4, 2)
 
 
 def test_second_sweep_at_the_same_instant_enqueues_nothing(session, directive):
@@ -85,17 +139,127 @@ def test_item_done_before_the_sweep_gets_no_message(session, directive):
     assert messages(session, item_id=find_item(session, directive.id, "2704", "G8").id) != []
 
 
-def test_coordinator_gets_one_message_per_step_listing_late_districts(session, directive):
-    run(session, datetime(2024, 8, 14, 9, 0, tzinfo=BKK))  # 2 working days after 9 Aug
+def test_the_coordinator_rung_goes_to_the_digest_not_to_a_message_of_its_own(session, directive):
+    result = run(session, bkk(2024, 8, 14, 9, 0))  # 2 working days after 9 Aug
+    assert messages(session, rung="coordinator") == []
+    assert "coordinator" not in result.by_rung
+    # ...and the district staff are no longer chased either: the province has taken it over.
+    assert messages(session, rung="overdue", item_id=report_item(session, directive, "2701").id) \
+        == []
+
+
+def test_without_the_digest_the_coordinator_gets_one_message_per_step(session, directive):
+    without_digest(session, directive)
+    run(session, bkk(2024, 8, 14, 9, 0))
     coordinator = get_by_username(session, "coordinator")
     rows = messages(session, user_id=coordinator.id, rung="coordinator", channel="email")
-    report_step_id = report_item(session, directive, "2701").step_id
-    report_rows = [r for r in rows if r.step_id == report_step_id]
+    report_rows = [r for r in rows if r.step_id == report_item(session, directive, "2701").step_id]
     assert len(report_rows) == 1
-    body = report_rows[0].body
-    assert all(name in body for name in ("เมืองสระแก้ว", "ตาพระยา", "วังสมบูรณ์"))
+    assert all(name in report_rows[0].body for name in ("เมืองสระแก้ว", "ตาพระยา", "วังสมบูรณ์"))
+
+
+def test_the_provincial_head_gets_one_email_per_step_listing_late_districts(session, directive):
+    close(session, directive, "R1", ["2701", "2702"])
+    run(session, bkk(2024, 8, 19, 9, 0))  # 5 working days after 9 Aug
+    head = get_by_username(session, "province-head")
+    rows = [r for r in messages(session, user_id=head.id, rung="provincial-head")
+            if r.step_id == report_item(session, directive, "2703").step_id]
+    assert [(r.channel, r.item_id, r.district_code) for r in rows] == [("email", None, None)]
+    assert "7 อำเภอ" in rows[0].subject
+    assert "ตาพระยา" in rows[0].body and "เมืองสระแก้ว" not in rows[0].body
 
 
 def test_nothing_before_the_first_reminder(session, directive):
-    result = run(session, datetime(2024, 7, 5, 9, 0, tzinfo=BKK))
+    result = run(session, bkk(2024, 7, 5, 9, 0))
     assert result.enqueued == 0
+
+
+# --- Cancelling --------------------------------------------------------------------------------
+
+def test_a_grouped_message_is_cancelled_once_every_district_it_lists_is_done(session, directive):
+    run(session, bkk(2024, 8, 19, 9, 0))
+    step_r1 = report_item(session, directive, "2701").step_id
+    step_g8 = find_item(session, directive.id, "2701", "G8").step_id
+    grouped = {r.step_id: r for r in messages(session, rung="provincial-head")}
+    assert {step_r1, step_g8} <= set(grouped)
+    close(session, directive, "R1", DISTRICTS)        # every district has now reported
+    close(session, directive, "G8", DISTRICTS[:-1])   # one district is still open on G8
+    assert cancel_grouped_for_closed_steps(session) == 1
+    session.expire_all()
+    assert session.get(OutboxMessage, grouped[step_r1].id).status == OutboxStatus.CANCELLED
+    assert session.get(OutboxMessage, grouped[step_g8].id).status == OutboxStatus.QUEUED
+
+
+def test_the_last_district_marking_a_step_done_cancels_the_grouped_message_at_once(
+        session, directive):
+    """No wait for the next sweep: a grouped list queued over a weekend is not sent stale."""
+    run(session, bkk(2024, 8, 19, 9, 0))
+    step_g8 = find_item(session, directive.id, "2701", "G8").step_id
+    grouped = next(r for r in messages(session, rung="provincial-head") if r.step_id == step_g8)
+    close(session, directive, "G8", DISTRICTS[:-1])
+    last = find_item(session, directive.id, DISTRICTS[-1], "G8")
+    mark_done(session, get_by_username(session, f"staff-{DISTRICTS[-1]}"), last.id,
+              now=bkk(2024, 8, 19, 10, 0))
+    session.expire_all()
+    assert session.get(OutboxMessage, grouped.id).status == OutboxStatus.CANCELLED
+
+
+def test_the_sweep_cancels_what_is_queued_for_items_done_since(session, directive):
+    run(session, bkk(2024, 8, 19, 9, 0))
+    r1_2701 = report_item(session, directive, "2701")
+    step_r1 = r1_2701.step_id
+    close(session, directive, "R1", DISTRICTS)
+    result = run(session, bkk(2024, 8, 19, 10, 0))
+    assert result.cancelled >= 1
+    pending = [r for r in messages(session, status=OutboxStatus.QUEUED)
+               if r.step_id == step_r1 or r.item_id == r1_2701.id]
+    assert pending == []
+
+
+def test_a_done_item_is_never_chased_again(session, directive):
+    run(session, bkk(2024, 8, 9, 8, 30))
+    item = find_item(session, directive.id, "2705", "G8")
+    assert messages(session, item_id=item.id, status=OutboxStatus.QUEUED)
+    mark_done(session, get_by_username(session, "staff-2705"), item.id, now=bkk(2024, 8, 9, 8, 0))
+    assert messages(session, item_id=item.id, status=OutboxStatus.QUEUED) == []
+    for day in (13, 14, 15, 16, 19, 20):
+        run(session, bkk(2024, 8, day, 8, 30))
+    assert messages(session, item_id=item.id, status=OutboxStatus.QUEUED) == []
+
+
+# --- The district's LINE group -----------------------------------------------------------------
+
+def bind_group(session, district_code: str, group_id: str) -> None:
+    session.add(LineGroup(group_id=group_id, district_code=district_code, joined_at=NOW,
+                          bound_at=NOW))
+    session.flush()
+
+
+def test_district_rungs_also_push_once_to_the_districts_line_group(session, directive):
+    bind_group(session, "2701", "C2701aaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+    run(session, bkk(2024, 8, 9, 8, 30))
+    run(session, bkk(2024, 8, 9, 10, 0))
+    to_group = messages(session, recipient="C2701aaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+    r1 = report_item(session, directive, "2701")
+    g8 = find_item(session, directive.id, "2701", "G8")
+    assert sorted((r.item_id, r.rung, r.channel, r.user_id) for r in to_group) == sorted([
+        (r1.id, "overdue", "line", None), (g8.id, "overdue", "line", None)])
+    assert all(r.status == OutboxStatus.QUEUED and r.district_code == "2701" for r in to_group)
+    others = [r for r in messages(session, channel="line", rung="overdue") if r.user_id is None]
+    assert {r.district_code for r in others} == {"2701"}
+
+
+def test_the_provincial_rungs_do_not_go_to_the_districts_group(session, directive):
+    bind_group(session, "2702", "C2702bbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+    run(session, bkk(2024, 8, 19, 9, 0))
+    assert [r.rung for r in messages(session, recipient="C2702bbbbbbbbbbbbbbbbbbbbbbbbbbbb")] == []
+
+
+def test_reminders_go_to_the_group_too_and_only_its_own_districts_items(session, directive):
+    bind_group(session, "2703", "C2703cccccccccccccccccccccccccccc")
+    run(session, bkk(2024, 8, 6, 8, 30))  # reminder-3 for R1/G8 (due 9 Aug), reminder-1 for G6/G7
+    rows = messages(session, recipient="C2703cccccccccccccccccccccccccccc")
+    codes = {find_item(session, directive.id, "2703", step).id: step
+             for step in ("R1", "G8", "G6", "G7")}
+    assert sorted((codes[r.item_id], r.rung) for r in rows) == [
+        ("G6", "reminder-1"), ("G7", "reminder-1"), ("G8", "reminder-3"), ("R1", "reminder-3")]

@@ -13,6 +13,7 @@ from domain.ladder import (
     Ladder,
     idempotency_key,
     ladder_from_config,
+    reaches,
     rung_due,
 )
 
@@ -21,13 +22,15 @@ REPORT_DUE = date(2024, 8, 9)  # Friday; Mon 12 Aug is Mother's Day
 
 
 def test_the_default_ladder_is_the_one_in_the_design():
-    rows = [(r.code, r.offset, r.audience, r.channels, r.grouped) for r in DEFAULT_LADDER.rungs]
+    rows = [(r.code, r.offset, r.audience, r.channels, r.grouped, r.via_digest)
+            for r in DEFAULT_LADDER.rungs]
+    staff, head = Audience.DISTRICT_STAFF, Audience.DISTRICT_HEAD
     assert rows == [
-        ("reminder-3", -3, (Audience.DISTRICT_STAFF,), ("line", "email"), False),
-        ("reminder-1", -1, (Audience.DISTRICT_STAFF,), ("line", "email"), False),
-        ("overdue", 0, (Audience.DISTRICT_STAFF, Audience.DISTRICT_HEAD), ("line", "email"), False),
-        ("coordinator", 2, (Audience.COORDINATOR,), ("line", "email"), True),
-        ("provincial-head", 5, (Audience.PROVINCIAL_HEAD,), ("email",), True),
+        ("reminder-3", -3, (staff,), ("line", "email"), False, False),
+        ("reminder-1", -1, (staff,), ("line", "email"), False, False),
+        ("overdue", 0, (staff, head), ("line", "email"), False, False),
+        ("coordinator", 2, (Audience.COORDINATOR,), ("line", "email"), True, True),
+        ("provincial-head", 5, (Audience.PROVINCIAL_HEAD,), ("email",), True, False),
     ]
     assert DEFAULT_LADDER.renotify_every == 2
 
@@ -95,6 +98,22 @@ def test_a_province_closure_moves_the_rungs():
     assert (due.rung.code, due.occurrence) == ("coordinator", date(2024, 8, 15))
 
 
+@pytest.mark.parametrize(("every", "expected"), [
+    # 12 Aug (Mother's Day) and the weekends are skipped when counting.
+    (3, [date(2024, 8, 9), date(2024, 8, 15), date(2024, 8, 20)]),
+    (2, [date(2024, 8, 9), date(2024, 8, 14), date(2024, 8, 16), date(2024, 8, 20)]),
+    (5, [date(2024, 8, 9), date(2024, 8, 19)]),
+])
+def test_renotify_every_n_working_days_at_the_last_rung(every, expected):
+    ladder = Ladder((EscalationRung("overdue", 0, (Audience.DISTRICT_STAFF,), ("email",)),), every)
+    seen = []
+    for n in range(12):  # 9-20 Aug
+        due = rung_due(REPORT_DUE, date(2024, 8, 9) + timedelta(days=n), ladder, CAL)
+        if due.occurrence not in seen:
+            seen.append(due.occurrence)
+    assert seen == expected
+
+
 def test_renotify_every_working_day():
     ladder = Ladder((EscalationRung("late", 0, (Audience.DISTRICT_STAFF,), ("email",)),), 1)
     assert rung_due(REPORT_DUE, date(2024, 8, 13), ladder, CAL).occurrence == date(2024, 8, 13)
@@ -130,6 +149,29 @@ DEFAULT_AS_YAML = {
 }
 
 
+@pytest.mark.parametrize(("audience", "written", "expected"), [
+    (["coordinator"], None, True),                   # DESIGN: the coordinator hears it in the digest
+    (["coordinator"], False, False),                 # a province without the digest
+    (["coordinator"], True, True),
+    (["provincial_head"], None, False),
+    (["district_staff", "district_head"], None, False),
+    (["coordinator", "provincial_head"], None, False),
+])
+def test_via_digest_defaults_to_true_for_a_coordinator_only_rung(audience, written, expected):
+    rung = {"code": "late", "offset": 2, "audience": audience, "channels": ["email"]}
+    if written is not None:
+        rung["via_digest"] = written
+    assert ladder_from_config({"rungs": [rung]}).rungs[0].via_digest is expected
+
+
+def test_reaches_compares_positions_on_the_ladder():
+    coordinator = DEFAULT_LADDER.rungs[3]
+    at = {day: rung_due(REPORT_DUE, day, DEFAULT_LADDER, CAL)
+          for day in (date(2024, 8, 13), date(2024, 8, 14), date(2024, 8, 19))}
+    assert [reaches(due, coordinator, DEFAULT_LADDER) for due in at.values()] == [False, True, True]
+    assert reaches(None, coordinator, DEFAULT_LADDER) is False
+
+
 def test_ladder_from_config_reads_the_yaml_shape_and_sorts_the_rungs():
     assert ladder_from_config(None) is DEFAULT_LADDER
     assert ladder_from_config(DEFAULT_AS_YAML) == DEFAULT_LADDER
@@ -146,6 +188,7 @@ def _with_rung(**changes) -> dict:
     (_with_rung(channels=[]), "channels must be"),
     (_with_rung(audience=[]), "audience is empty"),
     (_with_rung(audience=["mayor"]), "audience"),
+    (_with_rung(audience=["district_staff"], via_digest=True), "via_digest needs audience"),
     (_with_rung(offset="soon"), "offset"),
     (_with_rung(colour="red"), "colour"),
     (_with_rung() | {"renotify_every": 0}, "renotify_every"),

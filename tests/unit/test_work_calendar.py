@@ -1,6 +1,6 @@
 """Working days of a Sa Kaeo district office, and when messages may go out."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -63,6 +63,19 @@ def test_add_working_days(start, n, expected):
     assert CAL.add_working_days(start, n) == expected
 
 
+@pytest.mark.parametrize(("due_on", "late", "expected", "why"), [
+    (date(2024, 8, 9), 1, date(2024, 8, 13), "Fri 9 Aug: the weekend and Mother's Day (Mon 12) skipped"),
+    (date(2024, 8, 9), 2, date(2024, 8, 14), "the issue's example: Wednesday 14 Aug"),
+    (date(2024, 8, 9), 5, date(2024, 8, 19), "the provincial head's rung"),
+    (date(2024, 8, 2), 2, date(2024, 8, 6), "Fri 2 Aug, an ordinary weekend"),
+    (date(2024, 7, 19), 2, date(2024, 7, 24), "20-22 Jul closed: Asarnha Bucha, Lent, in lieu"),
+    (date(2024, 7, 26), 2, date(2024, 7, 31), "29 Jul: the King's birthday in lieu"),
+])
+def test_n_working_days_late(due_on, late, expected, why):
+    assert CAL.add_working_days(due_on, late) == expected, why
+    assert CAL.working_days_between(due_on, expected) == late, why
+
+
 @pytest.mark.parametrize(("start", "end", "expected"), [
     (date(2024, 8, 9), date(2024, 8, 14), 2),
     (date(2024, 8, 14), date(2024, 8, 9), -2),
@@ -88,6 +101,10 @@ def _bkk(*args: int) -> datetime:
 
 @pytest.mark.parametrize(("at", "expected", "why"), [
     (_bkk(2024, 8, 10, 10, 0), _bkk(2024, 8, 13, 8, 30), "Saturday, then Mother's Day"),
+    (_bkk(2024, 8, 3, 8, 30), _bkk(2024, 8, 5, 8, 30), "Saturday: Monday as the office opens"),
+    (_bkk(2024, 8, 4, 23, 59), _bkk(2024, 8, 5, 8, 30), "Sunday night"),
+    (_bkk(2024, 8, 5, 0, 0), _bkk(2024, 8, 5, 8, 30), "Monday midnight"),
+    (_bkk(2024, 8, 5, 8, 29, 59), _bkk(2024, 8, 5, 8, 30), "a second before opening"),
     (_bkk(2024, 8, 12, 9, 0), _bkk(2024, 8, 13, 8, 30), "holiday"),
     (_bkk(2024, 8, 9, 7, 0), _bkk(2024, 8, 9, 8, 30), "before the office opens"),
     (_bkk(2024, 8, 9, 8, 30), _bkk(2024, 8, 9, 8, 30), "as it opens"),
@@ -103,6 +120,19 @@ def test_next_send_slot(at, expected, why):
     slot = CAL.next_send_slot(at, BKK)
     assert slot == expected, why
     assert slot.tzinfo is UTC
+
+
+def test_no_slot_is_ever_outside_office_hours_or_on_a_closed_day():
+    """Every 7 minutes from 1 Jul to 31 Aug 2567: the slot is in [08:30, 16:30) on a working day,
+    never earlier than asked, and exactly the instant asked for when that is already allowed."""
+    at = _bkk(2024, 7, 1, 0, 3)
+    while at < _bkk(2024, 9, 1):
+        slot = CAL.next_send_slot(at, BKK).astimezone(BKK)
+        assert CAL.is_working_day(slot.date()) and time(8, 30) <= slot.time() < time(16, 30), at
+        assert slot >= at
+        open_now = CAL.is_working_day(at.date()) and time(8, 30) <= at.time() < time(16, 30)
+        assert (slot == at) is open_now, at
+        at += timedelta(minutes=7)
 
 
 def test_next_send_slot_follows_the_directives_office_hours_and_closures():

@@ -1,0 +1,37 @@
+"""coordinator-digest: each coordinator's one message a working day, on LINE and by email.
+
+Scheduled in prefect.yaml (08:00 Mon–Fri, Asia/Bangkok): the rows wait for 08:30, when the
+office opens. On a holiday it enqueues nothing. `tidtam.digest` holds the logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from prefect import flow
+
+from tidtam.db import get_engine, session_scope
+from tidtam.digest import send_digests
+from tidtam.settings import get_settings
+
+
+@flow(name="coordinator-digest", log_prints=True)
+def coordinator_digest(now: str | None = None) -> dict:
+    """Enqueue today's digest as of `now` (ISO-8601 with offset; default: the current instant)."""
+    instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    if instant.tzinfo is None:
+        raise ValueError(f"now needs a timezone, e.g. {instant.isoformat()}+07:00")
+    settings = get_settings()
+    with session_scope(get_engine()) as session:
+        result = send_digests(session, instant, tz=settings.tz, base_url=settings.base_url)
+    print(f"coordinator-digest at {instant.isoformat()}: {result.provinces} province(s), "
+          f"{result.enqueued} enqueued, {result.already_queued} already queued, "
+          f"{result.no_channel} without a channel")
+    for reason in result.skipped:
+        print(f"coordinator-digest: nobody to send to in province {reason}")
+    return asdict(result)
+
+
+if __name__ == "__main__":
+    coordinator_digest()

@@ -76,6 +76,30 @@ def mark_line_route_broken(session: Session, user_id: int, line_user_id: str, re
     return True
 
 
+LINE_ROUTE_CLEARED = "user.line_route_cleared"
+
+
+def clear_token_refusals(session: Session, current_mark: str, now: datetime) -> int:
+    """Unmark routes broken only because LINE refused an earlier channel token.
+
+    ``current_mark`` names the token now installed (``[token 1a2b3c4d]``): marks made under
+    another token are cleared (and audited); those made under this one stay.
+    """
+    from models import audit
+
+    stale = list(session.exec(select(User).where(
+        col(User.line_route_error).contains("[token "),
+        ~col(User.line_route_error).contains(current_mark))))
+    for user in stale:
+        before = user.line_route_error
+        user.line_route_error = None
+        session.add(user)
+        audit.record(session, at=now, actor="system:outbox-pump", action=LINE_ROUTE_CLEARED,
+                     entity="user", entity_id=user.id, before={"line_route_error": before},
+                     after={"line_route_error": None, "why": "a new channel access token"})
+    return len(stale)
+
+
 def broken_routes(session: Session, province_code: str) -> list[User]:
     """Active people of the province whose LINE route LINE refused: pushes to them are stopped."""
     return list(session.exec(

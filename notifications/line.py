@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,8 +17,15 @@ MAX_TEXT = 5000
 ROUTE_STATUSES = frozenset({400, 404})
 # 401/403: LINE refuses our channel access token (wrong, revoked, or not allowed this API).
 # Permanent too, and the route is marked broken like a 400 (the issue asks for it), but the
-# reason says plainly that the token, not the recipient, is at fault.
+# reason says plainly that the token, not the recipient, is at fault, and names the token by a
+# fingerprint: once the operator installs another token, those marks are cleared at start-up
+# (models.user.clear_token_refusals) instead of everyone having to relink.
 TOKEN_STATUSES = frozenset({401, 403})
+
+
+def token_fingerprint(token: str) -> str:
+    """A short, non-secret name for a channel access token (the first 8 hex of its SHA-256)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
 class LineTransport:
@@ -27,6 +35,7 @@ class LineTransport:
                  api_base: str = "https://api.line.me") -> None:
         self.client = client
         self.token = token
+        self.fingerprint = token_fingerprint(token)
         self.url = api_base.rstrip("/") + "/v2/bot/message/push"
 
     def send(self, message: OutboxMessage) -> None:
@@ -34,7 +43,7 @@ class LineTransport:
         response = post_json(self.client, self.url, json=push_body(message),
                              headers=self.headers(message), one_service=True)
         if response.status_code in TOKEN_STATUSES:
-            raise token_refused(response)
+            raise token_refused(response, self.fingerprint)
         check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
 
     def headers(self, message: OutboxMessage) -> dict[str, str]:
@@ -45,12 +54,17 @@ class LineTransport:
         }
 
 
-def token_refused(response: httpx.Response) -> TransportError:
+def token_refused(response: httpx.Response, fingerprint: str) -> TransportError:
     """401/403: the channel access token is at fault, and the message says so."""
     return TransportError(
-        f"LINE {response.status_code}: {error_text(response)} — LINE refused the channel "
-        "access token (TIDTAM_LINE_CHANNEL_ACCESS_TOKEN), not this recipient's id: fix the token",
-        permanent=True, route_refused=True)
+        f"{token_mark(fingerprint)} LINE {response.status_code}: {error_text(response)} — LINE "
+        "refused the channel access token (TIDTAM_LINE_CHANNEL_ACCESS_TOKEN), not this "
+        "recipient's id: fix the token", permanent=True, route_refused=True)
+
+
+def token_mark(fingerprint: str) -> str:
+    """How a route error names the token LINE refused: ``[token 1a2b3c4d]``."""
+    return f"[token {fingerprint}]"
 
 
 def retry_key(idempotency_key: str) -> str:

@@ -37,9 +37,9 @@ from models.outbox import (
     queued_on_channel,
     release_claim,
 )
-from models.user import mark_line_route_broken
+from models.user import clear_token_refusals, mark_line_route_broken
 from notifications.base import Transport, TransportError
-from notifications.line import LineTransport
+from notifications.line import LineTransport, token_mark
 from notifications.mail import SmtpTransport
 from notifications.webhook import WebhookTransport
 
@@ -245,7 +245,17 @@ def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
                transports: dict[str, Transport], interval_seconds: float,
                clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
                tz: ZoneInfo = BANGKOK) -> Job:
-    """Run the pump every few seconds; never two passes at once in this process."""
+    """Run the pump every few seconds; never two passes at once in this process.
+
+    First, routes marked broken because LINE refused an earlier channel token are cleared.
+    """
+    line = transports.get(Channel.LINE.value)
+    if isinstance(line, LineTransport):
+        with session_factory() as session:
+            cleared = clear_token_refusals(session, token_mark(line.fingerprint), clock())
+            session.commit()
+        if cleared:
+            log.info("cleared %d LINE routes refused under an earlier channel token", cleared)
 
     def pump_once() -> PumpResult:
         return deliver_due(session_factory, transports, clock(), tz=tz)

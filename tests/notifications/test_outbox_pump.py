@@ -104,6 +104,31 @@ def test_permanent_failure_fails_the_row_and_breaks_the_route(
                                                       "system:outbox-pump", now)
 
 
+def test_a_new_channel_token_clears_the_routes_the_old_one_broke(
+        engine, session_factory, fake_line, http_client, line_token, line_user, add_user,
+        add_messages, make_message, now):
+    """401 marks the route (naming the token); once another token is installed, the pump's
+    start clears those marks, so nobody has to relink for the operator's mistake."""
+    token_user = add_user(line_user_id=line_user)
+    [message_id] = add_messages(make_message(recipient=line_user, user_id=token_user))
+    revoked = {"line": LineTransport(http_client, "revoked-token", fake_line.base_url)}
+    assert deliver_due(session_factory, revoked, now) == PumpResult(failed=1)
+    id_user = add_user(username="somsri", line_user_id="Unot-a-line-id")
+    add_messages(make_message("item-1:reminder-3:user-2:line:2024-08-07", recipient="Unot-a-line-id",
+                              user_id=id_user))
+    good = {"line": LineTransport(http_client, line_token, fake_line.base_url)}
+    deliver_due(session_factory, good, now)  # a 400 about the id itself: not the token's fault
+    scheduler = BackgroundScheduler()
+    start_pump(scheduler, session_factory, revoked, 60, lambda: now)  # the same token: kept
+    with Session(engine) as session:
+        assert {u.id for u in broken_routes(session, "27")} == {token_user, id_user}
+    start_pump(scheduler, session_factory, good, 60, lambda: now)
+    with Session(engine) as session:
+        assert [u.id for u in broken_routes(session, "27")] == [id_user]
+        assert entries_for(session, "user", token_user)[-1].action == "user.line_route_cleared"
+    assert "[token " in row(engine, message_id).last_error
+
+
 def test_a_relinked_route_is_not_marked_broken(engine, session_factory, fake_line, http_client,
                                                line_token, add_user, add_messages, make_message,
                                                now):

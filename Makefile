@@ -42,9 +42,12 @@ services:
 	  command -v pg_ctlcluster >/dev/null && \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } || true
 
+# The demo's clock starts on Tuesday 6 Aug 2567, 09:00 Bangkok time (three working days before
+# the report is due) and runs on from there; override with DEMO_NOW=… (ISO-8601 with offset).
+DEMO_NOW ?= 2024-08-06T09:00:00+07:00
 run: env
 	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --exist-ok
-	TIDTAM_DEMO=1 $(BIN)/tidtam serve
+	TIDTAM_DEMO=1 TIDTAM_DEMO_NOW=$(DEMO_NOW) $(BIN)/tidtam serve
 
 # The stand-in LINE Messaging API on its own; `make run` starts one itself in demo mode.
 PORT ?= 8099

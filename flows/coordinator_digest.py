@@ -7,7 +7,7 @@ office opens. On a holiday it enqueues nothing. `tidtam.digest` holds the logic.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prefect import flow
 
@@ -19,7 +19,7 @@ from tidtam.settings import get_settings
 @flow(name="coordinator-digest", log_prints=True)
 def coordinator_digest(now: str | None = None) -> dict:
     """Enqueue today's digest as of `now` (ISO-8601 with offset; default: the current instant)."""
-    instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    instant = datetime.fromisoformat(now) if now else get_settings().now()
     if instant.tzinfo is None:
         raise ValueError(f"now needs a timezone, e.g. {instant.isoformat()}+07:00")
     settings = get_settings()

@@ -7,7 +7,7 @@ Rows get the next office-hour slot as their send time, so a run on a holiday sen
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prefect import flow
 
@@ -19,7 +19,7 @@ from tidtam.settings import get_settings
 @flow(name="escalation-sweep", log_prints=True)
 def escalation_sweep(now: str | None = None) -> dict:
     """Enqueue the messages due at `now` (ISO-8601; default: the current instant)."""
-    instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    instant = datetime.fromisoformat(now) if now else get_settings().now()
     if instant.tzinfo is None:
         raise ValueError(f"--now needs a timezone, e.g. {instant.isoformat()}+07:00")
     settings = get_settings()

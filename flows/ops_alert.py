@@ -8,7 +8,7 @@ runs is expected, and nobody is told.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prefect import flow
 
@@ -22,7 +22,7 @@ from tidtam.settings import get_settings
 def ops_alert(flow_name: str, reason: str = "failed", flow_run_name: str | None = None,
               state: str | None = None, now: str | None = None) -> dict:
     """Enqueue the alert about `flow_name` (reason "failed" or "missed") to every coordinator."""
-    instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    instant = datetime.fromisoformat(now) if now else get_settings().now()
     if instant.tzinfo is None:
         raise ValueError(f"now needs a timezone, e.g. {instant.isoformat()}+07:00")
     if reason == "missed" and not run_was_due(schedules_of(flow_name), instant):

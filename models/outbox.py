@@ -192,6 +192,12 @@ def release_claim(session: Session, message_id: int, attempts: int) -> bool:
                          attempts=attempts - 1)
 
 
+def defer_claim(session: Session, message_id: int, attempts: int, next_try_at: datetime) -> bool:
+    """Hand back a claimed row to wait for ``next_try_at`` (office hours), not counting a try."""
+    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
+                         attempts=attempts - 1, next_try_at=next_try_at)
+
+
 # --- Holding a channel's queue back while its service is down --------------------------------
 
 def queued_on_channel(session: Session, channel: Channel,

@@ -28,6 +28,7 @@ from models.outbox import (
     Channel,
     OutboxMessage,
     claim_due,
+    defer_claim,
     directive_of,
     mark_failed,
     mark_no_channel,
@@ -163,6 +164,10 @@ def _deliver_one(run: _Pass, row: OutboxMessage) -> str:
         reason = (f"no transport configured for channel {row.channel!s}" if transport is None
                   else f"recipient has no {row.channel!s} address")
         return _record(run.session_factory, mark_no_channel, row, reason)
+    with run.session_factory() as session:
+        slot = run.calendar(session, directive_of(session, row)).next_send_slot(run.now, run.tz)
+    if slot > run.now:  # due, but the office is closed: the pump ran late or was stopped
+        return _record(run.session_factory, defer_claim, row, slot)
     try:
         transport.send(row)
     except TransportError as exc:
@@ -222,7 +227,7 @@ def _hold_channel(run: _Pass, channel: Channel, until: datetime, reason: str) ->
 
 
 _OUTCOMES = {mark_sent: "sent", mark_retry: "retried", mark_failed: "failed",
-             mark_no_channel: "no_channel", release_claim: "released"}
+             mark_no_channel: "no_channel", release_claim: "released", defer_claim: "released"}
 
 
 def _record(session_factory: SessionFactory, mark: Callable[..., bool], row: OutboxMessage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_STARTED = datetime.now(UTC)  # when this process began: a demo clock runs on from here
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "placeholder"}
 
 
@@ -44,6 +46,7 @@ class Settings(BaseSettings):
     line_api_base: str = "https://api.line.me"
 
     pump_interval_seconds: float = 5.0
+    demo_now: datetime | None = None  # demo only: the clock starts at this instant and runs on
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +79,9 @@ class Settings(BaseSettings):
     def _refuse_placeholders(self) -> Settings:
         """Outside demo mode, a missing or placeholder secret stops the process at start-up."""
         ZoneInfo(self.timezone)  # raises on an unknown zone
+        if self.demo_now is not None and (not self.demo or self.demo_now.tzinfo is None):
+            raise SettingsError("TIDTAM_DEMO_NOW needs TIDTAM_DEMO=1 and a time zone, e.g. "
+                                "2024-07-16T10:00:00+07:00 (ใช้ได้เฉพาะโหมดสาธิต และต้องระบุเขตเวลา)")
         if self.demo:
             return self
         problems = []
@@ -88,6 +94,13 @@ class Settings(BaseSettings):
         if problems:
             raise SettingsError("Refusing to start / ไม่สามารถเริ่มระบบ: " + "; ".join(problems))
         return self
+
+    def now(self) -> datetime:
+        """The current instant (UTC); a demo may run from a chosen moment (``demo_now``) on."""
+        real = datetime.now(UTC)
+        if self.demo_now is None:
+            return real
+        return self.demo_now.astimezone(UTC) + (real - _STARTED)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from asgi_csrf import asgi_csrf
@@ -44,7 +43,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                   lifespan=_lifespan(settings, engine, run_pump))
     app.state.settings = settings
     app.state.engine = engine
-    app.state.clock = lambda: datetime.now(UTC)
+    app.state.clock = settings.now
     app.state.templates = make_templates(settings)
     app.state.photos = PhotoStore(settings.data_dir / "photos")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -142,7 +141,7 @@ def _start_pump(settings: Settings, session_factory: SessionFactory) -> Callable
     scheduler = BackgroundScheduler(timezone=settings.tz)
     transports = transports_from_settings(settings, client)
     start_pump(scheduler, session_factory, transports, settings.pump_interval_seconds,
-               tz=settings.tz)
+               settings.now, tz=settings.tz)
     if not scheduler.running:
         scheduler.start()
     log.info("outbox pump started, every %s s", settings.pump_interval_seconds)

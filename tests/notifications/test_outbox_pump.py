@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -129,6 +130,24 @@ def test_a_new_channel_token_clears_the_routes_the_old_one_broke(
     assert "[token " in row(engine, message_id).last_error
 
 
+def test_a_due_row_waits_when_the_pump_runs_after_office_hours(
+        engine, session_factory, transports, add_messages, make_message, fake_line, now):
+    """Due at 16:20, but the pump only got to it at 16:45 (it was stopped): it waits for
+    08:30 the next working day instead of waking someone in the evening, and no try is
+    counted."""
+    bangkok = ZoneInfo("Asia/Bangkok")
+    due = datetime(2024, 8, 9, 16, 20, tzinfo=bangkok)  # Friday; Monday 12 Aug is a holiday
+    [message_id] = add_messages(make_message(next_try_at=due))
+    late = datetime(2024, 8, 9, 16, 45, tzinfo=bangkok)
+    assert deliver_due(session_factory, transports, late) == PumpResult(released=1)
+    waiting = row(engine, message_id)
+    assert (waiting.status, waiting.attempts) == (OutboxStatus.QUEUED, 0)
+    assert waiting.next_try_at == datetime(2024, 8, 13, 8, 30, tzinfo=bangkok)
+    assert fake_line.state.snapshot() == []
+    tuesday = datetime(2024, 8, 13, 8, 30, tzinfo=bangkok)
+    assert deliver_due(session_factory, transports, tuesday) == PumpResult(sent=1)
+
+
 def test_a_relinked_route_is_not_marked_broken(engine, session_factory, fake_line, http_client,
                                                line_token, add_user, add_messages, make_message,
                                                now):
@@ -245,10 +264,11 @@ def test_two_pumps_never_send_a_row_twice(engine, session_factory, transports, a
 
 
 def test_start_pump_runs_on_the_scheduler(engine, session_factory, transports, add_messages,
-                                          make_message, fake_line):
-    [message_id] = add_messages(make_message(next_try_at=datetime.now(UTC)))
+                                          make_message, fake_line, now):
+    [message_id] = add_messages(make_message(next_try_at=now))
     scheduler = BackgroundScheduler(timezone=UTC)
-    job = start_pump(scheduler, session_factory, transports, interval_seconds=0.05)
+    job = start_pump(scheduler, session_factory, transports, interval_seconds=0.05,
+                     clock=lambda: now)  # a weekday morning: the office is open
     assert (job.max_instances, job.coalesce) == (1, True)
     scheduler.start()
     try:

@@ -1,4 +1,5 @@
-"""Who may see and change what: province staff see their province, district staff their district."""
+"""Who may see and change what: the Department sees every province and changes nothing;
+province staff see their province, district staff their district."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ COORDINATOR = "coordinator"
 DISTRICT_STAFF = "district_staff"
 DISTRICT_HEAD = "district_head"
 PROVINCIAL_HEAD = "provincial_head"
+DEPARTMENT_VIEWER = "department_viewer"
 
+NATIONAL_ROLES = frozenset({DEPARTMENT_VIEWER})
 PROVINCE_ROLES = frozenset({COORDINATOR, PROVINCIAL_HEAD})
 DISTRICT_ROLES = frozenset({DISTRICT_STAFF, DISTRICT_HEAD})
 
 
-def can_see_district(role: str, user_province: str, user_district: str | None,
+def can_see_province(role: str, user_province: str | None, province_code: str) -> bool:
+    """Whether a user may look at a province's board: the Department, or the province's own staff."""
+    if role in NATIONAL_ROLES:
+        return True
+    return role in PROVINCE_ROLES and user_province is not None and user_province == province_code
+
+
+def can_see_district(role: str, user_province: str | None, user_district: str | None,
                      district_code: str, district_province: str) -> bool:
-    """Whether a user may look at one district's items and reports."""
-    if user_province != district_province:
+    """Whether a user may look at one district's items and reports (the Department: every one)."""
+    if role in NATIONAL_ROLES:
+        return True
+    if user_province is None or user_province != district_province:
         return False
     if role in PROVINCE_ROLES:
         return True

@@ -29,3 +29,7 @@ def get_district(session: Session, code: str) -> District | None:
 
 def get_province(session: Session, code: str) -> Province | None:
     return session.get(Province, code)
+
+
+def all_provinces(session: Session) -> list[Province]:
+    return list(session.exec(select(Province).order_by(Province.code)))

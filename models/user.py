@@ -16,13 +16,16 @@ class Role(StrEnum):
     DISTRICT_STAFF = "district_staff"
     DISTRICT_HEAD = "district_head"
     PROVINCIAL_HEAD = "provincial_head"
+    DEPARTMENT_VIEWER = "department_viewer"  # กรมการพัฒนาชุมชน: reads every province, changes nothing
 
 
 class UserBase(SQLModel):
     username: str = Field(unique=True, index=True, max_length=64)
     full_name: str
     role: Role = Field(sa_column=enum_column(Role, index=True))
-    province_code: str = Field(foreign_key="province.code", max_length=2, index=True)
+    province_code: str | None = Field(
+        default=None, foreign_key="province.code", max_length=2, index=True,
+        description="the user's province; none for the Department, which sits above them all")
     district_code: str | None = Field(default=None, foreign_key="district.code", max_length=4,
                                       index=True)
     email: str | None = None

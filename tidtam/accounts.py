@@ -31,7 +31,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 
 
 def ensure_user(session: Session, *, username: str, full_name: str, role: Role,
-                province_code: str, district_code: str | None, now: datetime,
+                province_code: str | None, district_code: str | None, now: datetime,
                 password: str | None = None, password_hash: str | None = None,
                 email: str | None = None, line_user_id: str | None = None) -> tuple[User, bool]:
     """Create the user unless the username exists; True when created.
@@ -42,6 +42,7 @@ def ensure_user(session: Session, *, username: str, full_name: str, role: Role,
     existing = get_by_username(session, username)
     if existing is not None:
         return existing, False
+    _check_placement(role, province_code, district_code)
     user = User(username=username, full_name=full_name, role=role, province_code=province_code,
                 district_code=district_code, email=email, line_user_id=line_user_id,
                 password_hash=password_hash or hash_password(password), created_at=now)
@@ -51,3 +52,14 @@ def ensure_user(session: Session, *, username: str, full_name: str, role: Role,
                  entity_id=user.id, after={"username": username, "role": role.value,
                                            "district_code": district_code})
     return user, True
+
+
+def _check_placement(role: Role, province_code: str | None, district_code: str | None) -> None:
+    """The Department sits above every province; everyone else belongs to one."""
+    from domain.errors import InvalidInput
+
+    if role == Role.DEPARTMENT_VIEWER and (province_code or district_code):
+        raise InvalidInput("a Department viewer belongs to no province or district",
+                           "ผู้ใช้ระดับกรมไม่สังกัดจังหวัดหรืออำเภอใด")
+    if role != Role.DEPARTMENT_VIEWER and not province_code:
+        raise InvalidInput(f"a {role.value} needs a province", "ผู้ใช้ระดับจังหวัดและอำเภอต้องระบุจังหวัด")

@@ -18,7 +18,7 @@ from models.directive import Directive
 from models.user import Role
 from tidtam import db
 from tidtam.accounts import ensure_user, hash_password
-from tidtam.orgtree import load_provinces
+from tidtam.orgtree import load_org_tree
 from tidtam.tracking import launch_directive, mark_done
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class InitResult:
     demo_users: list[str] = field(default_factory=list)
     demo_done: int = 0
     demo_reports: int = 0
+    provinces: int = 1
 
 
 def is_initialised(engine: Engine) -> bool:
@@ -54,10 +55,13 @@ def is_initialised(engine: Engine) -> bool:
 
 def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = False,
                directive_path: Path = DEFAULT_DIRECTIVE,
-               photos: PhotoStore | None = None) -> InitResult | None:
+               photos: PhotoStore | None = None,
+               provinces: list[str] | None = None) -> InitResult | None:
     """Migrate and load; a second call raises Conflict (or returns None with exist_ok).
 
-    In demo mode with a photo store, two districts also get a report draft with photos.
+    ``provinces`` are DOPA codes to load (default Sa Kaeo); the directive's own province is
+    always loaded too, since the directive is launched there. In demo mode with a photo store,
+    two districts also get a report draft with photos.
     """
     db.migrate(engine.url.render_as_string(hide_password=False))
     if is_initialised(engine):
@@ -68,9 +72,10 @@ def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = Fa
                        "ฐานข้อมูลนี้ตั้งค่าไว้แล้ว ไม่มีการเปลี่ยนแปลงใด ๆ")
     spec = load_directive(directive_path)
     with db.session_scope(engine) as session:
-        districts = load_provinces(session, [SA_KAEO])
+        loaded = load_org_tree(session, [*(provinces or [SA_KAEO]), spec.province_code])
         launched = launch_directive(session, spec, now=now)
-        result = InitResult(districts, launched.directive, launched.created_items)
+        result = InitResult(loaded.districts, launched.directive, launched.created_items,
+                            provinces=loaded.provinces)
         if demo:
             result.demo_users = create_demo_accounts(session, now, with_line=True)
             result.demo_done = mark_demo_progress(session, launched.directive)

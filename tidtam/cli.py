@@ -49,23 +49,29 @@ def _settings_check() -> None:
 @app.command()
 def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July progress")] = False,
          exist_ok: Annotated[bool, typer.Option(help="an initialised database is not an error")] = False,
+         provinces: Annotated[str, typer.Option(
+             help="'all' (the Department's 76 provinces, Bangkok left out) or DOPA codes, e.g. 27,50"
+         )] = "27",
          ) -> None:
-    """Migrate, load Sa Kaeo's 9 districts and the FY 2567 directive, and launch it."""
+    """Migrate, load the provinces' districts (Sa Kaeo's 9 by default), launch the FY 2567 directive."""
     from tidtam.bootstrap import DEMO_PASSWORD, initialise
     from tidtam.db import get_engine
+    from tidtam.orgtree import parse_province_codes
     from tidtam.photos import PhotoStore
     from tidtam.settings import get_settings
 
     try:
         result = initialise(get_engine(), demo=demo, now=datetime.now(UTC), exist_ok=exist_ok,
-                            photos=PhotoStore(get_settings().data_dir / "photos"))
+                            photos=PhotoStore(get_settings().data_dir / "photos"),
+                            provinces=parse_province_codes(provinces))
     except TidtamError as error:
-        fail(error, 1)
+        fail(error, 2 if isinstance(error, InvalidInput) else 1)
     if result is None:
         typer.echo("already initialised; nothing changed (ตั้งค่าไว้แล้ว ไม่มีการเปลี่ยนแปลง)")
         return
-    typer.echo(f"loaded {result.districts} districts; directive {result.directive.reference_no}: "
-               f"{result.items} tracked items")
+    plural = "s" if result.provinces != 1 else ""
+    typer.echo(f"loaded {result.provinces} province{plural}, {result.districts} districts; directive "
+               f"{result.directive.reference_no}: {result.items} tracked items")
     if result.demo_users:
         typer.echo(f"demo accounts: {', '.join(result.demo_users)}")
         typer.secho(f"demo password (demo only / ใช้สาธิตเท่านั้น): {DEMO_PASSWORD}", bold=True)

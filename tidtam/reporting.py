@@ -64,9 +64,17 @@ def spec_of(directive: Directive) -> DirectiveSpec:
 
 def current_directive_for(session: Session, actor: User) -> Directive:
     """The newest directive of the actor's province: the one whose report they work on."""
-    directive = latest_directive(session, actor.province_code)
+    if actor.province_code is None:  # the Department reads districts' reports, compiles none
+        raise Forbidden("only a province compiles its districts' reports",
+                        "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่รวบรวมรายงานของอำเภอได้")
+    return directive_of_province(session, actor.province_code)
+
+
+def directive_of_province(session: Session, province_code: str) -> Directive:
+    """The newest directive of a province (NotFound when none was launched there)."""
+    directive = latest_directive(session, province_code)
     if directive is None:
-        raise NotFound(f"no directive launched for province {actor.province_code}",
+        raise NotFound(f"no directive launched for province {province_code}",
                        "ยังไม่มีหนังสือสั่งการของจังหวัดนี้")
     return directive
 
@@ -108,7 +116,7 @@ def _handle(session: Session, actor: User, district_code: str,
             directive: Directive | None = None) -> _Handle:
     """The district (NotFound/Forbidden as the board's), its directive and the form's spec."""
     district = visible_district(session, actor, district_code)
-    directive = directive or current_directive_for(session, actor)
+    directive = directive or directive_of_province(session, district.province_code)
     spec = spec_of(directive)
     form_of(spec)  # a directive without a form has no report to work on
     return _Handle(directive, spec, district)

@@ -208,10 +208,11 @@ def mark_done_by_codes(session: Session, username: str, district_code: str, step
     actor = get_by_username(session, username)
     if actor is None:
         raise NotFound(f"no user {username!r}", f"ไม่พบผู้ใช้ {username!r}")
-    if get_district(session, district_code) is None:
+    district = get_district(session, district_code)
+    if district is None:
         raise NotFound(f"no district with code {district_code!r}",
                        f"ไม่พบอำเภอรหัส {district_code!r}")
-    directive = latest_directive(session, actor.province_code)
+    directive = latest_directive(session, district.province_code)
     if directive is None:
         raise NotFound("no directive launched", "ยังไม่มีหนังสือสั่งการ")
     item = find_item(session, directive.id, district_code, step_code)

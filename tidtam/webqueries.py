@@ -1,7 +1,8 @@
 """What the web pages and the API read, scoped to what the signed-in person may see.
 
 Each function checks access with ``domain.access`` and raises ``NotFound``/``Forbidden``, so a
-route or an API endpoint cannot forget the check: district roles see only their own district.
+route or an API endpoint cannot forget the check: district roles see only their own district,
+province roles their province, the Department viewer every province (read-only).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session
 
-from domain.access import DISTRICT_ROLES, PROVINCE_ROLES, can_mark_item
+from domain.access import DISTRICT_ROLES, NATIONAL_ROLES, PROVINCE_ROLES, can_mark_item, can_see_province
 from domain.errors import Forbidden, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import (
@@ -20,7 +21,7 @@ from models.directive import (
     TrackedItem,
     latest_directive,
 )
-from models.org import District, get_district
+from models.org import District, Province, get_district, get_province
 from models.outbox import Channel, OutboxMessage, messages_for_province
 from models.user import User, broken_routes, route_broken_since
 from tidtam.tracking import (
@@ -34,13 +35,24 @@ from tidtam.tracking import (
 )
 
 
-def current_directive(session: Session, actor: User) -> Directive:
-    """The newest directive of the actor's province: the one every page is about."""
-    directive = latest_directive(session, actor.province_code)
+def current_directive(session: Session, province_code: str) -> Directive:
+    """The newest directive of a province: the one its pages are about."""
+    directive = latest_directive(session, province_code)
     if directive is None:
-        raise NotFound(f"no directive has been launched for province {actor.province_code}",
-                       "ยังไม่มีหนังสือสั่งการสำหรับจังหวัดของคุณ")
+        raise NotFound(f"no directive has been launched for province {province_code}",
+                       f"ยังไม่มีหนังสือสั่งการสำหรับจังหวัดรหัส {province_code}")
     return directive
+
+
+def visible_province(session: Session, actor: User, province_code: str) -> Province:
+    """The province, if it exists (else NotFound) and the actor may see its board (else Forbidden)."""
+    province = get_province(session, province_code)
+    if province is None:
+        raise NotFound(f"no province {province_code}", f"ไม่พบจังหวัดรหัส {province_code}")
+    if not can_see_province(actor.role, actor.province_code, province.code):
+        raise Forbidden(f"you may not see province {province.code}",
+                        f"คุณไม่มีสิทธิ์ดูข้อมูลจังหวัด{province.name_th}")
+    return province
 
 
 @dataclass(frozen=True)
@@ -60,18 +72,39 @@ def district_view(session: Session, actor: User, district_code: str, today: date
     district = visible_district(session, actor, district_code)
     return DistrictView(
         district=district,
-        board=board(session, current_directive(session, actor), today, district.code),
+        board=board(session, current_directive(session, district.province_code), today,
+                    district.code),
         can_mark=can_mark_item(actor.role, actor.district_code, district.code))
 
 
 def board_for(session: Session, actor: User, today: date) -> Board:
-    """The whole province for province roles; only their own district for district roles."""
+    """The whole province for province roles; only their own district for district roles.
+
+    The Department has no province of its own: it opens one with ``province_board``.
+    """
     if actor.role in DISTRICT_ROLES and actor.district_code:
         return district_view(session, actor, actor.district_code, today).board
-    if actor.role not in PROVINCE_ROLES:
+    if actor.role in NATIONAL_ROLES:
+        raise NotFound("the Department opens a province's board: /provinces/{code}",
+                       "กรมฯ เลือกดูกระดานติดตามทีละจังหวัด: /provinces/{รหัสจังหวัด}")
+    if actor.role not in PROVINCE_ROLES or actor.province_code is None:
         raise Forbidden("your role may not see the provincial board",
                         "บทบาทของคุณไม่มีสิทธิ์ดูกระดานติดตามของจังหวัด")
-    return board(session, current_directive(session, actor), today)
+    return province_board(session, actor, actor.province_code, today)
+
+
+def province_board(session: Session, actor: User, province_code: str, today: date) -> Board:
+    """One province's board: for its coordinator and head, and for the Department."""
+    province = visible_province(session, actor, province_code)
+    return board(session, current_directive(session, province.code), today)
+
+
+def provinces_for(session: Session, actor: User) -> list[Province]:
+    """The provinces whose boards the actor may open, by code."""
+    from models.org import all_provinces
+
+    return [p for p in all_provinces(session)
+            if can_see_province(actor.role, actor.province_code, p.code)]
 
 
 @dataclass(frozen=True)

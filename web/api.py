@@ -10,7 +10,15 @@ from fastapi.security import OAuth2PasswordRequestForm
 from models.user import UserPublic
 from tidtam import reporting
 from tidtam.accounts import authenticate
-from tidtam.webqueries import board_for, complete_item, district_view, item_detail, outbox_for
+from tidtam.webqueries import (
+    board_for,
+    complete_item,
+    district_view,
+    item_detail,
+    outbox_for,
+    province_board,
+    provinces_for,
+)
 from web.deps import (
     ApiUser,
     NotAuthenticated,
@@ -26,6 +34,7 @@ from web.schemas import (
     ErrorPublic,
     ItemPublic,
     OutboxMessagePublic,
+    ProvincePublic,
     ReportIn,
     ReportPublic,
     TokenPublic,
@@ -60,6 +69,18 @@ def me(user: ApiUser) -> UserPublic:
 def get_board(user: ApiUser, session: SessionDep, today: TodayDep) -> BoardPublic:
     """The current directive's board: the whole province, or a district role's own district."""
     return BoardPublic.of(board_for(session, user, today))
+
+
+@router.get("/provinces", response_model=list[ProvincePublic])
+def list_provinces(user: ApiUser, session: SessionDep) -> list[ProvincePublic]:
+    """The provinces whose boards you may open: every one for the Department, else your own."""
+    return [ProvincePublic.model_validate(p, from_attributes=True) for p in provinces_for(session, user)]
+
+
+@router.get("/provinces/{code}/board", response_model=BoardPublic, responses=errors(403, 404))
+def get_province_board(code: str, user: ApiUser, session: SessionDep, today: TodayDep) -> BoardPublic:
+    """One province's board: its coordinator and head, and the Department viewer."""
+    return BoardPublic.of(province_board(session, user, code, today))
 
 
 @router.get("/districts/{code}/items", response_model=list[ItemPublic],

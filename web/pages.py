@@ -7,10 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from domain.access import DISTRICT_ROLES
+from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
 from models.user import User
 from tidtam.tracking import mark_done
-from tidtam.webqueries import board_for, district_view, item_detail, outbox_for
+from tidtam.webqueries import (
+    board_for,
+    district_view,
+    item_detail,
+    outbox_for,
+    province_board,
+    provinces_for,
+)
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, TodayDep
 from web.rendering import flash, render
@@ -19,9 +26,12 @@ router = APIRouter(include_in_schema=False)
 
 
 def home_path(user: User) -> str:
-    """District people start at their district; province people at the board."""
+    """District people start at their district; province people at the board; the Department at
+    the list of provinces."""
     if user.role in DISTRICT_ROLES and user.district_code:
         return f"/districts/{user.district_code}"
+    if user.role in NATIONAL_ROLES:
+        return "/provinces"
     return "/board"
 
 
@@ -58,6 +68,17 @@ def item_done(request: Request, item_id: int, user: CurrentUser, session: Sessio
 def board_page(request: Request, user: CurrentUser, session: SessionDep,
                today: TodayDep) -> Response:
     return render(request, "board.html", {"board": board_for(session, user, today)})
+
+
+@router.get("/provinces")
+def provinces_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    return render(request, "provinces.html", {"provinces": provinces_for(session, user)})
+
+
+@router.get("/provinces/{code}")
+def province_page(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                  today: TodayDep) -> Response:
+    return render(request, "board.html", {"board": province_board(session, user, code, today)})
 
 
 @router.get("/outbox")

@@ -106,6 +106,12 @@ class DirectivePublic(BaseModel):
         return cls.model_validate(directive, from_attributes=True)
 
 
+class ProvincePublic(BaseModel):
+    code: str
+    name_th: str
+    name_en: str
+
+
 class BoardPublic(BaseModel):
     directive: DirectivePublic
     today: date

@@ -112,3 +112,16 @@ def test_launching_a_malformed_directive_names_file_and_line(cli, tmp_path):
     assert "bad.yaml" in proc.stderr
     relaunch = cli("launch", "directives/fy2567-sakaeo-volunteer-centers.yaml")
     assert "0 new tracked items" in relaunch.stdout
+
+
+def test_init_provinces_all_loads_the_departments_tree(cli):
+    out = cli("init", "--provinces", "all").stdout
+    assert "loaded 76 provinces, 878 districts" in out
+    assert "108 tracked items" in out  # the FY 2567 Sa Kaeo directive: still Sa Kaeo's 9 × 12 steps
+
+
+def test_init_with_a_bad_province_code_says_so_in_thai_and_english(cli):
+    refused = cli("init", "--provinces", "27,99", check=False)
+    assert refused.returncode == 2
+    assert "ไม่พบรหัสจังหวัด 99" in refused.stderr and "unknown province code(s) 99" in refused.stderr
+    assert "loaded" not in refused.stdout

@@ -2,9 +2,16 @@
 
 import pytest
 
-from domain.access import can_mark_item, can_review_report, can_see_district
+from domain.access import (
+    can_edit_report,
+    can_mark_item,
+    can_review_report,
+    can_see_district,
+    can_see_province,
+)
 
 SAKAEO, ARAN, MUEANG = "27", "2705", "2701"
+CHIANG_MAI, MUEANG_CM = "50", "5001"
 
 
 @pytest.mark.parametrize(("role", "user_province", "user_district", "district", "province",
@@ -19,7 +26,14 @@ SAKAEO, ARAN, MUEANG = "27", "2705", "2701"
     ("district_head", SAKAEO, ARAN, MUEANG, SAKAEO, False),
     ("district_staff", SAKAEO, None, ARAN, SAKAEO, False),       # staff without a district
     ("district_staff", "10", ARAN, ARAN, SAKAEO, False),         # inconsistent user record
-    ("department_viewer", SAKAEO, None, ARAN, SAKAEO, False),    # unknown roles see nothing
+    ("coordinator", CHIANG_MAI, None, ARAN, SAKAEO, False),
+    ("coordinator", None, None, ARAN, SAKAEO, False),            # no province: nothing
+    ("district_staff", CHIANG_MAI, MUEANG_CM, MUEANG_CM, CHIANG_MAI, True),
+    ("district_staff", SAKAEO, MUEANG, MUEANG_CM, CHIANG_MAI, False),
+    ("department_viewer", None, None, ARAN, SAKAEO, True),       # the Department sees every district
+    ("department_viewer", None, None, MUEANG_CM, CHIANG_MAI, True),
+    ("department_viewer", None, None, "1001", "10", True),
+    ("national_admin", None, None, ARAN, SAKAEO, False),         # unknown roles see nothing
     ("", SAKAEO, ARAN, ARAN, SAKAEO, False),
 ])
 def test_can_see_district(role, user_province, user_district, district, province, allowed):
@@ -34,7 +48,7 @@ def test_can_see_district(role, user_province, user_district, district, province
     ("district_staff", None, ARAN, False),
     ("coordinator", None, ARAN, True),        # its province is checked by can_see_district
     ("provincial_head", None, ARAN, False),   # is told, does not mark
-    ("department_viewer", None, ARAN, False),
+    ("department_viewer", None, ARAN, False),  # reads, never marks
 ])
 def test_can_mark_item(role, user_district, item_district, allowed):
     assert can_mark_item(role, user_district, item_district) is allowed
@@ -42,7 +56,32 @@ def test_can_mark_item(role, user_district, item_district, allowed):
 
 @pytest.mark.parametrize(("role", "allowed"), [
     ("coordinator", True), ("provincial_head", False),
-    ("district_staff", False), ("district_head", False),
+    ("district_staff", False), ("district_head", False), ("department_viewer", False),
 ])
 def test_only_the_coordinator_reviews_reports(role, allowed):
     assert can_review_report(role) is allowed
+
+
+@pytest.mark.parametrize(("role", "user_province", "province", "allowed"), [
+    ("department_viewer", None, SAKAEO, True),
+    ("department_viewer", None, CHIANG_MAI, True),
+    ("coordinator", SAKAEO, SAKAEO, True),
+    ("provincial_head", SAKAEO, SAKAEO, True),
+    ("coordinator", SAKAEO, CHIANG_MAI, False),
+    ("provincial_head", CHIANG_MAI, SAKAEO, False),
+    ("coordinator", None, SAKAEO, False),
+    ("district_staff", SAKAEO, SAKAEO, False),   # a district role sees its district, not the board
+    ("district_head", SAKAEO, SAKAEO, False),
+    ("", SAKAEO, SAKAEO, False),
+])
+def test_can_see_province(role, user_province, province, allowed):
+    assert can_see_province(role, user_province, province) is allowed
+
+
+@pytest.mark.parametrize(("role", "user_district", "allowed"), [
+    ("district_staff", ARAN, True), ("district_head", ARAN, True),
+    ("district_staff", MUEANG, False), ("coordinator", None, False),
+    ("provincial_head", None, False), ("department_viewer", None, False),
+])
+def test_only_the_district_edits_its_report(role, user_district, allowed):
+    assert can_edit_report(role, user_district, ARAN) is allowed

@@ -9,13 +9,14 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help run test lint fake-line system-deps services env clean
+.PHONY: help run test lint fake-line system-deps services env clean bench
 
 help:
 	@echo "make run   — create the environment, migrate, load Sa Kaeo + the FY 2567 directive (demo), start everything"
 	@echo "             (with the LINE stand-in: LINE messages show at the URL printed on start-up)"
 	@echo "make test  — install what the tests need and run them all (SQLite and PostgreSQL)"
 	@echo "make fake-line [PORT=8099] — only the LINE stand-in (point TIDTAM_LINE_API_BASE at it)"
+	@echo "make bench — install the peers (Apprise, SpiffWorkflow) and run the benchmarks in bench/"
 
 # uv is bootstrapped with pip into a private folder when the machine has none.
 .tools/bin/uv:
@@ -59,6 +60,14 @@ lint: env
 
 test: env system-deps services lint
 	$(BIN)/python -m pytest -q -ra
+
+# Benchmarks against the peers a user would pick instead (bench/README.md); not pass/fail, not
+# part of `make test`. The peers live in the `bench` dependency group; the next plain
+# `uv sync --frozen` (make env/test) removes them again, which is fine.
+bench: | $(UV)
+	$(UV) sync --frozen --python 3.11 --group bench
+	$(BIN)/python -m bench.p3_line_pushes
+	$(BIN)/python -m bench.p1_sweep
 
 clean:
 	rm -rf $(VENV) .tools var .pytest_cache .ruff_cache

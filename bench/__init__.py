@@ -1,0 +1,1 @@
+"""Benchmarks that print figures and ratios against peers (``make bench``); not tests."""

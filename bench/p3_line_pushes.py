@@ -1,0 +1,307 @@
+"""P3: 1,000 LINE pushes to the LINE stand-in with 50 ms latency — tidtam against Apprise's line://.
+
+tidtam's side: (a) the production pump (``notifications.pump.deliver_due`` with the synchronous
+``LineTransport``) over 1,000 queued outbox rows in SQLite; (b) the fan-out the issue asks to
+tune: the same requests (body, headers, ``X-Line-Retry-Key``) from 50 concurrent tasks through
+``httpx.AsyncClient`` — default, tuned limits, sharded across clients, HTTP/2 where possible —
+and, as the floor, the same requests over raw asyncio sockets.
+The peer: Apprise's ``line://`` plugin, (i) one notify with 1,000 URLs, (ii) one URL with 1,000
+targets. Every variant runs against the same stand-in process with the same recipients.
+
+    .venv/bin/python -m bench.p3_line_pushes [--pushes 1000] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bench._common import StandIn, machine, max_in_window, print_table, stand_in
+from models.outbox import Channel, OutboxMessage
+from notifications.fake_line import PUSH_PATH
+from notifications.line import LineTransport, message_text, push_body
+from notifications.pump import deliver_due
+from tidtam.db import engine_for, migrate, session_scope
+
+TOKEN = "benchtoken"
+CONCURRENCY = 50
+LINE_LIMIT_PER_SECOND = 2000
+# Tuesday 6 August 2024, 10:00 in Bangkok: a working day inside office hours, so the pump sends.
+NOW = datetime(2024, 8, 6, 3, 0, tzinfo=UTC)
+
+
+@dataclass
+class Outcome:
+    """One variant's run: its wall time and what the stand-in saw."""
+
+    variant: str
+    seconds: float | None
+    pushes: list[dict]
+    requests: int
+    client_errors: int = 0
+    note: str = ""
+
+
+# --- The data: 1,000 queued LINE rows, one recipient each -----------------------------------
+
+def line_id(i: int) -> str:
+    return "U" + uuid.uuid5(uuid.NAMESPACE_URL, f"tidtam-bench-user-{i}").hex
+
+
+def outbox_db(folder: Path, count: int) -> Engine:
+    """A migrated SQLite database holding ``count`` due LINE rows."""
+    url = f"sqlite:///{folder / 'p3.db'}"
+    migrate(url)
+    engine = engine_for(url)
+    queued_at = NOW - timedelta(minutes=1)
+    with session_scope(engine) as session:
+        session.add_all(OutboxMessage(
+            idempotency_key=f"bench:p3:{i}", channel=Channel.LINE, recipient=line_id(i),
+            district_code=f"{1000 + i:04d}"[-4:], rung="due",
+            subject="แจ้งเตือน: ถึงกำหนดส่งรายงาน",
+            body="อำเภอของท่านยังไม่ได้ส่งรายงานผลการดำเนินงานศูนย์อาสาสมัคร กรุณาดำเนินการภายในวันนี้",
+            next_try_at=queued_at, created_at=queued_at + timedelta(microseconds=i))
+            for i in range(count))
+    return engine
+
+
+def load_rows(engine: Engine) -> list[OutboxMessage]:
+    with session_scope(engine) as session:
+        rows = list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)))
+        session.expunge_all()
+    return rows
+
+
+# --- tidtam (a): the production pump, one row after another --------------------------------
+
+def run_pump(engine: Engine, base_url: str) -> int:
+    """Pass after pass of the real pump (50 rows a pass) until nothing is due."""
+    factory = functools.partial(session_scope, engine)
+    sent = 0
+    with httpx.Client(timeout=10) as client:
+        transports = {Channel.LINE.value: LineTransport(client, TOKEN, base_url)}
+        while (result := deliver_due(factory, transports, NOW)).total:
+            sent += result.sent
+    return sent
+
+
+# --- tidtam (b): the fan-out, 50 tasks over one or several AsyncClients ----------------------
+
+async def fan_out(clients: list[httpx.AsyncClient], base_url: str, rows: list[OutboxMessage],
+                  concurrency: int = CONCURRENCY) -> int:
+    """50 workers take rows from one queue; worker k uses client k mod N. Returns failures."""
+    url = base_url.rstrip("/") + PUSH_PATH
+    headers_of = LineTransport(None, TOKEN, base_url).headers  # type: ignore[arg-type]
+    queue = iter(rows)
+
+    async def worker(client: httpx.AsyncClient) -> int:
+        failures = 0
+        for row in queue:
+            response = await client.post(url, json=push_body(row), headers=headers_of(row))
+            failures += response.status_code not in (200, 409)
+        return failures
+
+    results = await asyncio.gather(*(worker(clients[k % len(clients)]) for k in range(concurrency)))
+    return sum(results)
+
+
+FanOut = Callable[[], list[httpx.AsyncClient]]
+
+FAN_OUT_VARIANTS: list[tuple[str, FanOut]] = [
+    ("httpx.AsyncClient() defaults (100 conn, 20 keep-alive)", lambda: [httpx.AsyncClient()]),
+    ("1 client, limits 50 conn / 50 keep-alive",
+     lambda: [httpx.AsyncClient(limits=httpx.Limits(max_connections=50,
+                                                    max_keepalive_connections=50))]),
+    ("1 client, limits 100 conn / 100 keep-alive",
+     lambda: [httpx.AsyncClient(limits=httpx.Limits(max_connections=100,
+                                                    max_keepalive_connections=100))]),
+    ("5 clients x 10 conn (sharded)",
+     lambda: [httpx.AsyncClient(limits=httpx.Limits(max_connections=10,
+                                                    max_keepalive_connections=10))
+              for _ in range(5)]),
+    ("10 clients x 5 conn (sharded)",
+     lambda: [httpx.AsyncClient(limits=httpx.Limits(max_connections=5,
+                                                    max_keepalive_connections=5))
+              for _ in range(10)]),
+    ("50 clients x 1 conn (one per task)",
+     lambda: [httpx.AsyncClient(limits=httpx.Limits(max_connections=1,
+                                                    max_keepalive_connections=1))
+              for _ in range(50)]),
+]
+
+
+async def run_fan_out(make_clients: FanOut, base_url: str, rows: list[OutboxMessage]
+                      ) -> tuple[float, int]:
+    """Clients are built before the clock starts (a long-lived process builds them once)."""
+    clients = make_clients()
+    try:
+        start = time.perf_counter()
+        failures = await fan_out(clients, base_url, rows)
+        return time.perf_counter() - start, failures
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def try_http2(base_url: str, rows: list[OutboxMessage]) -> str | None:
+    """HTTP/2 without TLS needs prior knowledge (h2c); None if the stand-in speaks it."""
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=5) as client:
+        try:
+            response = await client.post(base_url + PUSH_PATH, json=push_body(rows[0]),
+                                         headers=LineTransport(None, TOKEN, base_url)  # type: ignore[arg-type]
+                                         .headers(rows[0]))
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+    return None if response.http_version == "HTTP/2" else f"answered {response.http_version}"
+
+
+# --- The floor: the same requests over raw asyncio sockets, no HTTP library -------------------
+
+async def raw_fan_out(base_url: str, rows: list[OutboxMessage],
+                      concurrency: int = CONCURRENCY) -> tuple[float, int]:
+    """50 keep-alive HTTP/1.1 connections written by hand: what the stand-in itself allows."""
+    url = httpx.URL(base_url)
+    headers_of = LineTransport(None, TOKEN, base_url).headers  # type: ignore[arg-type]
+    queue = iter(rows)
+
+    async def worker() -> int:
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        failures = 0
+        for row in queue:
+            body = json.dumps(push_body(row), ensure_ascii=False).encode()
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers_of(row).items())
+            writer.write(f"POST {PUSH_PATH} HTTP/1.1\r\nHost: {url.host}\r\n{head}"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            failures += status not in (200, 409)
+        writer.close()
+        return failures
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, sum(results)
+
+
+# --- The peer: Apprise's line:// -------------------------------------------------------------
+
+def apprise_runs(base_url: str, rows: list[OutboxMessage]) -> list[tuple[str, Callable[[], bool]]]:
+    """Both Apprise shapes, instantiated before the clock starts; only notify() is timed."""
+    import apprise
+    from apprise.plugins.line import NotifyLine
+
+    # Apprise has no setting for LINE's API address: the plugin posts to its class attribute
+    # ``notify_url`` (apprise/plugins/line.py), so point that at the stand-in.
+    NotifyLine.notify_url = base_url.rstrip("/") + PUSH_PATH
+    body = message_text(rows[0])
+
+    many = apprise.Apprise()
+    for row in rows:
+        many.add(apprise.Apprise.instantiate(f"line://{TOKEN}/{row.recipient}"))
+    one = apprise.Apprise.instantiate(f"line://{TOKEN}/" + "/".join(r.recipient for r in rows))
+    # NotifyBase waits request_rate_per_sec = 5.5 s between two requests of one URL: 1,000
+    # targets would take ~92 minutes. Measured with the throttle off, as its best case.
+    one.request_rate_per_sec = 0
+    single = apprise.Apprise()
+    single.add(one)
+    return [(f"Apprise (i): one notify, {len(rows)} URLs", lambda: many.notify(body=body)),
+            (f"Apprise (ii): one URL, {len(rows)} targets (throttle off)",
+             lambda: single.notify(body=body))]
+
+
+# --- Measuring and reporting ------------------------------------------------------------------
+
+def measure(line: StandIn, variant: str, run: Callable[[], object], repeat: int = 1) -> Outcome:
+    """The median of ``repeat`` runs (by seconds), each on a freshly reset stand-in."""
+    runs = sorted((measure_once(line, variant, run) for _ in range(repeat)),
+                  key=lambda o: o.seconds or 0.0)
+    median = runs[len(runs) // 2]
+    if repeat > 1:
+        median.note = "median of " + ", ".join(f"{o.seconds:.2f}" for o in runs) + " s"
+    return median
+
+
+def measure_once(line: StandIn, variant: str, run: Callable[[], object]) -> Outcome:
+    """Time ``run`` on a freshly reset stand-in; a fan-out returns its own (seconds, failures)."""
+    line.reset()
+    start = time.perf_counter()
+    value = run()
+    seconds, failures = time.perf_counter() - start, 0
+    if isinstance(value, tuple):
+        seconds, failures = value
+    elif value is False:  # Apprise: some target failed
+        failures = 1
+    return Outcome(variant, seconds, line.pushes(), line.request_count(), failures)
+
+
+def row_of(outcome: Outcome, peer_seconds: float | None) -> list[object]:
+    if outcome.seconds is None:
+        return [outcome.variant, "n/a", "", "", "", "", "", "", "(see note)"]
+    pushes = outcome.pushes
+    delivered = len({p["to"] for p in pushes})
+    keyed = sum(1 for p in pushes if p.get("retry_key"))
+    peak = max_in_window([datetime.fromisoformat(p["received_at"]) for p in pushes])
+    ratio = f"{peer_seconds / outcome.seconds:.1f}x" if peer_seconds else ""
+    return [outcome.variant, f"{outcome.seconds:.2f}", f"{delivered / outcome.seconds:.0f}",
+            delivered, len(pushes) - delivered, outcome.requests - len(pushes),
+            f"{100 * keyed / max(1, len(pushes)):.0f}%",
+            f"{peak}{' OVER' if peak > LINE_LIMIT_PER_SECOND else ''}", ratio]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pushes", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--skip-pump", action="store_true", help="skip (a), the slow one")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each fan-out variant; the median is shown")
+    args = parser.parse_args()
+    print(f"P3 — {args.pushes} LINE pushes, stand-in latency {args.latency_ms:g} ms, "
+          f"fan-out concurrency {CONCURRENCY}; {machine()}")
+    print(f"floor at {CONCURRENCY} concurrent: {args.pushes / CONCURRENCY * args.latency_ms / 1000:.2f} s")
+    with tempfile.TemporaryDirectory() as folder, stand_in(TOKEN, args.latency_ms) as line:
+        engine = outbox_db(Path(folder), args.pushes)
+        rows = load_rows(engine)
+        outcomes = [measure(line, name, run) for name, run in apprise_runs(line.base_url, rows)]
+        peer = outcomes[0].seconds
+        if not args.skip_pump:
+            outcomes.append(measure(line, "tidtam (a) pump: deliver_due + sync LineTransport",
+                                    lambda: run_pump(engine, line.base_url)))
+        outcomes.append(measure(line, "floor: raw asyncio sockets, 50 keep-alive conns (no httpx)",
+                                lambda: asyncio.run(raw_fan_out(line.base_url, rows)), args.repeat))
+        for name, make in FAN_OUT_VARIANTS:
+            outcomes.append(measure(line, f"tidtam (b) {name}", lambda make=make: asyncio.run(
+                run_fan_out(make, line.base_url, rows)), args.repeat))
+        refused = asyncio.run(try_http2(line.base_url, rows))
+        if refused is not None:
+            outcomes.append(Outcome("tidtam (b) HTTP/2 (h2c prior knowledge)", None, [], 0,
+                                    note=f"stand-in (uvicorn) does not speak HTTP/2 — {refused}"))
+    print_table(["variant", "seconds", "pushes/s", "delivered", "duplicates", "409 replays",
+                 "retry key", "max req/1 s", "x Apprise (i)"],
+                [row_of(o, peer) for o in outcomes])
+    for o in outcomes:
+        if o.note:
+            print(f"  note — {o.variant}: {o.note}")
+        if o.client_errors:
+            print(f"  ! {o.variant}: {o.client_errors} answers other than 200/409")
+
+
+if __name__ == "__main__":
+    main()

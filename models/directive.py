@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Column, Field, Session, SQLModel, col, select
@@ -107,13 +107,34 @@ def items_of(session: Session, directive_id: int,
     return list(session.exec(query.order_by(TrackedItem.district_code, TrackedItem.step_id)))
 
 
-def open_items_due_by(session: Session, last_due: date) -> list[tuple[TrackedItem, DirectiveStep]]:
-    """Open items whose due date is on or before ``last_due`` (one indexed query)."""
-    query = (select(TrackedItem, DirectiveStep)
-             .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
-             .where(TrackedItem.status == ItemStatus.OPEN, TrackedItem.due_on <= last_due)
-             .order_by(TrackedItem.due_on, TrackedItem.district_code, DirectiveStep.order))
-    return [(item, step) for item, step in session.exec(query)]
+class OpenItem(NamedTuple):
+    """The columns of an open tracked item that the sweep and the digest read."""
+
+    id: int
+    directive_id: int
+    step_id: int
+    district_code: str
+    due_on: date
+
+
+def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, DirectiveStep]]:
+    """Open items whose due date is on or before ``last_due`` (one indexed query), with their steps.
+
+    Items come as plain column tuples (no ORM objects: there can be 10,000 of them); their
+    steps, a few per directive, are loaded as models by a second query.
+    """
+    due = (TrackedItem.status == ItemStatus.OPEN) & (TrackedItem.due_on <= last_due)
+    rows = session.exec(
+        select(TrackedItem.id, TrackedItem.directive_id, TrackedItem.step_id,
+               TrackedItem.district_code, TrackedItem.due_on)
+        .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
+        .where(due)
+        .order_by(TrackedItem.due_on, TrackedItem.district_code, DirectiveStep.order)).all()
+    if not rows:
+        return []
+    steps = {step.id: step for step in session.exec(select(DirectiveStep).where(
+        col(DirectiveStep.id).in_(select(TrackedItem.step_id).where(due))))}
+    return [(item, steps[item.step_id]) for item in map(OpenItem._make, rows)]
 
 
 def find_item(session: Session, directive_id: int, district_code: str,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, and_, exists, func, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Index, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.directive import ItemStatus, TrackedItem
@@ -58,17 +60,64 @@ class OutboxMessage(SQLModel, table=True):
 
 
 def enqueue(session: Session, message: OutboxMessage) -> bool:
-    """Insert the message unless its idempotency key exists; True when it was new."""
-    exists = session.exec(select(OutboxMessage.id).where(
-        OutboxMessage.idempotency_key == message.idempotency_key)).first()
-    if exists is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:  # another sweep inserted the same key a moment ago
-        return False
-    return True
+    """Insert the message unless its idempotency key exists; True when it was new.
+
+    The row is written with a plain INSERT (see ``enqueue_many``): ``message`` itself is not
+    added to the session; read the row back by its key when it is needed.
+    """
+    return bool(enqueue_many(session, [outbox_values(message)]))
+
+
+# Rows per statement: well inside SQLite's (32,766) and PostgreSQL's (65,535) bound-parameter limits.
+_CHUNK = 500
+_TABLE = OutboxMessage.__table__
+_INSERTED_COLUMNS = tuple(c.key for c in _TABLE.columns if c.key != "id")
+_DEFAULTS = {name: OutboxMessage.model_fields[name].get_default(call_default_factory=True)
+             for name in _INSERTED_COLUMNS if not OutboxMessage.model_fields[name].is_required()}
+
+
+def outbox_values(message: OutboxMessage) -> dict[str, Any]:
+    """The column values of a (not yet inserted) message, for ``enqueue_many``."""
+    return {name: getattr(message, name) for name in _INSERTED_COLUMNS}
+
+
+def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` the outbox already holds (one indexed query per 500 keys)."""
+    wanted = list(dict.fromkeys(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        found.update(session.exec(select(OutboxMessage.idempotency_key).where(
+            col(OutboxMessage.idempotency_key).in_(wanted[start:start + _CHUNK]))))
+    return found
+
+
+def enqueue_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert each row whose idempotency key is new; returns the keys this call inserted.
+
+    ``rows`` are column values (``outbox_values``; left-out optional columns take the model's
+    defaults). INSERT … ON CONFLICT (idempotency_key) DO NOTHING, in batches, no savepoint: a key
+    already there, written by another sweep a moment ago, or repeated within ``rows`` (the first
+    one wins) is skipped, and RETURNING says which rows went in.
+    """
+    if not rows:
+        return set()
+    session.flush()  # pending ORM changes first, as a query would autoflush them
+    insert = _insert_for(session.get_bind().dialect.name)
+    statement = (insert(_TABLE).on_conflict_do_nothing(index_elements=[_TABLE.c.idempotency_key])
+                 .returning(_TABLE.c.idempotency_key))
+    values = [{**_DEFAULTS, **row} for row in rows]
+    inserted: set[str] = set()
+    for start in range(0, len(values), _CHUNK):
+        inserted.update(session.execute(statement, values[start:start + _CHUNK]).scalars())
+    return inserted
+
+
+def _insert_for(dialect: str):
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"enqueue needs INSERT … ON CONFLICT, not available on {dialect}")
 
 
 def claim_due(session: Session, now: datetime, *, limit: int = 50,
@@ -126,11 +175,13 @@ def cancel_grouped_for_closed_steps(session: Session, step_id: int | None = None
 
     ``step_id`` limits it to one step (for a use case that has just closed an item of it).
     """
-    still_open = exists().where(and_(TrackedItem.step_id == OutboxMessage.step_id,
-                                     TrackedItem.status == ItemStatus.OPEN))
+    # NOT IN an uncorrelated subquery (tracked_item.step_id is never NULL, so it means NOT EXISTS):
+    # the open steps are read once, where SQLite ran a correlated NOT EXISTS through the status
+    # index, i.e. over every open item for each grouped row (0.3 s at national scale).
+    open_steps = select(TrackedItem.step_id).where(TrackedItem.status == ItemStatus.OPEN)
     query = (update(OutboxMessage)
              .where(OutboxMessage.status == OutboxStatus.QUEUED, col(OutboxMessage.item_id).is_(None),
-                    col(OutboxMessage.step_id).is_not(None), ~still_open))
+                    col(OutboxMessage.step_id).is_not(None), col(OutboxMessage.step_id).not_in(open_steps)))
     if step_id is not None:
         query = query.where(OutboxMessage.step_id == step_id)
     result = session.execute(

@@ -85,7 +85,7 @@ def start_pump(url: str, line: RunningFakeLine, now) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def wait_until_blocked_on_the_row(url: str, timeout: float = 15) -> None:
+def wait_until_blocked_on_the_row(url: str, timeout: float = 60) -> None:
     """PostgreSQL shows the pump's UPDATE waiting for our row lock: it has the 200 in hand."""
     engine = create_engine(url)
     query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "

@@ -59,6 +59,17 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
+def addressing(channel: Channel | str, address: str | None, who: str) -> dict[str, object]:
+    """Where a row goes, or why it cannot: a person with no address on a channel still gets a
+    row, kept as 'not sent: no channel' and visible in the outbox, never silently none."""
+    channel = Channel(channel)
+    if address:
+        return {"channel": channel, "recipient": address, "status": OutboxStatus.QUEUED,
+                "last_error": None}
+    return {"channel": channel, "recipient": "", "status": OutboxStatus.NOT_SENT_NO_CHANNEL,
+            "last_error": f"{who} has no {channel.value} address"}
+
+
 def enqueue(session: Session, message: OutboxMessage) -> bool:
     """Insert the message unless its idempotency key exists; True when it was new.
 

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from domain.calendar import WorkCalendar
 from domain.ladder import idempotency_key
-from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
+from models.outbox import Channel, OutboxMessage, addressing, enqueue
 from models.user import Role, User, active_users
 from notifications.render import render_message
 from tidtam.escalation import address_of
@@ -157,10 +157,9 @@ def alert_coordinators(session: Session, now: datetime, *, tz: ZoneInfo, base_ur
                                   subject_ref=about.replace("|", "/"), recipient_ref=f"user:{user.id}",
                                   channel=channel.value)
             row = OutboxMessage(
-                idempotency_key=key, channel=channel, recipient=address or "", user_id=user.id,
-                rung=RUNG, subject=subject, body=body, next_try_at=send_at, created_at=now,
-                status=OutboxStatus.QUEUED if address else OutboxStatus.NOT_SENT_NO_CHANNEL,
-                last_error=None if address else f"{user.username} has no {channel.value} address")
+                idempotency_key=key, **addressing(channel, address, user.username),
+                user_id=user.id, rung=RUNG, subject=subject, body=body, next_try_at=send_at,
+                created_at=now)
             if enqueue(session, row):
                 result.enqueued += 1
                 result.no_channel += address is None

@@ -21,7 +21,7 @@ from domain.calendar import WorkCalendar
 from domain.ladder import idempotency_key, reaches, rung_due
 from models.directive import Directive, DirectiveStep, TrackedItem, open_items_due_by
 from models.org import District, Province
-from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
+from models.outbox import Channel, OutboxMessage, addressing, enqueue
 from models.report import ReportStatus, reports_of
 from models.user import Role, User, active_users, broken_routes
 from notifications.render import render_message
@@ -225,10 +225,8 @@ def _enqueue(session: Session, result: DigestResult, digest: Digest, user: User,
                           recipient_ref=f"user:{user.id}", channel=channel.value)
     subject, body = text
     row = OutboxMessage(
-        idempotency_key=key, channel=channel, recipient=address or "", user_id=user.id,
-        rung=RUNG, subject=subject, body=body, next_try_at=send_at, created_at=now,
-        status=OutboxStatus.QUEUED if address else OutboxStatus.NOT_SENT_NO_CHANNEL,
-        last_error=None if address else f"{user.username} has no {channel.value} address")
+        idempotency_key=key, **addressing(channel, address, user.username), user_id=user.id,
+        rung=RUNG, subject=subject, body=body, next_try_at=send_at, created_at=now)
     if enqueue(session, row):
         result.enqueued += 1
         result.no_channel += address is None

@@ -33,6 +33,7 @@ from models.outbox import (
     Channel,
     OutboxMessage,
     OutboxStatus,
+    addressing,
     cancel_grouped_for_closed_steps,
     enqueue_many,
     existing_keys,
@@ -237,11 +238,9 @@ class _Sweep:
                               subject_ref=message.subject_ref, recipient_ref=recipient_ref,
                               channel=channel)
         self.pending.append(_Row(key, message, address is None, dict(
-            idempotency_key=key, channel=Channel(channel), recipient=address or "",
-            user_id=user_id, rung=due.rung.code, next_try_at=self.send_at[message.directive_id],
-            created_at=self.now,
-            status=OutboxStatus.QUEUED if address else OutboxStatus.NOT_SENT_NO_CHANNEL,
-            last_error=None if address else f"{who} has no {channel} address", **about)))
+            idempotency_key=key, **addressing(channel, address, who), user_id=user_id,
+            rung=due.rung.code, next_try_at=self.send_at[message.directive_id],
+            created_at=self.now, **about)))
 
     def _write(self) -> None:
         """Insert the rows whose key is new, in the order decided; render only their messages.

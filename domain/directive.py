@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -30,7 +30,9 @@ Loc = tuple[str | int, ...]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=32)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=120)]
+ProvinceCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
 StepKind = Literal["guideline", "activity", "report"]
+M = TypeVar("M", bound="Strict")
 
 
 def _clock_time(value: Any) -> Any:
@@ -56,13 +58,13 @@ def _anno_domini(day: date) -> date:
 Day = Annotated[date, AfterValidator(_anno_domini)]  # an ISO A.D. date in the file
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     """Unknown keys are errors: a misspelt field must not be ignored silently."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class Category(_Strict):
+class Category(Strict):
     """A participant category of the report form, counted in heads."""
 
     code: Code
@@ -70,14 +72,14 @@ class Category(_Strict):
     title_en: Text
 
 
-class DatePeriod(_Strict):
+class DatePeriod(Strict):
     """A span of days, both ends included."""
 
     start: Day
     end: Day
 
 
-class ActivityConditions(_Strict):
+class ActivityConditions(Strict):
     """What counts as a valid activity; the report form is checked against these."""
 
     min_activities_per_center: int = Field(1, ge=1)
@@ -86,7 +88,7 @@ class ActivityConditions(_Strict):
     period: DatePeriod | None = Field(None, description="defaults to the activity dates")
 
 
-class OfficeHoursSpec(_Strict):
+class OfficeHoursSpec(Strict):
     """Office hours as written in YAML ("08:30"), turned into the calendar's OfficeHours."""
 
     start: ClockTime = time(8, 30)
@@ -102,7 +104,7 @@ class OfficeHoursSpec(_Strict):
         return OfficeHours(self.start, self.end)
 
 
-class ActivityKind(_Strict):
+class ActivityKind(Strict):
     """A kind of activity (enclosure 3, item 3): groups similar work, counted in places."""
 
     code: Code
@@ -110,7 +112,7 @@ class ActivityKind(_Strict):
     title_en: Text
 
 
-class FormSpec(_Strict):
+class FormSpec(Strict):
     """The report form (แบบรายงาน) a district files; its rules are checked at entry.
 
     The participant categories and the activity conditions it is checked against are the
@@ -136,7 +138,7 @@ class FormSpec(_Strict):
     photo_max_pixels: int = Field(40_000_000, ge=10_000, le=200_000_000)
 
 
-class StepSpec(_Strict):
+class StepSpec(Strict):
     """One step every district carries out, tracked per district."""
 
     code: Code
@@ -147,11 +149,14 @@ class StepSpec(_Strict):
     order: int | None = Field(None, ge=1, description="defaults to the position in the list")
 
 
-class DirectiveSpec(_Strict):
+class DirectiveSpec(Strict):
     """A directive (หนังสือสั่งการ) as the province writes it in YAML; dates are A.D."""
 
     slug: Slug
-    province_code: Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
+    scope: Literal["province", "national"] = Field(
+        "province", description="national: issued by the Department to every province")
+    province_code: ProvinceCode | None = Field(
+        None, description="the issuing province; none for a national directive")
     reference_no: Text
     title_th: Text
     title_en: Text
@@ -197,10 +202,25 @@ class DirectiveSpec(_Strict):
         """The calendar deadlines and send times of this directive follow."""
         return WorkCalendar(self.closures, self.office_hours.to_office_hours())
 
+    @property
+    def is_national(self) -> bool:
+        return self.scope == "national"
+
+    def for_province(self, province_code: str) -> DirectiveSpec:
+        """A national directive as one province carries it out: its own slug and province."""
+        return self.model_copy(update={"scope": "province", "province_code": province_code,
+                                       "slug": province_slug(self.slug, province_code)},
+                               deep=True)
+
+
+def province_slug(national_slug: str, province_code: str) -> str:
+    """The slug of a province's copy of a national directive: ``<national>-p<code>``."""
+    return f"{national_slug}-p{province_code}"
+
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong in a directive file, where it is, in both languages."""
+    """One thing wrong in a directive file, where it is, in both languages (line 0: unknown)."""
 
     source: str
     line: int
@@ -211,12 +231,14 @@ class Problem:
     def en(self) -> str:
         """As compilers print it: ``file:line: field: message``."""
         field = f"{self.field}: " if self.field else ""
-        return f"{self.source}:{self.line}: {field}{self.message_en}"
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {field}{self.message_en}"
 
     def th(self) -> str:
         """For Thai readers, with the same file, line and field."""
         field = f"{self.field}: " if self.field else ""
-        return f"{self.source} บรรทัดที่ {self.line}: {field}{self.message_th}"
+        where = f"{self.source} บรรทัดที่ {self.line}" if self.line else self.source
+        return f"{where}: {field}{self.message_th}"
 
 
 class DirectiveError(InvalidInput):
@@ -235,31 +257,41 @@ class DirectiveError(InvalidInput):
 
 def load_directive(path: Path) -> DirectiveSpec:
     """Read and check a directive YAML file."""
+    return parse_directive(read_text(path), str(path))
+
+
+def parse_directive(text: str, source: str) -> DirectiveSpec:
+    """Check a directive's YAML text; ``source`` names the file in error messages."""
+    return parse_model(text, source, DirectiveSpec, inconsistencies)
+
+
+def read_text(path: Path) -> str:
+    """A YAML file's text; a missing or non-UTF-8 file is a clear error."""
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise NotFound(f"directive file not found: {path}",
                        f"ไม่พบไฟล์หนังสือสั่งการ: {path}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
         raise DirectiveError.from_problems([Problem(
             str(path), line, "", "the file is not UTF-8 text", "ไฟล์ไม่ได้เข้ารหัสแบบ UTF-8")]) from None
-    return parse_directive(text, str(path))
 
 
-def parse_directive(text: str, source: str) -> DirectiveSpec:
-    """Check a directive's YAML text; ``source`` names the file in error messages."""
+def parse_model(text: str, source: str, model: type[M],
+                checks: Callable[[M], list[Inconsistency]]) -> M:
+    """YAML text → ``model``, then ``checks``; every problem names the file, line and field."""
     root, data = _read_yaml(text, source)
     _raise_if(list(_duplicate_keys(root, source, ())))
     try:
-        spec = DirectiveSpec.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as error:
         problems = [_pydantic_problem(source, root, e) for e in error.errors()]
         raise DirectiveError.from_problems(problems) from None
-    _raise_if([_problem(source, root, loc, en, th) for loc, en, th in _inconsistencies(spec)])
-    return spec
+    _raise_if([_problem(source, root, loc, en, th) for loc, en, th in checks(value)])
+    return value
 
 
 def _raise_if(problems: list[Problem]) -> None:
@@ -434,10 +466,22 @@ def _messages(error: Any) -> tuple[str, str]:
 Inconsistency = tuple[Loc, str, str]
 
 
-def _inconsistencies(spec: DirectiveSpec) -> list[Inconsistency]:
+def inconsistencies(spec: DirectiveSpec) -> list[Inconsistency]:
     """Every cross-field rule the schema alone cannot express."""
-    return [*_date_order(spec), *_repeats(spec), *_step_dates(spec), *_period(spec),
-            *_form(spec)]
+    return [*_scope(spec), *_date_order(spec), *_repeats(spec), *_step_dates(spec),
+            *_period(spec), *_form(spec)]
+
+
+def _scope(spec: DirectiveSpec) -> Iterator[Inconsistency]:
+    """A province issues for itself; the Department issues to every province."""
+    if spec.scope == "province" and spec.province_code is None:
+        yield (("province_code",), "a provincial directive needs province_code (or scope: national)",
+               "หนังสือสั่งการของจังหวัดต้องระบุ province_code (หรือ scope: national สำหรับของกรมฯ)")
+    if spec.scope == "national" and spec.province_code is not None:
+        yield (("province_code",), "a national directive is issued to every province: "
+               "leave province_code out (a province adds its own steps with extends:)",
+               "หนังสือสั่งการระดับกรมฯ ส่งถึงทุกจังหวัด ไม่ต้องระบุ province_code "
+               "(จังหวัดเพิ่มขั้นตอนของตนเองด้วย extends:)")
 
 
 def _date_order(spec: DirectiveSpec) -> Iterator[Inconsistency]:

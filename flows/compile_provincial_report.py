@@ -15,7 +15,7 @@ from domain.errors import NotFound
 from domain.report import Compilation
 from models.directive import Directive, get_directive_by_slug, latest_directive
 from tidtam.db import get_engine, session_scope
-from tidtam.exports import TABLES, compilation_csv, compilation_xlsx, status_th
+from tidtam.exports import TABLES, compilation_csv, compilation_summary, compilation_xlsx
 from tidtam.reporting import compile_directive, spec_of
 from tidtam.settings import get_settings
 
@@ -34,7 +34,7 @@ def compile_provincial_report(directive_slug: str | None = None, out_dir: str | 
         files = _write_tables(folder, directive.slug, compilation, spec)
         if pdf:
             files.append(_write_pdf(session, folder, directive, compilation, thai_digits))
-    result = summary(directive, compilation, spec, files)
+    result = compilation_summary(directive, compilation, spec, files)
     print(f"compile-provincial-report {directive.slug}: {len(compilation.accepted)} accepted, "
           f"{len(compilation.missing)} missing; {result['totals']['total_participants']} participants; "
           f"files in {folder}")
@@ -72,31 +72,6 @@ def _write_pdf(session, folder: Path, directive: Directive, compilation: Compila
     path = folder / f"{directive.slug}-compiled.pdf"
     path.write_bytes(html_to_pdf(html))
     return str(path)
-
-
-def summary(directive: Directive, compilation: Compilation, spec, files: list[str]) -> dict:
-    """What the CLI prints and `--json` shows: plain data, Thai titles included."""
-    totals = compilation.totals
-    return {
-        "directive": {"slug": directive.slug, "reference_no": directive.reference_no,
-                      "title_th": directive.title_th},
-        "totals": {
-            "centers": totals.centers, "sessions": totals.sessions,
-            "participants": [{"code": c.code, "title_th": c.title_th, "title_en": c.title_en,
-                              "count": totals.participants.get(c.code, 0)}
-                             for c in spec.participant_categories],
-            "total_participants": totals.total_participants,
-            "kinds": [{"code": k.code, "title_th": k.title_th, "title_en": k.title_en,
-                       "places": k.places, "sessions": k.sessions} for k in totals.kinds]},
-        "districts": [{"code": d.code, "name_th": d.name_th, "status": d.status,
-                       "status_th": status_th(d.status),
-                       "total_participants": d.summary.total_participants if d.summary else None}
-                      for d in compilation.districts],
-        "accepted": [d.code for d in compilation.accepted],
-        "missing": [{"code": d.code, "name_th": d.name_th, "status": d.status,
-                     "status_th": status_th(d.status)} for d in compilation.missing],
-        "files": files,
-    }
 
 
 if __name__ == "__main__":

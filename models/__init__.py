@@ -5,12 +5,12 @@ from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, Tra
 from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent
 from models.org import District, Province
 from models.outbox import Channel, OutboxMessage, OutboxStatus
-from models.report import Report, ReportPhoto, ReportStatus
+from models.report import ProvincialReport, Report, ReportPhoto, ReportStatus
 from models.user import Role, User
 
 __all__ = [
     "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
     "LineContact", "LineGroup", "LineLinkCode", "LineWebhookEvent", "OutboxMessage",
-    "OutboxStatus", "Province", "Report", "ReportPhoto", "ReportStatus", "Role", "StepKind",
-    "TrackedItem", "User",
+    "OutboxStatus", "Province", "ProvincialReport", "Report", "ReportPhoto", "ReportStatus",
+    "Role", "StepKind", "TrackedItem", "User",
 ]

@@ -15,7 +15,10 @@ from models.types import UTCDateTime, enum_column
 class Directive(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, index=True, max_length=120)
-    province_code: str = Field(foreign_key="province.code", max_length=2, index=True)
+    province_code: str | None = Field(default=None, foreign_key="province.code", max_length=2,
+                                      index=True, description="none: the Department's, national")
+    parent_id: int | None = Field(default=None, foreign_key="directive.id", index=True,
+                                  description="the national directive a province's copy carries out")
     reference_no: str
     title_th: str
     title_en: str
@@ -83,10 +86,28 @@ def get_directive_by_slug(session: Session, slug: str) -> Directive | None:
 
 
 def latest_directive(session: Session, province_code: str | None = None) -> Directive | None:
+    """The newest directive a province carries out (of any province without ``province_code``).
+
+    National directives are never returned: their work is tracked in the provinces' copies.
+    """
     query = select(Directive).order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())
     if province_code:
         query = query.where(Directive.province_code == province_code)
+    else:
+        query = query.where(col(Directive.province_code).is_not(None))
     return session.exec(query).first()
+
+
+def national_directives(session: Session) -> list[Directive]:
+    """The Department's directives, newest first."""
+    return list(session.exec(select(Directive).where(col(Directive.province_code).is_(None))
+                             .order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())))
+
+
+def province_copies(session: Session, national_id: int) -> list[Directive]:
+    """The provinces' copies of a national directive, by province code."""
+    return list(session.exec(select(Directive).where(Directive.parent_id == national_id)
+                             .order_by(Directive.province_code)))
 
 
 def steps_of(session: Session, directive_id: int) -> list[DirectiveStep]:

@@ -120,3 +120,36 @@ def update_report(session: Session, report_id: int, *, expected_version: int | N
     result = session.execute(query.values(version=Report.version + 1, **values)
                              .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+class ProvincialReport(SQLModel, table=True):
+    """A province's compiled report, submitted to the Department: a snapshot of its totals.
+
+    One per province's copy of a directive. ``first_submitted_at`` decides "on time" against the
+    directive's ``department_due``; a resubmission replaces the snapshot and keeps that date.
+    """
+
+    __tablename__ = "provincial_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    directive_id: int = Field(foreign_key="directive.id", unique=True)
+    province_code: str = Field(foreign_key="province.code", max_length=2, index=True)
+    summary: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False),
+                                    description="the compilation as submitted (totals, districts)")
+    districts_expected: int
+    districts_accepted: int
+    version: int = Field(default=1, description="bumped on every resubmission")
+    first_submitted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    submitted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    submitted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    note: str | None = None
+
+
+def get_provincial_report(session: Session, directive_id: int) -> ProvincialReport | None:
+    return session.exec(select(ProvincialReport).where(
+        ProvincialReport.directive_id == directive_id)).first()
+
+
+def provincial_reports_of(session: Session, directive_ids: Iterable[int]) -> list[ProvincialReport]:
+    return list(session.exec(select(ProvincialReport).where(
+        col(ProvincialReport.directive_id).in_(list(directive_ids)))))

@@ -24,6 +24,7 @@ from domain.directive import DirectiveSpec, FormSpec
 from domain.errors import InvalidInput
 from domain.report import OTHER_KIND, Compilation, ReportSummary, SessionEntry, form_of
 from domain.thaidate import thai_date
+from models.directive import Directive
 
 TableName = Literal["totals", "districts", "sessions"]
 TABLES: tuple[TableName, ...] = ("totals", "districts", "sessions")
@@ -176,3 +177,29 @@ def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableN
     writer.writerow(chosen.header)
     writer.writerows(["" if value is None else value for value in row] for row in chosen.rows)
     return BOM + out.getvalue()
+
+
+def compilation_summary(directive: Directive, compilation: Compilation, spec: DirectiveSpec,
+                        files: list[str] = ()) -> dict:
+    """What the CLI prints and `--json` shows: plain data, Thai titles included."""
+    totals = compilation.totals
+    return {
+        "directive": {"slug": directive.slug, "reference_no": directive.reference_no,
+                      "title_th": directive.title_th},
+        "totals": {
+            "centers": totals.centers, "sessions": totals.sessions,
+            "participants": [{"code": c.code, "title_th": c.title_th, "title_en": c.title_en,
+                              "count": totals.participants.get(c.code, 0)}
+                             for c in spec.participant_categories],
+            "total_participants": totals.total_participants,
+            "kinds": [{"code": k.code, "title_th": k.title_th, "title_en": k.title_en,
+                       "places": k.places, "sessions": k.sessions} for k in totals.kinds]},
+        "districts": [{"code": d.code, "name_th": d.name_th, "status": d.status,
+                       "status_th": status_th(d.status),
+                       "total_participants": d.summary.total_participants if d.summary else None}
+                      for d in compilation.districts],
+        "accepted": [d.code for d in compilation.accepted],
+        "missing": [{"code": d.code, "name_th": d.name_th, "status": d.status,
+                     "status_th": status_th(d.status)} for d in compilation.missing],
+        "files": list(files),
+    }

@@ -37,8 +37,15 @@ class LaunchResult:
 
 
 def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
-                     actor: str = "system:launch-directive") -> LaunchResult:
-    """Create the directive, its steps and one tracked item per district × step; re-runs add none."""
+                     actor: str = "system:launch-directive",
+                     parent_id: int | None = None) -> LaunchResult:
+    """Create the directive, its steps and one tracked item per district × step; re-runs add none.
+
+    ``parent_id``: the national directive this is a province's copy of (``tidtam.national``).
+    """
+    if spec.province_code is None:
+        raise InvalidInput(f"{spec.slug} is national: launch it with tidtam launch (all provinces)",
+                           f"{spec.slug} เป็นหนังสือสั่งการระดับกรมฯ: ใช้ tidtam launch (ทุกจังหวัด)")
     districts = districts_of(session, spec.province_code)
     if not districts:
         raise InvalidInput(f"province {spec.province_code} has no districts loaded; run tidtam init",
@@ -46,8 +53,8 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
     directive = get_directive_by_slug(session, spec.slug)
     created_directive = directive is None
     if directive is None:
-        directive = _create_directive(session, spec, now)
-    steps = _ensure_steps(session, directive, spec)
+        directive = create_directive(session, spec, now, parent_id)
+    steps = ensure_steps(session, directive, spec)
     existing = {(i.step_id, i.district_code) for i in items_of(session, directive.id)}
     new_items = [TrackedItem(directive_id=directive.id, step_id=step.id, district_code=d.code,
                              due_on=step.due_on)
@@ -60,9 +67,11 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
     return LaunchResult(directive, created_directive, len(new_items))
 
 
-def _create_directive(session: Session, spec: DirectiveSpec, now: datetime) -> Directive:
+def create_directive(session: Session, spec: DirectiveSpec, now: datetime,
+                     parent_id: int | None = None) -> Directive:
     directive = Directive(
-        slug=spec.slug, province_code=spec.province_code, reference_no=spec.reference_no,
+        slug=spec.slug, province_code=spec.province_code, parent_id=parent_id,
+        reference_no=spec.reference_no,
         title_th=spec.title_th, title_en=spec.title_en, issuer_th=spec.issuer_th,
         issuer_en=spec.issuer_en, issued_on=spec.issued_on, fiscal_year=spec.fiscal_year,
         activity_start=spec.activity_start, activity_end=spec.activity_end,
@@ -73,7 +82,7 @@ def _create_directive(session: Session, spec: DirectiveSpec, now: datetime) -> D
     return directive
 
 
-def _ensure_steps(session: Session, directive: Directive,
+def ensure_steps(session: Session, directive: Directive,
                   spec: DirectiveSpec) -> list[DirectiveStep]:
     """The directive's steps, adding those the YAML has and the database lacks."""
     by_code = {s.code: s for s in steps_of(session, directive.id)}

@@ -250,31 +250,45 @@ def national_board(session: Session, actor: User, slug: str | None, today: date,
 
 def build_national_board(session: Session, directive: Directive, today: date,
                          tz: tzinfo) -> NationalBoard:
-    """One query for every tracked item of the provinces' copies, added up in Python."""
+    """One query for every tracked item of the provinces' copies, added up in Python.
+
+    "On time" and "overdue" are measured against the Department's due dates: a province that
+    brought a date forward for its districts is not counted late by the Department for that.
+    """
     steps = steps_of(session, directive.id)
     codes = [s.code for s in steps]
+    due_by_code = {s.code: s.due_on for s in steps}
     rows = session.exec(
         select(Directive.province_code, DirectiveStep.code, TrackedItem.status,
-               TrackedItem.due_on, TrackedItem.completed_at)
+               TrackedItem.completed_at)
         .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
         .join(Directive, Directive.id == TrackedItem.directive_id)
         .where(Directive.parent_id == directive.id, col(DirectiveStep.code).in_(codes))).all()
-    rates = rates_by_key((Completion((p, c), due, status != ItemStatus.OPEN, at)
-                          for p, c, status, due, at in rows), today, tz)
+    rates = rates_by_key((Completion((p, c), due_by_code[c], status != ItemStatus.OPEN, at)
+                          for p, c, status, at in rows), today, tz)
     copies = {d.province_code: d for d in province_copies(session, directive.id)}
     reports = {r.province_code: r for r in provincial_reports_of(
         session, [d.id for d in copies.values()])}
-    due = directive.department_due or directive.province_due
+    due = department_due(directive)
     board_rows = []
     for province in all_provinces(session):
         copy = copies.get(province.code)
         if copy is None:
             continue
         report = reports.get(province.code)
-        report_rate = rates_by_key([Completion(0, due, report is not None,
-                                               report.first_submitted_at if report else None)],
-                                   today, tz)[0]
         board_rows.append(NationalRow(
             province, copy, {c: rates.get((province.code, c), Rate()) for c in codes}, report,
-            report_rate))
+            report_rate(report, due, today, tz)))
     return NationalBoard(directive, steps, board_rows, today)
+
+
+def department_due(directive: Directive) -> date:
+    """When the province's report is due at the Department (the province's due date if unset)."""
+    return directive.department_due or directive.province_due
+
+
+def report_rate(report: ProvincialReport | None, due: date, today: date, tz: tzinfo) -> Rate:
+    """One province's report to the Department as a rate: expected 1; actual, on time, overdue."""
+    done = report is not None
+    return rates_by_key([Completion(0, due, done, report.first_submitted_at if done else None)],
+                        today, tz)[0]

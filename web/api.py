@@ -7,9 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
+from models.directive import Directive
 from models.user import UserPublic
 from tidtam import reporting
 from tidtam.accounts import authenticate
+from tidtam.national import (
+    department_due,
+    national_board,
+    national_list,
+    report_rate,
+    submit_provincial_report,
+)
 from tidtam.webqueries import (
     board_for,
     complete_item,
@@ -30,11 +38,15 @@ from web.deps import (
 )
 from web.schemas import (
     BoardPublic,
+    DepartmentIn,
+    DirectivePublic,
     DoneIn,
     ErrorPublic,
     ItemPublic,
+    NationalBoardPublic,
     OutboxMessagePublic,
     ProvincePublic,
+    ProvincialReportPublic,
     ReportIn,
     ReportPublic,
     TokenPublic,
@@ -141,3 +153,28 @@ def submit_report(code: str, body: VersionIn, user: ApiUser, session: SessionDep
     """Send the report to the province; a 422 lists what must be corrected first."""
     return ReportPublic.of(reporting.submit_report(session, user, code,
                                                    expected_version=body.version, now=now))
+
+
+@router.get("/national", response_model=list[DirectivePublic], responses=errors(403))
+def list_national(user: ApiUser, session: SessionDep) -> list[DirectivePublic]:
+    """The Department's national directives, newest first (Department viewers only)."""
+    return [DirectivePublic.of(d) for d in national_list(session, user)]
+
+
+@router.get("/national/{slug}/board", response_model=NationalBoardPublic,
+            responses=errors(403, 404))
+def get_national_board(slug: str, user: ApiUser, session: SessionDep, today: TodayDep,
+                       settings: SettingsDep) -> NationalBoardPublic:
+    """Provinces × steps with reporting rates, and each province's report to the Department."""
+    return NationalBoardPublic.of(national_board(session, user, slug, today, settings.tz))
+
+
+@router.post("/reports/department", response_model=ProvincialReportPublic,
+             responses=errors(403, 404, 422))
+def submit_to_department(user: ApiUser, session: SessionDep, now: NowDep, today: TodayDep,
+                         settings: SettingsDep,
+                         body: DepartmentIn | None = None) -> ProvincialReportPublic:
+    """The province sends its compiled accepted reports to the Department (again: replaces)."""
+    report = submit_provincial_report(session, user, now=now, note=body.note if body else None)
+    due = department_due(session.get(Directive, report.directive_id))
+    return ProvincialReportPublic.of(report, bool(report_rate(report, due, today, settings.tz).on_time))

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tidtam.db import engine_for, session_scope
 from tidtam.photos import PhotoStore
 from tidtam.settings import Settings
-from web import api, auth, csrf_multipart, errors, line_webhook, pages, profile, reports
+from web import api, auth, csrf_multipart, errors, line_webhook, national, pages, profile, reports
 from web.rendering import make_templates, render
 
 log = logging.getLogger("tidtam.web")
@@ -48,8 +48,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     app.state.photos = PhotoStore(settings.data_dir / "photos")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
-    for router in (auth.router, pages.router, reports.router, profile.router, line_webhook.router,
-                   api.router):
+    for router in (auth.router, pages.router, reports.router, national.router, profile.router,
+                   line_webhook.router, api.router):
         app.include_router(router)
     errors.install(app)
     _add_middleware(app, settings)

@@ -27,11 +27,11 @@ router = APIRouter(include_in_schema=False)
 
 def home_path(user: User) -> str:
     """District people start at their district; province people at the board; the Department at
-    the list of provinces."""
+    the national board."""
     if user.role in DISTRICT_ROLES and user.district_code:
         return f"/districts/{user.district_code}"
     if user.role in NATIONAL_ROLES:
-        return "/provinces"
+        return "/national"
     return "/board"
 
 

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
-from models.report import Report
+from models.report import Report, get_provincial_report
 from models.user import User
 from tidtam import reporting
 from tidtam.exports import compilation_csv, compilation_xlsx
@@ -239,7 +239,9 @@ def reports_page(request: Request, user: CurrentUser, session: SessionDep) -> Re
     compilation = reporting.compile_for(session, user, directive)
     return render(request, "reports.html", {"directive": directive, "compilation": compilation,
                                             "spec": reporting.spec_of(directive),
-                                            "csv_tables": CSV_TABLES})
+                                            "csv_tables": CSV_TABLES,
+                                            "department_report": get_provincial_report(
+                                                session, directive.id)})
 
 
 @router.get("/districts/{code}/report/print")

@@ -7,9 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from domain.rates import Rate
 from domain.report import Finding, ReportSummary
 from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.outbox import Channel, OutboxMessage, OutboxStatus
+from models.report import ProvincialReport
+from tidtam.national import NationalBoard
 from tidtam.reporting import ReportView
 from tidtam.tracking import Board, BoardCell, BoardRow
 from tidtam.webqueries import ItemDetail
@@ -225,3 +228,74 @@ class ReportIn(BaseModel):
 
 class VersionIn(BaseModel):
     version: int = Field(description="the report's version as you read it; a newer one → 409")
+
+
+class RatePublic(BaseModel):
+    """DHIS2-style reporting rate: expected, actual (done), on time (done by the due day)."""
+
+    expected: int
+    actual: int
+    on_time: int
+    overdue: int
+    percent: int | None
+    on_time_percent: int | None
+
+    @classmethod
+    def of(cls, rate: Rate) -> RatePublic:
+        return cls(expected=rate.expected, actual=rate.actual, on_time=rate.on_time,
+                   overdue=rate.overdue, percent=rate.percent, on_time_percent=rate.on_time_percent)
+
+
+class ProvincialReportPublic(BaseModel):
+    province_code: str
+    version: int
+    first_submitted_at: datetime
+    submitted_at: datetime
+    districts_expected: int
+    districts_accepted: int
+    on_time: bool
+    totals: dict[str, Any]
+    note: str | None
+
+    @classmethod
+    def of(cls, report: ProvincialReport, on_time: bool) -> ProvincialReportPublic:
+        return cls(province_code=report.province_code, version=report.version,
+                   first_submitted_at=report.first_submitted_at, submitted_at=report.submitted_at,
+                   districts_expected=report.districts_expected,
+                   districts_accepted=report.districts_accepted, on_time=on_time,
+                   totals=report.summary.get("totals", {}), note=report.note)
+
+
+class NationalRowPublic(BaseModel):
+    province: ProvincePublic
+    steps: dict[str, RatePublic]
+    overall: RatePublic
+    report: ProvincialReportPublic | None
+
+
+class NationalBoardPublic(BaseModel):
+    directive: DirectivePublic
+    department_due: date | None
+    today: date
+    steps: list[StepPublic]
+    overall: RatePublic
+    reports: RatePublic
+    provinces: list[NationalRowPublic]
+
+    @classmethod
+    def of(cls, board: NationalBoard) -> NationalBoardPublic:
+        return cls(
+            directive=DirectivePublic.of(board.directive),
+            department_due=board.directive.department_due, today=board.today,
+            steps=[StepPublic.of(s) for s in board.steps], overall=RatePublic.of(board.overall),
+            reports=RatePublic.of(board.reports),
+            provinces=[NationalRowPublic(
+                province=ProvincePublic.model_validate(r.province, from_attributes=True),
+                steps={code: RatePublic.of(rate) for code, rate in r.cells.items()},
+                overall=RatePublic.of(r.overall),
+                report=ProvincialReportPublic.of(r.report, bool(r.report_rate.on_time))
+                if r.report else None) for r in board.rows])
+
+
+class DepartmentIn(BaseModel):
+    note: str | None = Field(None, max_length=2000)

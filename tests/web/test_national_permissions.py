@@ -85,6 +85,12 @@ API = [
 # Province-wide routes with no place in the path: the compilation, the outbox, group codes.
 PROVINCE_ONLY_PAGES = ["/reports", "/reports/print", "/reports/compiled.xlsx",
                        "/reports/compiled-totals.csv", "/outbox"]
+# The Department's alone: the national board (pages and API), read-only.
+DEPARTMENT_ONLY = [("GET", "/national"), ("GET", "/national/fy2567-national-volunteer-centers"),
+                   ("GET", "/api/v1/national"),
+                   ("GET", "/api/v1/national/fy2567-national-volunteer-centers/board")]
+# A province's alone: its report to the Department.
+PROVINCE_WRITES = [("POST", "/reports/department"), ("POST", "/api/v1/reports/department")]
 # Not scoped by place: the line webhook is signature-authenticated; the CSV's {table} is a name.
 UNSCOPED = {("POST", "/line/webhook"), ("GET", "/reports/compiled-{table}.csv")}
 
@@ -277,7 +283,7 @@ def test_the_department_reads_both_provinces(national, as_user):
     _, places = national
     dept = as_user("department")
     home = dept.page.get("/", follow_redirects=False)
-    assert home.headers["location"] == "/provinces"
+    assert home.headers["location"] == "/national"
     listing = dept.page.get("/provinces")
     assert 'href="/provinces/27"' in listing.text and 'href="/provinces/50"' in listing.text
     for province, districts in (("27", 9), ("50", 25)):
@@ -325,3 +331,26 @@ def test_the_department_does_not_compile_or_read_a_provinces_outbox(national, as
     assert dept.api.get("/api/v1/outbox", headers=dept.headers).status_code == 403
     assert dept.api.get("/api/v1/board", headers=dept.headers).status_code == 404
     assert dept.api.get("/api/v1/me", headers=dept.headers).json()["province_code"] is None
+
+
+# --- the national board is the Department's; the report to the Department is the province's ------
+
+@pytest.mark.parametrize("username", ["coordinator", "province-head", "staff-2701", "head-2701",
+                                      "coordinator-50", "staff-5001"])
+def test_only_the_department_opens_the_national_board(national, as_user, username):
+    who = as_user(username)
+    for method, path in DEPARTMENT_ONLY:
+        answer = _send(who, method, path)
+        assert answer.status_code == 403, (username, path, answer.status_code)
+        assert "SECRET" not in answer.text
+
+
+def test_the_department_and_districts_cannot_send_a_provinces_report(national, as_user,
+                                                                     any_engine):
+    before = audit_count(any_engine)
+    for username in ("department", "staff-2701", "head-2701", "staff-5001"):
+        who = as_user(username)
+        for method, path in PROVINCE_WRITES:
+            answer = _send(who, method, path)
+            assert answer.status_code == 403, (username, path, answer.status_code)
+    assert audit_count(any_engine) == before

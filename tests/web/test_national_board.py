@@ -1,0 +1,127 @@
+"""The Department's national board page and API, and the province's report to the Department,
+through the real app on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, func, select
+
+from domain.directive import load_directive
+from models.audit import AuditEntry
+from models.report import ProvincialReport
+from models.user import Role
+from tests.conftest import NOW
+from tests.db.test_national import NATIONAL, SLUG
+from tests.db.test_reporting import accepted
+from tests.web.conftest import make_app
+from tests.web.helpers import PASSWORD, api_token, csrf, signed_in
+from tidtam.accounts import ensure_user, hash_password
+from tidtam.national import launch_national
+from tidtam.orgtree import load_provinces
+
+
+@pytest.fixture
+def app(any_engine, tmp_path):
+    """The demo database plus Chiang Mai and a Department viewer; no national directive yet."""
+    app = make_app(any_engine, data_dir=tmp_path)
+    with Session(any_engine) as session:
+        load_provinces(session, ["50"])
+        ensure_user(session, username="department", full_name="กรมฯ", role=Role.DEPARTMENT_VIEWER,
+                    province_code=None, district_code=None, password_hash=hash_password(PASSWORD),
+                    now=NOW)
+        session.commit()
+    return app
+
+
+def launch(engine) -> None:
+    with Session(engine) as session:
+        launch_national(session, load_directive(NATIONAL), now=NOW)
+        session.commit()
+
+
+def row(html: str, province: str) -> str:
+    return re.search(rf'<tr data-province="{province}">(.*?)</tr>', html, re.S).group(1)
+
+
+def test_the_department_lands_on_the_national_board(app, any_engine):
+    with TestClient(app) as client:
+        signed_in(client, "department")
+        assert client.get("/", follow_redirects=False).headers["location"] == "/national"
+        empty = client.get("/national")
+        assert empty.status_code == 200 and "ยังไม่ได้ออกหนังสือสั่งการระดับประเทศ" in empty.text
+        launch(any_engine)
+        page = client.get("/national")
+        assert page.status_code == 200
+        assert 'href="/provinces/27"' in page.text and 'href="/provinces/50"' in page.text
+        # The demo's copy is fresh: at 18 Jul G1 and A1 (due 17 Jul) are overdue everywhere.
+        g1 = re.search(r'data-step="G1">(.*?)</td>', row(page.text, "27"), re.S).group(1)
+        assert 'data-expected="9" data-actual="0" data-on-time="0"' in g1
+        assert "ทั้งประเทศดำเนินการแล้ว 0%" in page.text
+        assert "เลยกำหนด 68 รายการ" in page.text  # (9 + 25) districts × G1, A1
+        client.post("/lang", data={"lang": "en", "next": "/", "csrftoken": csrf(client)})
+        english = client.get("/national").text
+        assert "National board: reporting by province" in english and "68 steps overdue" in english
+        assert client.get(f"/national/{SLUG}").status_code == 200
+        assert client.get(f"/national/{SLUG}-p27").status_code == 404
+
+
+def test_the_coordinator_sends_the_compiled_report_and_the_department_sees_it(app, any_engine):
+    launch(any_engine)
+    with TestClient(app) as coordinator:
+        signed_in(coordinator, "coordinator")
+        refused = coordinator.post("/reports/department", data={"csrftoken": csrf(coordinator)})
+        assert refused.status_code == 422
+        assert "ยังไม่มีรายงานของอำเภอที่ตรวจรับแล้ว" in refused.text
+        with Session(any_engine) as session:
+            assert session.exec(select(func.count()).select_from(ProvincialReport)).one() == 0
+            accepted(session, app.state.photos, "2706")
+            session.commit()
+        reports = coordinator.get("/reports")
+        assert 'data-sent="no"' in reports.text and 'action="/reports/department"' in reports.text
+        sent = coordinator.post("/reports/department", data={"csrftoken": csrf(coordinator),
+                                                             "note": "ส่งรอบแรก"},
+                                follow_redirects=False)
+        assert sent.status_code == 303 and sent.headers["location"] == "/reports#department"
+        assert 'data-sent="yes"' in coordinator.get("/reports").text
+        no_token = coordinator.post("/reports/department", data={"note": "x"})
+        assert no_token.status_code == 403  # CSRF
+    with Session(any_engine) as session:
+        report = session.exec(select(ProvincialReport)).one()
+        assert (report.province_code, report.districts_accepted, report.note) == ("27", 1, "ส่งรอบแรก")
+        assert session.exec(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "provincial_report.submit")).one() == 1
+    with TestClient(app) as department:
+        signed_in(department, "department")
+        html = department.get("/national").text
+        assert 'data-report="on-time"' in row(html, "27")
+        assert 'data-report="none"' in row(html, "50")
+        assert "ส่งรายงานถึงกรมฯ แล้ว 1 จาก 2 จังหวัด" in html
+
+
+def test_the_api_gives_the_department_the_rates_and_the_province_its_sending(app, any_engine):
+    launch(any_engine)
+    with Session(any_engine) as session:
+        accepted(session, app.state.photos, "2706")
+        session.commit()
+    with TestClient(app) as client:
+        coordinator = api_token(client, "coordinator")
+        sent = client.post("/api/v1/reports/department", headers=coordinator, json={"note": "api"})
+        assert sent.status_code == 200, sent.text
+        body = sent.json()
+        assert (body["province_code"], body["version"], body["on_time"]) == ("27", 1, True)
+        assert body["totals"]["total_participants"] == 69
+        department = api_token(client, "department")
+        listing = client.get("/api/v1/national", headers=department).json()
+        assert [d["slug"] for d in listing] == [SLUG]
+        board = client.get(f"/api/v1/national/{SLUG}/board", headers=department).json()
+        provinces = {p["province"]["code"]: p for p in board["provinces"]}
+        assert set(provinces) == {"27", "50"}
+        assert provinces["27"]["steps"]["R1"] == {"expected": 9, "actual": 1, "on_time": 1,
+                                                  "overdue": 0, "percent": 11, "on_time_percent": 11}
+        assert provinces["27"]["report"]["districts_accepted"] == 1
+        assert provinces["50"]["report"] is None
+        assert board["reports"]["actual"] == 1 and board["reports"]["expected"] == 2
+        assert client.get(f"/api/v1/national/{SLUG}/board", headers=coordinator).status_code == 403

@@ -1,0 +1,46 @@
+"""The Department's pages: the national board (provinces × steps, reporting rates) and the
+province's report to the Department (submitted from the province's reports page)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from tidtam.national import national_board, national_list, submit_provincial_report
+from web.auth import redirect
+from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
+from web.rendering import flash, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/national")
+def national_page(request: Request, user: CurrentUser, session: SessionDep, today: TodayDep,
+                  settings: SettingsDep) -> Response:
+    """The newest national directive's board, or a page saying there is none yet."""
+    directives = national_list(session, user)
+    if not directives:
+        return render(request, "national.html", {"board": None, "directives": []})
+    return _board(request, user, session, directives[0].slug, today, settings)
+
+
+@router.get("/national/{slug}")
+def national_slug_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                       today: TodayDep, settings: SettingsDep) -> Response:
+    return _board(request, user, session, slug, today, settings)
+
+
+def _board(request: Request, user, session, slug: str, today, settings) -> Response:
+    board = national_board(session, user, slug, today, settings.tz)
+    return render(request, "national.html", {"board": board,
+                                              "directives": national_list(session, user)})
+
+
+@router.post("/reports/department")
+def submit_to_department(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
+                         note: Annotated[str, Form()] = "") -> Response:
+    submit_provincial_report(session, user, now=now, note=note)
+    flash(request, "flash.department_submitted")
+    return redirect("/reports#department")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class Completion:
     completed_at: datetime | None
 
 
+def on_time_cutoff(due_on: date, tz: tzinfo) -> datetime:
+    """The first instant (UTC) that is late for ``due_on``: the next day's midnight in ``tz``."""
+    return datetime.combine(due_on + timedelta(days=1), time(0), tz).astimezone(UTC)
+
+
 def rates_by_key(completions: Iterable[Completion], today: date, tz: tzinfo) -> dict[Hashable, Rate]:
     """Rates added up per key, e.g. (province, step)."""
     totals: dict[Hashable, list[int]] = {}
@@ -51,7 +56,7 @@ def rates_by_key(completions: Iterable[Completion], today: date, tz: tzinfo) -> 
         counts[0] += 1
         if c.done:
             counts[1] += 1
-            if c.completed_at is None or c.completed_at.astimezone(tz).date() <= c.due_on:
+            if c.completed_at is None or c.completed_at < on_time_cutoff(c.due_on, tz):
                 counts[2] += 1
         elif c.due_on < today:
             counts[3] += 1

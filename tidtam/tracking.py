@@ -6,6 +6,7 @@ Routes, flows and the CLI call these; rules come from ``domain``, queries from `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime
 
 from sqlmodel import Session
@@ -166,11 +167,27 @@ class BoardCell:
     step: DirectiveStep
     overdue: bool
 
+    @property
+    def state(self) -> str:
+        """done / overdue / open: the board's colours (the templates' ``state`` macro, in Python
+        for the board's hundreds of cells)."""
+        if self.item.status != ItemStatus.OPEN:
+            return "done"
+        return "overdue" if self.overdue else "open"
+
 
 @dataclass(frozen=True)
 class BoardRow:
     district: District
     cells: list[BoardCell]
+
+    def cell(self, step: DirectiveStep) -> BoardCell | None:
+        """The cell in this step's column (None if the district has no such item)."""
+        return self._by_step.get(step.id)
+
+    @cached_property
+    def _by_step(self) -> dict[int, BoardCell]:
+        return {c.step.id: c for c in self.cells}
 
     @property
     def done_count(self) -> int:

@@ -14,9 +14,7 @@ from starlette.responses import Response
 
 from domain.access import PROVINCE_ROLES
 from domain.thaidate import english_date, thai_date, thai_datetime
-from models.directive import DirectiveStep
 from tidtam.settings import Settings
-from tidtam.tracking import BoardCell, BoardRow
 from web.i18n import LANGUAGES, Translator, language_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -31,13 +29,8 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     env.filters["thai_datetime"] = lambda dt, style="short": thai_datetime(dt, tz, style)
     env.filters["english_date"] = english_date
     env.filters["english_datetime"] = lambda dt: english_datetime(dt, tz)
-    env.globals.update(cell_for=cell_for, languages=LANGUAGES, province_roles=PROVINCE_ROLES)
+    env.globals.update(languages=LANGUAGES, province_roles=PROVINCE_ROLES)
     return Jinja2Templates(env=env)
-
-
-def cell_for(row: BoardRow, step: DirectiveStep) -> BoardCell | None:
-    """The row's cell in this step's column (None if the district has no such item)."""
-    return next((cell for cell in row.cells if cell.step.id == step.id), None)
 
 
 def english_datetime(dt: datetime, tz: ZoneInfo) -> str:

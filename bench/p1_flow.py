@@ -1,0 +1,151 @@
+"""P1 (whole flow): the `escalation-sweep` flow run on a real Prefect server, national dataset.
+
+Data: ``tidtam demo-data --provinces all --seed 1`` as of Tuesday 13 August 2024, 10:00 Bangkok
+(no photo files), on SQLite and on PostgreSQL. A local ``prefect server start`` (its own SQLite
+database in a scratch PREFECT_HOME) runs for the whole benchmark.
+
+Timed, for the sweep of Wednesday 14 August 2024, 10:00 Bangkok (every open item due or late):
+- **flow run**: the server's own record of the run, ``end_time - start_time`` of the flow run
+  (what the Prefect UI shows as its duration): deciding, enqueueing and Prefect's task-free
+  bookkeeping inside the run;
+- **call**: the wall time of calling the flow in an already-warm process (flow-run creation on the
+  server, state reports, the run, the result) — what a worker adds to a scheduled run, minus the
+  process start;
+- **process**: ``tidtam sweep --now …`` as a fresh process, imports and all.
+Peer: SpiffWorkflow 3 on the same 878 districts (``bench.p1_sweep``'s BPMN and its timing of
+deserialize → refresh_waiting_tasks → do_engine_steps → serialize), run in the same process.
+Goal: the whole flow run ≤ 2 s, ≥ 200× SpiffWorkflow for the decide-and-enqueue step.
+
+    .venv/bin/python -m bench.p1_flow [--db sqlite|postgresql|both] [--skip-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench._common import ROOT, machine, print_table
+from bench._national import scratch_database
+from tidtam.db import engine_for
+from tidtam.demo_data import generate
+from tidtam.prefect_server import server_env, wait_healthy
+
+AS_OF = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)      # Tuesday 13 August 2024, 10:00 Bangkok
+SWEEP_AT = "2024-08-14T10:00:00+07:00"                 # the next working morning
+
+
+def start_prefect(folder: Path, port: int) -> tuple[subprocess.Popen, str]:
+    env = server_env(folder, port)
+    log = open(folder / "prefect-server.log", "w")  # noqa: SIM115  (closed with the process)
+    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api_url = f"http://127.0.0.1:{port}/api"
+    if not wait_healthy(api_url, timeout=120, is_alive=lambda: process.poll() is None):
+        process.kill()
+        raise SystemExit(f"the Prefect server did not start; see {folder / 'prefect-server.log'}")
+    return process, api_url
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run_duration(api_url: str, run_id) -> tuple[float, str]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+        return (run.end_time - run.start_time).total_seconds(), run.state.type.value
+
+
+def measure(kind: str, folder: Path, api_url: str) -> list[list[object]]:
+    from flows.escalation_sweep import escalation_sweep
+    from tidtam.settings import get_settings
+
+    with scratch_database(kind, folder) as url:
+        engine = engine_for(url)
+        started = time.perf_counter()
+        result = generate(engine, provinces=_all(), seed=1, as_of=AS_OF, photos=None)
+        print(f"[{kind}] dataset: {result.districts} districts, {result.items} tracked items, "
+              f"{sum(result.outbox.values())} outbox rows, built in "
+              f"{time.perf_counter() - started:.0f} s")
+        os.environ["TIDTAM_DATABASE_URL"] = url
+        os.environ["TIDTAM_DATA_DIR"] = str(folder / f"data-{kind}")
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+        started = time.perf_counter()
+        state = escalation_sweep(now=SWEEP_AT, return_state=True)
+        call = time.perf_counter() - started
+        first = state.result()
+        duration, final = asyncio.run(run_duration(api_url, state.state_details.flow_run_id))
+        started = time.perf_counter()
+        again = escalation_sweep(now=SWEEP_AT, return_state=True)
+        call_again = time.perf_counter() - started
+        duration_again, _ = asyncio.run(run_duration(api_url, again.state_details.flow_run_id))
+        env = dict(os.environ)
+        started = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv" / "bin" / "tidtam"), "sweep", "--now", SWEEP_AT],
+                       env=env, check=True, capture_output=True)
+        process = time.perf_counter() - started
+        engine.dispose()
+    return [[kind, "first (enqueues)", first["enqueued"], f"{duration:.2f}", f"{call:.2f}", "",
+             final, "yes" if duration <= 2.0 else "NO"],
+            [kind, "again (nothing new)", again.result()["enqueued"], f"{duration_again:.2f}",
+             f"{call_again:.2f}", f"{process:.2f}", "", "yes" if duration_again <= 2.0 else "NO"]]
+
+
+def _all() -> list[str]:
+    from tidtam.orgtree import department_provinces
+
+    return department_provinces()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--skip-peer", action="store_true")
+    args = parser.parse_args()
+    print(f"P1 (whole flow on a Prefect server) — {machine()}")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        port = free_port()
+        server, api_url = start_prefect(folder, port)
+        os.environ["PREFECT_API_URL"] = api_url
+        rows: list[list[object]] = []
+        try:
+            for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+                rows += measure(kind, folder, api_url)
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        print_table(["db", "sweep", "enqueued", "flow run s", "call s", "process s", "state",
+                     "≤ 2 s"], rows)
+        if not args.skip_peer:
+            from bench.p1_sweep import spiff_refresh_all, spiff_store
+
+            store = spiff_store(folder, 878)
+            started = time.perf_counter()
+            spiff_refresh_all(store)
+            spiff = time.perf_counter() - started
+            best = min(float(r[3]) for r in rows)
+            print(f"SpiffWorkflow 3, 878 instances: {spiff:.2f} s; "
+                  f"whole flow run vs SpiffWorkflow: {spiff / best:.1f}× (goal for the "
+                  "decide-and-enqueue step: ≥ 200×)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""P4: the boards' server render time on the national dataset — p50 / p95.
+
+Data: ``tidtam demo-data --provinces all --seed 1`` as of Tuesday 13 August 2024, 10:00 Bangkok
+(without photo files): 76 provinces, 878 districts, the Department's directive launched in every
+province (and Chiang Mai's addition), a seeded mix of steps done early, on time, late and never,
+reports, provincial reports and outbox rows.
+
+Timed, each request through the real app (routing, session cookie, access checks, queries,
+Jinja, the response) in this process with Starlette's TestClient, one request at a time:
+- the national board, ``GET /national`` as the Department viewer (goal p95 ≤ 150 ms);
+- one province's board, ``GET /board`` as Chiang Mai's coordinator (25 districts × 13 steps) and
+  ``GET /provinces/27`` as the Department (Sa Kaeo, 9 districts) (goal p95 ≤ 20 ms).
+The peer is the dashboard's data as a tutorial gathers it, on the same database: the national
+figures as one COUNT query per province × step × measure (expected, done, on time, overdue), and
+the province board by loading each district's items one query at a time (the N+1 shape). The
+peer is timed without rendering a page or any HTTP, which favours it. Ratios are
+peer ÷ tidtam (higher is better for tidtam).
+
+    .venv/bin/python -m bench.p4_board [--db sqlite|postgresql|both] [--repeat 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi.testclient import TestClient
+from sqlalchemy import and_, func
+from sqlmodel import Session, select
+
+from bench._common import machine, print_table
+from bench._national import scratch_database
+from domain.rates import Rate
+from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, latest_directive
+from models.org import all_provinces, districts_of
+from tidtam.bootstrap import DEMO_PASSWORD
+from tidtam.db import engine_for
+from tidtam.demo_data import generate
+from tidtam.national import NationalBoard, NationalRow, build_national_board
+from tidtam.settings import Settings
+from tidtam.tracking import Board, BoardCell, BoardRow, is_overdue
+from web.app import create_app
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+AS_OF = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)  # Tuesday 13 August 2024, 10:00 Bangkok
+TODAY = AS_OF.astimezone(BANGKOK).date()
+GOALS_MS = {"national": 150.0, "province": 20.0}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def timed(call: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds of each call after two warm-up calls (templates compiled, caches filled)."""
+    for _ in range(2):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def signed_in(app, username: str) -> TestClient:
+    client = TestClient(app)
+    token = client.cookies.get("csrftoken") or _token(client)
+    answer = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                         "csrftoken": token}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def _token(client: TestClient) -> str:
+    import re
+
+    html = client.get("/login").text
+    return re.search(r'name="csrftoken" value="([^"]+)"', html).group(1)
+
+
+def page(client: TestClient, path: str) -> Callable[[], object]:
+    def get() -> None:
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.status_code)
+    return get
+
+
+# --- the peer: the same pages, written the way a tutorial dashboard is --------------------------
+
+def naive_national(engine) -> Callable[[], object]:
+    """One COUNT per province × step × measure."""
+    def run() -> NationalBoard:
+        with Session(engine) as session:
+            national = session.exec(select(Directive).where(
+                Directive.province_code.is_(None))).first()
+            steps = list(session.exec(select(DirectiveStep).where(
+                DirectiveStep.directive_id == national.id).order_by(DirectiveStep.order)))
+            rows = []
+            for province in all_provinces(session):
+                copy = session.exec(select(Directive).where(
+                    Directive.parent_id == national.id,
+                    Directive.province_code == province.code)).first()
+                if copy is None:
+                    continue
+                cells = {}
+                for step in steps:
+                    base = (select(func.count()).select_from(TrackedItem)
+                            .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
+                            .where(TrackedItem.directive_id == copy.id,
+                                   DirectiveStep.code == step.code))
+                    done = TrackedItem.status != ItemStatus.OPEN
+                    cutoff = datetime.combine(step.due_on + timedelta(days=1), datetime.min.time(),
+                                              BANGKOK).astimezone(UTC)
+                    cells[step.code] = Rate(
+                        session.exec(base).one(), session.exec(base.where(done)).one(),
+                        session.exec(base.where(and_(done, TrackedItem.completed_at < cutoff))).one(),
+                        session.exec(base.where(TrackedItem.status == ItemStatus.OPEN)).one()
+                        if step.due_on < TODAY else 0)
+                rows.append(NationalRow(province, copy.id, cells, None, Rate(1, 0, 0, 0)))
+            return NationalBoard(national, steps, rows, TODAY)
+    return run
+
+
+def naive_province(engine, province: str) -> Callable[[], object]:
+    """The districts, then each district's items and each item's step, one query at a time."""
+    def run() -> Board:
+        with Session(engine) as session:
+            directive = latest_directive(session, province)
+            rows = []
+            for district in districts_of(session, province):
+                items = session.exec(select(TrackedItem).where(
+                    TrackedItem.directive_id == directive.id,
+                    TrackedItem.district_code == district.code))
+                cells = [BoardCell(item, session.get(DirectiveStep, item.step_id),
+                                   is_overdue(item, TODAY)) for item in items]
+                rows.append(BoardRow(district, sorted(cells, key=lambda c: c.step.order)))
+            steps = sorted({c.step.id: c.step for r in rows for c in r.cells}.values(),
+                           key=lambda s: s.order)
+            return Board(directive, steps, rows, TODAY)
+    return run
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
+    with scratch_database(kind, folder) as url:
+        engine = engine_for(url)
+        started = time.perf_counter()
+        result = generate(engine, provinces=_all(), seed=1, as_of=AS_OF, photos=None)
+        print(f"[{kind}] dataset: {result.districts} districts, {result.items} tracked items "
+              f"in {time.perf_counter() - started:.0f} s")
+        settings = Settings(_env_file=None, demo=True, data_dir=folder / kind,
+                            database_url=url)
+        app = create_app(settings, engine)
+        app.state.clock = lambda: AS_OF
+        department = signed_in(app, "department")
+        coordinator = signed_in(app, "coordinator-50")
+        figures = {
+            "national": timed(page(department, "/national"), repeat),
+            "province": timed(page(coordinator, "/board"), repeat * 3),
+            "province-27": timed(page(department, "/provinces/27"), repeat * 3),
+        }
+        check = build_national_board(Session(engine), _national(engine), TODAY, BANGKOK)
+        assert len(check.rows) == 76
+        peers = {
+            "national": timed(naive_national(engine), max(5, repeat // 6)),
+            "province": timed(naive_province(engine, "50"), repeat),
+            "province-27": timed(naive_province(engine, "27"), repeat),
+        }
+        rows = []
+        for name, samples in figures.items():
+            goal = GOALS_MS["national" if name == "national" else "province"]
+            p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
+            peer = peers[name]
+            rows.append([kind, name, f"{p50:.1f}", f"{p95:.1f}", f"{statistics.median(peer):.1f}",
+                         f"{percentile(peer, 0.95):.1f}",
+                         f"{statistics.median(peer) / p50:.1f}×", f"≤ {goal:.0f}",
+                         "yes" if p95 <= goal else "NO"])
+        engine.dispose()
+        return rows
+
+
+def _all() -> list[str]:
+    from tidtam.orgtree import department_provinces
+
+    return department_provinces()
+
+
+def _national(engine) -> Directive:
+    with Session(engine) as session:
+        return session.exec(select(Directive).where(Directive.province_code.is_(None))).one()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--repeat", type=int, default=60)
+    args = parser.parse_args()
+    print(f"P4 — board render, national dataset; {machine()}")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+            rows += measure(kind, Path(folder), args.repeat)
+    print_table(["db", "page", "p50 ms", "p95 ms", "peer p50", "peer p95", "peer ÷ tidtam",
+                 "goal p95 ms", "met"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,14 +1,18 @@
 """P3: 1,000 LINE pushes to the LINE stand-in with 50 ms latency — tidtam against Apprise's line://.
 
-tidtam's side: (a) the production pump (``notifications.pump.deliver_due`` with the synchronous
-``LineTransport``) over 1,000 queued outbox rows in SQLite; (b) the fan-out the issue asks to
-tune: the same requests (body, headers, ``X-Line-Retry-Key``) from 50 concurrent tasks through
-``httpx.AsyncClient`` — default, tuned limits, sharded across clients, HTTP/2 where possible —
-and, as the floor, the same requests over raw asyncio sockets.
+tidtam's side: (a) the production pump as the web process runs it (``notifications.pump.drain``,
+pass after pass of ``deliver_due``, with the ``AsyncLineTransport`` that
+``transports_from_settings`` builds: 50 pushes in flight over 10 small-pool AsyncClients, at most
+2,000 started a second) over 1,000 queued outbox rows in SQLite, claim and result writes
+included; with ``--sequential`` also the pump before it (``deliver_due`` with the synchronous
+``LineTransport``, one push at a time); (b) the bare fan-out: the same requests (body, headers,
+``X-Line-Retry-Key``) from 50 concurrent tasks through ``httpx.AsyncClient`` — default, tuned
+limits, sharded across clients, HTTP/2 where possible — and, as the floor, the same requests
+over raw asyncio sockets.
 The peer: Apprise's ``line://`` plugin, (i) one notify with 1,000 URLs, (ii) one URL with 1,000
 targets. Every variant runs against the same stand-in process with the same recipients.
 
-    .venv/bin/python -m bench.p3_line_pushes [--pushes 1000] [--latency-ms 50]
+    .venv/bin/python -m bench.p3_line_pushes [--pushes 1000] [--latency-ms 50] [--sequential]
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bench._common import StandIn, machine, max_in_window, print_table, stand_in
+from domain.calendar import WorkCalendar
 from models.outbox import Channel, OutboxMessage
 from notifications.fake_line import PUSH_PATH
 from notifications.line import LineTransport, message_text, push_body
-from notifications.pump import deliver_due
+from notifications.pump import close_transports, deliver_due, drain, transports_from_settings
 from tidtam.db import engine_for, migrate, session_scope
+from tidtam.settings import Settings
 
 TOKEN = "benchtoken"
 CONCURRENCY = 50
@@ -53,6 +59,7 @@ class Outcome:
     requests: int
     client_errors: int = 0
     note: str = ""
+    max_in_flight: int = 0
 
 
 # --- The data: 1,000 queued LINE rows, one recipient each -----------------------------------
@@ -85,10 +92,36 @@ def load_rows(engine: Engine) -> list[OutboxMessage]:
     return rows
 
 
-# --- tidtam (a): the production pump, one row after another --------------------------------
+# --- tidtam (a): the production pump ----------------------------------------------------------
 
-def run_pump(engine: Engine, base_url: str) -> int:
-    """Pass after pass of the real pump (50 rows a pass) until nothing is due."""
+class PumpRun:
+    """The web process's pump: transports built once at start-up (as ``web.app`` does), then
+    per run a fresh database of due rows (before the clock starts) and one ``drain``."""
+
+    def __init__(self, folder: Path, count: int, base_url: str, client: httpx.Client) -> None:
+        self.folder, self.count, self.runs = folder, count, 0
+        settings = Settings(_env_file=None, line_channel_access_token=TOKEN,
+                            line_api_base=base_url)
+        self.transports = transports_from_settings(settings, client)
+        self.engine: Engine | None = None
+        # A web process loads the holiday calendar (~0.5 s) at its first pass, not every pass.
+        WorkCalendar().next_send_slot(NOW, settings.tz)
+
+    def prepare(self) -> None:
+        self.runs += 1
+        (folder := self.folder / f"run-{self.runs}").mkdir()
+        self.engine = outbox_db(folder, self.count)
+
+    def __call__(self) -> int:
+        factory = functools.partial(session_scope, self.engine)
+        return drain(factory, self.transports, lambda: NOW).sent
+
+    def close(self) -> None:
+        close_transports(self.transports)
+
+
+def run_sequential_pump(engine: Engine, base_url: str) -> int:
+    """The pump before concurrency: pass after pass (50 rows a pass), one push at a time."""
     factory = functools.partial(session_scope, engine)
     sent = 0
     with httpx.Client(timeout=10) as client:
@@ -228,10 +261,16 @@ def apprise_runs(base_url: str, rows: list[OutboxMessage]) -> list[tuple[str, Ca
 
 # --- Measuring and reporting ------------------------------------------------------------------
 
-def measure(line: StandIn, variant: str, run: Callable[[], object], repeat: int = 1) -> Outcome:
-    """The median of ``repeat`` runs (by seconds), each on a freshly reset stand-in."""
-    runs = sorted((measure_once(line, variant, run) for _ in range(repeat)),
-                  key=lambda o: o.seconds or 0.0)
+def measure(line: StandIn, variant: str, run: Callable[[], object], repeat: int = 1,
+            prepare: Callable[[], object] | None = None) -> Outcome:
+    """The median of ``repeat`` runs (by seconds), each on a freshly reset stand-in, each
+    after ``prepare`` (not timed)."""
+    runs = []
+    for _ in range(repeat):
+        if prepare is not None:
+            prepare()
+        runs.append(measure_once(line, variant, run))
+    runs.sort(key=lambda o: o.seconds or 0.0)
     median = runs[len(runs) // 2]
     if repeat > 1:
         median.note = "median of " + ", ".join(f"{o.seconds:.2f}" for o in runs) + " s"
@@ -248,12 +287,14 @@ def measure_once(line: StandIn, variant: str, run: Callable[[], object]) -> Outc
         seconds, failures = value
     elif value is False:  # Apprise: some target failed
         failures = 1
-    return Outcome(variant, seconds, line.pushes(), line.request_count(), failures)
+    in_flight = httpx.get(line.base_url + "/_fake/stats", timeout=60).json()["max_in_flight"]
+    return Outcome(variant, seconds, line.pushes(), line.request_count(), failures,
+                   max_in_flight=in_flight)
 
 
 def row_of(outcome: Outcome, peer_seconds: float | None) -> list[object]:
     if outcome.seconds is None:
-        return [outcome.variant, "n/a", "", "", "", "", "", "", "(see note)"]
+        return [outcome.variant, "n/a", "", "", "", "", "", "", "", "(see note)"]
     pushes = outcome.pushes
     delivered = len({p["to"] for p in pushes})
     keyed = sum(1 for p in pushes if p.get("retry_key"))
@@ -262,28 +303,39 @@ def row_of(outcome: Outcome, peer_seconds: float | None) -> list[object]:
     return [outcome.variant, f"{outcome.seconds:.2f}", f"{delivered / outcome.seconds:.0f}",
             delivered, len(pushes) - delivered, outcome.requests - len(pushes),
             f"{100 * keyed / max(1, len(pushes)):.0f}%",
-            f"{peak}{' OVER' if peak > LINE_LIMIT_PER_SECOND else ''}", ratio]
+            f"{peak}{' OVER' if peak > LINE_LIMIT_PER_SECOND else ''}", outcome.max_in_flight,
+            ratio]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pushes", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--skip-pump", action="store_true", help="skip (a), the slow one")
+    parser.add_argument("--skip-pump", action="store_true", help="skip (a), the pump")
+    parser.add_argument("--sequential", action="store_true",
+                        help="also the pump before concurrency (one push at a time: ~60 s)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of each fan-out variant; the median is shown")
+                        help="runs of each variant but Apprise's; the median is shown")
     args = parser.parse_args()
     print(f"P3 — {args.pushes} LINE pushes, stand-in latency {args.latency_ms:g} ms, "
           f"fan-out concurrency {CONCURRENCY}; {machine()}")
     print(f"floor at {CONCURRENCY} concurrent: {args.pushes / CONCURRENCY * args.latency_ms / 1000:.2f} s")
-    with tempfile.TemporaryDirectory() as folder, stand_in(TOKEN, args.latency_ms) as line:
+    with (tempfile.TemporaryDirectory() as folder, stand_in(TOKEN, args.latency_ms) as line,
+          httpx.Client(timeout=10) as client):
         engine = outbox_db(Path(folder), args.pushes)
         rows = load_rows(engine)
         outcomes = [measure(line, name, run) for name, run in apprise_runs(line.base_url, rows)]
         peer = outcomes[0].seconds
         if not args.skip_pump:
-            outcomes.append(measure(line, "tidtam (a) pump: deliver_due + sync LineTransport",
-                                    lambda: run_pump(engine, line.base_url)))
+            pump = PumpRun(Path(folder), args.pushes, line.base_url, client)
+            try:
+                outcomes.append(measure(line, "tidtam (a) pump: drain + AsyncLineTransport",
+                                        pump, args.repeat, pump.prepare))
+            finally:
+                pump.close()
+        if args.sequential:
+            outcomes.append(measure(line, "tidtam (a) before: deliver_due + sync LineTransport",
+                                    lambda: run_sequential_pump(engine, line.base_url)))
         outcomes.append(measure(line, "floor: raw asyncio sockets, 50 keep-alive conns (no httpx)",
                                 lambda: asyncio.run(raw_fan_out(line.base_url, rows)), args.repeat))
         for name, make in FAN_OUT_VARIANTS:
@@ -294,7 +346,7 @@ def main() -> None:
             outcomes.append(Outcome("tidtam (b) HTTP/2 (h2c prior knowledge)", None, [], 0,
                                     note=f"stand-in (uvicorn) does not speak HTTP/2 — {refused}"))
     print_table(["variant", "seconds", "pushes/s", "delivered", "duplicates", "409 replays",
-                 "retry key", "max req/1 s", "x Apprise (i)"],
+                 "retry key", "max req/1 s", "max in flight", "x Apprise (i)"],
                 [row_of(o, peer) for o in outcomes])
     for o in outcomes:
         if o.note:

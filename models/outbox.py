@@ -148,15 +148,15 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
         select(OutboxMessage.id).where(due)
         .order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit)
         .with_for_update(skip_locked=True)).all()
-    claimed = []
-    for row_id in candidates:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, due)
-            .values(status=OutboxStatus.SENDING, lease_until=now + lease,
-                    attempts=OutboxMessage.attempts + 1))
-        if result.rowcount == 1:
-            claimed.append(row_id)
+    # One conditional UPDATE for the whole batch: a row another pump took meanwhile no longer
+    # matches ``due`` and is simply not returned.
+    claimed = list(session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(candidates), due)
+        .values(status=OutboxStatus.SENDING, lease_until=now + lease,
+                attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)).scalars()) if candidates else []
     session.commit()
     if not claimed:
         return []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -52,6 +54,21 @@ class Transport(Protocol):
     def send(self, message: OutboxMessage) -> None: ...
 
 
+class AsyncTransport(Protocol):
+    """A channel the pump sends to concurrently, from ``concurrency`` tasks on its own loop.
+
+    ``answering`` says whether the service answered the last request (any status but a
+    transient one of its own): while it is False, the pump sends one message alone first.
+    """
+
+    concurrency: int
+    answering: bool
+
+    async def send(self, message: OutboxMessage) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 def delivery_key(idempotency_key: str) -> uuid.UUID:
     """A UUID stable across retries and restarts, for APIs that want a UUID-shaped key."""
     return uuid.uuid5(DELIVERY_KEY_NAMESPACE, idempotency_key)
@@ -64,8 +81,22 @@ def post_json(client: httpx.Client, url: str, *, json: object, headers: dict[str
     ``one_service``: every message goes to the same service (LINE), so a network failure
     means the service is unreachable for all of them, not just for this message.
     """
-    try:
+    with network_errors(url, one_service=one_service):
         return client.post(url, json=json, headers=headers)
+
+
+async def post_json_async(client: httpx.AsyncClient, url: str, *, json: object,
+                          headers: dict[str, str], one_service: bool = False) -> httpx.Response:
+    """``post_json`` over an ``AsyncClient``, with the same errors."""
+    with network_errors(url, one_service=one_service):
+        return await client.post(url, json=json, headers=headers)
+
+
+@contextmanager
+def network_errors(url: str, *, one_service: bool) -> Iterator[None]:
+    """httpx's failures as TransportErrors: a bad URL is permanent, the network transient."""
+    try:
+        yield
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise TransportError(f"bad URL {url!r}: {exc}", permanent=True) from exc
     except httpx.TimeoutException as exc:

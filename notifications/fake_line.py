@@ -7,8 +7,11 @@ error JSON ``{"message", "details"}``, and for a replayed ``X-Line-Retry-Key`` a
 ``GET /`` shows it as a page (for ``make run``). Test hooks:
 ``GET /_fake/pushes`` lists accepted pushes, ``GET /_fake/requests`` every push request,
 ``POST /_fake/mode`` injects failures ``{"status": 429, "count": 2, "retry_after": 3,
-"latency_ms": 50}`` (``"count": null``: until the mode changes) or random ones
-``{"rate_429": 0.1, "rate_500": 0.05}``, ``POST /_fake/reset`` forgets everything.
+"latency_ms": 50}`` (``"count": null``: until the mode changes), random ones
+``{"rate_429": 0.1, "rate_500": 0.05}``, or one status per recipient, every time
+``{"by_recipient": {"U…": 500}}``; ``GET /_fake/stats`` counts requests, pushes, duplicates,
+injected failures and the most requests it had in flight at once (``max_in_flight``);
+``POST /_fake/reset`` forgets everything.
 In-process, ``FakeLineState.on_accepted`` runs after a push is recorded and before the 200 is
 written, ``on_answered`` after the 200 was written (the crash test uses both).
 """
@@ -44,6 +47,7 @@ INJECTED_MESSAGES = {
     401: "Authentication failed. Confirm that the access token in the authorization header "
          "is valid.",
     403: "Access to this API is not available for your account",
+    404: "Not found",
     429: "The API rate limit has been exceeded. Try again later.",
     500: "An error occurred in the server.",
 }
@@ -66,6 +70,9 @@ class FakeLineState:
     latency_ms: float = 0
     rate_429: float = 0.0
     rate_500: float = 0.0
+    by_recipient: dict[str, int] = field(default_factory=dict)  # ``to`` → the status it gets
+    in_flight: int = 0
+    max_in_flight: int = 0
     on_accepted: PushHook | None = None
     on_answered: PushHook | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -82,23 +89,49 @@ class FakeLineState:
 
     def set_mode(self, status: int | None = None, count: int | None = 1,
                  retry_after: float | str | None = None, latency_ms: float = 0,
-                 rate_429: float = 0.0, rate_500: float = 0.0) -> None:
+                 rate_429: float = 0.0, rate_500: float = 0.0,
+                 by_recipient: dict[str, int] | None = None) -> None:
         """Inject failures: ``count`` answers of ``status`` (None: until the next set_mode),
-        and/or a random share of 429s and 500s; ``set_mode()`` alone answers normally."""
+        a random share of 429s and 500s, and/or a status for every push to a recipient;
+        ``set_mode()`` alone answers normally."""
         with self.lock:
             self.fail_status = status
             self.fail_count = (count if count is None or count >= 0 else None) if status else 0
             self.retry_after, self.latency_ms = retry_after, latency_ms
             self.rate_429, self.rate_500 = rate_429, rate_500
+            self.by_recipient = dict(by_recipient or {})
 
     def reset(self) -> None:
         with self.lock:
             self.pushes.clear()
             self.requests.clear()
             self.accepted.clear()
-            self.duplicates = self.injected = 0
+            self.duplicates = self.injected = self.max_in_flight = 0
             self.on_accepted = self.on_answered = None
         self.set_mode()
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {"requests": len(self.requests), "pushes": len(self.pushes),
+                    "duplicates": self.duplicates, "injected": self.injected,
+                    "max_in_flight": self.max_in_flight}
+
+    def entered(self) -> None:
+        """A push request has arrived: count it in flight until ``left``."""
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def left(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def status_for(self, to: object) -> int | None:
+        """The status injected for every push to this recipient, if any."""
+        with self.lock:
+            status = self.by_recipient.get(to) if isinstance(to, str) else None
+            self.injected += status is not None
+            return status
 
     def take_injected_failure(self) -> int | None:
         """Use up one injected failure, if any are left, or draw a random one."""
@@ -245,16 +278,32 @@ def create_app(state: FakeLineState) -> Starlette:
     async def push(request: Request) -> JSONResponse:
         with state.lock:
             state.requests.append({"headers": dict(request.headers), "path": request.url.path})
+        state.entered()
+        try:
+            return await answer(request)
+        finally:
+            state.left()
+
+    async def answer(request: Request) -> JSONResponse:
         if state.latency_ms:
             await asyncio.sleep(state.latency_ms / 1000)
         refused = check_auth(request, state.token)
         if refused is not None:
             return refused
-        status = state.take_injected_failure()
+        status = state.take_injected_failure() or await recipient_failure(request)
         if status is not None:
             return injected_failure(state, status)
         body, refused = await parse_push(request)
         return refused if refused is not None else accept(state, request, body)
+
+    async def recipient_failure(request: Request) -> int | None:
+        if not state.by_recipient:
+            return None
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return state.status_for(body.get("to") if isinstance(body, dict) else None)
 
     async def pushes(request: Request) -> JSONResponse:
         return JSONResponse(state.snapshot())
@@ -263,12 +312,17 @@ def create_app(state: FakeLineState) -> Starlette:
         with state.lock:
             return JSONResponse(list(state.requests))
 
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(state.stats())
+
     async def mode(request: Request) -> JSONResponse:
         data = await request.json()
         count = data.get("count", 1)
         state.set_mode(data.get("status"), None if count is None else int(count),
                        data.get("retry_after"), float(data.get("latency_ms", 0)),
-                       float(data.get("rate_429", 0)), float(data.get("rate_500", 0)))
+                       float(data.get("rate_429", 0)), float(data.get("rate_500", 0)),
+                       {str(to): int(status) for to, status in
+                        (data.get("by_recipient") or {}).items()})
         return JSONResponse({"ok": True})
 
     async def reset(request: Request) -> JSONResponse:
@@ -283,6 +337,7 @@ def create_app(state: FakeLineState) -> Starlette:
         Route(PUSH_PATH, push, methods=["POST"]),
         Route("/_fake/pushes", pushes, methods=["GET"]),
         Route("/_fake/requests", requests, methods=["GET"]),
+        Route("/_fake/stats", stats, methods=["GET"]),
         Route("/_fake/mode", mode, methods=["POST"]),
         Route("/_fake/reset", reset, methods=["POST"]),
     ])

@@ -1,13 +1,28 @@
-"""LINE Messaging API push (LINE Notify ended on 31 March 2025)."""
+"""LINE Messaging API push (LINE Notify ended on 31 March 2025).
+
+``LineTransport`` pushes one message at a time over an ``httpx.Client``; ``AsyncLineTransport``
+is what the pump uses in production: many pushes at once, within LINE's limits.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import httpx
+from aiolimiter import AsyncLimiter
 
-from notifications.base import TransportError, check_status, delivery_key, error_text, post_json
+from notifications.base import (
+    TransportError,
+    check_status,
+    delivery_key,
+    error_text,
+    post_json,
+    post_json_async,
+)
 
 if TYPE_CHECKING:
     from models.outbox import OutboxMessage
@@ -21,6 +36,12 @@ ROUTE_STATUSES = frozenset({400, 404})
 # fingerprint: once the operator installs another token, those marks are cleared at start-up
 # (models.user.clear_token_refusals) instead of everyone having to relink.
 TOKEN_STATUSES = frozenset({401, 403})
+# LINE's published limit for the push endpoint, per channel.
+REQUESTS_PER_SECOND = 2000
+CONCURRENCY = 50
+# httpcore's pool does work quadratic in its connections on every assignment (encode/httpx#3215),
+# so 50 connections are spread over 10 small clients (bench/README.md, P3).
+SHARDS = 10
 
 
 def token_fingerprint(token: str) -> str:
@@ -28,23 +49,13 @@ def token_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
-class LineTransport:
-    """Push one text message to a LINE user or group id."""
+class LinePush:
+    """What both transports share: the endpoint, the headers, and how LINE's answer reads."""
 
-    def __init__(self, client: httpx.Client, token: str,
-                 api_base: str = "https://api.line.me") -> None:
-        self.client = client
+    def __init__(self, token: str, api_base: str = "https://api.line.me") -> None:
         self.token = token
         self.fingerprint = token_fingerprint(token)
         self.url = api_base.rstrip("/") + "/v2/bot/message/push"
-
-    def send(self, message: OutboxMessage) -> None:
-        """Push; a 409 means LINE already accepted this retry key, so it counts as delivered."""
-        response = post_json(self.client, self.url, json=push_body(message),
-                             headers=self.headers(message), one_service=True)
-        if response.status_code in TOKEN_STATUSES:
-            raise token_refused(response, self.fingerprint)
-        check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
 
     def headers(self, message: OutboxMessage) -> dict[str, str]:
         return {
@@ -52,6 +63,101 @@ class LineTransport:
             "Content-Type": "application/json",
             "X-Line-Retry-Key": str(retry_key(message.idempotency_key)),
         }
+
+    def check(self, response: httpx.Response) -> None:
+        """Return on delivery (a 409 means LINE already accepted this retry key); else raise."""
+        if response.status_code in TOKEN_STATUSES:
+            raise token_refused(response, self.fingerprint)
+        check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
+
+
+class LineTransport(LinePush):
+    """Push one text message to a LINE user or group id."""
+
+    def __init__(self, client: httpx.Client, token: str,
+                 api_base: str = "https://api.line.me") -> None:
+        super().__init__(token, api_base)
+        self.client = client
+
+    def send(self, message: OutboxMessage) -> None:
+        """Push; a 409 means LINE already accepted this retry key, so it counts as delivered."""
+        self.check(post_json(self.client, self.url, json=push_body(message),
+                             headers=self.headers(message), one_service=True))
+
+
+class AsyncLineTransport(LinePush):
+    """Push many messages at once: at most ``concurrency`` requests in flight and at most
+    ``per_second`` started in any one second, each on the least busy of ``clients``.
+
+    With as many clients as the concurrency allows connections per client, no request ever
+    waits in an httpx pool. Use it on one event loop only (the pump's).
+    """
+
+    def __init__(self, clients: Sequence[httpx.AsyncClient], token: str,
+                 api_base: str = "https://api.line.me", *, concurrency: int = CONCURRENCY,
+                 per_second: float = REQUESTS_PER_SECOND) -> None:
+        super().__init__(token, api_base)
+        if not clients:
+            raise ValueError("AsyncLineTransport needs at least one client")
+        self.clients = list(clients)
+        self.concurrency = concurrency
+        self.answering = False  # nothing heard yet: the pump probes with one push first
+        self._busy = [0] * len(self.clients)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._limiter = rate_limiter(per_second, concurrency)
+
+    async def send(self, message: OutboxMessage) -> None:
+        """Push; raise ``TransportError`` as ``LineTransport.send`` does."""
+        try:
+            self.check(await self._post(message))
+        except TransportError as exc:
+            self.answering = not exc.channel_down
+            raise
+        self.answering = True
+
+    async def _post(self, message: OutboxMessage) -> httpx.Response:
+        async with self._slots, self._limiter:
+            with self._client() as client:
+                return await post_json_async(client, self.url, json=push_body(message),
+                                             headers=self.headers(message), one_service=True)
+
+    @contextmanager
+    def _client(self) -> Iterator[httpx.AsyncClient]:
+        """The client with the fewest requests in flight, held for one request."""
+        shard = min(range(len(self.clients)), key=self._busy.__getitem__)
+        self._busy[shard] += 1
+        try:
+            yield self.clients[shard]
+        finally:
+            self._busy[shard] -= 1
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+def line_clients(concurrency: int = CONCURRENCY, shards: int = SHARDS, *,
+                 timeout: httpx.Timeout | float = 10.0) -> list[httpx.AsyncClient]:
+    """``shards`` AsyncClients whose connections add up to ``concurrency``."""
+    shards = max(1, min(shards, concurrency))
+    each = -(-concurrency // shards)  # ceiling: the least busy client never has them all busy
+    limits = httpx.Limits(max_connections=each, max_keepalive_connections=each)
+    tls = httpx.create_ssl_context()  # one for all: loading the CA bundle costs ~0.1 s a client
+    return [httpx.AsyncClient(timeout=timeout, limits=limits, verify=tls) for _ in range(shards)]
+
+
+def rate_limiter(per_second: float, burst: float) -> AsyncLimiter:
+    """A leaky bucket that never lets more than ``per_second`` start in any 1-second window.
+
+    aiolimiter's bucket holds ``max_rate`` and drains at ``max_rate / time_period``: in any
+    window of 1 s at most (bucket + drain × 1 s) acquisitions go through. A small bucket
+    (the concurrency, or 5 % of the rate) and a drain of the rest keep that sum at the limit
+    — ``AsyncLimiter(2000, 1)`` alone would allow up to 4,000 in a sliding second.
+    """
+    if per_second <= 1:
+        raise ValueError(f"per_second must be more than 1, not {per_second}")
+    bucket = max(1.0, min(float(burst), per_second / 20))
+    return AsyncLimiter(bucket, bucket / (per_second - bucket))
 
 
 def token_refused(response: httpx.Response, fingerprint: str) -> TransportError:

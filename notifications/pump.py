@@ -1,8 +1,12 @@
-"""The outbox pump: claim due rows, send each, and record each result in its own transaction.
+"""The outbox pump: claim due rows, send each, and record each result after its answer.
 
 The row is written before the send (by whoever enqueued it) and its result after; a pump that
 dies mid-send leaves the row ``sending`` under a lease, and ``claim_due`` reclaims it later
 (LINE then answers the replayed ``X-Line-Retry-Key`` with 409, which counts as delivered).
+
+Rows of an async transport (LINE in production) go out concurrently on the pump's own event
+loop, while mail and webhooks go one by one in the calling thread; every result is written
+as soon as it is known, and all of them before the pass returns (so before the next claim).
 
 Every next try is stored in the row (``next_try_at``) and falls inside office hours of the
 calendar of the row's directive, so a restarted pump simply resumes the schedule.
@@ -10,14 +14,21 @@ calendar of the row's directive, so a restarted pump simply resumes the schedule
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import enum
+import inspect
 import logging
+import queue
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -39,8 +50,8 @@ from models.outbox import (
     release_claim,
 )
 from models.user import clear_token_refusals, mark_line_route_broken
-from notifications.base import Transport, TransportError
-from notifications.line import LineTransport, token_mark
+from notifications.base import AsyncTransport, Transport, TransportError
+from notifications.line import AsyncLineTransport, LinePush, line_clients, token_mark
 from notifications.mail import SmtpTransport
 from notifications.webhook import WebhookTransport
 
@@ -63,6 +74,9 @@ JITTER = 0.2
 # Sends start only in the first half of the lease, so a send that runs into its own timeout
 # (SMTP 30 s, httpx 10 s in the web app) still ends before another pump may reclaim the row.
 LEASE = timedelta(minutes=5)
+# Rows a pass of the scheduled job claims: LINE sends them 50 at a time, so a bigger batch
+# keeps every slot busy for longer between two claims (mail still stops at half the lease).
+BATCH = 500
 
 
 @dataclass
@@ -78,6 +92,9 @@ class PumpResult:
     @property
     def total(self) -> int:
         return sum(getattr(self, f.name) for f in fields(self))
+
+    def __add__(self, other: PumpResult) -> PumpResult:
+        return PumpResult(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 def backoff(attempts: int, retry_after: float | None = None, *,
@@ -102,15 +119,26 @@ def next_try(now: datetime, attempts: int, error: TransportError, calendar: Work
     return calendar.next_send_slot(earliest, tz)
 
 
+class Skipped(enum.Enum):
+    """A claimed row the pass did not try: handed back without counting an attempt."""
+
+    NOT_STARTED = "not started"
+
+
+# A send's outcome: None when delivered.
+Outcome = TransportError | Skipped | None
+
+
 @dataclass
 class _Pass:
     """One pass of the pump: its inputs, the calendars it has read, and what it did."""
 
     session_factory: SessionFactory
-    transports: dict[str, Transport]
+    transports: dict[str, Transport | AsyncTransport]
     now: datetime
     tz: ZoneInfo
     max_attempts: int
+    deadline: float  # time.monotonic() after which no send starts
     result: PumpResult = field(default_factory=PumpResult)
     calendars: dict[int | None, WorkCalendar] = field(default_factory=dict)
     # channel → (the instant its service may be back, why it is down)
@@ -125,6 +153,9 @@ class _Pass:
             self.calendars[directive_id] = _calendar_of(session, directive_id)
         return self.calendars[directive_id]
 
+    def may_start(self) -> bool:
+        return time.monotonic() <= self.deadline
+
 
 def _calendar_of(session: Session, directive_id: int | None) -> WorkCalendar:
     from domain.directive import DirectiveSpec
@@ -136,20 +167,35 @@ def _calendar_of(session: Session, directive_id: int | None) -> WorkCalendar:
     return DirectiveSpec.model_validate(directive.definition).work_calendar()
 
 
-def deliver_due(session_factory: SessionFactory, transports: dict[str, Transport],
-                now: datetime, *, tz: ZoneInfo = BANGKOK, limit: int = 50,
-                max_attempts: int = MAX_ATTEMPTS, lease: timedelta = LEASE) -> PumpResult:
-    """Send every due row once; safe to run in several processes at the same time."""
+def deliver_due(session_factory: SessionFactory,
+                transports: dict[str, Transport | AsyncTransport], now: datetime, *,
+                tz: ZoneInfo = BANGKOK, limit: int = 50, max_attempts: int = MAX_ATTEMPTS,
+                lease: timedelta = LEASE) -> PumpResult:
+    """Send every due row once; safe to run in several processes at the same time.
+
+    Blocks the calling thread until every result is written: call it from a worker thread
+    (the APScheduler job), never from a running event loop.
+    """
     with session_factory() as session:
         rows = claim_due(session, now, limit=limit, lease=lease)
         session.expunge_all()  # plain objects from here on; each result gets a fresh session
-    run = _Pass(session_factory, transports, now, tz, max_attempts)
-    deadline = time.monotonic() + lease.total_seconds() / 2
-    for row in rows:
-        if time.monotonic() > deadline or row.channel in run.down:
-            run.count(_record(session_factory, release_claim, row))
-        else:
-            run.count(_deliver_one(run, row))
+    run = _Pass(session_factory, transports, now, tz, max_attempts,
+                deadline=time.monotonic() + lease.total_seconds() / 2)
+    ready = _sendable(run, rows)
+    fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
+                for channel, transport in transports.items()
+                if _is_async(transport) and any(r.channel == channel for r in ready)]
+    try:
+        for row in ready:
+            if not _is_async(transports[row.channel]):
+                _deliver_one(run, row)
+                for fan_out in fan_outs:
+                    fan_out.record_ready()
+        for fan_out in fan_outs:
+            fan_out.record_all()
+    finally:
+        for fan_out in fan_outs:
+            fan_out.stop()
     for channel, (until, reason) in run.down.items():
         _hold_channel(run, Channel(channel), until, reason)
     if run.result.total:
@@ -157,53 +203,270 @@ def deliver_due(session_factory: SessionFactory, transports: dict[str, Transport
     return run.result
 
 
-def _deliver_one(run: _Pass, row: OutboxMessage) -> str:
-    """Try one claimed row and record the outcome; returns the PumpResult field to count."""
-    transport = run.transports.get(row.channel)
-    if transport is None or not row.recipient.strip():
-        reason = (f"no transport configured for channel {row.channel!s}" if transport is None
-                  else f"recipient has no {row.channel!s} address")
-        return _record(run.session_factory, mark_no_channel, row, reason)
+def drain(session_factory: SessionFactory, transports: dict[str, Transport | AsyncTransport],
+          clock: Callable[[], datetime], *, tz: ZoneInfo = BANGKOK,
+          batch: int = BATCH) -> PumpResult:
+    """Pass after pass until one comes up short, so a backlog goes out in one run of the job,
+    not ``batch`` rows per interval; a pass that hands rows back (the service is down, the
+    office closed, the lease ran short) ends it too, so nothing spins."""
+    total = PumpResult()
+    while True:
+        result = deliver_due(session_factory, transports, clock(), tz=tz, limit=batch)
+        total += result
+        if result.total < batch or result.released:
+            return total
+
+
+def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
+    """The rows to send now; the others get their result at once, in one transaction: no
+    channel to send them on, or due while the office is closed (the pump ran late)."""
+    ready, outcomes = [], []
     with run.session_factory() as session:
-        slot = run.calendar(session, directive_of(session, row)).next_send_slot(run.now, run.tz)
-    if slot > run.now:  # due, but the office is closed: the pump ran late or was stopped
-        return _record(run.session_factory, defer_claim, row, slot)
+        for row in rows:
+            transport = run.transports.get(row.channel)
+            if transport is None or not row.recipient.strip():
+                reason = (f"no transport configured for channel {row.channel!s}"
+                          if transport is None else f"recipient has no {row.channel!s} address")
+                outcomes.append(_mark(session, mark_no_channel, row, reason))
+                continue
+            calendar = run.calendar(session, directive_of(session, row))
+            slot = calendar.next_send_slot(run.now, run.tz)
+            if slot > run.now:
+                outcomes.append(_mark(session, defer_claim, row, slot))
+            else:
+                ready.append(row)
+        session.commit()
+    for outcome in outcomes:
+        run.count(outcome)
+    return ready
+
+
+def _deliver_one(run: _Pass, row: OutboxMessage) -> None:
+    """Try one row of a synchronous transport and record the outcome."""
+    if not run.may_start() or row.channel in run.down:
+        outcome: Outcome = Skipped.NOT_STARTED
+    else:
+        outcome = _attempt(run.transports[row.channel], row)
+    _record(run, [(row, outcome)])
+
+
+def _attempt(transport: Transport, row: OutboxMessage) -> TransportError | None:
     try:
         transport.send(row)
     except TransportError as exc:
-        return _record_failure(run, row, exc)
+        return exc
     except Exception as exc:  # a bug in a transport must not strand the rest of the batch
-        log.exception("outbox %s: unexpected error from %s transport", row.id, row.channel)
-        return _record_failure(run, row, TransportError(f"unexpected {type(exc).__name__}: {exc}"))
-    return _record(run.session_factory, mark_sent, row, run.now)
+        return _unexpected(row, exc)
+    return None
 
 
-def _record_failure(run: _Pass, row: OutboxMessage, exc: TransportError) -> str:
+async def _attempt_async(transport: AsyncTransport, row: OutboxMessage) -> TransportError | None:
+    try:
+        await transport.send(row)
+    except TransportError as exc:
+        return exc
+    except Exception as exc:
+        return _unexpected(row, exc)
+    return None
+
+
+def _unexpected(row: OutboxMessage, exc: Exception) -> TransportError:
+    log.error("outbox %s: unexpected error from %s transport", row.id, row.channel,
+              exc_info=exc)
+    return TransportError(f"unexpected {type(exc).__name__}: {exc}")
+
+
+# --- Concurrent sends ---------------------------------------------------------------------
+
+async def send_all(transport: AsyncTransport, rows: list[OutboxMessage],
+                   may_start: Callable[[], bool],
+                   report: Callable[[OutboxMessage, Outcome], None]) -> None:
+    """Send ``rows`` from ``transport.concurrency`` tasks, reporting each row's outcome.
+
+    One recipient's rows go one after another, in order; different recipients at once. Once
+    the service itself fails (``channel_down``) or ``may_start`` says no, rows not started yet
+    are reported ``NOT_STARTED``. While the service has not answered yet (a fresh process, or
+    it was down), the first row goes alone, as a probe, before the crowd.
+    """
+    chains = deque(_by_recipient(rows))
+    down = False
+
+    async def send_chain(chain: list[OutboxMessage]) -> None:
+        nonlocal down
+        for row in chain:
+            if down or not may_start():
+                report(row, Skipped.NOT_STARTED)
+                continue
+            outcome = await _attempt_async(transport, row)
+            down = down or (outcome is not None and outcome.channel_down)
+            report(row, outcome)
+
+    async def worker() -> None:
+        while chains:
+            await send_chain(chains.popleft())
+
+    if chains and not transport.answering:
+        first = chains.popleft()
+        await send_chain(first[:1])
+        if first[1:]:
+            chains.appendleft(first[1:])
+    await asyncio.gather(*(worker() for _ in range(min(transport.concurrency, len(chains)))))
+
+
+def _by_recipient(rows: Iterable[OutboxMessage]) -> list[list[OutboxMessage]]:
+    """The rows grouped by recipient, each group in order, groups by their first row."""
+    chains: dict[str, list[OutboxMessage]] = {}
+    for row in rows:
+        chains.setdefault(row.recipient, []).append(row)
+    return list(chains.values())
+
+
+class _FanOut:
+    """One async transport's rows of a pass, sent on the pump's loop while this thread
+    writes each result that has come back."""
+
+    def __init__(self, run: _Pass, transport: AsyncTransport, rows: list[OutboxMessage]) -> None:
+        self.run, self.waiting = run, len(rows)
+        self.results: queue.SimpleQueue[tuple[OutboxMessage, Outcome]] = queue.SimpleQueue()
+        self.stopped = threading.Event()
+        self.future = PUMP_LOOP.submit(send_all(transport, rows, self.may_start, self.report))
+
+    def report(self, row: OutboxMessage, outcome: Outcome) -> None:
+        self.results.put((row, outcome))
+
+    def may_start(self) -> bool:
+        return not self.stopped.is_set() and self.run.may_start()
+
+    def record_ready(self) -> None:
+        """Write the results that have come back so far, in one transaction."""
+        self._write(self._taken())
+
+    def record_all(self) -> None:
+        """Write results as they come back, until every row has one."""
+        while self.waiting:
+            try:
+                first = self.results.get(timeout=0.5)
+            except queue.Empty:
+                if self.future.done() and self.results.empty():
+                    break
+                continue
+            self._write([first, *self._taken()])
+        if self.waiting:  # send_all itself failed: those rows stay claimed until their lease ends
+            log.error("outbox pump: %d row(s) left without a result", self.waiting,
+                      exc_info=self.future.exception())
+
+    def _taken(self) -> list[tuple[OutboxMessage, Outcome]]:
+        taken = []
+        while not self.results.empty():
+            taken.append(self.results.get_nowait())
+        return taken
+
+    def _write(self, results: list[tuple[OutboxMessage, Outcome]]) -> None:
+        if results:
+            self.waiting -= len(results)
+            _record(self.run, results)
+
+    def stop(self) -> None:
+        """Start no more sends, and wait for those under way (their rows keep their lease)."""
+        self.stopped.set()
+        try:
+            self.future.result()
+        except Exception:
+            log.exception("outbox pump: concurrent sends failed")
+
+
+def _is_async(transport: object) -> bool:
+    return inspect.iscoroutinefunction(getattr(transport, "send", None))
+
+
+_T = TypeVar("_T")
+
+
+class _LoopThread:
+    """The pump's event loop, in a daemon thread of its own, started on first use.
+
+    Every async transport of the process is used on this one loop, so its clients, slots and
+    rate limit never see another; the thread that runs a pass (the APScheduler job) only
+    waits for results, and the web app's own loop is never blocked.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._running())
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return self.submit(coroutine).result()
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                self._loop = asyncio.new_event_loop()  # also after a fork: threads do not follow
+                self._thread = threading.Thread(target=self._loop.run_forever, name=self.name,
+                                                daemon=True)
+                self._thread.start()
+            return self._loop
+
+
+PUMP_LOOP = _LoopThread("outbox-pump-loop")
+
+
+def close_transports(transports: dict[str, Transport | AsyncTransport]) -> None:
+    """Close the async transports' clients, on the loop they ran on."""
+    for transport in transports.values():
+        if _is_async(transport):
+            PUMP_LOOP.run(transport.aclose())  # type: ignore[union-attr]
+
+
+# --- Results --------------------------------------------------------------------------------
+
+def _record(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> None:
+    """Write results in one short transaction."""
+    with run.session_factory() as session:
+        outcomes = [_write(run, session, row, outcome) for row, outcome in results]
+        session.commit()
+    for outcome in outcomes:
+        run.count(outcome)
+
+
+def _write(run: _Pass, session: Session, row: OutboxMessage, outcome: Outcome) -> str:
+    """One row's result; returns the PumpResult field to count."""
+    if outcome is Skipped.NOT_STARTED:
+        return _mark(session, release_claim, row)
+    if outcome is None:
+        return _mark(session, mark_sent, row, run.now)
+    return _write_failure(run, session, row, outcome)
+
+
+def _write_failure(run: _Pass, session: Session, row: OutboxMessage,
+                   exc: TransportError) -> str:
     """Retry a transient failure later; fail a permanent one, or one retried too often."""
     if exc.permanent or row.attempts >= run.max_attempts:
-        return _record_final_failure(run, row, exc)
-    with run.session_factory() as session:
-        calendar = run.calendar(session, directive_of(session, row))
-        when = next_try(run.now, row.attempts, exc, calendar, run.tz,
-                        jitter=random.uniform(0, JITTER))
-        owned = mark_retry(session, row.id, row.attempts, when, exc.message)
-        session.commit()
-    _warn_if_lost(row, owned)
+        return _write_final_failure(run, session, row, exc)
+    calendar = run.calendar(session, directive_of(session, row))
+    when = next_try(run.now, row.attempts, exc, calendar, run.tz,
+                    jitter=random.uniform(0, JITTER))
+    _warn_if_lost(row, mark_retry(session, row.id, row.attempts, when, exc.message))
     if exc.channel_down:
         # The service, not this message, failed: the rest of the channel's queue waits with it.
-        run.down[row.channel] = (when, exc.message)
+        held = run.down.get(row.channel)
+        if held is None or when > held[0]:
+            run.down[row.channel] = (when, exc.message)
     return "retried"
 
 
-def _record_final_failure(run: _Pass, row: OutboxMessage, exc: TransportError) -> str:
+def _write_final_failure(run: _Pass, session: Session, row: OutboxMessage,
+                         exc: TransportError) -> str:
     """Fail the row with its reason; a refused LINE route is marked broken in the same commit."""
     error = exc.message if exc.permanent else (
         f"gave up after {row.attempts} attempts: {exc.message}")
-    with run.session_factory() as session:
-        owned = mark_failed(session, row.id, row.attempts, error)
-        if owned and exc.route_refused and row.channel == Channel.LINE and row.user_id:
-            mark_line_route_broken(session, row.user_id, row.recipient, exc.message, run.now)
-        session.commit()
+    owned = mark_failed(session, row.id, row.attempts, error)
+    if owned and exc.route_refused and row.channel == Channel.LINE and row.user_id:
+        mark_line_route_broken(session, row.user_id, row.recipient, exc.message, run.now)
     _warn_if_lost(row, owned)
     return "failed"
 
@@ -230,13 +493,10 @@ _OUTCOMES = {mark_sent: "sent", mark_retry: "retried", mark_failed: "failed",
              mark_no_channel: "no_channel", release_claim: "released", defer_claim: "released"}
 
 
-def _record(session_factory: SessionFactory, mark: Callable[..., bool], row: OutboxMessage,
-            *args: object) -> str:
-    """Write one result in its own short transaction."""
-    with session_factory() as session:
-        owned = mark(session, row.id, row.attempts, *args)
-        session.commit()
-    _warn_if_lost(row, owned)
+def _mark(session: Session, mark: Callable[..., bool], row: OutboxMessage,
+          *args: object) -> str:
+    """One conditional update of a claimed row; returns the PumpResult field to count."""
+    _warn_if_lost(row, mark(session, row.id, row.attempts, *args))
     return _OUTCOMES[mark]
 
 
@@ -247,36 +507,52 @@ def _warn_if_lost(row: OutboxMessage, owned: bool) -> None:
 
 
 def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
-               transports: dict[str, Transport], interval_seconds: float,
+               transports: dict[str, Transport | AsyncTransport], interval_seconds: float,
                clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
-               tz: ZoneInfo = BANGKOK) -> Job:
+               tz: ZoneInfo = BANGKOK, batch: int = BATCH) -> Job:
     """Run the pump every few seconds; never two passes at once in this process.
 
     First, routes marked broken because LINE refused an earlier channel token are cleared.
+    The async transports' clients are closed when the scheduler shuts down.
     """
     line = transports.get(Channel.LINE.value)
-    if isinstance(line, LineTransport):
+    if isinstance(line, LinePush):
         with session_factory() as session:
             cleared = clear_token_refusals(session, token_mark(line.fingerprint), clock())
             session.commit()
         if cleared:
             log.info("cleared %d LINE routes refused under an earlier channel token", cleared)
+    if any(_is_async(t) for t in transports.values()):
+        from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
+
+        scheduler.add_listener(lambda _event: close_transports(transports),
+                               EVENT_SCHEDULER_SHUTDOWN)
 
     def pump_once() -> PumpResult:
-        return deliver_due(session_factory, transports, clock(), tz=tz)
+        return drain(session_factory, transports, clock, tz=tz, batch=batch)
 
     return scheduler.add_job(pump_once, "interval", seconds=interval_seconds, id="outbox-pump",
                              name="outbox pump", max_instances=1, coalesce=True,
                              replace_existing=True)
 
 
-def transports_from_settings(settings: Settings, client: httpx.Client) -> dict[str, Transport]:
-    """The channels this deployment can use; a missing one leaves rows 'not sent: no channel'."""
-    transports: dict[str, Transport] = {Channel.WEBHOOK.value: WebhookTransport(client)}
+def transports_from_settings(settings: Settings, client: httpx.Client
+                             ) -> dict[str, Transport | AsyncTransport]:
+    """The channels this deployment can use; a missing one leaves rows 'not sent: no channel'.
+
+    LINE gets its own AsyncClients (``pump_line_shards`` of them, with ``client``'s timeout),
+    used on the pump's loop and closed by ``close_transports``.
+    """
+    transports: dict[str, Transport | AsyncTransport] = {
+        Channel.WEBHOOK.value: WebhookTransport(client)}
     token = settings.line_channel_access_token
     if token is not None and token.get_secret_value():
-        transports[Channel.LINE.value] = LineTransport(client, token.get_secret_value(),
-                                                       settings.line_api_base)
+        clients = line_clients(settings.pump_line_concurrency, settings.pump_line_shards,
+                               timeout=client.timeout)
+        transports[Channel.LINE.value] = AsyncLineTransport(
+            clients, token.get_secret_value(), settings.line_api_base,
+            concurrency=settings.pump_line_concurrency,
+            per_second=settings.pump_line_requests_per_second)
     if settings.smtp_host:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         transports[Channel.EMAIL.value] = SmtpTransport(

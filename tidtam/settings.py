@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _STARTED = datetime.now(UTC)  # when this process began: a demo clock runs on from here
@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     line_api_base: str = "https://api.line.me"
 
     pump_interval_seconds: float = 5.0
+    # LINE pushes in flight at once, spread over this many HTTP clients (httpx's pool slows
+    # down with many connections), and never more than this many started in any second.
+    pump_line_concurrency: int = Field(50, ge=1)
+    pump_line_shards: int = Field(10, ge=1)
+    pump_line_requests_per_second: float = Field(2000.0, gt=1)
     demo_now: datetime | None = None  # demo only: the clock starts at this instant and runs on
 
     @model_validator(mode="before")

@@ -17,6 +17,8 @@ from sqlmodel import Session
 import models
 from models.outbox import Channel, OutboxMessage
 from notifications.fake_line import RunningFakeLine, run_in_thread
+from notifications.line import AsyncLineTransport, line_clients
+from notifications.pump import close_transports
 
 LINE_TOKEN = "test-channel-access-token-0123456789"
 NOW = datetime(2024, 8, 7, 2, 0, tzinfo=UTC)  # 09:00 in Bangkok, a Wednesday
@@ -44,6 +46,23 @@ def fake_line(_fake_line_server: RunningFakeLine) -> RunningFakeLine:
     """The shared fake LINE server, forgotten clean before each test."""
     _fake_line_server.state.reset()
     return _fake_line_server
+
+
+@pytest.fixture
+def async_line(fake_line: RunningFakeLine) -> Iterator[Callable[..., AsyncLineTransport]]:
+    """Make the production LINE transport (concurrent, over its own clients) for the fake;
+    each is closed after the test."""
+    made: list[AsyncLineTransport] = []
+
+    def make(concurrency: int = 50, shards: int = 10, per_second: float = 2000,
+             token: str = LINE_TOKEN) -> AsyncLineTransport:
+        made.append(AsyncLineTransport(line_clients(concurrency, shards, timeout=10), token,
+                                       fake_line.base_url, concurrency=concurrency,
+                                       per_second=per_second))
+        return made[-1]
+
+    yield make
+    close_transports({f"line-{i}": transport for i, transport in enumerate(made)})
 
 
 @pytest.fixture

@@ -87,9 +87,18 @@ def pump_until_idle(engine: Engine, transports: dict, now: datetime,
     return now, passes
 
 
+@pytest.fixture(params=["one-by-one", "concurrent"])
+def make_line(request, fake_line, async_line, line_token) -> Callable[[httpx.Client], dict]:
+    """The LINE transport over ``client``: the synchronous one, or the production one (which
+    sends concurrently, over clients of its own)."""
+    if request.param == "concurrent":
+        return lambda _client: {"line": async_line()}
+    return lambda client: {"line": LineTransport(client, line_token, fake_line.base_url)}
+
+
 @pytest.fixture
-def line(fake_line, http_client, line_token) -> dict:
-    return {"line": LineTransport(http_client, line_token, fake_line.base_url)}
+def line(make_line, http_client) -> dict:
+    return make_line(http_client)
 
 
 # --- 429 and Retry-After --------------------------------------------------------------------
@@ -115,14 +124,14 @@ def test_429_retry_after_is_honoured_in_office_hours(engine, line, fake_line, ad
     assert "LINE 429: The API rate limit has been exceeded" in waiting.last_error
 
 
-def test_429_holds_the_whole_line_queue_and_a_restart_resumes_it(engine, fake_line, line_token,
+def test_429_holds_the_whole_line_queue_and_a_restart_resumes_it(engine, fake_line, make_line,
                                                                  add_messages, make_message):
     """One 429 and nothing else is pushed until Retry-After has passed; a new pump over the
     same database (a restart) picks the schedule up from the rows and sends each once."""
     queue(add_messages, make_message, 5)
     fake_line.state.set_mode(status=429, retry_after=600)
     with httpx.Client(timeout=5) as client:
-        first = {"line": LineTransport(client, line_token, fake_line.base_url)}
+        first = make_line(client)
         assert deliver_due(lambda: Session(engine), first, WED_0900) == PumpResult(
             retried=1, released=4)
     waiting = rows(engine)
@@ -137,7 +146,7 @@ def test_429_holds_the_whole_line_queue_and_a_restart_resumes_it(engine, fake_li
     restarted = create_engine(engine.url)  # a new process: nothing shared but the database
     try:
         with httpx.Client(timeout=5) as client:
-            again = {"line": LineTransport(client, line_token, fake_line.base_url)}
+            again = make_line(client)
             early = WED_0900 + timedelta(seconds=599)
             assert deliver_due(lambda: Session(restarted), again, early).total == 0
             due = next_due(restarted)
@@ -301,7 +310,7 @@ def postgres_url(tmp_path_factory) -> Iterator[str]:
     drop()
 
 
-def test_two_pumps_on_postgresql_never_send_a_row_twice(postgres_url, fake_line, line_token,
+def test_two_pumps_on_postgresql_never_send_a_row_twice(postgres_url, fake_line, make_line,
                                                         make_message):
     main = create_engine(postgres_url)
     with Session(main) as session:
@@ -314,7 +323,7 @@ def test_two_pumps_on_postgresql_never_send_a_row_twice(postgres_url, fake_line,
         """A separate engine and HTTP client, as in another web process."""
         engine = create_engine(postgres_url)
         with httpx.Client(timeout=5) as client:
-            transports = {"line": LineTransport(client, line_token, fake_line.base_url)}
+            transports = make_line(client)
             while pending(engine):
                 done[name] = done.get(name, 0) + deliver_due(
                     lambda: Session(engine), transports, WED_0900, limit=10).sent

@@ -16,7 +16,7 @@ help:
 	@echo "             (with the LINE stand-in: LINE messages show at the URL printed on start-up)"
 	@echo "make test  — install what the tests need and run them all (SQLite and PostgreSQL)"
 	@echo "make fake-line [PORT=8099] — only the LINE stand-in (point TIDTAM_LINE_API_BASE at it)"
-	@echo "make bench — install the peers (Apprise, SpiffWorkflow) and run the benchmarks in bench/"
+	@echo "make bench — install the peers (Apprise, SpiffWorkflow, aiohttp) and run the five benchmarks in bench/"
 
 # uv is bootstrapped with pip into a private folder when the machine has none.
 .tools/bin/uv:
@@ -66,8 +66,12 @@ test: env system-deps services lint
 # `uv sync --frozen` (make env/test) removes them again, which is fine.
 bench: | $(UV)
 	$(UV) sync --frozen --python 3.11 --group bench
-	$(BIN)/python -m bench.p3_line_pushes
 	$(BIN)/python -m bench.p1_sweep
+	$(BIN)/python -m bench.p1_flow
+	$(BIN)/python -m bench.p2_mark_done
+	$(BIN)/python -m bench.p3_line_pushes
+	$(BIN)/python -m bench.p4_board
+	$(BIN)/python -m bench.p5_serve
 
 clean:
 	rm -rf $(VENV) .tools var .pytest_cache .ruff_cache

@@ -32,63 +32,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
-from bench._common import ROOT, machine, print_table
-from domain.directive import DirectiveSpec, load_directive
+from bench._common import machine, print_table
+from bench._national import national_dataset
 from models.directive import ItemStatus, TrackedItem, open_items_due_by
 from models.outbox import OutboxMessage
-from models.user import Role, User
-from tidtam.db import engine_for, migrate, session_scope
+from tidtam.db import session_scope
 from tidtam.escalation import sweep
-from tidtam.orgtree import department_provinces, load_provinces
-from tidtam.tracking import launch_directive
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
-DIRECTIVE = ROOT / "directives" / "fy2567-sakaeo-volunteer-centers.yaml"
 BPMN = Path(__file__).with_name("p1_directive.bpmn")
-LAUNCHED = datetime(2024, 7, 12, 2, 0, tzinfo=UTC)
 NOW = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)  # Tuesday 13 August 2024, 10:00 Bangkok
 BASE_URL = "https://tidtam.example"
-
-
-# --- tidtam: the national database -----------------------------------------------------------
-
-def national_db(folder: Path) -> tuple[Engine, int]:
-    """878 districts, the directive launched in each of the 76 provinces, ~1,900 people."""
-    url = f"sqlite:///{folder / 'p1.db'}"
-    migrate(url)
-    engine = engine_for(url)
-    spec = load_directive(DIRECTIVE)
-    with session_scope(engine) as session:
-        districts = load_provinces(session, department_provinces())
-        for code in department_provinces():
-            launch_directive(session, province_copy(spec, code), now=LAUNCHED)
-        session.add_all(people(session))
-    return engine, districts
-
-
-def province_copy(spec: DirectiveSpec, code: str) -> DirectiveSpec:
-    return spec.model_copy(update={"slug": f"{spec.slug}-{code}", "province_code": code})
-
-
-def people(session) -> list[User]:
-    """Staff and head per district, coordinator and head per province, reachable on both channels."""
-    from models.org import District
-
-    made: list[User] = []
-
-    def add(name: str, role: Role, province: str, district: str | None = None) -> None:
-        made.append(User(username=name, full_name=name, role=role, province_code=province,
-                         district_code=district, email=f"{name}@bench.tidtam.local",
-                         line_user_id="U" + f"{len(made):032x}", password_hash="-",
-                         created_at=LAUNCHED))
-
-    for code in department_provinces():
-        add(f"coordinator-{code}", Role.COORDINATOR, code)
-        add(f"province-head-{code}", Role.PROVINCIAL_HEAD, code)
-    for district in session.exec(select(District)):
-        add(f"staff-{district.code}", Role.DISTRICT_STAFF, district.province_code, district.code)
-        add(f"head-{district.code}", Role.DISTRICT_HEAD, district.province_code, district.code)
-    return made
 
 
 def timed(run: Callable[[], object]) -> tuple[float, object]:
@@ -186,10 +140,11 @@ def main() -> None:
     print(f"P1 — national escalation sweep at {NOW.astimezone(BANGKOK):%Y-%m-%d %H:%M} Bangkok; "
           f"{machine()}")
     with tempfile.TemporaryDirectory() as folder:
-        setup, (engine, districts) = timed(lambda: national_db(Path(folder)))
-        print(f"setup: {districts} districts, directive launched in {len(department_provinces())} "
+        setup, data = timed(lambda: national_dataset(f"sqlite:///{Path(folder) / 'p1.db'}"))
+        districts = data.districts
+        print(f"setup: {districts} districts, directive launched in {len(data.provinces)} "
               f"provinces ({setup:.1f} s)")
-        ours = tidtam_side(engine, args.query_repeats)
+        ours = tidtam_side(data.engine, args.query_repeats)
         build, store = timed(lambda: spiff_store(Path(folder), districts))
         print(f"SpiffWorkflow: {districts} instances created and stored ({build:.1f} s, "
               f"{store.stat().st_size / 1e6:.0f} MB of JSON in SQLite)")

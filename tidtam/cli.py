@@ -1,4 +1,5 @@
-"""The `tidtam` command: init, serve, launch, sweep, compile, status, outbox, mark-done."""
+"""The `tidtam` command: init, serve, launch, sweep, compile, status, outbox, mark-done; and for
+many machines web, pump and watch-flows (deploy/README.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from domain.errors import InvalidInput, TidtamError
+from tidtam.demo_data import demo_data_command
 
 app = typer.Typer(help="tidtam (ติดตาม): follow up a provincial directive district by district.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -235,6 +237,75 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     sys.exit(code)
 
 
+# --- Many machines (deploy/README.md): the parts `serve` runs together, one at a time ----------
+
+@app.command()
+def web(host: str = "127.0.0.1", port: int = 8000,
+        pump: Annotated[bool, typer.Option(help="also run the outbox pump in this process")] = True,
+        ) -> None:
+    """The web app alone (no Prefect server, no deployments): one of several behind a proxy."""
+    import uvicorn
+
+    from tidtam.settings import SettingsError, get_settings
+    from web.app import create_app
+
+    settings = get_settings()
+    try:
+        _ = settings.session_secret  # outside demo mode, refuse to start without a real key
+    except SettingsError as error:
+        fail(error, 2)
+    # uvicorn trusts X-Forwarded-* from FORWARDED_ALLOW_IPS (default 127.0.0.1): the proxy.
+    uvicorn.run(create_app(settings, run_pump=pump), host=host, port=port, log_level="info")
+
+
+@app.command()
+def pump() -> None:
+    """The outbox pump alone, until SIGTERM; several may run at once (rows are claimed)."""
+    import logging
+    import signal
+    import threading
+
+    from tidtam.db import get_engine, session_scope
+    from tidtam.settings import get_settings
+    from web.app import _start_pump  # the web process's own pump: one code path for both
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per pass that did something; not one per HTTP request, nor per skipped tick.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    engine = get_engine()
+    stop = _start_pump(get_settings(), lambda: session_scope(engine))
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    typer.echo("outbox pump running; SIGTERM stops it (ตัวส่งข้อความทำงานอยู่)")
+    while not done.wait(1):
+        pass
+    stop()
+    typer.echo("outbox pump stopped")
+
+
+@app.command("watch-flows")
+def watch_flows() -> None:
+    """Create or update the Prefect automations that run ops-alert when the escalation flows
+    fail or fall silent; run it after `prefect deploy --all` (`serve` does it by itself)."""
+    from prefect.client.orchestration import get_client
+
+    from tidtam.automations import OPS_ALERT, ensure_automations
+    from tidtam.prefect_server import reachable_api_url
+
+    api_url = reachable_api_url()
+    if not api_url:
+        fail(ValueError("no Prefect server reachable; set PREFECT_API_URL "
+                        "(เชื่อมต่อเซิร์ฟเวอร์ Prefect ไม่ได้)"))
+    os.environ["PREFECT_API_URL"] = api_url
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"{OPS_ALERT}/{OPS_ALERT}")
+    ids = ensure_automations(deployment.id)
+    typer.echo(f"{len(ids)} Prefect automations run {OPS_ALERT} ({deployment.id}) when "
+               "escalation-sweep or coordinator-digest fails or falls silent")
+
+
 @app.command("fake-line")
 def fake_line(
     port: int = 8099, token: str = "fake-line-token", host: str = "127.0.0.1",
@@ -253,6 +324,9 @@ def fake_line(
     typer.echo(f"LINE stand-in on http://{host}:{port}/ (LINE จำลอง) — token {token!r}")
     serve_forever(port=port, token=token, host=host, latency_ms=latency_ms, rate_429=rate_429,
                   rate_500=rate_500, retry_after=retry_after)
+
+
+app.command("demo-data")(demo_data_command)
 
 
 if __name__ == "__main__":

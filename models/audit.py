@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, Index
 from sqlmodel import Column, Field, Session, SQLModel, select
 
 from models.types import UTCDateTime
@@ -13,6 +13,9 @@ from models.types import UTCDateTime
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
+    # Every page showing a history reads one entity's entries: without this, a scan of the
+    # whole log (it only grows).
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

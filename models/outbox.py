@@ -164,18 +164,21 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
                              .order_by(OutboxMessage.created_at, OutboxMessage.id)))
 
 
-def cancel_pending_for_item(session: Session, item_id: int) -> int:
+def cancel_pending_for_item(session: Session, item_id: int, step_id: int | None = None) -> int:
     """Cancel queued messages about an item that is now done; returns how many.
 
     Grouped messages about its step (one listing every late district) go too once the step
-    has no open item left.
+    has no open item left. ``step_id``: the item's step, when the caller has it at hand.
     """
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.item_id == item_id, OutboxMessage.status == OutboxStatus.QUEUED)
-        .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending"))
+        .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending")
+        .execution_options(synchronize_session=False))
     session.flush()  # the item's new status must be visible to the "still open" check below
-    step_id = session.execute(select(TrackedItem.step_id).where(TrackedItem.id == item_id)).scalar()
+    if step_id is None:
+        step_id = session.execute(select(TrackedItem.step_id)
+                                  .where(TrackedItem.id == item_id)).scalar()
     grouped = cancel_grouped_for_closed_steps(session, step_id) if step_id is not None else 0
     return result.rowcount + grouped
 
@@ -194,6 +197,12 @@ def cancel_grouped_for_closed_steps(session: Session, step_id: int | None = None
              .where(OutboxMessage.status == OutboxStatus.QUEUED, col(OutboxMessage.item_id).is_(None),
                     col(OutboxMessage.step_id).is_not(None), col(OutboxMessage.step_id).not_in(open_steps)))
     if step_id is not None:
+        # One step (a district just finished it): while any of its items is open, which is
+        # nearly always, one indexed look-up answers and nothing is updated.
+        still_open = session.execute(select(TrackedItem.id).where(
+            TrackedItem.step_id == step_id, TrackedItem.status == ItemStatus.OPEN).limit(1)).first()
+        if still_open is not None:
+            return 0
         query = query.where(OutboxMessage.step_id == step_id)
     result = session.execute(
         query.values(status=OutboxStatus.CANCELLED,

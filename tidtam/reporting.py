@@ -458,7 +458,7 @@ def _set_item(session: Session, actor: User, handle: _Handle, now: datetime, *, 
     session.add(item)
     after = {**_item_state(item), "via": via}
     if done:
-        after["cancelled_messages"] = cancel_pending_for_item(session, item.id)
+        after["cancelled_messages"] = cancel_pending_for_item(session, item.id, item.step_id)
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id,
                  action="item.done" if done else "item.reopen", entity="tracked_item",
                  entity_id=item.id, before=before, after=after)

@@ -6,8 +6,8 @@ Routes, flows and the CLI call these; rules come from ``domain``, queries from `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date, datetime
+from functools import cached_property
 
 from sqlmodel import Session
 
@@ -147,7 +147,7 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
     item.status, item.completed_by_id, item.completed_at = ItemStatus.DONE, actor.id, now
     item.note, item.version = note, item.version + 1
     session.add(item)
-    cancelled = cancel_pending_for_item(session, item.id)
+    cancelled = cancel_pending_for_item(session, item.id, item.step_id)
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.done",
                  entity="tracked_item", entity_id=item.id, before=before,
                  after={**_item_state(item), "cancelled_messages": cancelled})

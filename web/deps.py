@@ -38,14 +38,16 @@ def get_db(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def get_settings_of(request: Request) -> Settings:
+# The dependencies that do no I/O are ``async def``: FastAPI runs a sync one in the thread pool,
+# one hop per dependency per request.
+async def get_settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_of)]
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     """The current instant (UTC); tests replace ``app.state.clock``."""
     return request.app.state.clock()
 
@@ -115,7 +117,7 @@ def api_user(session: SessionDep, settings: SettingsDep,
 ApiUser = Annotated[User, Depends(api_user)]
 
 
-def get_today(settings: SettingsDep, now: NowDep) -> date:
+async def get_today(settings: SettingsDep, now: NowDep) -> date:
     """Today in the office's time zone: what "overdue" is measured against."""
     return now.astimezone(settings.tz).date()
 

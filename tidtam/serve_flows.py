@@ -70,8 +70,21 @@ def watch_the_flows(deployments: list) -> None:
         print("tidtam: Prefect automations watching escalation-sweep and coordinator-digest are set")
 
 
+def wait_for_prefect(timeout: float = 300.0) -> None:
+    """`tidtam serve` starts the Prefect server and this process together: wait for the server."""
+    import os
+
+    from tidtam.prefect_server import wait_healthy
+
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url and not wait_healthy(api_url, timeout=timeout):
+        raise SystemExit(f"tidtam: the Prefect server at {api_url} did not answer in {timeout:.0f} s; "
+                         "scheduled flows are not served (เซิร์ฟเวอร์ Prefect ไม่ตอบสนอง)")
+
+
 def main() -> None:
     deployments = deployments_from_yaml()
+    wait_for_prefect()
     watch_the_flows(deployments)
     serve(*deployments, print_starting_message=True)
 

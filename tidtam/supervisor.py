@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ import httpx
 import typer
 from pydantic import SecretStr
 
-from tidtam.prefect_server import LOCAL_API, healthy, server_env, wait_healthy
+from tidtam.prefect_server import LOCAL_API, healthy, server_env
 from tidtam.settings import get_settings
 
 if TYPE_CHECKING:
@@ -46,17 +47,26 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
 
-    def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    def start(self, name: str, args: list[str], env: dict[str, str],
+              log: Path) -> subprocess.Popen | None:
+        """Start a child; None once ``stop`` has begun (a late starter must not outlive us)."""
         log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log, "ab")  # noqa: SIM115 (kept open for the child's life)
-        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        self.procs.append((name, proc))
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            out = open(log, "ab")  # noqa: SIM115 (kept open for the child's life)
+            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            self.procs.append((name, proc))
         typer.echo(f"started {name} (pid {proc.pid}, log {log})")
         return proc
 
     def stop(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            self.stopping.set()
         for _name, proc in reversed(self.procs):
             _signal_group(proc, signal.SIGTERM)
         for name, proc in reversed(self.procs):
@@ -90,6 +100,9 @@ def run_all(*, host: str, port: int, prefect_port: int) -> int:
         api_url = _ensure_prefect(children, settings.data_dir, prefect_port, logs)
         env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
                    DO_NOT_TRACK="1", TIDTAM_HOME=str(ROOT), **line_env)
+        # The web app (and its pump) does not need Prefect: it serves at once, and the
+        # deployments process waits for the Prefect server (tens of seconds) by itself.
+        # Every child starts here, before uvicorn's threads exist (preexec_fn and threads).
         children.start("prefect deployments (prefect.yaml)",
                        [sys.executable, "-m", "tidtam.serve_flows"], env, logs / "flows.log")
         _serve_web(settings, host, port, api_url, line_page)
@@ -149,7 +162,8 @@ def _wait_answering(url: str, *, is_alive, timeout: float = 20.0) -> bool:
 
 
 def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -> str:
-    """PREFECT_API_URL when it points at a server; otherwise start `prefect server start`."""
+    """PREFECT_API_URL when it points at a server; otherwise start `prefect server start`
+    (without waiting for it: the deployments process does)."""
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         if not healthy(configured, timeout=5):
@@ -164,9 +178,10 @@ def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -
     proc = children.start("prefect server", [prefect, "server", "start", "--host", "127.0.0.1",
                                              "--port", str(port)],
                           server_env(data_dir, port), logs / "prefect-server.log")
-    typer.echo("waiting for the Prefect server… (รอเซิร์ฟเวอร์ Prefect)")
-    if not wait_healthy(api_url, is_alive=lambda: proc.poll() is None):
-        raise SystemExit(f"the Prefect server did not start; see {logs / 'prefect-server.log'}")
+    if proc is None:
+        raise SystemExit("stopping")
+    typer.echo("the Prefect server is starting; the deployments follow once it answers "
+               "(เซิร์ฟเวอร์ Prefect กำลังเริ่มทำงาน)")
     return api_url
 
 

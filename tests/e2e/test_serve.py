@@ -85,8 +85,9 @@ def test_serve_runs_the_sweep_deployment_and_mail_arrives(tmp_path, smtp_sink):
                                 env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        wait_for(lambda: _ok(f"http://127.0.0.1:{web_port}/healthz"), 180, "the web app", proc, log)
-        deployment = wait_for(lambda: _deployment(api), 120, "the served deployment", proc, log)
+        # The web app answers before Prefect does: it does not wait for the server.
+        wait_for(lambda: _ok(f"http://127.0.0.1:{web_port}/healthz"), 120, "the web app", proc, log)
+        deployment = wait_for(lambda: _deployment(api), 300, "the served deployment", proc, log)
         schedule = deployment["schedules"][0]["schedule"]
         assert (schedule["cron"], schedule["timezone"]) == ("30 8 * * 1-5", "Asia/Bangkok")
 

@@ -326,6 +326,40 @@ def fake_line(
                   rate_500=rate_500, retry_after=retry_after)
 
 
+@app.command("user-add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="coordinator, provincial_head, district_staff, "
+                                           "district_head or department_viewer")],
+    full_name: Annotated[str, typer.Option("--full-name")],
+    province: Annotated[str | None, typer.Option(help="DOPA province code, e.g. 27")] = None,
+    district: Annotated[str | None, typer.Option(help="DOPA district code, e.g. 2701")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from standard input (scripts)")] = False,
+) -> None:
+    """Create a real account (a Department viewer: --role department_viewer, no province)."""
+    from models.user import Role
+    from tidtam.accounts import create_account
+    from tidtam.db import get_engine, session_scope
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        fail(InvalidInput(f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}",
+                          f"ไม่รู้จักบทบาท {role!r}"), 2)
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "password (รหัสผ่าน)", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope(get_engine()) as session:
+            user = create_account(session, username=username, full_name=full_name, role=chosen,
+                                  province_code=province, district_code=district,
+                                  password=password, now=datetime.now(UTC), email=email)
+            typer.echo(f"created {user.username} ({user.role}) — สร้างผู้ใช้แล้ว")
+    except TidtamError as error:
+        fail(error, 2 if isinstance(error, InvalidInput) else 1)
+
+
 app.command("demo-data")(demo_data_command)
 
 

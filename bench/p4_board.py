@@ -45,7 +45,7 @@ from tidtam.demo_data import generate
 from tidtam.national import NationalBoard, NationalRow, build_national_board
 from tidtam.settings import Settings
 from tidtam.tracking import Board, BoardCell, BoardRow, is_overdue
-from web.app import create_app
+from web.app import create_app, freeze_startup_heap
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 AS_OF = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)  # Tuesday 13 August 2024, 10:00 Bangkok
@@ -161,6 +161,7 @@ def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
                             database_url=url)
         app = create_app(settings, engine)
         app.state.clock = lambda: AS_OF
+        freeze_startup_heap()  # as `tidtam serve` and `tidtam web` do before serving
         department = signed_in(app, "department")
         coordinator = signed_in(app, "coordinator-50")
         figures = {

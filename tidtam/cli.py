@@ -247,7 +247,7 @@ def web(host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     from tidtam.settings import SettingsError, get_settings
-    from web.app import create_app
+    from web.app import create_app, freeze_startup_heap
 
     settings = get_settings()
     try:
@@ -255,7 +255,9 @@ def web(host: str = "127.0.0.1", port: int = 8000,
     except SettingsError as error:
         fail(error, 2)
     # uvicorn trusts X-Forwarded-* from FORWARDED_ALLOW_IPS (default 127.0.0.1): the proxy.
-    uvicorn.run(create_app(settings, run_pump=pump), host=host, port=port, log_level="info")
+    app = create_app(settings, run_pump=pump)
+    freeze_startup_heap()
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -188,11 +188,12 @@ def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -
 def _serve_web(settings, host: str, port: int, api_url: str, line_page: str | None) -> None:
     import uvicorn
 
-    from web.app import create_app
+    from web.app import create_app, freeze_startup_heap
 
     app = create_app(settings, run_pump=True)
     typer.secho(f"\ntidtam: http://{host}:{port}   Prefect UI: {api_url.removesuffix('/api')}",
                 bold=True)
     if line_page:
         typer.secho(f"LINE stand-in (ข้อความ LINE จำลอง): {line_page}", bold=True)
+    freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level="info")

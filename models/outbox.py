@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, func, or_, update
+from sqlalchemy import Index, func, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
@@ -236,6 +236,23 @@ def mark_sent(session: Session, message_id: int, attempts: int, now: datetime) -
     """Record a delivery; False when this claim no longer owns the row."""
     return _finish_claim(session, message_id, attempts, status=OutboxStatus.SENT, sent_at=now,
                          last_error=None)
+
+
+def mark_sent_many(session: Session, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
+    """Record many deliveries in one UPDATE; ``claims`` are (row id, claimed attempts).
+
+    The same condition as ``mark_sent`` per row (still ``sending``, still this claim); returns
+    the ids this call owned and marked, so the caller can report the others as lost claims.
+    """
+    if not claims:
+        return set()
+    return set(session.execute(
+        update(OutboxMessage)
+        .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(list(claims)),
+               OutboxMessage.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.SENT, sent_at=now, last_error=None, lease_until=None)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)).scalars())
 
 
 def mark_retry(session: Session, message_id: int, attempts: int, next_try_at: datetime,

@@ -45,6 +45,7 @@ from models.outbox import (
     mark_no_channel,
     mark_retry,
     mark_sent,
+    mark_sent_many,
     postpone,
     queued_on_channel,
     release_claim,
@@ -425,10 +426,16 @@ def close_transports(transports: dict[str, Transport | AsyncTransport]) -> None:
 # --- Results --------------------------------------------------------------------------------
 
 def _record(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> None:
-    """Write results in one short transaction."""
+    """Write results in one short transaction: the deliveries in one statement, the rest each."""
+    delivered = [row for row, outcome in results if outcome is None]
     with run.session_factory() as session:
-        outcomes = [_write(run, session, row, outcome) for row, outcome in results]
+        owned = mark_sent_many(session, [(row.id, row.attempts) for row in delivered], run.now)
+        outcomes = [_write(run, session, row, outcome) for row, outcome in results
+                    if outcome is not None]
         session.commit()
+    for row in delivered:
+        _warn_if_lost(row, row.id in owned)
+        outcomes.append("sent")
     for outcome in outcomes:
         run.count(outcome)
 
@@ -437,8 +444,6 @@ def _write(run: _Pass, session: Session, row: OutboxMessage, outcome: Outcome) -
     """One row's result; returns the PumpResult field to count."""
     if outcome is Skipped.NOT_STARTED:
         return _mark(session, release_claim, row)
-    if outcome is None:
-        return _mark(session, mark_sent, row, run.now)
     return _write_failure(run, session, row, outcome)
 
 

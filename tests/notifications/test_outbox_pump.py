@@ -308,3 +308,27 @@ def test_transport_error_fields():
     error = TransportError("LINE 429", retry_after=3.0)
     assert (error.message, error.permanent, error.retry_after) == ("LINE 429", False, 3.0)
     assert str(error) == "LINE 429"
+
+
+def test_deliveries_are_recorded_in_one_statement_only_for_claims_still_owned(
+        engine, add_messages, make_message, now):
+    """mark_sent_many: the claim of row 2 was lost (another pump reclaimed it: attempts moved on);
+    row 3 was never claimed. Only row 1 is marked sent."""
+    from models.outbox import claim_due, mark_sent_many
+
+    ids = add_messages(*(make_message(f"k{n}", recipient=f"U{n:032x}") for n in range(3)))
+    with Session(engine) as session:
+        claimed = {m.id: m.attempts for m in claim_due(session, now, limit=2)}
+    assert set(claimed) == set(ids[:2])
+    with Session(engine) as session:
+        session.get(OutboxMessage, ids[1]).attempts += 1
+        session.commit()
+    with Session(engine) as session:
+        owned = mark_sent_many(session, list(claimed.items()) + [(ids[2], 0)], now)
+        session.commit()
+    assert owned == {ids[0]}
+    statuses = [row(engine, i).status for i in ids]
+    assert statuses == [OutboxStatus.SENT, OutboxStatus.SENDING, OutboxStatus.QUEUED]
+    assert row(engine, ids[0]).lease_until is None and row(engine, ids[0]).sent_at == now
+    with Session(engine) as session:
+        assert mark_sent_many(session, [], now) == set()

@@ -106,3 +106,16 @@ def _as_date(d: date) -> date:
     if isinstance(d, datetime):
         raise TypeError("pass a local date, e.g. moment.astimezone(tz).date(), not a datetime")
     return d
+
+
+def parse_instant(value: str, option: str = "--now") -> datetime:
+    """An ISO-8601 instant with its offset, as the commands take one (``--now``, ``--as-of``)."""
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option} {value!r} is not ISO-8601, e.g. 2024-08-12T09:00:00+07:00",
+                           f"{option}: รูปแบบวันเวลาไม่ถูกต้อง เช่น 2024-08-12T09:00:00+07:00") from None
+    if instant.tzinfo is None:
+        raise InvalidInput(f"{option} needs a timezone offset, e.g. +07:00",
+                           f"{option}: ต้องระบุเขตเวลา เช่น +07:00")
+    return instant

@@ -25,16 +25,14 @@ def fail(error: Exception, code: int = 1) -> None:
 
 
 def _now(value: str | None) -> datetime:
+    from domain.calendar import parse_instant
+
     if not value:
         return datetime.now(UTC)
     try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        fail(ValueError(f"--now {value!r} is not ISO-8601, e.g. 2024-08-12T09:00:00+07:00 "
-                        "(รูปแบบวันเวลาไม่ถูกต้อง)"), 2)
-    if instant.tzinfo is None:
-        fail(ValueError("--now needs a timezone offset, e.g. +07:00 (ต้องระบุเขตเวลา)"), 2)
-    return instant
+        return parse_instant(value, "--now")
+    except InvalidInput as error:
+        fail(error, 2)
 
 
 @app.callback()

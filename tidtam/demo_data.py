@@ -848,14 +848,13 @@ def demo_data_command(
 
 
 def _parse_as_of(value: str, fail: Callable[..., None]) -> datetime:
+    from domain.calendar import parse_instant
+    from domain.errors import InvalidInput
+
     try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        fail(ValueError(f"--as-of {value!r} is not ISO-8601, e.g. {DEFAULT_AS_OF} "
-                        "(รูปแบบวันเวลาไม่ถูกต้อง)"), 2)
-    if instant.tzinfo is None:
-        fail(ValueError("--as-of needs a timezone offset, e.g. +07:00 (ต้องระบุเขตเวลา)"), 2)
-    return instant
+        return parse_instant(value, "--as-of")
+    except InvalidInput as error:
+        fail(error, 2)
 
 
 def _printer() -> Progress:

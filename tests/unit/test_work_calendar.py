@@ -157,3 +157,16 @@ def test_office_hours_must_start_before_they_end():
 
 def test_holiday_years_are_computed_once():
     assert thai_government_holidays(2024) is thai_government_holidays(2024)
+
+
+def test_commands_take_an_iso_instant_with_its_offset():
+    from domain.calendar import parse_instant
+    from domain.errors import InvalidInput
+
+    assert parse_instant("2024-08-12T09:00:00+07:00").utcoffset().total_seconds() == 7 * 3600
+    with pytest.raises(InvalidInput, match="--as-of '12/8/2567' is not ISO-8601") as bad:
+        parse_instant("12/8/2567", "--as-of")
+    assert "รูปแบบวันเวลาไม่ถูกต้อง" in bad.value.message_th
+    with pytest.raises(InvalidInput, match="needs a timezone offset") as naive:
+        parse_instant("2024-08-12T09:00:00")
+    assert "ต้องระบุเขตเวลา" in naive.value.message_th

@@ -111,3 +111,22 @@ def scratch_database(kind: str, folder: Path) -> Iterator[str]:
         engine_for(url).dispose()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+DEMO_AS_OF = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)  # Tuesday 13 August 2024, 10:00 Bangkok
+
+
+def demo_dataset(kind: str, url: str):
+    """``tidtam demo-data --provinces all --seed 1`` as of ``DEMO_AS_OF``, without photo files,
+    into ``url``; prints what it built and how long it took; returns the engine and the result."""
+    import time
+
+    from tidtam.demo_data import generate
+
+    engine = engine_for(url)
+    started = time.perf_counter()
+    result = generate(engine, provinces=department_provinces(), seed=1, as_of=DEMO_AS_OF,
+                      photos=None)
+    print(f"[{kind}] dataset: {result.districts} districts, {result.items} tracked items, "
+          f"{sum(result.outbox.values())} outbox rows, built in {time.perf_counter() - started:.0f} s")
+    return engine, result

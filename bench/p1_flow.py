@@ -28,16 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench._common import ROOT, machine, print_table
-from bench._national import scratch_database
+from bench._national import demo_dataset, scratch_database
 from tidtam.db import engine_for
-from tidtam.demo_data import generate
 from tidtam.prefect_server import server_env, wait_healthy
 
-AS_OF = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)      # Tuesday 13 August 2024, 10:00 Bangkok
 SWEEP_AT = "2024-08-14T10:00:00+07:00"                 # the next working morning
 
 
@@ -74,12 +71,7 @@ def measure(kind: str, folder: Path, api_url: str) -> list[list[object]]:
     from tidtam.settings import get_settings
 
     with scratch_database(kind, folder) as url:
-        engine = engine_for(url)
-        started = time.perf_counter()
-        result = generate(engine, provinces=_all(), seed=1, as_of=AS_OF, photos=None)
-        print(f"[{kind}] dataset: {result.districts} districts, {result.items} tracked items, "
-              f"{sum(result.outbox.values())} outbox rows, built in "
-              f"{time.perf_counter() - started:.0f} s")
+        engine, _ = demo_dataset(kind, url)
         os.environ["TIDTAM_DATABASE_URL"] = url
         os.environ["TIDTAM_DATA_DIR"] = str(folder / f"data-{kind}")
         get_settings.cache_clear()
@@ -103,12 +95,6 @@ def measure(kind: str, folder: Path, api_url: str) -> list[list[object]]:
              final, "yes" if duration <= 2.0 else "NO"],
             [kind, "again (nothing new)", again.result()["enqueued"], f"{duration_again:.2f}",
              f"{call_again:.2f}", f"{process:.2f}", "", "yes" if duration_again <= 2.0 else "NO"]]
-
-
-def _all() -> list[str]:
-    from tidtam.orgtree import department_provinces
-
-    return department_provinces()
 
 
 def main() -> None:

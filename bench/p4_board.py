@@ -35,20 +35,18 @@ from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
 from bench._common import machine, print_table
-from bench._national import scratch_database
+from bench._national import DEMO_AS_OF as AS_OF
+from bench._national import demo_dataset, scratch_database
 from domain.rates import Rate
 from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, latest_directive
 from models.org import all_provinces, districts_of
 from tidtam.bootstrap import DEMO_PASSWORD
-from tidtam.db import engine_for
-from tidtam.demo_data import generate
 from tidtam.national import NationalBoard, NationalRow, build_national_board
 from tidtam.settings import Settings
 from tidtam.tracking import Board, BoardCell, BoardRow, is_overdue
 from web.app import create_app, freeze_startup_heap
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
-AS_OF = datetime(2024, 8, 13, 3, 0, tzinfo=UTC)  # Tuesday 13 August 2024, 10:00 Bangkok
 TODAY = AS_OF.astimezone(BANGKOK).date()
 GOALS_MS = {"national": 150.0, "province": 20.0}
 
@@ -152,11 +150,7 @@ def naive_province(engine, province: str) -> Callable[[], object]:
 
 def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
     with scratch_database(kind, folder) as url:
-        engine = engine_for(url)
-        started = time.perf_counter()
-        result = generate(engine, provinces=_all(), seed=1, as_of=AS_OF, photos=None)
-        print(f"[{kind}] dataset: {result.districts} districts, {result.items} tracked items "
-              f"in {time.perf_counter() - started:.0f} s")
+        engine, _ = demo_dataset(kind, url)
         settings = Settings(_env_file=None, demo=True, data_dir=folder / kind,
                             database_url=url)
         app = create_app(settings, engine)
@@ -187,12 +181,6 @@ def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
                          "yes" if p95 <= goal else "NO"])
         engine.dispose()
         return rows
-
-
-def _all() -> list[str]:
-    from tidtam.orgtree import department_provinces
-
-    return department_provinces()
 
 
 def _national(engine) -> Directive:

@@ -35,7 +35,7 @@ from models.org import District, Province, all_provinces
 from models.report import ProvincialReport, get_provincial_report, provincial_reports_of
 from models.user import User
 from tidtam.exports import compilation_summary
-from tidtam.reporting import compile_directive, spec_of
+from tidtam.reporting import compile_directive, current_directive_for, spec_of
 from tidtam.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
 
 
@@ -151,8 +151,6 @@ def submit_provincial_report(session: Session, actor: User, *, now: datetime,
     if actor.role not in PROVINCE_ROLES or actor.province_code is None:
         raise Forbidden("only the province submits its report to the Department",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่ส่งรายงานถึงกรมฯ ได้")
-    from tidtam.reporting import current_directive_for
-
     directive = current_directive_for(session, actor)
     compilation = compile_directive(session, directive)
     if not compilation.accepted:

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,26 +46,17 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self._lock = threading.Lock()
-        self.stopping = threading.Event()
 
-    def start(self, name: str, args: list[str], env: dict[str, str],
-              log: Path) -> subprocess.Popen | None:
-        """Start a child; None once ``stop`` has begun (a late starter must not outlive us)."""
+    def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            if self.stopping.is_set():
-                return None
-            out = open(log, "ab")  # noqa: SIM115 (kept open for the child's life)
-            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-            self.procs.append((name, proc))
+        out = open(log, "ab")  # noqa: SIM115 (kept open for the child's life)
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.procs.append((name, proc))
         typer.echo(f"started {name} (pid {proc.pid}, log {log})")
         return proc
 
     def stop(self, timeout: float = 15.0) -> None:
-        with self._lock:
-            self.stopping.set()
         for _name, proc in reversed(self.procs):
             _signal_group(proc, signal.SIGTERM)
         for name, proc in reversed(self.procs):
@@ -175,11 +165,9 @@ def _ensure_prefect(children: Children, data_dir: Path, port: int, logs: Path) -
         raise SystemExit(f"something already answers on {api_url}; set PREFECT_API_URL to use it "
                          "or --prefect-port for another port")
     prefect = str(Path(sys.executable).with_name("prefect"))
-    proc = children.start("prefect server", [prefect, "server", "start", "--host", "127.0.0.1",
-                                             "--port", str(port)],
-                          server_env(data_dir, port), logs / "prefect-server.log")
-    if proc is None:
-        raise SystemExit("stopping")
+    children.start("prefect server", [prefect, "server", "start", "--host", "127.0.0.1",
+                                      "--port", str(port)],
+                   server_env(data_dir, port), logs / "prefect-server.log")
     typer.echo("the Prefect server is starting; the deployments follow once it answers "
                "(เซิร์ฟเวอร์ Prefect กำลังเริ่มทำงาน)")
     return api_url

@@ -55,7 +55,7 @@ class StandIn:
 
 @contextmanager
 def stand_in(token: str, latency_ms: float) -> Iterator[StandIn]:
-    """``notifications.fake_line`` in a child process for the block's duration."""
+    """``tidtam.demo.line_standin`` in a child process for the block's duration."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bench._stand_in", "--token", token, "--latency-ms", str(latency_ms)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -19,14 +19,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from bench._common import ROOT
+from domain.access import Role
 from domain.directive import DirectiveSpec, load_directive
 from models.directive import TrackedItem
 from models.org import District
-from models.user import Role, User
-from tidtam.accounts import hash_password
-from tidtam.db import engine_for, migrate, session_scope
-from tidtam.orgtree import department_provinces, load_provinces
-from tidtam.tracking import launch_directive
+from models.user import User
+from tidtam.app.accounts import hash_password
+from tidtam.app.orgtree import department_provinces, load_provinces
+from tidtam.app.tracking import launch_directive
+from tidtam.infra.db import engine_for, migrate, session_scope
 
 DIRECTIVE = ROOT / "directives" / "fy2567-sakaeo-volunteer-centers.yaml"
 LAUNCHED = datetime(2024, 7, 12, 2, 0, tzinfo=UTC)
@@ -121,7 +122,7 @@ def demo_dataset(kind: str, url: str):
     into ``url``; prints what it built and how long it took; returns the engine and the result."""
     import time
 
-    from tidtam.demo_data import generate
+    from tidtam.demo.dataset import generate
 
     engine = engine_for(url)
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The LINE stand-in (notifications.fake_line) in a process of its own, for the benchmarks.
+"""The LINE stand-in (tidtam.demo.line_standin) in a process of its own, for the benchmarks.
 
 Run in-process (``run_in_thread``), the stand-in and the client under test share one GIL, so each
 would slow the other down; the real LINE is another machine. Prints ``PORT <n>`` once listening.
@@ -11,7 +11,7 @@ import socket
 
 import uvicorn
 
-from notifications.fake_line import FakeLineState, create_app
+from tidtam.demo.line_standin import FakeLineState, create_app
 
 
 def main() -> None:

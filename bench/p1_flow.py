@@ -32,8 +32,8 @@ from pathlib import Path
 
 from bench._common import ROOT, machine, print_table
 from bench._national import demo_dataset, scratch_database
-from tidtam.db import engine_for
-from tidtam.prefect_server import server_env, wait_healthy
+from tidtam.infra.db import engine_for
+from tidtam.ops.prefect_server import server_env, wait_healthy
 
 SWEEP_AT = "2024-08-14T10:00:00+07:00"                 # the next working morning
 
@@ -68,7 +68,7 @@ async def run_duration(api_url: str, run_id) -> tuple[float, str]:
 
 def measure(kind: str, folder: Path, api_url: str) -> list[list[object]]:
     from flows.escalation_sweep import escalation_sweep
-    from tidtam.settings import get_settings
+    from tidtam.infra.settings import get_settings
 
     with scratch_database(kind, folder) as url:
         engine, _ = demo_dataset(kind, url)

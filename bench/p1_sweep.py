@@ -6,7 +6,7 @@ tracked items, all open; two district people per district and two per province, 
 id and an e-mail address. The sweep runs at Tuesday 13 August 2024, 10:00 Bangkok, when every
 item is due or overdue.
 
-tidtam's side: ``tidtam.escalation.sweep`` (decide and enqueue, one transaction), first on an
+tidtam's side: ``tidtam.app.escalation.sweep`` (decide and enqueue, one transaction), first on an
 empty outbox and again at the same instant (nothing new to enqueue), and the indexed query for the
 overdue set alone (``models.directive.open_items_due_by``).
 The peer: SpiffWorkflow 3 with bench/p1_directive.bpmn (the same 12 steps as user tasks, each with
@@ -36,8 +36,8 @@ from bench._common import machine, print_table
 from bench._national import national_dataset
 from models.directive import ItemStatus, TrackedItem, open_items_due_by
 from models.outbox import OutboxMessage
-from tidtam.db import session_scope
-from tidtam.escalation import sweep
+from tidtam.app.escalation import sweep
+from tidtam.infra.db import session_scope
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 BPMN = Path(__file__).with_name("p1_directive.bpmn")

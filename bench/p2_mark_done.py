@@ -61,7 +61,7 @@ FORM = "application/x-www-form-urlencoded"
 
 def tidtam_app():
     """The real app (pages, API, sessions, CSRF), configured from TIDTAM_* like `tidtam serve`."""
-    from tidtam.settings import get_settings
+    from tidtam.infra.settings import get_settings
     from web.app import create_app
 
     return create_app(get_settings())
@@ -75,7 +75,7 @@ def bare_app():
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from tidtam.db import engine_for
+    from tidtam.infra.db import engine_for
 
     engine = engine_for(os.environ[DB_ENV])
     one_writer = threading.Lock()
@@ -483,7 +483,7 @@ def prefect_peer(folder: Path, url: str, engine, opts: PrefectOptions) -> Run:
     """Human-in-the-loop the Prefect way: paused flow runs, resumed one step at a time."""
     import multiprocessing
 
-    from tidtam.prefect_server import LOCAL_API, server_env, wait_healthy
+    from tidtam.ops.prefect_server import LOCAL_API, server_env, wait_healthy
 
     port = free_port()
     api_url = LOCAL_API.format(port=port)
@@ -528,7 +528,7 @@ def _prefect_host(api_url: str, db_url: str, districts: list[list[int]], poll_in
     from prefect.flow_runs import pause_flow_run
     from prefect.runtime import flow_run
 
-    from tidtam.db import engine_for
+    from tidtam.infra.db import engine_for
 
     engine = engine_for(db_url)
 

@@ -36,11 +36,12 @@ from sqlmodel import select
 from bench._common import StandIn, machine, max_in_window, print_table, stand_in
 from domain.calendar import WorkCalendar
 from models.outbox import Channel, OutboxMessage
-from notifications.fake_line import PUSH_PATH
 from notifications.line import LineTransport, message_text, push_body
-from notifications.pump import close_transports, deliver_due, drain, transports_from_settings
-from tidtam.db import engine_for, migrate, session_scope
-from tidtam.settings import Settings
+from notifications.pump import close_transports, deliver_due, drain
+from tidtam.demo.line_standin import PUSH_PATH
+from tidtam.infra.db import engine_for, migrate, session_scope
+from tidtam.infra.pump import transports_from_settings
+from tidtam.infra.settings import Settings
 
 TOKEN = "benchtoken"
 CONCURRENCY = 50

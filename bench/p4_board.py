@@ -40,10 +40,11 @@ from bench._national import demo_dataset, scratch_database
 from domain.rates import Rate
 from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, latest_directive
 from models.org import all_provinces, districts_of
-from tidtam.bootstrap import DEMO_PASSWORD
-from tidtam.national import NationalBoard, NationalRow, build_national_board
-from tidtam.settings import Settings
-from tidtam.tracking import Board, BoardCell, BoardRow, is_overdue
+from tidtam.app.national import NationalBoard, NationalRow, build_national_board
+from tidtam.app.tracking import Board, BoardCell, BoardRow, is_overdue
+from tidtam.demo.province import DEMO_PASSWORD
+from tidtam.infra.clock import FixedClock
+from tidtam.infra.settings import Settings
 from web.app import create_app, freeze_startup_heap
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -153,8 +154,7 @@ def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
         engine, _ = demo_dataset(kind, url)
         settings = Settings(_env_file=None, demo=True, data_dir=folder / kind,
                             database_url=url)
-        app = create_app(settings, engine)
-        app.state.clock = lambda: AS_OF
+        app = create_app(settings, engine, clock=FixedClock(AS_OF))
         freeze_startup_heap()  # as `tidtam serve` and `tidtam web` do before serving
         department = signed_in(app, "department")
         coordinator = signed_in(app, "coordinator-50")

@@ -177,7 +177,7 @@ def minimal_starlette(folder: Path) -> Start:
 @contextmanager
 def bare_prefect(folder: Path, result: Start) -> Iterator[str]:
     """``prefect server start`` alone, fresh PREFECT_HOME; yields its API URL while it runs."""
-    from tidtam.prefect_server import LOCAL_API, healthy, server_env
+    from tidtam.ops.prefect_server import LOCAL_API, healthy, server_env
 
     port = free_port()
     api_url = LOCAL_API.format(port=port)
@@ -202,7 +202,7 @@ class Serve:
 
 def tidtam_serve(setup: Serve, label: str, prefect_api: str | None = None) -> Start:
     """`tidtam serve` from Popen to the first signed-in board page, then its processes' RSS."""
-    from tidtam.prefect_server import LOCAL_API, healthy
+    from tidtam.ops.prefect_server import LOCAL_API, healthy
 
     port, prefect_port = free_port(), free_port()
     home = setup.folder / "var"
@@ -260,7 +260,7 @@ def serve_rss(pid: int, own_prefect: bool) -> dict[str, float]:
         command = command_of(child)
         if "prefect server start" in command or (own_prefect and _below_prefect(child, pid)):
             rss["Prefect server"] += rss_mb(child)
-        elif "tidtam.serve_flows" in command:
+        elif "tidtam.ops.deployments" in command:
             rss["deployments"] += rss_mb(child)
         else:
             rss["other"] += rss_mb(child)

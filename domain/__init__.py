@@ -2,6 +2,7 @@
 the report form's checks and the provincial compilation.
 
 Nothing here touches the database, the network or the clock: ``now``/``today`` are parameters.
+Imports no other layer, nor prefect, sqlmodel, sqlalchemy, fastapi or httpx.
 """
 
 from domain.access import can_mark_item, can_review_report, can_see_district
@@ -23,7 +24,6 @@ from domain.directive import (
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError, Unavailable
 from domain.ladder import (
     DEFAULT_LADDER,
-    Audience,
     EscalationRung,
     Ladder,
     RungDue,
@@ -61,7 +61,6 @@ __all__ = [
     "THAI_MONTHS_SHORT",
     "ActivityConditions",
     "ActivityKind",
-    "Audience",
     "Category",
     "CheckedReport",
     "Compilation",

@@ -3,15 +3,23 @@ province staff see their province, district staff their district."""
 
 from __future__ import annotations
 
-COORDINATOR = "coordinator"
-DISTRICT_STAFF = "district_staff"
-DISTRICT_HEAD = "district_head"
-PROVINCIAL_HEAD = "provincial_head"
-DEPARTMENT_VIEWER = "department_viewer"
+from enum import StrEnum
 
-NATIONAL_ROLES = frozenset({DEPARTMENT_VIEWER})
-PROVINCE_ROLES = frozenset({COORDINATOR, PROVINCIAL_HEAD})
-DISTRICT_ROLES = frozenset({DISTRICT_STAFF, DISTRICT_HEAD})
+
+class Role(StrEnum):
+    """What a person does: the one vocabulary of accounts, access rules and the ladder's audiences."""
+
+    COORDINATOR = "coordinator"  # กลุ่มงานส่งเสริมการพัฒนาชุมชน: the province's follow-up
+    DISTRICT_STAFF = "district_staff"  # เจ้าหน้าที่ สพอ.
+    DISTRICT_HEAD = "district_head"  # พัฒนาการอำเภอ
+    PROVINCIAL_HEAD = "provincial_head"  # พัฒนาการจังหวัด
+    DEPARTMENT_VIEWER = "department_viewer"  # กรมการพัฒนาชุมชน: reads every province, changes nothing
+
+
+COORDINATOR = Role.COORDINATOR
+NATIONAL_ROLES = frozenset({Role.DEPARTMENT_VIEWER})
+PROVINCE_ROLES = frozenset({Role.COORDINATOR, Role.PROVINCIAL_HEAD})
+DISTRICT_ROLES = frozenset({Role.DISTRICT_STAFF, Role.DISTRICT_HEAD})
 
 
 def can_see_province(role: str, user_province: str | None, province_code: str) -> bool:

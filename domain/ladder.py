@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from domain.access import Role
 from domain.calendar import WorkCalendar
 from domain.errors import InvalidInput
 
 CHANNELS = ("line", "email", "webhook")
 
 
-class Audience(StrEnum):
-    """Who a rung speaks to; the values are the user roles."""
-
-    DISTRICT_STAFF = "district_staff"
-    DISTRICT_HEAD = "district_head"
-    COORDINATOR = "coordinator"
-    PROVINCIAL_HEAD = "provincial_head"
+# Who a rung may speak to: the roles that carry out or answer for a province's work.
+AUDIENCES = (Role.DISTRICT_STAFF, Role.DISTRICT_HEAD, Role.COORDINATOR, Role.PROVINCIAL_HEAD)
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class EscalationRung:
 
     code: str
     offset: int
-    audience: tuple[Audience, ...]
+    audience: tuple[Role, ...]
     channels: tuple[str, ...]
     grouped: bool = False
     via_digest: bool | None = None
@@ -47,7 +42,11 @@ class EscalationRung:
         if not self.audience:
             raise InvalidInput(f"rung {self.code}: audience is empty",
                                f"ขั้น {self.code}: ไม่ได้ระบุผู้รับ")
-        coordinators_only = tuple(self.audience) == (Audience.COORDINATOR,)
+        outside = [str(role) for role in self.audience if role not in AUDIENCES]
+        if outside:
+            raise InvalidInput(f"rung {self.code}: the ladder does not speak to {', '.join(outside)}",
+                               f"ขั้น {self.code}: ส่งถึง {', '.join(outside)} ไม่ได้")
+        coordinators_only = tuple(self.audience) == (Role.COORDINATOR,)
         if self.via_digest is None:
             object.__setattr__(self, "via_digest", coordinators_only)
         elif self.via_digest and not coordinators_only:
@@ -87,15 +86,15 @@ def _refuse_repeats(field: str, values: list[Any], label_th: str) -> None:
                            f"{label_th}ซ้ำกัน: {', '.join(repeated)}")
 
 
-_STAFF = (Audience.DISTRICT_STAFF,)
+_STAFF = (Role.DISTRICT_STAFF,)
 _BOTH = ("line", "email")
 
 DEFAULT_LADDER = Ladder(rungs=(
     EscalationRung("reminder-3", -3, _STAFF, _BOTH),
     EscalationRung("reminder-1", -1, _STAFF, _BOTH),
-    EscalationRung("overdue", 0, (Audience.DISTRICT_STAFF, Audience.DISTRICT_HEAD), _BOTH),
-    EscalationRung("coordinator", 2, (Audience.COORDINATOR,), _BOTH, grouped=True, via_digest=True),
-    EscalationRung("provincial-head", 5, (Audience.PROVINCIAL_HEAD,), ("email",), grouped=True),
+    EscalationRung("overdue", 0, (Role.DISTRICT_STAFF, Role.DISTRICT_HEAD), _BOTH),
+    EscalationRung("coordinator", 2, (Role.COORDINATOR,), _BOTH, grouped=True, via_digest=True),
+    EscalationRung("provincial-head", 5, (Role.PROVINCIAL_HEAD,), ("email",), grouped=True),
 ), renotify_every=2)
 
 _LADDER_ADAPTER = TypeAdapter(Ladder)

@@ -6,7 +6,7 @@ It runs as the system, so it reads every district; the web checks the coordinato
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from prefect import flow
@@ -14,17 +14,21 @@ from prefect import flow
 from domain.errors import NotFound
 from domain.report import Compilation
 from models.directive import Directive, get_directive_by_slug, latest_directive
-from tidtam.db import get_engine, session_scope
-from tidtam.exports import TABLES, compilation_csv, compilation_summary, compilation_xlsx
-from tidtam.reporting import compile_directive, spec_of
-from tidtam.settings import get_settings
+from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
+from tidtam.documents.exports import TABLES, compilation_csv, compilation_xlsx
+from tidtam.infra.clock import instant_of
+from tidtam.infra.db import get_engine, session_scope
+from tidtam.infra.settings import get_settings
 
 
 @flow(name="compile-provincial-report", log_prints=True)
 def compile_provincial_report(directive_slug: str | None = None, out_dir: str | None = None,
-                              pdf: bool = False, thai_digits: bool = False) -> dict:
-    """Compile the directive's accepted reports (default: the newest directive) into ``out_dir``."""
+                              pdf: bool = False, thai_digits: bool = False,
+                              now: str | None = None) -> dict:
+    """Compile the directive's accepted reports (default: the newest directive) into ``out_dir``,
+    as of ``now`` (ISO-8601 with offset; default: the current instant)."""
     settings = get_settings()
+    instant = instant_of(now)
     with session_scope(get_engine()) as session:
         directive = _directive(session, directive_slug)
         compilation = compile_directive(session, directive)
@@ -33,7 +37,8 @@ def compile_provincial_report(directive_slug: str | None = None, out_dir: str | 
         folder.mkdir(parents=True, exist_ok=True)
         files = _write_tables(folder, directive.slug, compilation, spec)
         if pdf:
-            files.append(_write_pdf(session, folder, directive, compilation, thai_digits))
+            files.append(_write_pdf(session, folder, directive, compilation, thai_digits,
+                                    instant))
     result = compilation_summary(directive, compilation, spec, files)
     print(f"compile-provincial-report {directive.slug}: {len(compilation.accepted)} accepted, "
           f"{len(compilation.missing)} missing; {result['totals']['total_participants']} participants; "
@@ -61,14 +66,14 @@ def _write_tables(folder: Path, slug: str, compilation: Compilation, spec) -> li
 
 
 def _write_pdf(session, folder: Path, directive: Directive, compilation: Compilation,
-               thai_digits: bool) -> str:
-    from tidtam.pdf import html_to_pdf
-    from tidtam.photos import PhotoStore
-    from tidtam.printing import province_page
+               thai_digits: bool, as_of: datetime) -> str:
+    from tidtam.documents.pdf import html_to_pdf
+    from tidtam.documents.printing import province_page
+    from tidtam.infra.photos import PhotoStore
 
     settings = get_settings()
     html = province_page(session, directive, compilation, store=PhotoStore(settings.data_dir / "photos"),
-                         thai_digits=thai_digits, as_of=datetime.now(UTC), tz=settings.tz)
+                         thai_digits=thai_digits, as_of=as_of, tz=settings.tz)
     path = folder / f"{directive.slug}-compiled.pdf"
     path.write_bytes(html_to_pdf(html))
     return str(path)

@@ -1,27 +1,25 @@
 """coordinator-digest: each coordinator's one message a working day, on LINE and by email.
 
 Scheduled in prefect.yaml (08:00 Mon–Fri, Asia/Bangkok): the rows wait for 08:30, when the
-office opens. On a holiday it enqueues nothing. `tidtam.digest` holds the logic.
+office opens. On a holiday it enqueues nothing. `tidtam.app.digest` holds the logic.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 
 from prefect import flow
 
-from tidtam.db import get_engine, session_scope
-from tidtam.digest import send_digests
-from tidtam.settings import get_settings
+from tidtam.app.digest import send_digests
+from tidtam.infra.clock import instant_of
+from tidtam.infra.db import get_engine, session_scope
+from tidtam.infra.settings import get_settings
 
 
 @flow(name="coordinator-digest", log_prints=True)
 def coordinator_digest(now: str | None = None) -> dict:
     """Enqueue today's digest as of `now` (ISO-8601 with offset; default: the current instant)."""
-    instant = datetime.fromisoformat(now) if now else get_settings().now()
-    if instant.tzinfo is None:
-        raise ValueError(f"now needs a timezone, e.g. {instant.isoformat()}+07:00")
+    instant = instant_of(now)
     settings = get_settings()
     with session_scope(get_engine()) as session:
         result = send_digests(session, instant, tz=settings.tz, base_url=settings.base_url)

@@ -7,21 +7,19 @@ Rows get the next office-hour slot as their send time, so a run on a holiday sen
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 
 from prefect import flow
 
-from tidtam.db import get_engine, session_scope
-from tidtam.escalation import sweep
-from tidtam.settings import get_settings
+from tidtam.app.escalation import sweep
+from tidtam.infra.clock import instant_of
+from tidtam.infra.db import get_engine, session_scope
+from tidtam.infra.settings import get_settings
 
 
 @flow(name="escalation-sweep", log_prints=True)
 def escalation_sweep(now: str | None = None) -> dict:
     """Enqueue the messages due at `now` (ISO-8601; default: the current instant)."""
-    instant = datetime.fromisoformat(now) if now else get_settings().now()
-    if instant.tzinfo is None:
-        raise ValueError(f"--now needs a timezone, e.g. {instant.isoformat()}+07:00")
+    instant = instant_of(now)
     settings = get_settings()
     with session_scope(get_engine()) as session:
         result = sweep(session, instant, tz=settings.tz, base_url=settings.base_url)

@@ -7,23 +7,25 @@ Department's (``extends:``): its own steps and earlier dates. Re-running creates
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from prefect import flow
 
 from domain.directive import parse_directive, read_text
 from domain.national import is_addition, parse_addition
-from tidtam.db import get_engine, session_scope
-from tidtam.national import apply_addition, launch_national
-from tidtam.tracking import launch_directive as launch
+from tidtam.app.national import apply_addition, launch_national
+from tidtam.app.tracking import launch_directive as launch
+from tidtam.infra.clock import instant_of
+from tidtam.infra.db import get_engine, session_scope
 
 
 @flow(name="launch-directive", log_prints=True)
 def launch_directive(path: str, now: str | None = None) -> dict:
-    """Load and validate the YAML, then create what is missing."""
+    """Load and validate the YAML, then create what is missing, as of ``now`` (ISO-8601 with
+    offset; default: the current instant)."""
     text, source = read_text(Path(path)), path
-    instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    instant = instant_of(now)
     if is_addition(text):
         return _addition(text, source, instant)
     spec = parse_directive(text, source)

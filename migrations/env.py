@@ -7,13 +7,13 @@ import models  # noqa: F401  (registers the tables)
 
 config = context.config
 if not config.get_main_option("sqlalchemy.url"):
-    from tidtam.settings import get_settings
+    from tidtam.infra.settings import get_settings
 
     config.set_main_option("sqlalchemy.url", get_settings().db_url.replace("%", "%%"))
 
 
 def run_migrations_online() -> None:
-    from tidtam.db import engine_for
+    from tidtam.infra.db import engine_for
 
     engine = engine_for(config.get_main_option("sqlalchemy.url").replace("%%", "%"))
     with engine.connect() as connection:

@@ -1,4 +1,5 @@
-"""SQLModel tables and their queries; no business rules live here."""
+"""SQLModel tables and their queries; no business rules live here.
+May import domain only."""
 
 from models.audit import AuditEntry
 from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
@@ -6,11 +7,11 @@ from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent
 from models.org import District, Province
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.report import ProvincialReport, Report, ReportPhoto, ReportStatus
-from models.user import Role, User
+from models.user import User
 
 __all__ = [
     "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
     "LineContact", "LineGroup", "LineLinkCode", "LineWebhookEvent", "OutboxMessage",
     "OutboxStatus", "Province", "ProvincialReport", "Report", "ReportPhoto", "ReportStatus",
-    "Role", "StepKind", "TrackedItem", "User",
+    "StepKind", "TrackedItem", "User",
 ]

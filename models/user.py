@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import func, update
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
+from domain.access import Role
 from models.types import UTCDateTime, enum_column
-
-
-class Role(StrEnum):
-    COORDINATOR = "coordinator"
-    DISTRICT_STAFF = "district_staff"
-    DISTRICT_HEAD = "district_head"
-    PROVINCIAL_HEAD = "provincial_head"
-    DEPARTMENT_VIEWER = "department_viewer"  # กรมการพัฒนาชุมชน: reads every province, changes nothing
 
 
 class UserBase(SQLModel):

@@ -1,4 +1,5 @@
-"""Delivering outbox messages: one transport per channel, the pump, and the message templates."""
+"""Delivering outbox messages: one transport per channel, the pump, and the message templates.
+May import models and domain."""
 
 from notifications.base import Transport, TransportError
 from notifications.line import LineTransport
@@ -9,7 +10,6 @@ from notifications.pump import (
     deliver_due,
     next_try,
     start_pump,
-    transports_from_settings,
 )
 from notifications.render import render_email_html, render_message
 from notifications.webhook import WebhookTransport
@@ -17,5 +17,5 @@ from notifications.webhook import WebhookTransport
 __all__ = [
     "LineTransport", "PumpResult", "SmtpTransport", "Transport", "TransportError",
     "WebhookTransport", "backoff", "deliver_due", "next_try", "render_email_html",
-    "render_message", "start_pump", "transports_from_settings",
+    "render_message", "start_pump",
 ]

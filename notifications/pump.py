@@ -27,11 +27,10 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlmodel import Session
 
 from domain.calendar import WorkCalendar
@@ -52,15 +51,11 @@ from models.outbox import (
 )
 from models.user import clear_token_refusals, mark_line_route_broken
 from notifications.base import AsyncTransport, Transport, TransportError
-from notifications.line import AsyncLineTransport, LinePush, line_clients, token_mark
-from notifications.mail import SmtpTransport
-from notifications.webhook import WebhookTransport
+from notifications.line import LinePush, token_mark
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
     from apscheduler.schedulers.base import BaseScheduler
-
-    from tidtam.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -513,7 +508,7 @@ def _warn_if_lost(row: OutboxMessage, owned: bool) -> None:
 
 def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
                transports: dict[str, Transport | AsyncTransport], interval_seconds: float,
-               clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+               clock: Callable[[], datetime], *,
                tz: ZoneInfo = BANGKOK, batch: int = BATCH) -> Job:
     """Run the pump every few seconds; never two passes at once in this process.
 
@@ -539,28 +534,3 @@ def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
     return scheduler.add_job(pump_once, "interval", seconds=interval_seconds, id="outbox-pump",
                              name="outbox pump", max_instances=1, coalesce=True,
                              replace_existing=True)
-
-
-def transports_from_settings(settings: Settings, client: httpx.Client
-                             ) -> dict[str, Transport | AsyncTransport]:
-    """The channels this deployment can use; a missing one leaves rows 'not sent: no channel'.
-
-    LINE gets its own AsyncClients (``pump_line_shards`` of them, with ``client``'s timeout),
-    used on the pump's loop and closed by ``close_transports``.
-    """
-    transports: dict[str, Transport | AsyncTransport] = {
-        Channel.WEBHOOK.value: WebhookTransport(client)}
-    token = settings.line_channel_access_token
-    if token is not None and token.get_secret_value():
-        clients = line_clients(settings.pump_line_concurrency, settings.pump_line_shards,
-                               timeout=client.timeout)
-        transports[Channel.LINE.value] = AsyncLineTransport(
-            clients, token.get_secret_value(), settings.line_api_base,
-            concurrency=settings.pump_line_concurrency,
-            per_second=settings.pump_line_requests_per_second)
-    if settings.smtp_host:
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        transports[Channel.EMAIL.value] = SmtpTransport(
-            settings.smtp_host, settings.smtp_port, settings.smtp_user, password,
-            settings.smtp_tls, settings.smtp_from)
-    return transports

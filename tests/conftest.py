@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from tidtam import db
+from tidtam.infra import db
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -97,9 +97,10 @@ def fresh_engine(request, tmp_path_factory) -> Iterator[Engine]:
 @pytest.fixture
 def launched(session):
     """Sa Kaeo's districts, the FY 2567 directive launched, and the demo accounts."""
-    from tidtam.bootstrap import DEFAULT_DIRECTIVE, create_demo_accounts, load_directive
-    from tidtam.orgtree import load_provinces
-    from tidtam.tracking import launch_directive
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.app.tracking import launch_directive
+    from tidtam.demo.province import create_demo_accounts
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE, load_directive
 
     load_provinces(session, ["27"])
     result = launch_directive(session, load_directive(DEFAULT_DIRECTIVE), now=NOW)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tidtam.settings import Settings, SettingsError
+from tidtam.infra.settings import Settings, SettingsError
 
 
 @pytest.fixture(autouse=True)
@@ -60,21 +60,6 @@ def test_default_database_is_sqlite_under_the_data_dir(tmp_path):
 def test_unknown_timezone_is_refused():
     with pytest.raises((ValidationError, Exception), match="Nowhere"):
         Settings(_env_file=None, timezone="Mars/Nowhere")
-
-
-def test_a_demo_clock_starts_at_the_chosen_moment_and_runs_on(monkeypatch):
-    from datetime import UTC, datetime, timedelta
-
-    monkeypatch.setenv("TIDTAM_DEMO", "1")
-    monkeypatch.setenv("TIDTAM_DEMO_NOW", "2024-07-16T10:00:00+07:00")
-    settings = Settings(_env_file=None)
-    start = datetime(2024, 7, 16, 3, 0, tzinfo=UTC)
-    first = settings.now()
-    assert start <= first < start + timedelta(hours=1)  # since this process started
-    assert settings.now() >= first
-    monkeypatch.delenv("TIDTAM_DEMO_NOW")
-    assert Settings(_env_file=None, demo=False, secret_key="x" * 40).now() > start + timedelta(
-        days=365)  # without demo_now: the real clock
 
 
 @pytest.mark.parametrize(("demo", "value"), [("0", "2024-07-16T10:00:00+07:00"),

@@ -9,16 +9,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from models.directive import Directive
 from models.user import UserPublic
-from tidtam import reporting
-from tidtam.accounts import authenticate
-from tidtam.national import (
-    department_due,
-    national_board,
-    national_list,
-    report_rate,
-    submit_provincial_report,
-)
-from tidtam.webqueries import (
+from tidtam.app import reporting
+from tidtam.app.accounts import authenticate
+from tidtam.app.boards import (
     board_for,
     complete_item,
     district_view,
@@ -26,6 +19,13 @@ from tidtam.webqueries import (
     outbox_for,
     province_board,
     provinces_for,
+)
+from tidtam.app.national import (
+    department_due,
+    national_board,
+    national_list,
+    report_rate,
+    submit_provincial_report,
 )
 from web.deps import (
     ApiUser,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from asgi_csrf import asgi_csrf
@@ -13,14 +13,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidtam.db import engine_for, session_scope
-from tidtam.photos import PhotoStore
-from tidtam.settings import Settings
+from tidtam.infra import pump
+from tidtam.infra.clock import Clock, clock_from_settings
+from tidtam.infra.db import engine_for, session_scope
+from tidtam.infra.photos import PhotoStore
+from tidtam.infra.settings import Settings
 from web import api, auth, csrf_multipart, errors, line_webhook, national, pages, profile, reports
 from web.rendering import make_templates, render
 
@@ -43,16 +44,18 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings, engine: Engine | None = None, *,
+def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock | None = None,
                run_pump: bool = False) -> FastAPI:
-    """The web app over ``engine`` (default: the settings' database); the pump only on request."""
+    """The web app over ``engine`` (default: the settings' database) on ``clock`` (default: the
+    one the settings describe); the pump only on request."""
     engine = engine if engine is not None else engine_for(settings.db_url)
+    clock = clock if clock is not None else clock_from_settings(settings)
     app = FastAPIOffline(title="tidtam — ติดตาม", version="1", docs_url="/docs", redoc_url=None,
                   summary="Follow-up of provincial directives to district offices",
-                  lifespan=_lifespan(settings, engine, run_pump))
+                  lifespan=_lifespan(settings, engine, clock, run_pump))
     app.state.settings = settings
     app.state.engine = engine
-    app.state.clock = settings.now
+    app.state.clock = clock
     app.state.templates = make_templates(settings)
     app.state.photos = PhotoStore(settings.data_dir / "photos")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -121,13 +124,13 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _lifespan(settings: Settings, engine: Engine, run_pump: bool):
+def _lifespan(settings: Settings, engine: Engine, clock: Clock, run_pump: bool):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not run_pump:
             yield
             return
-        stop = _start_pump(settings, lambda: session_scope(engine))
+        stop = pump.start(settings, clock, lambda: session_scope(engine))
         try:
             yield
         finally:
@@ -135,28 +138,3 @@ def _lifespan(settings: Settings, engine: Engine, run_pump: bool):
 
     return lifespan
 
-
-SessionFactory = Callable[[], AbstractContextManager[Session]]
-
-
-def _start_pump(settings: Settings, session_factory: SessionFactory) -> Callable[[], None]:
-    """The outbox pump on this process's own clock; returns what stops it."""
-    import httpx
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from notifications.pump import start_pump, transports_from_settings
-
-    client = httpx.Client(timeout=10)
-    scheduler = BackgroundScheduler(timezone=settings.tz)
-    transports = transports_from_settings(settings, client)
-    start_pump(scheduler, session_factory, transports, settings.pump_interval_seconds,
-               settings.now, tz=settings.tz)
-    if not scheduler.running:
-        scheduler.start()
-    log.info("outbox pump started, every %s s", settings.pump_interval_seconds)
-
-    def stop() -> None:
-        scheduler.shutdown(wait=True)
-        client.close()
-
-    return stop

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from models.user import User
-from tidtam.accounts import authenticate
+from tidtam.app.accounts import authenticate
 from web.deps import OptionalUser, SessionDep
 from web.i18n import LANGUAGES
 from web.rendering import flash, render

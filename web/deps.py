@@ -12,8 +12,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlmodel import Session
 
 from models.user import User, UserPublic
-from tidtam.db import session_scope
-from tidtam.settings import Settings
+from tidtam.infra.db import session_scope
+from tidtam.infra.settings import Settings
 
 API_TOKEN_SALT = "api-token"
 API_TOKEN_MAX_AGE = 12 * 60 * 60  # seconds: one working day, then sign in again
@@ -48,8 +48,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_of)]
 
 
 async def get_now(request: Request) -> datetime:
-    """The current instant (UTC); tests replace ``app.state.clock``."""
-    return request.app.state.clock()
+    """The current instant (UTC), from the app's one clock."""
+    return request.app.state.clock.now()
 
 
 NowDep = Annotated[datetime, Depends(get_now)]

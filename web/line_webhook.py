@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tidtam.db import session_scope
-from tidtam.line_linking import handle_events
-from tidtam.settings import Settings
+from tidtam.app.line_linking import handle_events
+from tidtam.infra.db import session_scope
+from tidtam.infra.settings import Settings
 
 log = logging.getLogger("tidtam.line")
 
@@ -60,7 +60,7 @@ async def line_webhook(request: Request) -> Response:
     if events is None:
         return _answer(400, "not a webhook body")
     if events:  # an empty list is LINE's "Verify" button: just answer 200
-        await run_in_threadpool(_apply, request.app.state.engine, events, request.app.state.clock())
+        await run_in_threadpool(_apply, request.app.state.engine, events, request.app.state.clock.now())
     return JSONResponse({})
 
 

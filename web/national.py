@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from tidtam.national import national_board, national_list, submit_provincial_report
+from tidtam.app.national import national_board, national_list, submit_provincial_report
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.rendering import flash, render

@@ -9,8 +9,7 @@ from starlette.responses import Response
 
 from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
 from models.user import User
-from tidtam.tracking import mark_done
-from tidtam.webqueries import (
+from tidtam.app.boards import (
     board_for,
     district_view,
     item_detail,
@@ -18,6 +17,7 @@ from tidtam.webqueries import (
     province_board,
     provinces_for,
 )
+from tidtam.app.tracking import mark_done
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, TodayDep
 from web.rendering import flash, render

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from tidtam import line_linking
+from tidtam.app import line_linking
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.rendering import flash, render

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from domain.access import PROVINCE_ROLES
 from domain.thaidate import english_date, thai_date, thai_datetime
-from tidtam.settings import Settings
+from tidtam.infra.settings import Settings
 from web.i18n import LANGUAGES, Translator, language_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"

@@ -1,9 +1,9 @@
 """The report form's pages: the district fills it (autosaved), the province reviews and compiles it.
 
-Routes parse, call one use case of ``tidtam.reporting`` and render or redirect. The form works
+Routes parse, call one use case of ``tidtam.app.reporting`` and render or redirect. The form works
 without JavaScript (a normal POST saves it); ``static/report.js`` adds autosave, which posts the
 whole form as JSON to ``…/report/draft`` and gets back the version, the findings and the derived
-items. Photos are checked by ``tidtam.photos``; this module only bounds what it reads.
+items. Photos are checked by ``tidtam.infra.photos``; this module only bounds what it reads.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
 from models.report import Report, get_provincial_report
 from models.user import User
-from tidtam import reporting
-from tidtam.exports import compilation_csv, compilation_xlsx
-from tidtam.pdf import html_to_pdf
-from tidtam.photos import PhotoStore
-from tidtam.printing import printable_district, printable_province
-from tidtam.reporting import ReportView
+from tidtam.app import reporting
+from tidtam.app.reporting import ReportView
+from tidtam.documents.exports import compilation_csv, compilation_xlsx
+from tidtam.documents.pdf import html_to_pdf
+from tidtam.documents.printing import printable_district, printable_province
+from tidtam.infra.photos import PhotoStore
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.errors import status_of

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
 
+from domain.access import Role
 from domain.directive import load_directive
 from domain.errors import Conflict
 from domain.report import check_report
@@ -25,25 +26,24 @@ from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem
 from models.org import District
 from models.outbox import OutboxMessage, OutboxStatus
 from models.report import ProvincialReport, Report, ReportPhoto, photo_counts
-from models.user import Role, User
+from models.user import User
 from tests.conftest import make_database
-from tidtam import db
-from tidtam.accounts import authenticate
-from tidtam.bootstrap import DEMO_PASSWORD, demo_line_id
-from tidtam.demo_data import (
+from tidtam.app.accounts import authenticate
+from tidtam.app.reporting import spec_of
+from tidtam.demo.dataset import (
     BANGKOK,
     NATIONAL_DIRECTIVE,
     PACES,
-    Clock,
     DemoDataResult,
+    OfficeDays,
     Pace,
-    demo_data_command,
     generate,
     launch_instant,
     plan_district,
 )
-from tidtam.photos import PhotoStore
-from tidtam.reporting import spec_of
+from tidtam.demo.province import DEMO_PASSWORD, demo_line_id
+from tidtam.infra import db
+from tidtam.infra.photos import PhotoStore
 
 PROVINCES = ["27", "50", "96"]
 SEED = 8  # chosen so three provinces show every report status and every provincial outcome
@@ -271,7 +271,7 @@ def test_a_second_run_refuses_in_thai_and_english_or_does_nothing_when_told(data
 
 def test_the_paces_of_the_countrys_districts_follow_the_weights():
     spec = load_directive(NATIONAL_DIRECTIVE)
-    clock_ = Clock.of(spec, BANGKOK, launch_instant(spec, AS_OF, BANGKOK))
+    clock_ = OfficeDays.of(spec, BANGKOK, launch_instant(spec, AS_OF, BANGKOK))
     codes = [d.code for p in geothai.provinces() if p.code != "10" for d in geothai.districts(p.code)]
     plans = [plan_district(SEED, code, spec.for_province(code[:2]), clock_, ["ทดสอบ"]) for code in codes]
     shares = Counter(p.pace for p in plans)
@@ -287,17 +287,13 @@ def test_the_paces_of_the_countrys_districts_follow_the_weights():
 # --- the command -------------------------------------------------------------------------------
 
 def test_the_command_prints_the_summary_and_refuses_a_second_run(tmp_path, monkeypatch):
-    import typer
-
-    from tidtam.settings import get_settings
+    from tidtam.cli import app
+    from tidtam.infra.settings import get_settings
 
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     monkeypatch.setenv("TIDTAM_DATABASE_URL", url)
     monkeypatch.setenv("TIDTAM_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    app = typer.Typer()
-    app.command("demo-data")(demo_data_command)
-    app.command("unused")(lambda: None)  # two commands: typer then expects the command's name
     runner = CliRunner()
     try:
         args = ["demo-data", "--provinces", "27", "--seed", "3", "--as-of", "2024-08-01T10:00:00+07:00"]

@@ -26,7 +26,7 @@ from models.line import (
 from models.org import District, Province
 from models.user import get_by_username
 from tests.conftest import NOW
-from tidtam.line_linking import (
+from tidtam.app.line_linking import (
     CODE_ALPHABET,
     CODE_LENGTH,
     CODE_LIFETIME,

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
+from domain.access import Role
 from domain.directive import DirectiveError, load_directive
 from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.national import load_addition, parse_addition
@@ -23,20 +24,20 @@ from models.directive import (
     latest_directive,
     steps_of,
 )
-from models.user import Role, get_by_username
+from models.user import get_by_username
 from tests.conftest import NOW
 from tests.db.test_reporting import accepted
-from tidtam.accounts import ensure_user
-from tidtam.bootstrap import create_demo_accounts
-from tidtam.national import (
+from tidtam.app.accounts import ensure_user
+from tidtam.app.national import (
     apply_addition,
     launch_national,
     national_board,
     submit_provincial_report,
 )
-from tidtam.orgtree import load_provinces
-from tidtam.photos import PhotoStore
-from tidtam.tracking import launch_directive, mark_done
+from tidtam.app.orgtree import load_provinces
+from tidtam.app.tracking import launch_directive, mark_done
+from tidtam.demo.province import create_demo_accounts
+from tidtam.infra.photos import PhotoStore
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIONAL = ROOT / "directives" / "fy2567-national-volunteer-centers.yaml"

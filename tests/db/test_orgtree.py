@@ -11,12 +11,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel, col, func, select
 
+from domain.access import Role
 from domain.errors import InvalidInput, NotFound
 from models.org import District, Province
-from models.user import Role, User
+from models.user import User
 from tests.conftest import NOW
-from tidtam.accounts import ensure_user
-from tidtam.orgtree import department_provinces, load_org_tree, load_provinces, parse_province_codes
+from tidtam.app.accounts import ensure_user
+from tidtam.app.orgtree import department_provinces, load_org_tree, load_provinces, parse_province_codes
 
 
 def count(session, model) -> int:

@@ -19,9 +19,7 @@ from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from models.report import Report, ReportPhoto, ReportStatus, get_report
 from models.user import get_by_username
 from tests.conftest import NOW
-from tidtam import db
-from tidtam.photos import PhotoStore
-from tidtam.reporting import (
+from tidtam.app.reporting import (
     accept_report,
     add_photo,
     compile_for,
@@ -33,7 +31,9 @@ from tidtam.reporting import (
     save_draft,
     submit_report,
 )
-from tidtam.tracking import mark_done
+from tidtam.app.tracking import mark_done
+from tidtam.infra import db
+from tidtam.infra.photos import PhotoStore
 
 LATER = NOW + timedelta(hours=1)
 DISTRICT = "2706"
@@ -246,9 +246,10 @@ def committed(fresh_engine):
 
     Tests that commit or roll back use it: the ``session`` fixture's transaction must stay open.
     """
-    from tidtam.bootstrap import DEFAULT_DIRECTIVE, create_demo_accounts, load_directive
-    from tidtam.orgtree import load_provinces
-    from tidtam.tracking import launch_directive
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.app.tracking import launch_directive
+    from tidtam.demo.province import create_demo_accounts
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE, load_directive
 
     db.migrate(fresh_engine.url.render_as_string(hide_password=False))
     with Session(fresh_engine) as session:

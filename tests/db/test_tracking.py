@@ -13,8 +13,8 @@ from models.audit import AuditEntry, entries_for
 from models.directive import ItemStatus, TrackedItem, find_item, items_of
 from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from tests.conftest import NOW
-from tidtam.bootstrap import DEFAULT_DIRECTIVE
-from tidtam.tracking import board, launch_directive, mark_done, mark_done_by_codes
+from tidtam.app.tracking import board, launch_directive, mark_done, mark_done_by_codes
+from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
 
 
 def user(session, username):

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from notifications.line import LineTransport
 from notifications.pump import deliver_due
-from tidtam.db import engine_for
+from tidtam.infra.db import engine_for
 
 
 def main(url: str, line_api_base: str, token: str, now: str) -> None:

@@ -18,9 +18,10 @@ import pytest
 import uvicorn
 
 from tests.conftest import NOW, unavailable
-from tidtam import db
-from tidtam.bootstrap import DEMO_PASSWORD, initialise
-from tidtam.settings import Settings
+from tidtam.demo.province import DEMO_PASSWORD
+from tidtam.infra import db
+from tidtam.infra.settings import Settings
+from tidtam.ops.bootstrap import initialise
 from web.app import create_app
 
 pytestmark = pytest.mark.browser

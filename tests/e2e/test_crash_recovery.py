@@ -27,8 +27,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from models.outbox import OutboxMessage, OutboxStatus
-from notifications.fake_line import RunningFakeLine, run_in_thread
 from tests.notifications.conftest import LINE_USER, NOW, migrate_and_seed, outbox_message
+from tidtam.demo.line_standin import RunningFakeLine, run_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("pump_process.py")

@@ -30,16 +30,16 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
+from domain.access import Role
 from models.outbox import Channel, OutboxMessage, OutboxStatus
-from models.user import Role
-from notifications.fake_line import RunningFakeLine, run_in_thread
 from notifications.line import retry_key
 from notifications.mail import message_id
 from tests.conftest import make_database
 from tests.e2e.test_serve import Sink, free_port
-from tidtam.accounts import ensure_user
-from tidtam.bootstrap import DEMO_PASSWORD, demo_line_id
-from tidtam.db import engine_for
+from tidtam.app.accounts import ensure_user
+from tidtam.demo.line_standin import RunningFakeLine, run_in_thread
+from tidtam.demo.province import DEMO_PASSWORD, demo_line_id
+from tidtam.infra.db import engine_for
 
 # Several processes on a shared 2-core machine: minutes, not seconds, under load.
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(900)]

@@ -1,7 +1,7 @@
 """The printable official form (enclosure 3) in headless Chromium, and its PDF's Thai text layer.
 
 Pages are rendered in-process (as the web routes do), opened in Chromium through Playwright,
-then printed by tidtam.pdf and read back with pdftotext: the district's name and the exact
+then printed by tidtam.documents.pdf and read back with pdftotext: the district's name and the exact
 string สำนักงานพัฒนาชุมชน must survive (WeasyPrint's PDFs turn สำนักงาน into สำนักงำน).
 """
 
@@ -21,9 +21,9 @@ from models.user import get_by_username
 from tests.conftest import NOW, unavailable
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.flows.test_compile import add_reports
-from tidtam.pdf import PdfUnavailable, html_to_pdf
-from tidtam.photos import PhotoStore
-from tidtam.printing import printable_district, printable_province
+from tidtam.documents.pdf import PdfUnavailable, html_to_pdf
+from tidtam.documents.printing import printable_district, printable_province
+from tidtam.infra.photos import PhotoStore
 
 pytestmark = pytest.mark.browser
 COLOURS = {"a1": (40, 140, 60), "a2": (200, 120, 30)}

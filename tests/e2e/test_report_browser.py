@@ -26,10 +26,11 @@ from models.directive import ItemStatus, find_item, latest_directive
 from models.outbox import OutboxMessage, OutboxStatus
 from tests.conftest import NOW, unavailable
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, sign_in, wait_until_healthy
-from tidtam import db
-from tidtam.bootstrap import initialise
-from tidtam.escalation import sweep
-from tidtam.settings import Settings
+from tidtam.app.escalation import sweep
+from tidtam.infra import db
+from tidtam.infra.clock import FixedClock
+from tidtam.infra.settings import Settings
+from tidtam.ops.bootstrap import initialise
 from web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -51,8 +52,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
     with Session(engine) as session:  # the reminders R1 gets three working days before it is due
         sweep(session, CLOCK, tz=settings.tz, base_url=settings.base_url)
         session.commit()
-    app = create_app(settings, engine)
-    app.state.clock = lambda: CLOCK
+    app = create_app(settings, engine, clock=FixedClock(CLOCK))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn-e2e-report", daemon=True)

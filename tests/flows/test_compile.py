@@ -21,7 +21,7 @@ from models.directive import get_directive_by_slug
 from models.report import Report, ReportStatus
 from tests.conftest import NOW, make_database
 from tests.unit.test_exports import EXPECTED, REPORTS
-from tidtam import db
+from tidtam.infra import db
 
 TIDTAM = [sys.executable, "-m", "tidtam.cli"]
 SLUG = "fy2567-sakaeo-volunteer-centers"
@@ -117,7 +117,7 @@ def test_compile_prints_thai_totals_and_missing_districts_and_refuses_an_unknown
 
 
 def test_the_deployment_is_declared_without_a_schedule():
-    from tidtam.serve_flows import deployments_from_yaml
+    from tidtam.ops.deployments import deployments_from_yaml
 
     deployment = next(d for d in deployments_from_yaml() if d.name == "compile-provincial-report")
     assert deployment.schedules == []
@@ -132,7 +132,7 @@ def test_with_a_prefect_server_compile_is_a_tracked_flow_run(tmp_path, tmp_path_
 
     import httpx
 
-    from tidtam.prefect_server import LOCAL_API, server_env, wait_healthy
+    from tidtam.ops.prefect_server import LOCAL_API, server_env, wait_healthy
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,8 +19,8 @@ from models.user import get_by_username
 from notifications.line import MAX_TEXT
 from notifications.render import render_email_html
 from tests.conftest import NOW
-from tidtam.digest import late_and_upcoming, send_digests
-from tidtam.escalation import DirectiveRules
+from tidtam.app.digest import late_and_upcoming, send_digests
+from tidtam.app.escalation import DirectiveRules
 
 BKK = ZoneInfo("Asia/Bangkok")
 DISTRICTS = [f"270{n}" for n in range(1, 10)]

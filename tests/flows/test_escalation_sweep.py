@@ -13,8 +13,8 @@ from models.line import LineGroup
 from models.outbox import OutboxMessage, OutboxStatus
 from models.user import get_by_username
 from tests.conftest import NOW
-from tidtam.escalation import cancel_grouped_for_closed_steps, sweep
-from tidtam.tracking import mark_done
+from tidtam.app.escalation import cancel_grouped_for_closed_steps, sweep
+from tidtam.app.tracking import mark_done
 
 BKK = ZoneInfo("Asia/Bangkok")
 AUG_12_0900 = datetime(2024, 8, 12, 9, 0, tzinfo=BKK)

@@ -30,9 +30,9 @@ from models.outbox import OutboxMessage, OutboxStatus, cancel_pending_for_item
 from models.report import Report, ReportStatus
 from models.user import User, get_by_username
 from tests.conftest import NOW
-from tidtam.digest import send_digests
-from tidtam.escalation import sweep
-from tidtam.tracking import mark_done
+from tidtam.app.digest import send_digests
+from tidtam.app.escalation import sweep
+from tidtam.app.tracking import mark_done
 
 BKK = ZoneInfo("Asia/Bangkok")
 BASE = "http://tidtam.test"
@@ -76,7 +76,7 @@ def act(session, directive, district: str, step: str, how: str, now: datetime) -
     if step != "R1":
         mark_done(session, staff, item.id, now=now)
         return
-    # The report step: as tidtam.reporting's submit leaves it (item done, pending cancelled).
+    # The report step: as tidtam.app.reporting's submit leaves it (item done, pending cancelled).
     report = session.exec(select(Report).where(Report.directive_id == directive.id,
                                                Report.district_code == district)).first()
     if report is None:

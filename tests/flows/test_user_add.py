@@ -6,13 +6,14 @@ import pytest
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
+from domain.access import Role
 from models.audit import AuditEntry
-from models.user import Role, User, get_by_username
-from tidtam import db
-from tidtam.accounts import authenticate
+from models.user import User, get_by_username
+from tidtam.app.accounts import authenticate
+from tidtam.app.orgtree import load_provinces
 from tidtam.cli import app
-from tidtam.orgtree import load_provinces
-from tidtam.settings import get_settings
+from tidtam.infra import db
+from tidtam.infra.settings import get_settings
 
 PASSWORD = "a-long-enough-password"
 

@@ -15,10 +15,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import models
+from domain.access import Role
 from models.outbox import Channel, OutboxMessage
-from notifications.fake_line import RunningFakeLine, run_in_thread
 from notifications.line import AsyncLineTransport, line_clients
 from notifications.pump import close_transports
+from tidtam.demo.line_standin import RunningFakeLine, run_in_thread
 
 LINE_TOKEN = "test-channel-access-token-0123456789"
 NOW = datetime(2024, 8, 7, 2, 0, tzinfo=UTC)  # 09:00 in Bangkok, a Wednesday
@@ -107,7 +108,7 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
 
 def migrate_and_seed(engine: Engine) -> Engine:
     """Migrate, then add the province 27 and its district 2701."""
-    from tidtam.db import migrate
+    from tidtam.infra.db import migrate
 
     migrate(engine.url.render_as_string(hide_password=False))
     with Session(engine) as session:
@@ -136,7 +137,7 @@ def add_user(engine: Engine) -> Callable[..., int]:
 
     def add(username: str = "somchai", line_user_id: str | None = LINE_USER) -> int:
         user = models.User(username=username, full_name="สมชาย ใจดี",
-                           role=models.Role.DISTRICT_STAFF, province_code="27",
+                           role=Role.DISTRICT_STAFF, province_code="27",
                            district_code="2701", email=f"{username}@example.go.th",
                            line_user_id=line_user_id, password_hash="x")
         with Session(engine) as session:

@@ -31,7 +31,7 @@ from notifications.mail import SmtpTransport
 from notifications.pump import PumpResult, deliver_due, next_try
 from tests.conftest import make_database
 from tests.notifications.conftest import SmtpSink, free_port, migrate_and_seed
-from tidtam.bootstrap import DEFAULT_DIRECTIVE
+from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
 
 BKK = ZoneInfo("Asia/Bangkok")
 OFFICE = WorkCalendar()

@@ -24,9 +24,9 @@ from notifications.pump import (
     backoff,
     deliver_due,
     start_pump,
-    transports_from_settings,
 )
-from tidtam.settings import Settings
+from tidtam.infra.pump import transports_from_settings
+from tidtam.infra.settings import Settings
 
 
 @pytest.fixture

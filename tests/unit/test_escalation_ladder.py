@@ -4,11 +4,11 @@ from datetime import date, timedelta
 
 import pytest
 
+from domain.access import Role
 from domain.calendar import WorkCalendar
 from domain.errors import InvalidInput
 from domain.ladder import (
     DEFAULT_LADDER,
-    Audience,
     EscalationRung,
     Ladder,
     idempotency_key,
@@ -24,13 +24,13 @@ REPORT_DUE = date(2024, 8, 9)  # Friday; Mon 12 Aug is Mother's Day
 def test_the_default_ladder_is_the_one_in_the_design():
     rows = [(r.code, r.offset, r.audience, r.channels, r.grouped, r.via_digest)
             for r in DEFAULT_LADDER.rungs]
-    staff, head = Audience.DISTRICT_STAFF, Audience.DISTRICT_HEAD
+    staff, head = Role.DISTRICT_STAFF, Role.DISTRICT_HEAD
     assert rows == [
         ("reminder-3", -3, (staff,), ("line", "email"), False, False),
         ("reminder-1", -1, (staff,), ("line", "email"), False, False),
         ("overdue", 0, (staff, head), ("line", "email"), False, False),
-        ("coordinator", 2, (Audience.COORDINATOR,), ("line", "email"), True, True),
-        ("provincial-head", 5, (Audience.PROVINCIAL_HEAD,), ("email",), True, False),
+        ("coordinator", 2, (Role.COORDINATOR,), ("line", "email"), True, True),
+        ("provincial-head", 5, (Role.PROVINCIAL_HEAD,), ("email",), True, False),
     ]
     assert DEFAULT_LADDER.renotify_every == 2
 
@@ -105,7 +105,7 @@ def test_a_province_closure_moves_the_rungs():
     (5, [date(2024, 8, 9), date(2024, 8, 19)]),
 ])
 def test_renotify_every_n_working_days_at_the_last_rung(every, expected):
-    ladder = Ladder((EscalationRung("overdue", 0, (Audience.DISTRICT_STAFF,), ("email",)),), every)
+    ladder = Ladder((EscalationRung("overdue", 0, (Role.DISTRICT_STAFF,), ("email",)),), every)
     seen = []
     for n in range(12):  # 9-20 Aug
         due = rung_due(REPORT_DUE, date(2024, 8, 9) + timedelta(days=n), ladder, CAL)
@@ -115,7 +115,7 @@ def test_renotify_every_n_working_days_at_the_last_rung(every, expected):
 
 
 def test_renotify_every_working_day():
-    ladder = Ladder((EscalationRung("late", 0, (Audience.DISTRICT_STAFF,), ("email",)),), 1)
+    ladder = Ladder((EscalationRung("late", 0, (Role.DISTRICT_STAFF,), ("email",)),), 1)
     assert rung_due(REPORT_DUE, date(2024, 8, 13), ladder, CAL).occurrence == date(2024, 8, 13)
     assert rung_due(REPORT_DUE, date(2024, 8, 12), ladder, CAL).occurrence == date(2024, 8, 9)
 

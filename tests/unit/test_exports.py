@@ -14,8 +14,8 @@ from openpyxl import load_workbook
 
 from domain.directive import load_directive
 from domain.report import check_report, compile_province
-from tidtam.bootstrap import DEFAULT_DIRECTIVE
-from tidtam.exports import BOM, TABLES, compilation_csv, compilation_tables, compilation_xlsx
+from tidtam.documents.exports import BOM, TABLES, compilation_csv, compilation_tables, compilation_xlsx
+from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
 
 CODES = ("center-committee", "volunteer-leaders", "community", "partners", "cd-officials")
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from domain.errors import InvalidInput, NotFound
-from tidtam.photos import NAME_PATTERN, PhotoLimits, PhotoStore, StoredPhoto, sanitise_filename
+from tidtam.infra.photos import NAME_PATTERN, PhotoLimits, PhotoStore, StoredPhoto, sanitise_filename
 
 
 @pytest.fixture

@@ -19,9 +19,10 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import NOW, PG_ADMIN_URL, make_database
 from tests.web.helpers import CLOCK
-from tidtam import db
-from tidtam.bootstrap import initialise
-from tidtam.settings import Settings
+from tidtam.infra import db
+from tidtam.infra.clock import FixedClock
+from tidtam.infra.settings import Settings
+from tidtam.ops.bootstrap import initialise
 from web.app import create_app
 
 
@@ -85,8 +86,7 @@ def any_engine(request, tmp_path) -> Iterator[Engine]:
 
 def make_app(engine: Engine, **settings) -> FastAPI:
     """The real app over this database, its clock fixed at CLOCK."""
-    app = create_app(Settings(demo=True, _env_file=None, **settings), engine)
-    app.state.clock = lambda: CLOCK
+    app = create_app(Settings(demo=True, _env_file=None, **settings), engine, clock=FixedClock(CLOCK))
     return app
 
 

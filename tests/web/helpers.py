@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from models.directive import TrackedItem, find_item, latest_directive
 from models.user import User, get_by_username
-from tidtam.bootstrap import DEMO_PASSWORD
+from tidtam.demo.province import DEMO_PASSWORD
 
 # 10:00 in Bangkok on Thursday 18 July 2567: G1 and A1 (due the 17th) are overdue where open.
 CLOCK = datetime(2024, 7, 18, 3, 0, tzinfo=UTC)

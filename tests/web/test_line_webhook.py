@@ -20,7 +20,8 @@ from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent, 
 from models.user import User, get_by_username
 from tests.web.conftest import make_app
 from tests.web.helpers import CLOCK, csrf, signed_in, user_named
-from tidtam.line_linking import CODE_LIFETIME
+from tidtam.app.line_linking import CODE_LIFETIME
+from tidtam.infra.clock import FixedClock
 
 SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"  # a test channel secret (32 hex, like LINE's)
 BOT = "U" + "b" * 32
@@ -207,7 +208,7 @@ def test_a_person_links_their_line_account_with_the_code_from_their_profile(clie
 
 def test_an_expired_code_does_nothing(client, app, engine):
     code = get_code(client, "staff-2703")
-    app.state.clock = lambda: CLOCK + CODE_LIFETIME + timedelta(seconds=1)
+    app.state.clock = FixedClock(CLOCK + CODE_LIFETIME + timedelta(seconds=1))
     before = snapshot(engine)
     assert deliver(client, body_of(text(from_user(SOMCHAI), code))).status_code == 200
     assert snapshot(engine)[2] == before[2]  # nobody linked

@@ -9,18 +9,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from domain.access import Role
 from domain.directive import load_directive
 from models.audit import AuditEntry
 from models.report import ProvincialReport
-from models.user import Role
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL, SLUG
 from tests.db.test_reporting import accepted
 from tests.web.conftest import make_app
 from tests.web.helpers import PASSWORD, api_token, csrf, signed_in
-from tidtam.accounts import ensure_user, hash_password
-from tidtam.national import launch_national
-from tidtam.orgtree import load_provinces
+from tidtam.app.accounts import ensure_user, hash_password
+from tidtam.app.national import launch_national
+from tidtam.app.orgtree import load_provinces
 
 
 @pytest.fixture

@@ -20,20 +20,21 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, func, select
 
+from domain.access import Role
 from domain.directive import load_directive
 from domain.report import new_session_key
 from models.audit import AuditEntry
 from models.directive import find_item, latest_directive
 from models.report import Report, ReportPhoto
-from models.user import Role, get_by_username
+from models.user import get_by_username
 from tests.conftest import NOW
 from tests.web.conftest import make_app
 from tests.web.helpers import PASSWORD, api_token, csrf, signed_in
-from tidtam.accounts import ensure_user, hash_password
-from tidtam.bootstrap import DEFAULT_DIRECTIVE
-from tidtam.orgtree import load_provinces
-from tidtam.reporting import add_photo, save_draft
-from tidtam.tracking import launch_directive, mark_done
+from tidtam.app.accounts import ensure_user, hash_password
+from tidtam.app.orgtree import load_provinces
+from tidtam.app.reporting import add_photo, save_draft
+from tidtam.app.tracking import launch_directive, mark_done
+from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
 
 SCOPED = ("{code}", "{item_id}", "{photo_id}")
 PHOTO_MARK = b"tidtam-secret-photo"

@@ -28,9 +28,9 @@ def test_every_literal_key_in_the_templates_exists():
 
 
 def test_every_status_channel_and_role_has_a_label():
+    from domain.access import Role
     from models.directive import ItemStatus, StepKind
     from models.outbox import Channel, OutboxStatus
-    from models.user import Role
 
     keys = set(catalog("th"))
     needed = ({f"status.{s}" for s in ItemStatus} | {f"kind.{k}" for k in StepKind}

@@ -203,7 +203,7 @@ def test_outbox_page_lists_every_message_with_thai_statuses_and_times(client, en
 
 def test_outbox_hides_other_provinces_messages(client, engine):
     """A message about another province's district, to another province's person, stays hidden."""
-    from tidtam.orgtree import load_provinces
+    from tidtam.app.orgtree import load_provinces
 
     with Session(engine) as session:
         load_provinces(session, ["10"])  # Bangkok: khet 1001 พระนคร

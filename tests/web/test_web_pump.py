@@ -13,12 +13,12 @@ from sqlmodel import Session
 
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.user import get_by_username
-from notifications.fake_line import fake_line
 from notifications.line import LineTransport
 from notifications.pump import PumpResult, deliver_due
 from tests.web.helpers import CLOCK, api_token, signed_in
-from tidtam.bootstrap import demo_line_id
-from tidtam.settings import Settings
+from tidtam.demo.line_standin import fake_line
+from tidtam.demo.province import demo_line_id
+from tidtam.infra.settings import Settings
 from web.app import create_app
 
 

@@ -1,0 +1,171 @@
+"""What the web pages and the API read, scoped to what the signed-in person may see.
+
+Each function checks access with ``domain.access`` and raises ``NotFound``/``Forbidden``, so a
+route or an API endpoint cannot forget the check: district roles see only their own district,
+province roles their province, the Department viewer every province (read-only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+from domain.access import DISTRICT_ROLES, NATIONAL_ROLES, PROVINCE_ROLES, can_mark_item, can_see_province
+from domain.errors import Forbidden, NotFound
+from models.audit import AuditEntry, entries_for
+from models.directive import (
+    Directive,
+    DirectiveStep,
+    TrackedItem,
+    latest_directive,
+)
+from models.org import District, Province, get_district, get_province
+from models.outbox import Channel, OutboxMessage, messages_for_province
+from models.user import User, broken_routes, route_broken_since
+from tidtam.app.tracking import (
+    Board,
+    BoardRow,
+    board,
+    get_item_for,
+    is_overdue,
+    mark_done,
+    visible_district,
+)
+
+
+def current_directive(session: Session, province_code: str) -> Directive:
+    """The newest directive of a province: the one its pages are about."""
+    directive = latest_directive(session, province_code)
+    if directive is None:
+        raise NotFound(f"no directive has been launched for province {province_code}",
+                       f"ยังไม่มีหนังสือสั่งการสำหรับจังหวัดรหัส {province_code}")
+    return directive
+
+
+def visible_province(session: Session, actor: User, province_code: str) -> Province:
+    """The province, if it exists (else NotFound) and the actor may see its board (else Forbidden)."""
+    province = get_province(session, province_code)
+    if province is None:
+        raise NotFound(f"no province {province_code}", f"ไม่พบจังหวัดรหัส {province_code}")
+    if not can_see_province(actor.role, actor.province_code, province.code):
+        raise Forbidden(f"you may not see province {province.code}",
+                        f"คุณไม่มีสิทธิ์ดูข้อมูลจังหวัด{province.name_th}")
+    return province
+
+
+@dataclass(frozen=True)
+class DistrictView:
+    district: District
+    board: Board
+    can_mark: bool
+
+    @property
+    def row(self) -> BoardRow | None:
+        """The district's items, or None when the directive has none for it."""
+        return self.board.rows[0] if self.board.rows else None
+
+
+def district_view(session: Session, actor: User, district_code: str, today: date) -> DistrictView:
+    """One district's items of the current directive, and whether the actor may mark them."""
+    district = visible_district(session, actor, district_code)
+    return DistrictView(
+        district=district,
+        board=board(session, current_directive(session, district.province_code), today,
+                    district.code),
+        can_mark=can_mark_item(actor.role, actor.district_code, district.code))
+
+
+def board_for(session: Session, actor: User, today: date) -> Board:
+    """The whole province for province roles; only their own district for district roles.
+
+    The Department has no province of its own: it opens one with ``province_board``.
+    """
+    if actor.role in DISTRICT_ROLES and actor.district_code:
+        return district_view(session, actor, actor.district_code, today).board
+    if actor.role in NATIONAL_ROLES:
+        raise NotFound("the Department opens a province's board: /provinces/{code}",
+                       "กรมฯ เลือกดูกระดานติดตามทีละจังหวัด: /provinces/{รหัสจังหวัด}")
+    if actor.role not in PROVINCE_ROLES or actor.province_code is None:
+        raise Forbidden("your role may not see the provincial board",
+                        "บทบาทของคุณไม่มีสิทธิ์ดูกระดานติดตามของจังหวัด")
+    return province_board(session, actor, actor.province_code, today)
+
+
+def province_board(session: Session, actor: User, province_code: str, today: date) -> Board:
+    """One province's board: for its coordinator and head, and for the Department."""
+    province = visible_province(session, actor, province_code)
+    return board(session, current_directive(session, province.code), today)
+
+
+def provinces_for(session: Session, actor: User) -> list[Province]:
+    """The provinces whose boards the actor may open, by code."""
+    from models.org import all_provinces
+
+    return [p for p in all_provinces(session)
+            if can_see_province(actor.role, actor.province_code, p.code)]
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    item: TrackedItem
+    step: DirectiveStep
+    district: District
+    completed_by: User | None
+    can_mark: bool
+    overdue: bool
+    history: list[AuditEntry]
+
+
+def item_detail(session: Session, actor: User, item_id: int, today: date) -> ItemDetail:
+    """One item with its step, district, who completed it, and its audit history."""
+    item = get_item_for(session, actor, item_id)
+    step = session.get(DirectiveStep, item.step_id)
+    completed_by = session.get(User, item.completed_by_id) if item.completed_by_id else None
+    return ItemDetail(
+        item=item, step=step, district=get_district(session, item.district_code),
+        completed_by=completed_by,
+        can_mark=can_mark_item(actor.role, actor.district_code, item.district_code),
+        overdue=is_overdue(item, today),
+        history=entries_for(session, "tracked_item", item.id))
+
+
+def complete_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,
+                  note: str | None, expected_version: int) -> ItemDetail:
+    """Mark the item done (tracking checks and audits it) and read it back for the answer."""
+    mark_done(session, actor, item_id, now=now, note=note, expected_version=expected_version)
+    return item_detail(session, actor, item_id, today)
+
+
+@dataclass(frozen=True)
+class BrokenRoute:
+    """A person the system can no longer reach on a channel: who, where, why, since when."""
+
+    user: User
+    channel: Channel
+    reason: str
+    since: datetime | None
+
+
+class OutboxListing(list[OutboxMessage]):
+    """The province's messages, newest first, with the routes that stopped working.
+
+    A list, so the JSON API (``/api/v1/outbox``) keeps returning just the messages, and the
+    outbox page reads ``broken_routes`` off the same value.
+    """
+
+    broken_routes: list[BrokenRoute]
+
+
+def outbox_for(session: Session, actor: User, *, limit: int = 500) -> OutboxListing:
+    """The province's outbox, newest first: for the coordinator and the provincial head only."""
+    if actor.role not in PROVINCE_ROLES:
+        raise Forbidden("only the provincial coordinator and head may see the outbox",
+                        "เฉพาะผู้ประสานงานจังหวัดและพัฒนาการจังหวัดเท่านั้นที่ดูรายการข้อความได้")
+    listing = OutboxListing(messages_for_province(session, actor.province_code, limit=limit))
+    people = broken_routes(session, actor.province_code)
+    since = route_broken_since(session, [p.id for p in people])
+    listing.broken_routes = [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))
+                             for p in people]
+    return listing

@@ -1,0 +1,303 @@
+"""The escalation sweep's work: find open items, ask the ladder which rung applies, enqueue.
+
+Runs inside the `escalation-sweep` flow; `now` is always given. Rungs marked ``via_digest``
+(by default the coordinator's) enqueue nothing here: the `coordinator-digest` flow carries them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from domain.access import DISTRICT_ROLES, Role
+from domain.calendar import WorkCalendar
+from domain.directive import DirectiveSpec
+from domain.ladder import EscalationRung, Ladder, RungDue, idempotency_key, rung_due
+from models.directive import (
+    Directive,
+    DirectiveStep,
+    ItemStatus,
+    OpenItem,
+    TrackedItem,
+    open_items_due_by,
+)
+from models.line import groups_by_district
+from models.org import District
+from models.outbox import (
+    Channel,
+    OutboxMessage,
+    OutboxStatus,
+    addressing,
+    cancel_grouped_for_closed_steps,
+    enqueue_many,
+    existing_keys,
+)
+from models.user import User, active_users
+from notifications.render import render_message
+
+TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "overdue": "overdue",
+                     "coordinator": "coordinator", "provincial-head": "provincial_head"}
+
+
+@dataclass
+class SweepResult:
+    enqueued: int = 0
+    already_queued: int = 0
+    no_channel: int = 0
+    items_considered: int = 0
+    cancelled: int = 0
+    by_rung: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DirectiveRules:
+    ladder: Ladder
+    calendar: WorkCalendar
+
+
+def rules_for(directive: Directive) -> DirectiveRules:
+    """The ladder and working-day calendar of the directive's own YAML (DESIGN defaults)."""
+    spec = DirectiveSpec.model_validate(directive.definition)
+    return DirectiveRules(spec.ladder, spec.work_calendar())
+
+
+def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str) -> SweepResult:
+    """Enqueue every message the ladder calls for at ``now``; a repeat at ``now`` adds none.
+
+    First cancels what is still queued about items that are no longer open, so nothing
+    chases an item done since the last sweep even if its use case did not cancel it.
+    """
+    cancelled = cancel_settled(session)
+    result = _Sweep(session, now, tz, base_url).run()
+    result.cancelled = cancelled
+    return result
+
+
+# --- Cancelling what no longer needs saying -----------------------------------------------------
+
+_CANCELLABLE = OutboxMessage.status == OutboxStatus.QUEUED
+
+
+def cancel_settled(session: Session) -> int:
+    """Cancel queued messages whose items are all done: per-item rows and grouped rows."""
+    return cancel_for_closed_items(session) + cancel_grouped_for_closed_steps(session)
+
+
+def cancel_for_closed_items(session: Session) -> int:
+    """Queued per-item messages whose item is done, accepted or waived."""
+    closed = select(TrackedItem.id).where(TrackedItem.status != ItemStatus.OPEN)
+    result = session.execute(
+        update(OutboxMessage)
+        .where(_CANCELLABLE, col(OutboxMessage.item_id).in_(closed))
+        .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending")
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+# --- The sweep ----------------------------------------------------------------------------------
+
+def _rules_key(rules: DirectiveRules) -> Hashable:
+    """Equal for directives whose ladder and calendar are equal (the same rungs, closure days and
+    office hours), so the sweep decides each due date once for all of them; the rules' identity
+    when some part cannot be compared by value."""
+    calendar = rules.calendar
+    key = (rules.ladder, type(calendar), tuple(sorted(vars(calendar).items())))
+    try:
+        hash(key)
+    except TypeError:
+        return id(rules)
+    return key
+
+
+def _lookahead(ladder: Ladder) -> int:
+    return max(0, -min(r.offset for r in ladder.rungs))
+
+
+class _Sweep:
+    """One sweep: the directives, districts and people are read once, then each item decided."""
+
+    def __init__(self, session: Session, now: datetime, tz: ZoneInfo, base_url: str) -> None:
+        self.session, self.now, self.base_url = session, now, base_url
+        self.today = now.astimezone(tz).date()
+        self.result = SweepResult()
+        self.directives = {d.id: d for d in session.exec(select(Directive))}
+        self.rules = {d_id: rules_for(d) for d_id, d in self.directives.items()}
+        alike: dict[Hashable, int] = {}  # rules compared once here, then by a small number
+        self.rules_key = {d_id: alike.setdefault(_rules_key(r), len(alike)) for d_id, r in self.rules.items()}
+        self.decided: dict[tuple[int, date], tuple[RungDue | None, int]] = {}
+        self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
+        self.districts = {d.code: d for d in session.exec(select(District))}
+        self.groups: dict[str, str] | None = None
+        self.pending: list[_Row] = []
+        self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
+        for user in active_users(session):
+            in_district = user.district_code if user.role in DISTRICT_ROLES else None
+            self.people[(user.role, user.province_code, in_district)].append(user)
+
+    def run(self) -> SweepResult:
+        if not self.rules:
+            return self.result
+        horizon = max(r.calendar.add_working_days(self.today, _lookahead(r.ladder))
+                      for r in self.rules.values())
+        grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
+        steps: dict[int, DirectiveStep] = {}
+        for item, step in open_items_due_by(self.session, horizon):
+            self.result.items_considered += 1
+            steps[step.id] = step
+            due, days = self._decide(item.directive_id, item.due_on)
+            if due is None or due.rung.via_digest:
+                continue
+            if due.rung.grouped:
+                grouped[(step.id, due)].append((item, days))
+            else:
+                self._for_item(step, item, due, abs(days))
+        for (step_id, due), late in grouped.items():
+            self._grouped(steps[step_id], due, late)
+        self._write()
+        return self.result
+
+    def _decide(self, directive_id: int, due_on: date) -> tuple[RungDue | None, int]:
+        """The rung due today for an item due on ``due_on``, and the working days from it to today.
+
+        Worked out once per rules and due date: the items of a step share one due date, and
+        directives with the same ladder and calendar decide alike.
+        """
+        key = (self.rules_key[directive_id], due_on)
+        if key not in self.decided:
+            rule = self.rules[directive_id]
+            self.decided[key] = (rung_due(due_on, self.today, rule.ladder, rule.calendar),
+                                 rule.calendar.working_days_between(due_on, self.today))
+        return self.decided[key]
+
+    def _recipients(self, rung: EscalationRung, province: str, district: str | None) -> list[User]:
+        people = []
+        for role in rung.audience:
+            people += self.people[(role, province, district if role in DISTRICT_ROLES else None)]
+        return people
+
+    def _group_of(self, district_code: str) -> str | None:
+        """The district's bound LINE group; every district's is read at once, on first use."""
+        if self.groups is None:
+            self.groups = {code: group.group_id
+                           for code, group in groups_by_district(self.session, list(self.districts)).items()}
+        return self.groups.get(district_code)
+
+    def _for_item(self, step: DirectiveStep, item: OpenItem, due: RungDue, days: int) -> None:
+        directive = self.directives[item.directive_id]
+        message = _Message(due, f"item:{item.id}", directive.id, lambda: render_message(
+            TEMPLATE_FOR_RUNG.get(due.rung.code, "overdue"), directive=directive, step=step,
+            district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
+            due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
+        about = dict(district_code=item.district_code, item_id=item.id, step_id=step.id)
+        for user in self._recipients(due.rung, directive.province_code, item.district_code):
+            for channel in due.rung.channels:
+                self._enqueue(message, channel, f"user:{user.id}", address_of(user, channel),
+                              user.id, user.username, **about)
+        group = self._group_of(item.district_code)
+        if group and Channel.LINE in due.rung.channels and _speaks_to_district(due.rung):
+            self._enqueue(message, Channel.LINE, f"line-group:{group}", group, None,
+                          f"LINE group of district {item.district_code}", **about)
+
+    def _grouped(self, step: DirectiveStep, due: RungDue, late: list[tuple[OpenItem, int]]) -> None:
+        directive = self.directives[step.directive_id]
+
+        def render() -> tuple[str, str]:
+            districts_late = [{"code": item.district_code,
+                               "name_th": self.districts[item.district_code].name_th,
+                               "days_late": days} for item, days in late]
+            return render_message(
+                TEMPLATE_FOR_RUNG.get(due.rung.code, "coordinator"), directive=directive, step=step,
+                district=None, districts_late=districts_late, rung=due.rung.code, due_on=step.due_on,
+                days=max(d["days_late"] for d in districts_late), base_url=self.base_url,
+                item_id=None)
+
+        message = _Message(due, f"step:{step.id}", directive.id, render)
+        for user in self._recipients(due.rung, directive.province_code, None):
+            for channel in due.rung.channels:
+                self._enqueue(message, channel, f"user:{user.id}", address_of(user, channel),
+                              user.id, user.username, district_code=None, item_id=None,
+                              step_id=step.id)
+
+    def _enqueue(self, message: _Message, channel: str, recipient_ref: str, address: str | None,
+                 user_id: int | None, who: str, **about) -> None:
+        """One outbox row to be; its idempotency key makes a repeat of the same occurrence a no-op.
+
+        Nothing is written (or rendered) yet: ``_write`` does it for every row of the sweep at once.
+        """
+        due = message.due
+        key = idempotency_key(rung=due.rung.code, occurrence=due.occurrence,
+                              subject_ref=message.subject_ref, recipient_ref=recipient_ref,
+                              channel=channel)
+        self.pending.append(_Row(key, message, address is None, dict(
+            idempotency_key=key, **addressing(channel, address, who), user_id=user_id,
+            rung=due.rung.code, next_try_at=self.send_at[message.directive_id],
+            created_at=self.now, **about)))
+
+    def _write(self) -> None:
+        """Insert the rows whose key is new, in the order decided; render only their messages.
+
+        The keys already in the outbox are read in one go, so a repeat sweep renders nothing;
+        a key another sweep writes in the meantime is skipped by the INSERT itself.
+        """
+        existing = existing_keys(self.session, (row.key for row in self.pending))
+        new: dict[str, dict] = {}
+        for row in self.pending:
+            if row.key not in existing and row.key not in new:
+                subject, body = row.message.text
+                new[row.key] = {**row.values, "subject": subject, "body": body}
+        inserted = enqueue_many(self.session, list(new.values()))
+        for row in self.pending:
+            if row.key in inserted:
+                inserted.discard(row.key)  # a key repeated within the sweep counts once
+                self.result.enqueued += 1
+                self.result.no_channel += row.no_address
+                code = row.values["rung"]
+                self.result.by_rung[code] = self.result.by_rung.get(code, 0) + 1
+            else:
+                self.result.already_queued += 1
+        self.pending.clear()
+
+
+class _Message:
+    """What one rung says about one item (or step), before it is addressed to anyone.
+
+    The text is rendered on first use, i.e. only when some row of it is new.
+    """
+
+    def __init__(self, due: RungDue, subject_ref: str, directive_id: int,
+                 render: Callable[[], tuple[str, str]]) -> None:
+        self.due, self.subject_ref, self.directive_id = due, subject_ref, directive_id
+        self._render = render
+
+    @cached_property
+    def text(self) -> tuple[str, str]:
+        """(subject, body)."""
+        return self._render()
+
+
+@dataclass(frozen=True)
+class _Row:
+    key: str
+    message: _Message
+    no_address: bool
+    values: dict
+
+
+def _speaks_to_district(rung: EscalationRung) -> bool:
+    return any(audience in DISTRICT_ROLES for audience in rung.audience)
+
+
+def address_of(user: User, channel: str) -> str | None:
+    """Where this person gets messages on a channel; None when there is no usable route."""
+    if channel == Channel.EMAIL:
+        return user.email or None
+    if channel == Channel.LINE:
+        return None if user.line_route_error else (user.line_user_id or None)
+    return None

@@ -1,0 +1,249 @@
+"""Use cases of tracking: launch a directive, mark an item done, read the board.
+
+Routes, flows and the CLI call these; rules come from ``domain``, queries from ``models``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+
+from sqlmodel import Session
+
+from domain.access import can_mark_item, can_see_district
+from domain.directive import DirectiveSpec
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from models import audit
+from models.directive import (
+    Directive,
+    DirectiveStep,
+    ItemStatus,
+    StepKind,
+    TrackedItem,
+    get_directive_by_slug,
+    items_of,
+    steps_of,
+)
+from models.org import District, districts_of, get_district
+from models.outbox import cancel_pending_for_item
+from models.user import User
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    directive: Directive
+    created_directive: bool
+    created_items: int
+
+
+def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
+                     actor: str = "system:launch-directive",
+                     parent_id: int | None = None) -> LaunchResult:
+    """Create the directive, its steps and one tracked item per district × step; re-runs add none.
+
+    ``parent_id``: the national directive this is a province's copy of (``tidtam.app.national``).
+    """
+    if spec.province_code is None:
+        raise InvalidInput(f"{spec.slug} is national: launch it with tidtam launch (all provinces)",
+                           f"{spec.slug} เป็นหนังสือสั่งการระดับกรมฯ: ใช้ tidtam launch (ทุกจังหวัด)")
+    districts = districts_of(session, spec.province_code)
+    if not districts:
+        raise InvalidInput(f"province {spec.province_code} has no districts loaded; run tidtam init",
+                           f"ยังไม่มีข้อมูลอำเภอของจังหวัดรหัส {spec.province_code} — เรียก tidtam init ก่อน")
+    directive = get_directive_by_slug(session, spec.slug)
+    created_directive = directive is None
+    if directive is None:
+        directive = create_directive(session, spec, now, parent_id)
+    steps = ensure_steps(session, directive, spec)
+    existing = {(i.step_id, i.district_code) for i in items_of(session, directive.id)}
+    new_items = [TrackedItem(directive_id=directive.id, step_id=step.id, district_code=d.code,
+                             due_on=step.due_on)
+                 for step in steps for d in districts if (step.id, d.code) not in existing]
+    session.add_all(new_items)
+    if created_directive or new_items:
+        audit.record(session, at=now, actor=actor, action="directive.launch", entity="directive",
+                     entity_id=directive.id, after={"slug": spec.slug, "items": len(new_items)})
+    session.flush()
+    return LaunchResult(directive, created_directive, len(new_items))
+
+
+def create_directive(session: Session, spec: DirectiveSpec, now: datetime,
+                     parent_id: int | None = None) -> Directive:
+    directive = Directive(
+        slug=spec.slug, province_code=spec.province_code, parent_id=parent_id,
+        reference_no=spec.reference_no,
+        title_th=spec.title_th, title_en=spec.title_en, issuer_th=spec.issuer_th,
+        issuer_en=spec.issuer_en, issued_on=spec.issued_on, fiscal_year=spec.fiscal_year,
+        activity_start=spec.activity_start, activity_end=spec.activity_end,
+        province_due=spec.province_due, department_due=spec.department_due,
+        definition=spec.model_dump(mode="json"), launched_at=now)
+    session.add(directive)
+    session.flush()
+    return directive
+
+
+def ensure_steps(session: Session, directive: Directive,
+                  spec: DirectiveSpec) -> list[DirectiveStep]:
+    """The directive's steps, adding those the YAML has and the database lacks."""
+    by_code = {s.code: s for s in steps_of(session, directive.id)}
+    for order, step in enumerate(spec.steps, start=1):
+        if step.code not in by_code:
+            row = DirectiveStep(directive_id=directive.id, order=order, code=step.code,
+                                kind=StepKind(step.kind), title_th=step.title_th,
+                                title_en=step.title_en, due_on=step.due_on)
+            session.add(row)
+            by_code[step.code] = row
+    session.flush()
+    return sorted(by_code.values(), key=lambda s: s.order)
+
+
+def visible_district(session: Session, actor: User, district_code: str) -> District:
+    """The district, if it exists (else NotFound) and the actor may see it (else Forbidden)."""
+    district = get_district(session, district_code)
+    if district is None:
+        raise NotFound(f"no district {district_code}", f"ไม่พบอำเภอรหัส {district_code}")
+    if not can_see_district(actor.role, actor.province_code, actor.district_code,
+                            district.code, district.province_code):
+        raise Forbidden(f"you may not see district {district.code}",
+                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{district.name_th}")
+    return district
+
+
+def get_item_for(session: Session, actor: User, item_id: int) -> TrackedItem:
+    """The item, if it exists and the actor may see its district (else NotFound/Forbidden)."""
+    item = session.get(TrackedItem, item_id)
+    if item is None:
+        raise NotFound(f"no tracked item {item_id}", f"ไม่พบรายการติดตามเลขที่ {item_id}")
+    visible_district(session, actor, item.district_code)
+    return item
+
+
+def is_overdue(item: TrackedItem, today: date) -> bool:
+    return item.status == ItemStatus.OPEN and item.due_on < today
+
+
+def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
+              note: str | None = None, expected_version: int | None = None) -> TrackedItem:
+    """Mark an item done: checks the district, refuses stale or repeated writes, audits it."""
+    item = get_item_for(session, actor, item_id)
+    if not can_mark_item(actor.role, actor.district_code, item.district_code):
+        raise Forbidden(f"you may not change district {item.district_code}",
+                        f"คุณไม่มีสิทธิ์แก้ไขรายการของอำเภออื่น ({item.district_code})")
+    if session.get(DirectiveStep, item.step_id).kind == StepKind.REPORT:
+        # The report form's submission completes this step (tidtam.app.reporting), never a click.
+        raise Conflict("submit the report form to complete this step",
+                       "ส่งแบบรายงานเพื่อทำขั้นตอนนี้ให้เสร็จ")
+    if expected_version is not None and expected_version != item.version:
+        raise Conflict("someone else changed this item; reload and try again",
+                       "มีผู้อื่นแก้ไขรายการนี้แล้ว กรุณาโหลดหน้าใหม่แล้วลองอีกครั้ง")
+    if item.status != ItemStatus.OPEN:
+        raise Conflict(f"item {item.id} is already {item.status}",
+                       "รายการนี้ทำเสร็จแล้ว")
+    note = (note or "").strip() or None
+    if note and len(note) > 2000:
+        raise InvalidInput("note: at most 2000 characters", "หมายเหตุ: ไม่เกิน 2000 ตัวอักษร")
+    before = _item_state(item)
+    item.status, item.completed_by_id, item.completed_at = ItemStatus.DONE, actor.id, now
+    item.note, item.version = note, item.version + 1
+    session.add(item)
+    cancelled = cancel_pending_for_item(session, item.id, item.step_id)
+    audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.done",
+                 entity="tracked_item", entity_id=item.id, before=before,
+                 after={**_item_state(item), "cancelled_messages": cancelled})
+    session.flush()
+    return item
+
+
+def _item_state(item: TrackedItem) -> dict:
+    return {"status": str(item.status), "note": item.note, "version": item.version,
+            "completed_by_id": item.completed_by_id,
+            "completed_at": item.completed_at.isoformat() if item.completed_at else None}
+
+
+@dataclass(frozen=True)
+class BoardCell:
+    item: TrackedItem
+    step: DirectiveStep
+    overdue: bool
+
+    @property
+    def state(self) -> str:
+        """done / overdue / open: the board's colours (the templates' ``state`` macro, in Python
+        for the board's hundreds of cells)."""
+        if self.item.status != ItemStatus.OPEN:
+            return "done"
+        return "overdue" if self.overdue else "open"
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    district: District
+    cells: list[BoardCell]
+
+    def cell(self, step: DirectiveStep) -> BoardCell | None:
+        """The cell in this step's column (None if the district has no such item)."""
+        return self._by_step.get(step.id)
+
+    @cached_property
+    def _by_step(self) -> dict[int, BoardCell]:
+        return {c.step.id: c for c in self.cells}
+
+    @property
+    def done_count(self) -> int:
+        return sum(c.item.status != ItemStatus.OPEN for c in self.cells)
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(c.overdue for c in self.cells)
+
+
+@dataclass(frozen=True)
+class Board:
+    directive: Directive
+    steps: list[DirectiveStep]
+    rows: list[BoardRow]
+    today: date
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(r.overdue_count for r in self.rows)
+
+
+def board(session: Session, directive: Directive, today: date,
+          district_code: str | None = None) -> Board:
+    """The district × step board; an open item past its due date is overdue."""
+    steps = steps_of(session, directive.id)
+    step_by_id = {s.id: s for s in steps}
+    districts = {d.code: d for d in districts_of(session, directive.province_code)}
+    rows: dict[str, list[BoardCell]] = {}
+    for item in items_of(session, directive.id, district_code):
+        rows.setdefault(item.district_code, []).append(
+            BoardCell(item, step_by_id[item.step_id], is_overdue(item, today)))
+    return Board(directive, steps, [
+        BoardRow(districts[code], sorted(cells, key=lambda c: c.step.order))
+        for code, cells in sorted(rows.items())], today)
+
+
+def mark_done_by_codes(session: Session, username: str, district_code: str, step_code: str, *,
+                       now: datetime, note: str | None = None) -> TrackedItem:
+    """The CLI's mark-done: unknown user, district or step code each get a clear error."""
+    from models.directive import find_item, latest_directive
+    from models.user import get_by_username
+
+    actor = get_by_username(session, username)
+    if actor is None:
+        raise NotFound(f"no user {username!r}", f"ไม่พบผู้ใช้ {username!r}")
+    district = get_district(session, district_code)
+    if district is None:
+        raise NotFound(f"no district with code {district_code!r}",
+                       f"ไม่พบอำเภอรหัส {district_code!r}")
+    directive = latest_directive(session, district.province_code)
+    if directive is None:
+        raise NotFound("no directive launched", "ยังไม่มีหนังสือสั่งการ")
+    item = find_item(session, directive.id, district_code, step_code)
+    if item is None:
+        codes = ", ".join(s.code for s in steps_of(session, directive.id))
+        raise NotFound(f"no step {step_code!r} in {directive.slug} (steps: {codes})",
+                       f"ไม่พบขั้นตอนรหัส {step_code!r} (มี: {codes})")
+    return mark_done(session, actor, item.id, now=now, note=note)

@@ -1,0 +1,102 @@
+"""Acting on the work at an instant (`--now`): launch, sweep, digest, compile, mark-done.
+
+Each command that runs a flow runs it tracked when a Prefect server answers, else untracked;
+either way at the one instant the command's clock gives.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domain.errors import InvalidInput, TidtamError
+from tidtam.cli.common import Now, app, fail, instant_for, run_flow
+
+
+@app.command()
+def launch(file: Path, now: Now = None) -> None:
+    """Load, validate and launch a directive YAML (re-running creates nothing new)."""
+    from flows.launch_directive import launch_directive
+
+    instant = instant_for(now)
+    try:
+        summary = run_flow(launch_directive, path=str(file.resolve()), now=instant.isoformat())
+    except TidtamError as error:
+        fail(error, 1)
+    typer.echo(f"{summary['directive']}: {summary['created_items']} new tracked items")
+
+
+@app.command()
+def sweep(now: Now = None) -> None:
+    """Run the escalation sweep once, now or at the given instant."""
+    from flows.escalation_sweep import escalation_sweep
+
+    instant = instant_for(now)
+    result = run_flow(escalation_sweep, now=instant.isoformat())
+    typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
+               f"queued, {result['no_channel']} with no channel) at {instant.isoformat()}")
+
+
+@app.command()
+def digest(now: Now = None) -> None:
+    """Enqueue the coordinators' daily digest once, now or at the given instant."""
+    from flows.coordinator_digest import coordinator_digest
+
+    instant = instant_for(now)
+    result = run_flow(coordinator_digest, now=instant.isoformat())
+    typer.echo(f"digest for {result['provinces']} province(s): enqueued {result['enqueued']} "
+               f"messages ({result['already_queued']} already queued, {result['no_channel']} "
+               f"with no channel) at {instant.isoformat()}")
+    for reason in result["skipped"]:
+        typer.echo(f"  nobody to send to in province {reason}")
+
+
+@app.command("compile")
+def compile_(directive: Annotated[str | None, typer.Option(help="directive slug (default: newest)")] = None,
+             out: Annotated[Path | None, typer.Option(help="folder for the files "
+                                                      "(default: <data dir>/compiled/<slug>)")] = None,
+             pdf: Annotated[bool, typer.Option(help="also print the compiled form to PDF")] = False,
+             thai_digits: Annotated[bool, typer.Option(help="Thai digits in the PDF")] = False,
+             as_json: Annotated[bool, typer.Option("--json")] = False,
+             now: Now = None) -> None:
+    """Compile the accepted district reports: totals, missing districts, XLSX + CSV (+ PDF)."""
+    from contextlib import redirect_stdout
+
+    from flows.compile_provincial_report import compile_provincial_report
+
+    instant = instant_for(now)
+    try:
+        with redirect_stdout(sys.stderr):  # the flow's log lines must not mix with --json
+            result = run_flow(compile_provincial_report, directive_slug=directive,
+                              out_dir=str(out.resolve()) if out else None, pdf=pdf,
+                              thai_digits=thai_digits, now=instant.isoformat())
+    except TidtamError as error:
+        fail(error, 2 if isinstance(error, InvalidInput) else 1)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        from tidtam.cli.views import print_compilation
+
+        print_compilation(result)
+
+
+@app.command("mark-done")
+def mark_done(district: str, step: str,
+              user: Annotated[str, typer.Option(help="the username acting")],
+              note: Annotated[str | None, typer.Option()] = None,
+              now: Now = None) -> None:
+    """Mark a district's step done as a user (checks the user's district like the web does)."""
+    from tidtam.app.tracking import mark_done_by_codes
+    from tidtam.infra.db import session_scope
+
+    instant = instant_for(now)
+    try:
+        with session_scope() as session:
+            item = mark_done_by_codes(session, user, district, step, note=note, now=instant)
+    except TidtamError as error:
+        fail(error, 1)
+    typer.echo(f"item {item.id} ({district} {step}) done at {instant.isoformat()}")

@@ -1,0 +1,422 @@
+"""A stand-in for the LINE Messaging API push endpoint, for tests and offline demos.
+
+It answers like LINE does: ``{"sentMessages": [...]}`` with ``x-line-request-id`` on success,
+error JSON ``{"message", "details"}``, and for a replayed ``X-Line-Retry-Key`` a 409
+``{"message": "The retry key is already accepted", "sentMessages": [...]}`` with
+``x-line-accepted-request-id`` naming the first request. It records what it accepted, and
+``GET /`` shows it as a page (for ``make run``). Test hooks:
+``GET /_fake/pushes`` lists accepted pushes, ``GET /_fake/requests`` every push request,
+``POST /_fake/mode`` injects failures ``{"status": 429, "count": 2, "retry_after": 3,
+"latency_ms": 50}`` (``"count": null``: until the mode changes), random ones
+``{"rate_429": 0.1, "rate_500": 0.05}``, or one status per recipient, every time
+``{"by_recipient": {"U…": 500}}``; ``GET /_fake/stats`` counts requests, pushes, duplicates,
+injected failures and the most requests it had in flight at once (``max_in_flight``);
+``POST /_fake/reset`` forgets everything.
+In-process, ``FakeLineState.on_accepted`` runs after a push is recorded and before the 200 is
+written, ``on_answered`` after the 200 was written (the crash test uses both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+import uvicorn
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+PUSH_PATH = "/v2/bot/message/push"
+TO_PATTERN = re.compile(r"^[UCR][0-9a-f]{32}$")
+MAX_MESSAGES = 5
+MAX_TEXT = 5000
+INJECTED_MESSAGES = {
+    400: "The request body has 1 error(s)",
+    401: "Authentication failed. Confirm that the access token in the authorization header "
+         "is valid.",
+    403: "Access to this API is not available for your account",
+    404: "Not found",
+    429: "The API rate limit has been exceeded. Try again later.",
+    500: "An error occurred in the server.",
+}
+PushHook = Callable[[dict], None]
+
+
+@dataclass
+class FakeLineState:
+    """What the fake has seen; guarded by a lock because tests read it from another thread."""
+
+    token: str
+    pushes: list[dict] = field(default_factory=list)
+    requests: list[dict] = field(default_factory=list)
+    accepted: dict[str, dict] = field(default_factory=dict)  # retry key → the accepted push
+    duplicates: int = 0
+    injected: int = 0
+    fail_status: int | None = None
+    fail_count: int | None = 0  # None: every request until the mode changes
+    retry_after: float | str | None = None
+    latency_ms: float = 0
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    by_recipient: dict[str, int] = field(default_factory=dict)  # ``to`` → the status it gets
+    in_flight: int = 0
+    max_in_flight: int = 0
+    on_accepted: PushHook | None = None
+    on_answered: PushHook | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return [dict(push) for push in self.pushes]
+
+    def set_mode(self, status: int | None = None, count: int | None = 1,
+                 retry_after: float | str | None = None, latency_ms: float = 0,
+                 rate_429: float = 0.0, rate_500: float = 0.0,
+                 by_recipient: dict[str, int] | None = None) -> None:
+        """Inject failures: ``count`` answers of ``status`` (None: until the next set_mode),
+        a random share of 429s and 500s, and/or a status for every push to a recipient;
+        ``set_mode()`` alone answers normally."""
+        with self.lock:
+            self.fail_status = status
+            self.fail_count = (count if count is None or count >= 0 else None) if status else 0
+            self.retry_after, self.latency_ms = retry_after, latency_ms
+            self.rate_429, self.rate_500 = rate_429, rate_500
+            self.by_recipient = dict(by_recipient or {})
+
+    def reset(self) -> None:
+        with self.lock:
+            self.pushes.clear()
+            self.requests.clear()
+            self.accepted.clear()
+            self.duplicates = self.injected = self.max_in_flight = 0
+            self.on_accepted = self.on_answered = None
+        self.set_mode()
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {"requests": len(self.requests), "pushes": len(self.pushes),
+                    "duplicates": self.duplicates, "injected": self.injected,
+                    "max_in_flight": self.max_in_flight}
+
+    def entered(self) -> None:
+        """A push request has arrived: count it in flight until ``left``."""
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def left(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def status_for(self, to: object) -> int | None:
+        """The status injected for every push to this recipient, if any."""
+        with self.lock:
+            status = self.by_recipient.get(to) if isinstance(to, str) else None
+            self.injected += status is not None
+            return status
+
+    def take_injected_failure(self) -> int | None:
+        """Use up one injected failure, if any are left, or draw a random one."""
+        with self.lock:
+            status = self._take_counted() or self._draw()
+            self.injected += status is not None
+            return status
+
+    def _take_counted(self) -> int | None:
+        if not self.fail_status:
+            return None
+        if self.fail_count is None:
+            return self.fail_status
+        if self.fail_count <= 0:
+            return None
+        self.fail_count -= 1
+        return self.fail_status
+
+    def _draw(self) -> int | None:
+        if not (self.rate_429 or self.rate_500):
+            return None
+        draw = random.random()
+        if draw < self.rate_500:
+            return 500
+        return 429 if draw < self.rate_500 + self.rate_429 else None
+
+
+def line_error(status: int, message: str, details: list[dict] | None = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict = {"message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def check_auth(request: Request, token: str) -> JSONResponse | None:
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer "):
+        return line_error(401, "Authorization header required. Must follow the scheme, "
+                               "'Authorization: Bearer <ACCESS TOKEN>'")
+    if header.removeprefix("Bearer ") != token:
+        return line_error(401, "Authentication failed. Confirm that the access token in the "
+                               "authorization header is valid.")
+    return None
+
+
+def body_errors(body: object) -> list[dict]:
+    """The shape checks LINE makes on a push body, as its ``details`` entries."""
+    if not isinstance(body, dict):
+        return [{"message": "must be a JSON object", "property": ""}]
+    errors = []
+    if not isinstance(body.get("to"), str) or not body["to"]:
+        errors.append({"message": "Must not be empty", "property": "to"})
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
+        return [*errors, {"message": "Size must be between 1 and 5", "property": "messages"}]
+    for i, message in enumerate(messages):
+        errors.extend(message_errors(i, message))
+    return errors
+
+
+def message_errors(i: int, message: object) -> list[dict]:
+    if not isinstance(message, dict) or message.get("type") != "text":
+        return [{"message": "Must be one of the following values: [text]",
+                 "property": f"messages[{i}].type"}]
+    text = message.get("text")
+    if not isinstance(text, str) or not text:
+        return [{"message": "Must not be empty", "property": f"messages[{i}].text"}]
+    if len(text) > MAX_TEXT:
+        return [{"message": "Length must be between 0 and 5000",
+                 "property": f"messages[{i}].text"}]
+    return []
+
+
+def injected_failure(state: FakeLineState, status: int) -> JSONResponse:
+    headers = {}
+    if status in (429, 503) and state.retry_after is not None:
+        value = state.retry_after
+        headers["Retry-After"] = value if isinstance(value, str) else f"{value:g}"
+    details = [{"message": "injected by /_fake/mode", "property": "to"}] if status == 400 else None
+    message = INJECTED_MESSAGES.get(status, "Injected failure")
+    return line_error(status, message, details, headers)
+
+
+async def parse_push(request: Request) -> tuple[dict | None, JSONResponse | None]:
+    """The body and retry key, or LINE's 400 answer explaining what is wrong."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None, line_error(400, "The request body could not be parsed as JSON")
+    errors = body_errors(body)
+    if errors:
+        return None, line_error(400, f"The request body has {len(errors)} error(s)", errors)
+    if not TO_PATTERN.match(body["to"]):
+        return None, line_error(400, "The property, 'to', in the request body is invalid "
+                                     "(line: -, column: -)")
+    key = request.headers.get("x-line-retry-key")
+    if key is not None and not _is_uuid(key):
+        return None, line_error(400, "The value for the 'X-Line-Retry-Key' header is invalid")
+    return body, None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def accept(state: FakeLineState, request: Request, body: dict) -> JSONResponse:
+    """Record a push, or answer 409 (with the first answer's ids) when its retry key was
+    accepted before: LINE sends a message once per retry key."""
+    key = request.headers.get("x-line-retry-key")
+    request_id = str(uuid.uuid4())
+    with state.lock:
+        first = state.accepted.get(key) if key is not None else None
+        if first is not None:
+            state.duplicates += 1
+            return JSONResponse(
+                {"message": "The retry key is already accepted",
+                 "sentMessages": first["sent_messages"]}, status_code=409,
+                headers={"x-line-request-id": request_id,
+                         "x-line-accepted-request-id": first["request_id"]})
+        sent = [{"id": str(time.time_ns() + i), "quoteToken": uuid.uuid4().hex}
+                for i, _ in enumerate(body["messages"])]
+        push = {"to": body["to"], "messages": body["messages"], "retry_key": key,
+                "headers": dict(request.headers), "request_id": request_id,
+                "sent_messages": sent, "received_at": datetime.now(UTC).isoformat()}
+        if key is not None:
+            state.accepted[key] = push
+        state.pushes.append(push)
+        on_accepted, on_answered = state.on_accepted, state.on_answered
+    if on_accepted is not None:
+        on_accepted(dict(push))
+    after = BackgroundTask(on_answered, dict(push)) if on_answered is not None else None
+    return JSONResponse({"sentMessages": sent}, headers={"x-line-request-id": request_id},
+                        background=after)
+
+
+def create_app(state: FakeLineState) -> Starlette:
+    """The Starlette app; ``state`` is shared with whoever started it."""
+
+    async def push(request: Request) -> JSONResponse:
+        with state.lock:
+            state.requests.append({"headers": dict(request.headers), "path": request.url.path})
+        state.entered()
+        try:
+            return await answer(request)
+        finally:
+            state.left()
+
+    async def answer(request: Request) -> JSONResponse:
+        if state.latency_ms:
+            await asyncio.sleep(state.latency_ms / 1000)
+        refused = check_auth(request, state.token)
+        if refused is not None:
+            return refused
+        status = state.take_injected_failure() or await recipient_failure(request)
+        if status is not None:
+            return injected_failure(state, status)
+        body, refused = await parse_push(request)
+        return refused if refused is not None else accept(state, request, body)
+
+    async def recipient_failure(request: Request) -> int | None:
+        if not state.by_recipient:
+            return None
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return state.status_for(body.get("to") if isinstance(body, dict) else None)
+
+    async def pushes(request: Request) -> JSONResponse:
+        return JSONResponse(state.snapshot())
+
+    async def requests(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse(list(state.requests))
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(state.stats())
+
+    async def mode(request: Request) -> JSONResponse:
+        data = await request.json()
+        count = data.get("count", 1)
+        state.set_mode(data.get("status"), None if count is None else int(count),
+                       data.get("retry_after"), float(data.get("latency_ms", 0)),
+                       float(data.get("rate_429", 0)), float(data.get("rate_500", 0)),
+                       {str(to): int(status) for to, status in
+                        (data.get("by_recipient") or {}).items()})
+        return JSONResponse({"ok": True})
+
+    async def reset(request: Request) -> JSONResponse:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    async def inbox(request: Request) -> HTMLResponse:
+        return HTMLResponse(inbox_page(state))
+
+    return Starlette(routes=[
+        Route("/", inbox, methods=["GET"]),
+        Route(PUSH_PATH, push, methods=["POST"]),
+        Route("/_fake/pushes", pushes, methods=["GET"]),
+        Route("/_fake/requests", requests, methods=["GET"]),
+        Route("/_fake/stats", stats, methods=["GET"]),
+        Route("/_fake/mode", mode, methods=["POST"]),
+        Route("/_fake/reset", reset, methods=["POST"]),
+    ])
+
+
+class RunningFakeLine(NamedTuple):
+    base_url: str
+    stop: Callable[[], None]
+    state: FakeLineState
+
+
+def run_in_thread(token: str, host: str = "127.0.0.1") -> RunningFakeLine:
+    """Start the fake on a free port in a daemon thread; call ``stop()`` when done."""
+    state = FakeLineState(token=token)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does, and
+    # without it every answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind((host, 0))
+    config = uvicorn.Config(create_app(state), log_level="warning", lifespan="off",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="fake-line")
+    thread.start()
+    _wait_started(server, thread)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+    return RunningFakeLine(f"http://{host}:{sock.getsockname()[1]}", stop, state)
+
+
+def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake LINE server did not start")
+        time.sleep(0.01)
+
+
+@contextmanager
+def fake_line(token: str) -> Iterator[RunningFakeLine]:
+    """``with fake_line("tok") as line:`` — a running fake for the block's duration."""
+    running = run_in_thread(token)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def inbox_page(state: FakeLineState) -> str:
+    """What the stand-in received, newest first, as LINE would show it (Thai text and all)."""
+    with state.lock:
+        pushes = [dict(p, shown_at=_bangkok(p["received_at"])) for p in reversed(state.pushes)]
+        counts = {"requests": len(state.requests), "pushes": len(state.pushes),
+                  "duplicates": state.duplicates, "injected": state.injected}
+    return _inbox_template().render(pushes=pushes, counts=counts)
+
+
+@lru_cache(maxsize=1)
+def _inbox_template() -> Template:
+    """The stand-in's own page (autoescaped: pushed texts are shown as they came)."""
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True)
+    return env.get_template("line_inbox.html.j2")
+
+
+def _bangkok(iso: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Bangkok")).strftime(
+        "%Y-%m-%d %H:%M:%S")
+
+
+def serve_forever(port: int = 8099, token: str = "fake-line-token", host: str = "127.0.0.1",
+                  *, latency_ms: float = 0, rate_429: float = 0.0, rate_500: float = 0.0,
+                  retry_after: float | None = None) -> None:
+    """Run in the foreground, for ``tidtam fake-line --port N``."""
+    state = FakeLineState(token=token)
+    state.set_mode(latency_ms=latency_ms, rate_429=rate_429, rate_500=rate_500,
+                   retry_after=retry_after)
+    uvicorn.run(create_app(state), host=host, port=port, log_level="info")

@@ -1,0 +1,97 @@
+"""Prefect watching itself: when the escalation flows fail or fall silent, the coordinators hear of it.
+
+Three Prefect automations, declared here and created (or updated) by `tidtam serve` once the
+deployments exist (tidtam/ops/deployments.py); each runs the `ops-alert` deployment, whose flow
+(flows/ops_alert.py, through tidtam/app/alerts.py) enqueues a message to every coordinator,
+LINE and email, in the outbox:
+
+- a run of `escalation-sweep` or `coordinator-digest` ends Failed, Crashed or TimedOut;
+- no run of `escalation-sweep` completed for a day; the same for `coordinator-digest`.
+
+The "for a day" triggers are Prefect's proactive triggers: they fire at the end of any 24-hour
+window without a Completed event, weekends included. The flows run Mon–Fri only, so the alert
+first asks the watched flow's cron (prefect.yaml, handed to it as the ``schedules`` parameter)
+whether a run was due in that window; a weekend's silence is expected and tells nobody anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from uuid import UUID
+
+from prefect.automations import AutomationCore, EventTrigger, Posture, RunDeployment
+
+from flows.ops_alert import SILENCE
+
+WATCHED_FLOWS = ("escalation-sweep", "coordinator-digest")
+OPS_ALERT = "ops-alert"
+FAILED_STATES = ("Failed", "Crashed", "TimedOut")
+TAG = "tidtam"
+# (cron, timezone) of each schedule a watched flow's deployment has in prefect.yaml.
+Schedules = Mapping[str, Sequence[tuple[str, str]]]
+
+
+# --- The automations ----------------------------------------------------------------------------
+
+def _flow_runs_of(flows: str | list[str]) -> dict:
+    """Match flow-run events by the name of their flow (a related resource in role "flow")."""
+    return {"match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "match_related": {"prefect.resource.role": "flow", "prefect.resource.name": flows}}
+
+
+def declared_automations(ops_alert_deployment_id: UUID,
+                         schedules: Schedules) -> list[AutomationCore]:
+    """The automations `tidtam serve` keeps on the Prefect server, each running `ops-alert`."""
+    failed = AutomationCore(
+        name="tidtam: an escalation flow run failed",
+        description="A run of escalation-sweep or coordinator-digest ended Failed, Crashed or "
+                    "TimedOut: the coordinators are told on LINE and by email (ops-alert).",
+        tags=[TAG],
+        trigger=EventTrigger(expect={f"prefect.flow-run.{state}" for state in FAILED_STATES},
+                             posture=Posture.Reactive, threshold=1, within=timedelta(0),
+                             **_flow_runs_of(list(WATCHED_FLOWS))),
+        actions=[RunDeployment(source="selected", deployment_id=ops_alert_deployment_id,
+                               parameters={"flow_name": "{{ flow.name }}", "reason": "failed",
+                                           "flow_run_name": "{{ flow_run.name }}",
+                                           "state": "{{ flow_run.state.name }}"})])
+    return [failed, *(_silence(flow, ops_alert_deployment_id, schedules.get(flow, []))
+                      for flow in WATCHED_FLOWS)]
+
+
+def _silence(flow: str, ops_alert_deployment_id: UUID,
+             schedules: Sequence[tuple[str, str]]) -> AutomationCore:
+    return AutomationCore(
+        name=f"tidtam: {flow} did not complete for a day",
+        description=f"No run of {flow} completed in {SILENCE.total_seconds():.0f} s; ops-alert "
+                    "tells the coordinators unless no run was scheduled then (a weekend).",
+        tags=[TAG],
+        trigger=EventTrigger(expect={"prefect.flow-run.Completed"}, posture=Posture.Proactive,
+                             threshold=1, within=SILENCE, **_flow_runs_of(flow)),
+        actions=[RunDeployment(source="selected", deployment_id=ops_alert_deployment_id,
+                               parameters={"flow_name": flow, "reason": "missed",
+                                           "schedules": [list(s) for s in schedules]})])
+
+
+def ensure_automations(ops_alert_deployment_id: UUID, schedules: Schedules) -> list[UUID]:
+    """Create each declared automation, or update the one of that name: running it twice leaves
+    one of each. Automations tagged ``tidtam`` that are no longer declared are deleted."""
+    from prefect.client.orchestration import get_client
+
+    wanted = declared_automations(ops_alert_deployment_id, schedules)
+    ids = []
+    with get_client(sync_client=True) as client:
+        for automation in wanted:
+            same_name = client.read_automations_by_name(automation.name)
+            if same_name:
+                client.update_automation(same_name[0].id, automation)
+                for duplicate in same_name[1:]:
+                    client.delete_automation(duplicate.id)
+                ids.append(same_name[0].id)
+            else:
+                ids.append(client.create_automation(automation))
+        names = {a.name for a in wanted}
+        for stale in client.read_automations():
+            if TAG in stale.tags and stale.name not in names:
+                client.delete_automation(stale.id)
+    return ids

@@ -39,6 +39,13 @@ def instant_for(now: str | None) -> datetime:
     return clock_for(now).now()
 
 
+def shown(instant: datetime) -> str:
+    """An instant as a person reads it: ISO-8601 in the office's time zone."""
+    from tidtam.infra.settings import get_settings
+
+    return instant.astimezone(get_settings().tz).isoformat()
+
+
 @app.callback()
 def _settings_check() -> None:
     """Validate settings before any command (placeholder secrets stop here)."""

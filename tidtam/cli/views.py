@@ -60,6 +60,7 @@ def outbox_json(session: Session) -> list[dict]:
     return [{"key": m.idempotency_key, "channel": str(m.channel), "recipient": m.recipient,
              "district_code": m.district_code, "item_id": m.item_id, "step_id": m.step_id,
              "rung": m.rung, "status": str(m.status), "attempts": m.attempts,
+             "created_at": m.created_at.isoformat() if m.created_at else None,
              "next_try_at": m.next_try_at.isoformat(), "last_error": m.last_error,
              "sent_at": m.sent_at.isoformat() if m.sent_at else None}
             for m in reversed(all_messages(session))]

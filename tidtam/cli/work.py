@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from domain.errors import InvalidInput, TidtamError
-from tidtam.cli.common import Now, app, fail, instant_for, run_flow
+from tidtam.cli.common import Now, app, fail, instant_for, run_flow, shown
 
 
 @app.command()
@@ -38,7 +38,7 @@ def sweep(now: Now = None) -> None:
     instant = instant_for(now)
     result = run_flow(escalation_sweep, now=instant.isoformat())
     typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
-               f"queued, {result['no_channel']} with no channel) at {instant.isoformat()}")
+               f"queued, {result['no_channel']} with no channel) at {shown(instant)}")
 
 
 @app.command()
@@ -50,7 +50,7 @@ def digest(now: Now = None) -> None:
     result = run_flow(coordinator_digest, now=instant.isoformat())
     typer.echo(f"digest for {result['provinces']} province(s): enqueued {result['enqueued']} "
                f"messages ({result['already_queued']} already queued, {result['no_channel']} "
-               f"with no channel) at {instant.isoformat()}")
+               f"with no channel) at {shown(instant)}")
     for reason in result["skipped"]:
         typer.echo(f"  nobody to send to in province {reason}")
 
@@ -99,4 +99,4 @@ def mark_done(district: str, step: str,
             item = mark_done_by_codes(session, user, district, step, note=note, now=instant)
     except TidtamError as error:
         fail(error, 1)
-    typer.echo(f"item {item.id} ({district} {step}) done at {instant.isoformat()}")
+    typer.echo(f"item {item.id} ({district} {step}) done at {shown(instant)}")

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -40,6 +40,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
+
+from tidtam.infra.clock import Clock, SystemClock
 
 PUSH_PATH = "/v2/bot/message/push"
 TO_PATTERN = re.compile(r"^[UCR][0-9a-f]{32}$")
@@ -78,6 +80,7 @@ class FakeLineState:
     max_in_flight: int = 0
     on_accepted: PushHook | None = None
     on_answered: PushHook | None = None
+    clock: Clock = field(default_factory=SystemClock)  # LINE's own: when a push arrived
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def snapshot(self) -> list[dict]:
@@ -257,7 +260,7 @@ def accept(state: FakeLineState, request: Request, body: dict) -> JSONResponse:
                 for i, _ in enumerate(body["messages"])]
         push = {"to": body["to"], "messages": body["messages"], "retry_key": key,
                 "headers": dict(request.headers), "request_id": request_id,
-                "sent_messages": sent, "received_at": datetime.now(UTC).isoformat()}
+                "sent_messages": sent, "received_at": state.clock.now().isoformat()}
         if key is not None:
             state.accepted[key] = push
         state.pushes.append(push)

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
 from domain.access import Role
 from domain.calendar import WorkCalendar
-from domain.ladder import idempotency_key
-from models.outbox import Channel, OutboxMessage, addressing, enqueue
-from models.user import User, active_users
+from models.outbox import Channel
+from models.user import active_users
 from notifications.render import render_message
-from tidtam.app.escalation import address_of
+from tidtam.app.outbox import Message, OutboxBatch
 
 CHANNELS = (Channel.LINE, Channel.EMAIL)
 RUNG = "ops-alert"
@@ -40,30 +40,23 @@ def alert_coordinators(session: Session, now: datetime, *, tz: ZoneInfo, base_ur
     slot; one per (failed run | flow and day), coordinator and channel."""
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
-    subject, body = render_message("ops_alert", flow_name=flow_name, reason=reason, state=state,
-                                   flow_run_name=flow_run_name, now=now, tz=tz, base_url=base_url)
+    message = Message(partial(render_message, "ops_alert", flow_name=flow_name, reason=reason,
+                              state=state, flow_run_name=flow_run_name, now=now, tz=tz,
+                              base_url=base_url))
     about = f"flow-run:{flow_run_name}" if reason == "failed" and flow_run_name else f"flow:{flow_name}"
     occurrence = now.astimezone(tz).date()
     send_at = WorkCalendar().next_send_slot(now, tz)
     result = AlertResult()
-    for user in _coordinators(active_users(session)):
+    batch = OutboxBatch(session, now)
+    for user in active_users(session):
+        if user.role != Role.COORDINATOR:
+            continue
         result.recipients.append(user.username)
         for channel in CHANNELS:
-            address = address_of(user, channel)
-            key = idempotency_key(rung=f"{RUNG}-{reason}", occurrence=occurrence,
-                                  subject_ref=about.replace("|", "/"), recipient_ref=f"user:{user.id}",
-                                  channel=channel.value)
-            row = OutboxMessage(
-                idempotency_key=key, **addressing(channel, address, user.username),
-                user_id=user.id, rung=RUNG, subject=subject, body=body, next_try_at=send_at,
-                created_at=now)
-            if enqueue(session, row):
-                result.enqueued += 1
-                result.no_channel += address is None
-            else:
-                result.already_queued += 1
+            batch.to_user(user, channel, message, rung=RUNG, key_rung=f"{RUNG}-{reason}",
+                          occurrence=occurrence, subject_ref=about.replace("|", "/"),
+                          send_at=send_at)
+    written = batch.write()
+    result.enqueued, result.already_queued = written.enqueued, written.already_queued
+    result.no_channel = written.no_channel
     return result
-
-
-def _coordinators(users: list[User]) -> list[User]:
-    return [u for u in users if u.role == Role.COORDINATOR]

@@ -13,20 +13,22 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from domain.access import Role
 from domain.calendar import WorkCalendar
-from domain.ladder import idempotency_key, reaches, rung_due
+from domain.ladder import reaches, rung_due
 from models.directive import Directive, DirectiveStep, TrackedItem, open_items_due_by
 from models.org import District, Province
-from models.outbox import Channel, OutboxMessage, addressing, enqueue
+from models.outbox import Channel
 from models.report import ReportStatus, reports_of
 from models.user import User, active_users, broken_routes
 from notifications.render import render_message
-from tidtam.app.escalation import DirectiveRules, address_of, rules_for
+from tidtam.app.escalation import DirectiveRules, rules_for
+from tidtam.app.outbox import Message, OutboxBatch
 
 UPCOMING_DAYS = 3
 CHANNELS = (Channel.LINE, Channel.EMAIL)
@@ -197,17 +199,22 @@ def send_digests(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str
     for user in active_users(session):
         if user.role == Role.COORDINATOR:
             coordinators[user.province_code].append(user)
+    batch = OutboxBatch(session, now)
     for digest in build_digests(session, today):
         result.provinces += 1
         if not coordinators[digest.province.code]:
             result.skipped.append(f"{digest.province.code}: no active coordinator")
         send_at = _calendar_of(digest).next_send_slot(now, tz)
-        texts = {channel: render_message("digest", digest=digest, channel=channel.value,
-                                         base_url=base_url, tz=tz)
-                 for channel in CHANNELS}
+        messages = {channel: Message(partial(render_message, "digest", digest=digest,
+                                             channel=channel.value, base_url=base_url, tz=tz))
+                    for channel in CHANNELS}
         for user in coordinators[digest.province.code]:
             for channel in CHANNELS:
-                _enqueue(session, result, digest, user, channel, texts[channel], now, send_at)
+                batch.to_user(user, channel, messages[channel], rung=RUNG, occurrence=digest.today,
+                              subject_ref=f"province:{digest.province.code}", send_at=send_at)
+    written = batch.write()
+    result.enqueued, result.already_queued = written.enqueued, written.already_queued
+    result.no_channel = written.no_channel
     return result
 
 
@@ -216,20 +223,3 @@ def _calendar_of(digest: Digest) -> WorkCalendar:
     if digest.sections:
         return rules_for(digest.sections[0].directive).calendar
     return WorkCalendar()
-
-
-def _enqueue(session: Session, result: DigestResult, digest: Digest, user: User, channel: Channel,
-             text: tuple[str, str], now: datetime, send_at: datetime) -> None:
-    address = address_of(user, channel)
-    key = idempotency_key(rung=RUNG, occurrence=digest.today,
-                          subject_ref=f"province:{digest.province.code}",
-                          recipient_ref=f"user:{user.id}", channel=channel.value)
-    subject, body = text
-    row = OutboxMessage(
-        idempotency_key=key, **addressing(channel, address, user.username), user_id=user.id,
-        rung=RUNG, subject=subject, body=body, next_try_at=send_at, created_at=now)
-    if enqueue(session, row):
-        result.enqueued += 1
-        result.no_channel += address is None
-    else:
-        result.already_queued += 1

@@ -7,10 +7,9 @@ Runs inside the `escalation-sweep` flow; `now` is always given. Rungs marked ``v
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -19,7 +18,7 @@ from sqlmodel import Session, col, select
 from domain.access import DISTRICT_ROLES, Role
 from domain.calendar import WorkCalendar
 from domain.directive import DirectiveSpec
-from domain.ladder import EscalationRung, Ladder, RungDue, idempotency_key, rung_due
+from domain.ladder import EscalationRung, Ladder, RungDue, rung_due
 from models.directive import (
     Directive,
     DirectiveStep,
@@ -30,17 +29,10 @@ from models.directive import (
 )
 from models.line import groups_by_district
 from models.org import District
-from models.outbox import (
-    Channel,
-    OutboxMessage,
-    OutboxStatus,
-    addressing,
-    cancel_grouped_for_closed_steps,
-    enqueue_many,
-    existing_keys,
-)
+from models.outbox import Channel, OutboxMessage, OutboxStatus, cancel_grouped_for_closed_steps
 from models.user import User, active_users
 from notifications.render import render_message
+from tidtam.app.outbox import Message, OutboxBatch
 
 TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "overdue": "overdue",
                      "coordinator": "coordinator", "provincial-head": "provincial_head"}
@@ -63,7 +55,8 @@ class DirectiveRules:
 
 
 def rules_for(directive: Directive) -> DirectiveRules:
-    """The ladder and working-day calendar of the directive's own YAML (DESIGN defaults)."""
+    """The ladder and working-day calendar of the directive's own YAML (the defaults of
+    domain/ladder.py where it says nothing)."""
     spec = DirectiveSpec.model_validate(directive.definition)
     return DirectiveRules(spec.ladder, spec.work_calendar())
 
@@ -135,7 +128,7 @@ class _Sweep:
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
         self.districts = {d.code: d for d in session.exec(select(District))}
         self.groups: dict[str, str] | None = None
-        self.pending: list[_Row] = []
+        self.batch = OutboxBatch(session, now)
         self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
         for user in active_users(session):
             in_district = user.district_code if user.role in DISTRICT_ROLES else None
@@ -191,19 +184,20 @@ class _Sweep:
 
     def _for_item(self, step: DirectiveStep, item: OpenItem, due: RungDue, days: int) -> None:
         directive = self.directives[item.directive_id]
-        message = _Message(due, f"item:{item.id}", directive.id, lambda: render_message(
+        message = Message(lambda: render_message(
             TEMPLATE_FOR_RUNG.get(due.rung.code, "overdue"), directive=directive, step=step,
             district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
             due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
-        about = dict(district_code=item.district_code, item_id=item.id, step_id=step.id)
+        row = dict(rung=due.rung.code, occurrence=due.occurrence, subject_ref=f"item:{item.id}",
+                   send_at=self.send_at[directive.id], district_code=item.district_code,
+                   item_id=item.id, step_id=step.id)
         for user in self._recipients(due.rung, directive.province_code, item.district_code):
             for channel in due.rung.channels:
-                self._enqueue(message, channel, f"user:{user.id}", address_of(user, channel),
-                              user.id, user.username, **about)
+                self.batch.to_user(user, channel, message, **row)
         group = self._group_of(item.district_code)
         if group and Channel.LINE in due.rung.channels and _speaks_to_district(due.rung):
-            self._enqueue(message, Channel.LINE, f"line-group:{group}", group, None,
-                          f"LINE group of district {item.district_code}", **about)
+            self.batch.add(Channel.LINE, message, address=group, recipient_ref=f"line-group:{group}",
+                           who=f"LINE group of district {item.district_code}", **row)
 
     def _grouped(self, step: DirectiveStep, due: RungDue, late: list[tuple[OpenItem, int]]) -> None:
         directive = self.directives[step.directive_id]
@@ -218,86 +212,21 @@ class _Sweep:
                 days=max(d["days_late"] for d in districts_late), base_url=self.base_url,
                 item_id=None)
 
-        message = _Message(due, f"step:{step.id}", directive.id, render)
+        message = Message(render)
         for user in self._recipients(due.rung, directive.province_code, None):
             for channel in due.rung.channels:
-                self._enqueue(message, channel, f"user:{user.id}", address_of(user, channel),
-                              user.id, user.username, district_code=None, item_id=None,
-                              step_id=step.id)
-
-    def _enqueue(self, message: _Message, channel: str, recipient_ref: str, address: str | None,
-                 user_id: int | None, who: str, **about) -> None:
-        """One outbox row to be; its idempotency key makes a repeat of the same occurrence a no-op.
-
-        Nothing is written (or rendered) yet: ``_write`` does it for every row of the sweep at once.
-        """
-        due = message.due
-        key = idempotency_key(rung=due.rung.code, occurrence=due.occurrence,
-                              subject_ref=message.subject_ref, recipient_ref=recipient_ref,
-                              channel=channel)
-        self.pending.append(_Row(key, message, address is None, dict(
-            idempotency_key=key, **addressing(channel, address, who), user_id=user_id,
-            rung=due.rung.code, next_try_at=self.send_at[message.directive_id],
-            created_at=self.now, **about)))
+                self.batch.to_user(user, channel, message, rung=due.rung.code,
+                                   occurrence=due.occurrence, subject_ref=f"step:{step.id}",
+                                   send_at=self.send_at[directive.id], district_code=None,
+                                   item_id=None, step_id=step.id)
 
     def _write(self) -> None:
-        """Insert the rows whose key is new, in the order decided; render only their messages.
-
-        The keys already in the outbox are read in one go, so a repeat sweep renders nothing;
-        a key another sweep writes in the meantime is skipped by the INSERT itself.
-        """
-        existing = existing_keys(self.session, (row.key for row in self.pending))
-        new: dict[str, dict] = {}
-        for row in self.pending:
-            if row.key not in existing and row.key not in new:
-                subject, body = row.message.text
-                new[row.key] = {**row.values, "subject": subject, "body": body}
-        inserted = enqueue_many(self.session, list(new.values()))
-        for row in self.pending:
-            if row.key in inserted:
-                inserted.discard(row.key)  # a key repeated within the sweep counts once
-                self.result.enqueued += 1
-                self.result.no_channel += row.no_address
-                code = row.values["rung"]
-                self.result.by_rung[code] = self.result.by_rung.get(code, 0) + 1
-            else:
-                self.result.already_queued += 1
-        self.pending.clear()
-
-
-class _Message:
-    """What one rung says about one item (or step), before it is addressed to anyone.
-
-    The text is rendered on first use, i.e. only when some row of it is new.
-    """
-
-    def __init__(self, due: RungDue, subject_ref: str, directive_id: int,
-                 render: Callable[[], tuple[str, str]]) -> None:
-        self.due, self.subject_ref, self.directive_id = due, subject_ref, directive_id
-        self._render = render
-
-    @cached_property
-    def text(self) -> tuple[str, str]:
-        """(subject, body)."""
-        return self._render()
-
-
-@dataclass(frozen=True)
-class _Row:
-    key: str
-    message: _Message
-    no_address: bool
-    values: dict
+        """Every row of the sweep at once: the keys already queued read in one go, so a repeat
+        sweep renders nothing (tidtam/app/outbox.py)."""
+        written = self.batch.write()
+        self.result.enqueued, self.result.already_queued = written.enqueued, written.already_queued
+        self.result.no_channel, self.result.by_rung = written.no_channel, written.by_rung
 
 
 def _speaks_to_district(rung: EscalationRung) -> bool:
     return any(audience in DISTRICT_ROLES for audience in rung.audience)
-
-
-def address_of(user: User, channel: str) -> str | None:
-    """Where this person gets messages on a channel; None when there is no usable route."""
-    if channel == Channel.EMAIL:
-        return user.email or None
-    if channel == Channel.LINE:
-        return None if user.line_route_error else (user.line_user_id or None)
-    return None

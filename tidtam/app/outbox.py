@@ -1,0 +1,117 @@
+"""Putting messages in the outbox: the one way the sweep, the digest and the alerts do it.
+
+A row to be is addressed (a person's address on a channel, or why there is none), keyed
+(rung, occurrence, subject, recipient, channel: one message per key, ever) and given its send
+time. ``OutboxBatch.write`` reads in one query which keys are queued already, renders only the
+new rows' text, inserts them with INSERT … ON CONFLICT DO NOTHING (a key another process wrote
+meanwhile is skipped) and counts what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from typing import Any
+
+from sqlmodel import Session
+
+from domain.ladder import idempotency_key
+from models.outbox import Channel, addressing, enqueue_many, existing_keys
+from models.user import User
+
+Text = tuple[str, str]  # (subject, body)
+
+
+@dataclass
+class Enqueued:
+    """What a batch did: rows new in the outbox (of which without an address), rows whose key
+    was there already, and the new rows per rung."""
+
+    enqueued: int = 0
+    already_queued: int = 0
+    no_channel: int = 0
+    by_rung: dict[str, int] = field(default_factory=dict)
+
+
+class Message:
+    """One text for many rows (every recipient and channel of a rung), rendered on first use:
+    only when some row of it is new."""
+
+    def __init__(self, render: Callable[[], Text]) -> None:
+        self._render = render
+
+    @classmethod
+    def of(cls, text: Text) -> Message:
+        return cls(lambda: text)
+
+    @cached_property
+    def text(self) -> Text:
+        return self._render()
+
+
+def address_of(user: User, channel: str) -> str | None:
+    """Where this person gets messages on a channel; None when there is no usable route."""
+    if channel == Channel.EMAIL:
+        return user.email or None
+    if channel == Channel.LINE:
+        return None if user.line_route_error else (user.line_user_id or None)
+    return None
+
+
+@dataclass(frozen=True)
+class _Row:
+    key: str
+    message: Message
+    no_address: bool
+    values: dict[str, Any]
+
+
+class OutboxBatch:
+    """The rows one run means to enqueue at ``now``; nothing is written before ``write``."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now = session, now
+        self.rows: list[_Row] = []
+
+    def to_user(self, user: User, channel: str, message: Message, *, rung: str,
+                occurrence: date, subject_ref: str, send_at: datetime, key_rung: str | None = None,
+                **about: Any) -> None:
+        """A row for a person on a channel (kept as 'not sent: no channel' without an address)."""
+        self.add(channel, message, address=address_of(user, channel), recipient_ref=f"user:{user.id}",
+                 who=user.username, user_id=user.id, rung=rung, occurrence=occurrence,
+                 subject_ref=subject_ref, send_at=send_at, key_rung=key_rung, **about)
+
+    def add(self, channel: str, message: Message, *, address: str | None, recipient_ref: str,
+            who: str, rung: str, occurrence: date, subject_ref: str, send_at: datetime,
+            user_id: int | None = None, key_rung: str | None = None, **about: Any) -> None:
+        """A row for any recipient; ``key_rung`` when the key names the rung more finely than
+        the row's ``rung`` column (the ops alert's reason)."""
+        key = idempotency_key(rung=key_rung or rung, occurrence=occurrence, subject_ref=subject_ref,
+                              recipient_ref=recipient_ref, channel=str(channel))
+        values = {"idempotency_key": key, **addressing(channel, address, who), "user_id": user_id,
+                  "rung": rung, "next_try_at": send_at, "created_at": self.now, **about}
+        self.rows.append(_Row(key, message, address is None, values))
+
+    def write(self) -> Enqueued:
+        """Insert the rows whose key is new, in the order added; render only their messages."""
+        existing = existing_keys(self.session, (row.key for row in self.rows))
+        new: dict[str, dict[str, Any]] = {}
+        for row in self.rows:
+            if row.key not in existing and row.key not in new:
+                subject, body = row.message.text
+                new[row.key] = {**row.values, "subject": subject, "body": body}
+        inserted = enqueue_many(self.session, list(new.values()))
+        result = Enqueued()
+        for row in self.rows:
+            if row.key in inserted:
+                inserted.discard(row.key)  # a key repeated within the batch counts once
+                result.enqueued += 1
+                result.no_channel += row.no_address
+                rung = row.values["rung"]
+                result.by_rung[rung] = result.by_rung.get(rung, 0) + 1
+            else:
+                result.already_queued += 1
+        self.rows.clear()
+        return result

@@ -25,8 +25,9 @@ class EscalationRung:
 
     ``via_digest``: the rung speaks to the coordinators through their daily digest (the
     `coordinator-digest` flow) instead of messages of its own. Left out, it is true for a
-    rung whose only audience is the coordinator (DESIGN: escalations to a coordinator are
-    grouped into the digest); write ``via_digest: false`` where the digest is not deployed.
+    rung whose only audience is the coordinator (docs/architecture.md, "The escalation ladder":
+    escalations to a coordinator are grouped into the digest); write ``via_digest: false`` where
+    the digest is not deployed.
     """
 
     __pydantic_config__ = ConfigDict(extra="forbid")

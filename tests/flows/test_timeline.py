@@ -3,7 +3,7 @@
 From 1 Jul to 20 Aug 2567 the digest runs at 08:00 and the sweep at 08:30 every day (weekends
 and holidays too, which must change nothing), a stand-in pump sends what is due, and the
 districts finish their steps on the days below. The tables of what each person receives are
-written by hand from the ladder (DESIGN.md) and the 2567 calendar:
+written by hand from the ladder (docs/architecture.md, "The escalation ladder") and the 2567 calendar:
 
     Jul  12 Fri  reminder-3 for G1 (due Wed 17 Jul)      20-22 Jul  Asarnha Bucha, Lent, in lieu
          16 Tue  reminder-1 for G1                        28-29 Jul  the King's birthday, in lieu

@@ -1,4 +1,4 @@
-"""The escalation ladder of DESIGN.md against the real 2024 Thai calendar."""
+"""The escalation ladder of docs/architecture.md against the real 2024 Thai calendar."""
 
 from datetime import date, timedelta
 
@@ -150,7 +150,7 @@ DEFAULT_AS_YAML = {
 
 
 @pytest.mark.parametrize(("audience", "written", "expected"), [
-    (["coordinator"], None, True),                   # DESIGN: the coordinator hears it in the digest
+    (["coordinator"], None, True),                   # the digest carries it (docs/architecture.md)
     (["coordinator"], False, False),                 # a province without the digest
     (["coordinator"], True, True),
     (["provincial_head"], None, False),

@@ -55,8 +55,8 @@ class DirectiveRules:
 
 
 def rules_for(directive: Directive) -> DirectiveRules:
-    """The ladder and working-day calendar of the directive's own YAML (the defaults of
-    domain/ladder.py where it says nothing)."""
+    """The ladder and working-day calendar of the directive's own YAML; without a ``ladder:``,
+    DEFAULT_LADDER (docs/architecture.md, "The escalation ladder")."""
     spec = DirectiveSpec.model_validate(directive.definition)
     return DirectiveRules(spec.ladder, spec.work_calendar())
 

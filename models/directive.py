@@ -12,13 +12,16 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 from models.types import UTCDateTime, enum_column
 
 
-class Directive(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+class DirectiveBase(SQLModel):
+    """The letter's header: what is stored, shown and given out by the API.
+
+    Its YAML (``domain.directive.DirectiveSpec``) has each of these fields under the same name,
+    and more (steps, ladder, form), which the table keeps whole in ``definition``.
+    """
+
     slug: str = Field(unique=True, index=True, max_length=120)
     province_code: str | None = Field(default=None, foreign_key="province.code", max_length=2,
                                       index=True, description="none: the Department's, national")
-    parent_id: int | None = Field(default=None, foreign_key="directive.id", index=True,
-                                  description="the national directive a province's copy carries out")
     reference_no: str
     title_th: str
     title_en: str
@@ -31,9 +34,27 @@ class Directive(SQLModel, table=True):
     province_due: date = Field(description="districts report to the province by this day")
     department_due: date | None = Field(default=None,
                                         description="the province reports to the Department")
+
+
+class Directive(DirectiveBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    parent_id: int | None = Field(default=None, foreign_key="directive.id", index=True,
+                                  description="the national directive a province's copy carries out")
     definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False),
                                        description="the validated YAML, for ladder and form")
     launched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+    @classmethod
+    def header_of(cls, spec: Any) -> dict[str, Any]:
+        """The header fields of a directive's YAML (a ``DirectiveSpec``), by their shared names."""
+        return spec.model_dump(include=set(DirectiveBase.model_fields))
+
+
+class DirectivePublic(DirectiveBase):
+    """A directive in the JSON API."""
+
+    id: int
+    parent_id: int | None = None
 
 
 class StepKind(StrEnum):
@@ -113,11 +134,6 @@ def province_copies(session: Session, national_id: int) -> list[Directive]:
 def steps_of(session: Session, directive_id: int) -> list[DirectiveStep]:
     return list(session.exec(select(DirectiveStep).where(
         DirectiveStep.directive_id == directive_id).order_by(DirectiveStep.order)))
-
-
-def get_step(session: Session, directive_id: int, code: str) -> DirectiveStep | None:
-    return session.exec(select(DirectiveStep).where(
-        DirectiveStep.directive_id == directive_id, DirectiveStep.code == code)).first()
 
 
 def items_of(session: Session, directive_id: int,

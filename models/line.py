@@ -144,13 +144,6 @@ def get_group(session: Session, group_id: str) -> LineGroup | None:
     return session.exec(select(LineGroup).where(LineGroup.group_id == group_id)).first()
 
 
-def group_for_district(session: Session, district_code: str) -> str | None:
-    """The LINE group id bound to the district that the bot is still in, or None."""
-    return session.exec(select(LineGroup.group_id).where(
-        LineGroup.district_code == district_code, col(LineGroup.left_at).is_(None))
-        .order_by(col(LineGroup.bound_at).desc(), col(LineGroup.id).desc())).first()
-
-
 def groups_by_district(session: Session, district_codes: list[str]) -> dict[str, LineGroup]:
     """District code → its bound group (still joined), for the coordinator's list."""
     rows = session.exec(select(LineGroup).where(

@@ -158,7 +158,8 @@ def submit_report(code: str, body: VersionIn, user: ApiUser, session: SessionDep
 @router.get("/national", response_model=list[DirectivePublic], responses=errors(403))
 def list_national(user: ApiUser, session: SessionDep) -> list[DirectivePublic]:
     """The Department's national directives, newest first (Department viewers only)."""
-    return [DirectivePublic.of(d) for d in national_list(session, user)]
+    return [DirectivePublic.model_validate(d, from_attributes=True)
+            for d in national_list(session, user)]
 
 
 @router.get("/national/{slug}/board", response_model=NationalBoardPublic,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from domain.rates import Rate
 from domain.report import Finding, ReportSummary
-from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
+from models.directive import DirectivePublic, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.report import ProvincialReport
 from tidtam.app.boards import ItemDetail
@@ -95,20 +95,6 @@ class DistrictRowPublic(BaseModel):
                    items=[ItemPublic.of_cell(cell) for cell in row.cells])
 
 
-class DirectivePublic(BaseModel):
-    id: int
-    slug: str
-    reference_no: str
-    title_th: str
-    title_en: str
-    fiscal_year: int
-    province_due: date
-
-    @classmethod
-    def of(cls, directive: Directive) -> DirectivePublic:
-        return cls.model_validate(directive, from_attributes=True)
-
-
 class ProvincePublic(BaseModel):
     code: str
     name_th: str
@@ -124,8 +110,8 @@ class BoardPublic(BaseModel):
 
     @classmethod
     def of(cls, board: Board) -> BoardPublic:
-        return cls(directive=DirectivePublic.of(board.directive), today=board.today,
-                   overdue_count=board.overdue_count,
+        return cls(directive=DirectivePublic.model_validate(board.directive, from_attributes=True),
+                   today=board.today, overdue_count=board.overdue_count,
                    steps=[StepPublic.of(s) for s in board.steps],
                    districts=[DistrictRowPublic.of(r) for r in board.rows])
 
@@ -285,7 +271,7 @@ class NationalBoardPublic(BaseModel):
     @classmethod
     def of(cls, board: NationalBoard) -> NationalBoardPublic:
         return cls(
-            directive=DirectivePublic.of(board.directive),
+            directive=DirectivePublic.model_validate(board.directive, from_attributes=True),
             department_due=board.directive.department_due, today=board.today,
             steps=[StepPublic.of(s) for s in board.steps], overall=RatePublic.of(board.overall),
             reports=RatePublic.of(board.reports),

@@ -21,7 +21,7 @@ from models.line import (
     claim_code,
     get_contact,
     get_group,
-    group_for_district,
+    groups_by_district,
 )
 from models.org import District, Province
 from models.user import get_by_username
@@ -183,7 +183,7 @@ def test_a_person_code_sent_in_a_group_or_a_group_code_sent_alone_does_nothing(s
                                        text(from_user(SOMCHAI), group_code.code)], NOW)
     assert outcomes == ["invalid_code", "invalid_code"]
     session.refresh(staff)
-    assert staff.line_user_id is None and group_for_district(session, "2703") is None
+    assert staff.line_user_id is None and bound_group(session, "2703") is None
 
 
 def test_chat_that_is_not_a_code_is_ignored_and_not_recorded(session, launched):
@@ -280,7 +280,7 @@ def test_join_records_an_unbound_group_and_a_coordinator_code_binds_it(session, 
                          NOW) == ["joined"]
     group = get_group(session, GROUP_2703)
     assert (group.joined_at, group.district_code, group.left_at) == (NOW, None, None)
-    assert group_for_district(session, "2703") is None
+    assert bound_group(session, "2703") is None
     code = new_group_code(session, coordinator, "2703", NOW)
     bound_at = NOW + timedelta(minutes=3)
     assert handle_events(session, [text(in_group(GROUP_2703), f" {code.code} ")],
@@ -288,7 +288,7 @@ def test_join_records_an_unbound_group_and_a_coordinator_code_binds_it(session, 
     session.refresh(group)
     assert (group.district_code, group.bound_by_id, group.bound_at) == ("2703", coordinator.id,
                                                                         bound_at)
-    assert group_for_district(session, "2703") == GROUP_2703
+    assert bound_group(session, "2703") == GROUP_2703
     assert actions(session, "line_group", GROUP_2703) == ["line_group.join", "line_group.bind"]
     [bind] = [e for e in entries_for(session, "line_group", GROUP_2703) if e.action == "line_group.bind"]
     assert (bind.actor, bind.after["district_code"]) == ("coordinator", "2703")
@@ -301,7 +301,7 @@ def test_a_group_bound_without_a_join_seen_is_still_recorded(session, launched):
     """The bot may have been in the group before the webhook was switched on."""
     code = new_group_code(session, user(session, "coordinator"), "2701", NOW)
     assert handle_events(session, [text(in_group(GROUP_2703, None), code.code)], NOW) == ["bound"]
-    assert group_for_district(session, "2701") == GROUP_2703
+    assert bound_group(session, "2701") == GROUP_2703
 
 
 def test_binding_another_group_to_the_district_releases_the_first(session, launched):
@@ -311,7 +311,7 @@ def test_binding_another_group_to_the_district_releases_the_first(session, launc
     later = NOW + timedelta(minutes=1)
     second = new_group_code(session, coordinator, "2703", later)
     assert handle_events(session, [text(in_group(OTHER_GROUP), second.code)], later) == ["bound"]
-    assert group_for_district(session, "2703") == OTHER_GROUP
+    assert bound_group(session, "2703") == OTHER_GROUP
     assert get_group(session, GROUP_2703).district_code is None
     assert "line_group.unbind" in actions(session, "line_group", GROUP_2703)
 
@@ -325,7 +325,7 @@ def test_leave_unbinds_the_group_and_stops_pushes_to_it(session, launched):
                          left_at) == ["left"]
     group = get_group(session, GROUP_2703)
     assert (group.left_at, group.district_code) == (left_at, None)
-    assert group_for_district(session, "2703") is None
+    assert bound_group(session, "2703") is None
     [leave] = [e for e in entries_for(session, "line_group", GROUP_2703) if e.action == "line_group.leave"]
     assert leave.before == {"district_code": "2703"}
 
@@ -335,7 +335,7 @@ def test_a_multi_person_chat_counts_as_a_group(session, launched):
     code = new_group_code(session, user(session, "coordinator"), "2705", NOW)
     source = {"type": "room", "roomId": room, "userId": SOMCHAI}
     assert handle_events(session, [text(source, code.code)], NOW) == ["bound"]
-    assert group_for_district(session, "2705") == room
+    assert bound_group(session, "2705") == room
 
 
 def test_a_group_code_from_someone_no_longer_coordinator_binds_nothing(session, launched):
@@ -344,7 +344,7 @@ def test_a_group_code_from_someone_no_longer_coordinator_binds_nothing(session, 
     coordinator.is_active = False
     session.add(coordinator)
     assert handle_events(session, [text(in_group(GROUP_2703), code.code)], NOW) == ["invalid_code"]
-    assert group_for_district(session, "2703") is None
+    assert bound_group(session, "2703") is None
 
 
 # --- unlinking -----------------------------------------------------------------------------------
@@ -401,3 +401,9 @@ def _tables_in(change) -> set[str]:
         table = getattr(part, "table", None)
         names |= {n for n in (name, getattr(table, "name", None)) if isinstance(n, str)}
     return names
+
+
+def bound_group(session, district_code: str) -> str | None:
+    """The id of the LINE group the district's reminders go to (the sweep's own look-up)."""
+    group = groups_by_district(session, [district_code]).get(district_code)
+    return group.group_id if group else None

@@ -261,3 +261,17 @@ def test_load_directive_refuses_a_file_that_is_not_utf8(tmp_path):
 def test_load_directive_of_a_missing_file_is_not_found(tmp_path):
     with pytest.raises(NotFound):
         load_directive(tmp_path / "missing.yaml")
+
+
+def test_the_stored_header_is_the_yamls_own_fields():
+    """One source: every column of the directive's header is a field of its YAML by the same
+    name, so launching copies them by name (models.directive.Directive.header_of)."""
+    from models.directive import Directive, DirectiveBase, DirectivePublic
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
+
+    assert set(DirectiveBase.model_fields) <= set(DirectiveSpec.model_fields)
+    assert set(DirectiveBase.model_fields) <= set(DirectivePublic.model_fields)
+    spec = load_directive(DEFAULT_DIRECTIVE)
+    header = Directive.header_of(spec)
+    assert header["reference_no"] == "สก ๐๐๑๙/ว ๒๕๒" and header["province_due"] == date(2024, 8, 9)
+    assert set(header) == set(DirectiveBase.model_fields)

@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models.audit import AuditEntry
-from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent, group_for_district
+from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent, groups_by_district
 from models.user import User, get_by_username
 from tests.web.conftest import make_app
 from tests.web.helpers import CLOCK, csrf, signed_in, user_named
@@ -246,7 +246,7 @@ def test_a_coordinator_binds_a_line_group_to_a_district(client, engine):
     code = re.search(r'data-code="([A-Z0-9]{8})"', row).group(1)
     deliver(client, body_of(event("join", in_group(line_id=None)), text(in_group(), code)))
     with Session(engine) as session:
-        assert group_for_district(session, "2703") == GROUP
+        assert bound_group(session, "2703") == GROUP
         group = session.exec(select(LineGroup)).one()
     assert group.bound_by_id == user_named(engine, "coordinator").id
     row = re.search(r'<tr id="group-2703".*?</tr>', client.get("/profile").text, re.S).group(0)
@@ -308,3 +308,9 @@ def test_linking_on_postgresql_too(any_line_client, any_engine):
         links = session.exec(select(func.count()).select_from(AuditEntry)
                              .where(AuditEntry.action == "user.line_link")).one()
     assert links == 1
+
+
+def bound_group(session, district_code: str) -> str | None:
+    """The id of the LINE group the district's reminders go to (the sweep's own look-up)."""
+    group = groups_by_district(session, [district_code]).get(district_code)
+    return group.group_id if group else None

@@ -70,14 +70,8 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
 
 def create_directive(session: Session, spec: DirectiveSpec, now: datetime,
                      parent_id: int | None = None) -> Directive:
-    directive = Directive(
-        slug=spec.slug, province_code=spec.province_code, parent_id=parent_id,
-        reference_no=spec.reference_no,
-        title_th=spec.title_th, title_en=spec.title_en, issuer_th=spec.issuer_th,
-        issuer_en=spec.issuer_en, issued_on=spec.issued_on, fiscal_year=spec.fiscal_year,
-        activity_start=spec.activity_start, activity_end=spec.activity_end,
-        province_due=spec.province_due, department_due=spec.department_due,
-        definition=spec.model_dump(mode="json"), launched_at=now)
+    directive = Directive(**Directive.header_of(spec), parent_id=parent_id,
+                          definition=spec.model_dump(mode="json"), launched_at=now)
     session.add(directive)
     session.flush()
     return directive

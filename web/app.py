@@ -17,7 +17,6 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidtam.infra import pump
 from tidtam.infra.clock import Clock, clock_from_settings
 from tidtam.infra.db import engine_for, session_scope
 from tidtam.infra.photos import PhotoStore
@@ -130,6 +129,8 @@ def _lifespan(settings: Settings, engine: Engine, clock: Clock, run_pump: bool):
         if not run_pump:
             yield
             return
+        from tidtam.infra import pump  # only a process that pumps loads the channels
+
         stop = pump.start(settings, clock, lambda: session_scope(engine))
         try:
             yield

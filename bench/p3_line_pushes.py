@@ -4,8 +4,9 @@ tidtam's side: (a) the production pump as the web process runs it (``notificatio
 pass after pass of ``deliver_due``, with the ``AsyncLineTransport`` that
 ``transports_from_settings`` builds: 50 pushes in flight over 10 small-pool AsyncClients, at most
 2,000 started a second) over 1,000 queued outbox rows in SQLite, claim and result writes
-included; with ``--sequential`` also the pump before it (``deliver_due`` with the synchronous
-``LineTransport``, one push at a time); (b) the bare fan-out: the same requests (body, headers,
+included; with ``--sequential`` also the pump one push at a time, as it sent before it went
+concurrent (``deliver_due`` with the same ``AsyncLineTransport`` at concurrency 1); (b) the bare
+fan-out: the same requests (body, headers,
 ``X-Line-Retry-Key``) from 50 concurrent tasks through ``httpx.AsyncClient`` — default, tuned
 limits, sharded across clients, HTTP/2 where possible — and, as the floor, the same requests
 over raw asyncio sockets.
@@ -36,7 +37,7 @@ from sqlmodel import select
 from bench._common import StandIn, machine, max_in_window, print_table, stand_in
 from domain.calendar import WorkCalendar
 from models.outbox import Channel, OutboxMessage
-from notifications.line import LineTransport, message_text, push_body
+from notifications.line import message_text, push_body, push_headers
 from notifications.pump import close_transports, deliver_due, drain
 from tidtam.demo.line_standin import PUSH_PATH
 from tidtam.infra.db import engine_for, migrate, session_scope
@@ -122,13 +123,19 @@ class PumpRun:
 
 
 def run_sequential_pump(engine: Engine, base_url: str) -> int:
-    """The pump before concurrency: pass after pass (50 rows a pass), one push at a time."""
+    """The pump one push at a time, as before concurrency: pass after pass (50 rows a pass),
+    the production transport with one request in flight, over one client."""
     factory = functools.partial(session_scope, engine)
+    settings = Settings(_env_file=None, line_channel_access_token=TOKEN, line_api_base=base_url,
+                        pump_line_concurrency=1, pump_line_shards=1)
     sent = 0
     with httpx.Client(timeout=10) as client:
-        transports = {Channel.LINE.value: LineTransport(client, TOKEN, base_url)}
-        while (result := deliver_due(factory, transports, NOW)).total:
-            sent += result.sent
+        transports = transports_from_settings(settings, client)
+        try:
+            while (result := deliver_due(factory, transports, NOW)).total:
+                sent += result.sent
+        finally:
+            close_transports(transports)
     return sent
 
 
@@ -138,7 +145,7 @@ async def fan_out(clients: list[httpx.AsyncClient], base_url: str, rows: list[Ou
                   concurrency: int = CONCURRENCY) -> int:
     """50 workers take rows from one queue; worker k uses client k mod N. Returns failures."""
     url = base_url.rstrip("/") + PUSH_PATH
-    headers_of = LineTransport(None, TOKEN, base_url).headers  # type: ignore[arg-type]
+    headers_of = functools.partial(push_headers, TOKEN)
     queue = iter(rows)
 
     async def worker(client: httpx.AsyncClient) -> int:
@@ -195,8 +202,7 @@ async def try_http2(base_url: str, rows: list[OutboxMessage]) -> str | None:
     async with httpx.AsyncClient(http1=False, http2=True, timeout=5) as client:
         try:
             response = await client.post(base_url + PUSH_PATH, json=push_body(rows[0]),
-                                         headers=LineTransport(None, TOKEN, base_url)  # type: ignore[arg-type]
-                                         .headers(rows[0]))
+                                         headers=push_headers(TOKEN, rows[0]))
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
     return None if response.http_version == "HTTP/2" else f"answered {response.http_version}"
@@ -208,7 +214,7 @@ async def raw_fan_out(base_url: str, rows: list[OutboxMessage],
                       concurrency: int = CONCURRENCY) -> tuple[float, int]:
     """50 keep-alive HTTP/1.1 connections written by hand: what the stand-in itself allows."""
     url = httpx.URL(base_url)
-    headers_of = LineTransport(None, TOKEN, base_url).headers  # type: ignore[arg-type]
+    headers_of = functools.partial(push_headers, TOKEN)
     queue = iter(rows)
 
     async def worker() -> int:
@@ -314,7 +320,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--skip-pump", action="store_true", help="skip (a), the pump")
     parser.add_argument("--sequential", action="store_true",
-                        help="also the pump before concurrency (one push at a time: ~60 s)")
+                        help="also the pump one push at a time (concurrency 1: ~60 s)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each variant but Apprise's; the median is shown")
     args = parser.parse_args()
@@ -335,7 +341,8 @@ def main() -> None:
             finally:
                 pump.close()
         if args.sequential:
-            outcomes.append(measure(line, "tidtam (a) before: deliver_due + sync LineTransport",
+            outcomes.append(measure(line, "tidtam (a) one at a time: deliver_due + "
+                                    "AsyncLineTransport, concurrency 1",
                                     lambda: run_sequential_pump(engine, line.base_url)))
         outcomes.append(measure(line, "floor: raw asyncio sockets, 50 keep-alive conns (no httpx)",
                                 lambda: asyncio.run(raw_fan_out(line.base_url, rows)), args.repeat))

@@ -2,7 +2,7 @@
 May import models and domain."""
 
 from notifications.base import Transport, TransportError
-from notifications.line import LineTransport
+from notifications.line import AsyncLineTransport
 from notifications.mail import SmtpTransport
 from notifications.pump import (
     PumpResult,
@@ -15,7 +15,7 @@ from notifications.render import render_email_html, render_message
 from notifications.webhook import WebhookTransport
 
 __all__ = [
-    "LineTransport", "PumpResult", "SmtpTransport", "Transport", "TransportError",
+    "AsyncLineTransport", "PumpResult", "SmtpTransport", "Transport", "TransportError",
     "WebhookTransport", "backoff", "deliver_due", "next_try", "render_email_html",
     "render_message", "start_pump",
 ]

@@ -74,20 +74,21 @@ def delivery_key(idempotency_key: str) -> uuid.UUID:
     return uuid.uuid5(DELIVERY_KEY_NAMESPACE, idempotency_key)
 
 
-def post_json(client: httpx.Client, url: str, *, json: object, headers: dict[str, str],
-              one_service: bool = False) -> httpx.Response:
-    """POST, turning network failures into transient errors and bad URLs into permanent ones.
-
-    ``one_service``: every message goes to the same service (LINE), so a network failure
-    means the service is unreachable for all of them, not just for this message.
-    """
-    with network_errors(url, one_service=one_service):
+def post_json(client: httpx.Client, url: str, *, json: object,
+              headers: dict[str, str]) -> httpx.Response:
+    """POST (webhooks: each to its own URL), turning network failures into transient errors
+    of this message only and bad URLs into permanent ones."""
+    with network_errors(url, one_service=False):
         return client.post(url, json=json, headers=headers)
 
 
 async def post_json_async(client: httpx.AsyncClient, url: str, *, json: object,
                           headers: dict[str, str], one_service: bool = False) -> httpx.Response:
-    """``post_json`` over an ``AsyncClient``, with the same errors."""
+    """POST over an ``AsyncClient``, with the errors of ``post_json``.
+
+    ``one_service``: every message goes to the same service (LINE), so a network failure
+    means the service is unreachable for all of them, not just for this message.
+    """
     with network_errors(url, one_service=one_service):
         return await client.post(url, json=json, headers=headers)
 

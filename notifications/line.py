@@ -1,7 +1,7 @@
 """LINE Messaging API push (LINE Notify ended on 31 March 2025).
 
-``LineTransport`` pushes one message at a time over an ``httpx.Client``; ``AsyncLineTransport``
-is what the pump uses in production: many pushes at once, within LINE's limits.
+One transport, ``AsyncLineTransport``: the one the pump uses in production
+(``tidtam.infra.pump.transports_from_settings``), many pushes at once, within LINE's limits.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from notifications.base import (
     check_status,
     delivery_key,
     error_text,
-    post_json,
     post_json_async,
 )
 
@@ -49,43 +48,7 @@ def token_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
-class LinePush:
-    """What both transports share: the endpoint, the headers, and how LINE's answer reads."""
-
-    def __init__(self, token: str, api_base: str = "https://api.line.me") -> None:
-        self.token = token
-        self.fingerprint = token_fingerprint(token)
-        self.url = api_base.rstrip("/") + "/v2/bot/message/push"
-
-    def headers(self, message: OutboxMessage) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.token}",
-            "Content-Type": "application/json",
-            "X-Line-Retry-Key": str(retry_key(message.idempotency_key)),
-        }
-
-    def check(self, response: httpx.Response) -> None:
-        """Return on delivery (a 409 means LINE already accepted this retry key); else raise."""
-        if response.status_code in TOKEN_STATUSES:
-            raise token_refused(response, self.fingerprint)
-        check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
-
-
-class LineTransport(LinePush):
-    """Push one text message to a LINE user or group id."""
-
-    def __init__(self, client: httpx.Client, token: str,
-                 api_base: str = "https://api.line.me") -> None:
-        super().__init__(token, api_base)
-        self.client = client
-
-    def send(self, message: OutboxMessage) -> None:
-        """Push; a 409 means LINE already accepted this retry key, so it counts as delivered."""
-        self.check(post_json(self.client, self.url, json=push_body(message),
-                             headers=self.headers(message), one_service=True))
-
-
-class AsyncLineTransport(LinePush):
+class AsyncLineTransport:
     """Push many messages at once: at most ``concurrency`` requests in flight and at most
     ``per_second`` started in any one second, each on the least busy of ``clients``.
 
@@ -96,9 +59,11 @@ class AsyncLineTransport(LinePush):
     def __init__(self, clients: Sequence[httpx.AsyncClient], token: str,
                  api_base: str = "https://api.line.me", *, concurrency: int = CONCURRENCY,
                  per_second: float = REQUESTS_PER_SECOND) -> None:
-        super().__init__(token, api_base)
         if not clients:
             raise ValueError("AsyncLineTransport needs at least one client")
+        self.token = token
+        self.fingerprint = token_fingerprint(token)
+        self.url = api_base.rstrip("/") + "/v2/bot/message/push"
         self.clients = list(clients)
         self.concurrency = concurrency
         self.answering = False  # nothing heard yet: the pump probes with one push first
@@ -107,9 +72,11 @@ class AsyncLineTransport(LinePush):
         self._limiter = rate_limiter(per_second, concurrency)
 
     async def send(self, message: OutboxMessage) -> None:
-        """Push; raise ``TransportError`` as ``LineTransport.send`` does."""
+        """Push; return on delivery (a 409 means LINE already accepted this retry key), else
+        raise ``TransportError``: 400/404 refuse the route, 401/403 the token (named by its
+        fingerprint), 429/5xx and network failures mean LINE is down for every message."""
         try:
-            self.check(await self._post(message))
+            check_answer(await self._post(message), self.fingerprint)
         except TransportError as exc:
             self.answering = not exc.channel_down
             raise
@@ -119,7 +86,8 @@ class AsyncLineTransport(LinePush):
         async with self._slots, self._limiter:
             with self._client() as client:
                 return await post_json_async(client, self.url, json=push_body(message),
-                                             headers=self.headers(message), one_service=True)
+                                             headers=push_headers(self.token, message),
+                                             one_service=True)
 
     @contextmanager
     def _client(self) -> Iterator[httpx.AsyncClient]:
@@ -160,6 +128,13 @@ def rate_limiter(per_second: float, burst: float) -> AsyncLimiter:
     return AsyncLimiter(bucket, bucket / (per_second - bucket))
 
 
+def check_answer(response: httpx.Response, fingerprint: str) -> None:
+    """Return on delivery (2xx, or 409: LINE already accepted this retry key); else raise."""
+    if response.status_code in TOKEN_STATUSES:
+        raise token_refused(response, fingerprint)
+    check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
+
+
 def token_refused(response: httpx.Response, fingerprint: str) -> TransportError:
     """401/403: the channel access token is at fault, and the message says so."""
     return TransportError(
@@ -176,6 +151,15 @@ def token_mark(fingerprint: str) -> str:
 def retry_key(idempotency_key: str) -> str:
     """The same UUID for every retry of one outbox row, so LINE drops a duplicate push."""
     return str(delivery_key(idempotency_key))
+
+
+def push_headers(token: str, message: OutboxMessage) -> dict[str, str]:
+    """The channel access token and the row's retry key, the same on every retry."""
+    return {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "X-Line-Retry-Key": retry_key(message.idempotency_key),
+    }
 
 
 def push_body(message: OutboxMessage) -> dict:

@@ -4,7 +4,7 @@ The row is written before the send (by whoever enqueued it) and its result after
 dies mid-send leaves the row ``sending`` under a lease, and ``claim_due`` reclaims it later
 (LINE then answers the replayed ``X-Line-Retry-Key`` with 409, which counts as delivered).
 
-Rows of an async transport (LINE in production) go out concurrently on the pump's own event
+Rows of an async transport (LINE) go out concurrently on the pump's own event
 loop, while mail and webhooks go one by one in the calling thread; every result is written
 as soon as it is known, and all of them before the pass returns (so before the next claim).
 
@@ -51,7 +51,7 @@ from models.outbox import (
 )
 from models.user import clear_token_refusals, mark_line_route_broken
 from notifications.base import AsyncTransport, Transport, TransportError
-from notifications.line import LinePush, token_mark
+from notifications.line import AsyncLineTransport, token_mark
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -516,7 +516,7 @@ def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
     The async transports' clients are closed when the scheduler shuts down.
     """
     line = transports.get(Channel.LINE.value)
-    if isinstance(line, LinePush):
+    if isinstance(line, AsyncLineTransport):
         with session_factory() as session:
             cleared = clear_token_refusals(session, token_mark(line.fingerprint), clock())
             session.commit()

@@ -56,9 +56,10 @@ def async_line(fake_line: RunningFakeLine) -> Iterator[Callable[..., AsyncLineTr
     made: list[AsyncLineTransport] = []
 
     def make(concurrency: int = 50, shards: int = 10, per_second: float = 2000,
-             token: str = LINE_TOKEN) -> AsyncLineTransport:
-        made.append(AsyncLineTransport(line_clients(concurrency, shards, timeout=10), token,
-                                       fake_line.base_url, concurrency=concurrency,
+             token: str = LINE_TOKEN, api_base: str | None = None,
+             timeout: float = 10) -> AsyncLineTransport:
+        made.append(AsyncLineTransport(line_clients(concurrency, shards, timeout=timeout), token,
+                                       api_base or fake_line.base_url, concurrency=concurrency,
                                        per_second=per_second))
         return made[-1]
 

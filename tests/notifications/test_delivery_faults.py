@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
@@ -26,7 +25,6 @@ from domain.calendar import OfficeHours, WorkCalendar
 from domain.directive import load_directive
 from models.outbox import PENDING, Channel, OutboxMessage, OutboxStatus
 from notifications.base import TransportError
-from notifications.line import LineTransport
 from notifications.mail import SmtpTransport
 from notifications.pump import PumpResult, deliver_due, next_try
 from tests.conftest import make_database
@@ -87,18 +85,16 @@ def pump_until_idle(engine: Engine, transports: dict, now: datetime,
     return now, passes
 
 
-@pytest.fixture(params=["one-by-one", "concurrent"])
-def make_line(request, fake_line, async_line, line_token) -> Callable[[httpx.Client], dict]:
-    """The LINE transport over ``client``: the synchronous one, or the production one (which
-    sends concurrently, over clients of its own)."""
-    if request.param == "concurrent":
-        return lambda _client: {"line": async_line()}
-    return lambda client: {"line": LineTransport(client, line_token, fake_line.base_url)}
+@pytest.fixture
+def make_line(async_line) -> Callable[[], dict]:
+    """The transports dict a new pump process builds for LINE: the production transport,
+    ``AsyncLineTransport``, over new clients of its own (nothing heard from LINE yet)."""
+    return lambda: {"line": async_line()}
 
 
 @pytest.fixture
-def line(make_line, http_client) -> dict:
-    return make_line(http_client)
+def line(make_line) -> dict:
+    return make_line()
 
 
 # --- 429 and Retry-After --------------------------------------------------------------------
@@ -130,10 +126,9 @@ def test_429_holds_the_whole_line_queue_and_a_restart_resumes_it(engine, fake_li
     same database (a restart) picks the schedule up from the rows and sends each once."""
     queue(add_messages, make_message, 5)
     fake_line.state.set_mode(status=429, retry_after=600)
-    with httpx.Client(timeout=5) as client:
-        first = make_line(client)
-        assert deliver_due(lambda: Session(engine), first, WED_0900) == PumpResult(
-            retried=1, released=4)
+    first = make_line()
+    assert deliver_due(lambda: Session(engine), first, WED_0900) == PumpResult(
+        retried=1, released=4)
     waiting = rows(engine)
     assert {r.status for r in waiting} == {OutboxStatus.QUEUED}
     assert all(r.next_try_at >= WED_0900 + timedelta(seconds=600) for r in waiting)
@@ -145,12 +140,11 @@ def test_429_holds_the_whole_line_queue_and_a_restart_resumes_it(engine, fake_li
 
     restarted = create_engine(engine.url)  # a new process: nothing shared but the database
     try:
-        with httpx.Client(timeout=5) as client:
-            again = make_line(client)
-            early = WED_0900 + timedelta(seconds=599)
-            assert deliver_due(lambda: Session(restarted), again, early).total == 0
-            due = next_due(restarted)
-            assert deliver_due(lambda: Session(restarted), again, due) == PumpResult(sent=5)
+        again = make_line()
+        early = WED_0900 + timedelta(seconds=599)
+        assert deliver_due(lambda: Session(restarted), again, early).total == 0
+        due = next_due(restarted)
+        assert deliver_due(lambda: Session(restarted), again, due) == PumpResult(sent=5)
     finally:
         restarted.dispose()
     assert [p["messages"][0]["text"].split("\n")[0] for p in fake_line.state.snapshot()] == [
@@ -320,13 +314,12 @@ def test_two_pumps_on_postgresql_never_send_a_row_twice(postgres_url, fake_line,
     done: dict[str, int] = {}
 
     def pump(name: str) -> None:
-        """A separate engine and HTTP client, as in another web process."""
+        """A separate engine and LINE transport (its own clients), as in another web process."""
         engine = create_engine(postgres_url)
-        with httpx.Client(timeout=5) as client:
-            transports = make_line(client)
-            while pending(engine):
-                done[name] = done.get(name, 0) + deliver_due(
-                    lambda: Session(engine), transports, WED_0900, limit=10).sent
+        transports = make_line()
+        while pending(engine):
+            done[name] = done.get(name, 0) + deliver_due(
+                lambda: Session(engine), transports, WED_0900, limit=10).sent
         engine.dispose()
 
     threads = [threading.Thread(target=pump, args=(name,)) for name in ("web-1", "web-2")]

@@ -1,4 +1,5 @@
-"""The pump over a real SQLite file, delivering to the fake LINE server."""
+"""The pump over a real database, delivering to the fake LINE server with the LINE transport
+production uses (``AsyncLineTransport``, sending on the pump's own loop)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from models.audit import entries_for
 from models.outbox import PENDING
 from models.user import broken_routes, route_broken_since
 from notifications.base import TransportError
-from notifications.line import LineTransport
+from notifications.line import AsyncLineTransport
 from notifications.pump import (
     MAX_ATTEMPTS,
     PumpResult,
     backoff,
+    close_transports,
     deliver_due,
     start_pump,
 )
@@ -30,8 +32,8 @@ from tidtam.infra.settings import Settings
 
 
 @pytest.fixture
-def transports(fake_line, http_client, line_token):
-    return {"line": LineTransport(http_client, line_token, fake_line.base_url)}
+def transports(async_line):
+    return {"line": async_line()}
 
 
 def row(engine, message_id: int) -> OutboxMessage:
@@ -87,11 +89,11 @@ def test_retry_after_is_honoured(engine, session_factory, transports, add_messag
     (None, "revoked-token", "LINE refused the channel access token"),
 ])
 def test_permanent_failure_fails_the_row_and_breaks_the_route(
-        engine, session_factory, fake_line, http_client, line_token, line_user, add_user,
+        engine, session_factory, fake_line, async_line, line_token, line_user, add_user,
         add_messages, make_message, now, recipient, token, reason):
     user_id = add_user(line_user_id=recipient or line_user)
     [message_id] = add_messages(make_message(recipient=recipient or line_user, user_id=user_id))
-    transports = {"line": LineTransport(http_client, token or line_token, fake_line.base_url)}
+    transports = {"line": async_line(token=token or line_token)}
     assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
     failed = row(engine, message_id)
     assert failed.status == OutboxStatus.FAILED
@@ -106,18 +108,18 @@ def test_permanent_failure_fails_the_row_and_breaks_the_route(
 
 
 def test_a_new_channel_token_clears_the_routes_the_old_one_broke(
-        engine, session_factory, fake_line, http_client, line_token, line_user, add_user,
-        add_messages, make_message, now):
+        engine, session_factory, fake_line, async_line, line_user, add_user, add_messages,
+        make_message, now):
     """401 marks the route (naming the token); once another token is installed, the pump's
     start clears those marks, so nobody has to relink for the operator's mistake."""
     token_user = add_user(line_user_id=line_user)
     [message_id] = add_messages(make_message(recipient=line_user, user_id=token_user))
-    revoked = {"line": LineTransport(http_client, "revoked-token", fake_line.base_url)}
+    revoked = {"line": async_line(token="revoked-token")}
     assert deliver_due(session_factory, revoked, now) == PumpResult(failed=1)
     id_user = add_user(username="somsri", line_user_id="Unot-a-line-id")
     add_messages(make_message("item-1:reminder-3:user-2:line:2024-08-07", recipient="Unot-a-line-id",
                               user_id=id_user))
-    good = {"line": LineTransport(http_client, line_token, fake_line.base_url)}
+    good = {"line": async_line()}
     deliver_due(session_factory, good, now)  # a 400 about the id itself: not the token's fault
     scheduler = BackgroundScheduler()
     start_pump(scheduler, session_factory, revoked, 60, lambda: now)  # the same token: kept
@@ -148,13 +150,11 @@ def test_a_due_row_waits_when_the_pump_runs_after_office_hours(
     assert deliver_due(session_factory, transports, tuesday) == PumpResult(sent=1)
 
 
-def test_a_relinked_route_is_not_marked_broken(engine, session_factory, fake_line, http_client,
-                                               line_token, add_user, add_messages, make_message,
-                                               now):
+def test_a_relinked_route_is_not_marked_broken(engine, session_factory, transports, add_user,
+                                               add_messages, make_message, now):
     """The refused id is no longer the user's: the new one keeps working."""
     user_id = add_user(line_user_id="U" + "0" * 32)
     add_messages(make_message(recipient="Unot-a-line-id", user_id=user_id))
-    transports = {"line": LineTransport(http_client, line_token, fake_line.base_url)}
     assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
     with Session(engine) as session:
         assert session.get(User, user_id).line_route_error is None
@@ -301,7 +301,12 @@ def test_transports_from_settings(tmp_path):
                     line_channel_access_token="a-real-looking-channel-token-42")
     with httpx.Client() as client:
         assert set(transports_from_settings(plain, client)) == {"webhook"}
-        assert set(transports_from_settings(full, client)) == {"webhook", "line", "email"}
+        built = transports_from_settings(full, client)
+        try:
+            assert set(built) == {"webhook", "line", "email"}
+            assert isinstance(built["line"], AsyncLineTransport)  # what these tests deliver with
+        finally:
+            close_transports(built)
 
 
 def test_transport_error_fields():

@@ -13,11 +13,11 @@ from sqlmodel import Session
 
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.user import get_by_username
-from notifications.line import LineTransport
-from notifications.pump import PumpResult, deliver_due
+from notifications.pump import PumpResult, close_transports, deliver_due
 from tests.web.helpers import CLOCK, api_token, signed_in
 from tidtam.demo.line_standin import fake_line
 from tidtam.demo.province import demo_line_id
+from tidtam.infra.pump import transports_from_settings
 from tidtam.infra.settings import Settings
 from web.app import create_app
 
@@ -76,8 +76,14 @@ def test_a_route_line_refuses_is_shown_on_the_outbox_page(any_client, any_engine
         session.commit()
     with fake_line("web-test-token") as line, httpx.Client(timeout=5) as client:
         line.state.set_mode(status=400)
-        transports = {"line": LineTransport(client, "web-test-token", line.base_url)}
-        assert deliver_due(lambda: Session(any_engine), transports, CLOCK) == PumpResult(failed=1)
+        settings = Settings(demo=True, _env_file=None, line_api_base=line.base_url,
+                            line_channel_access_token="web-test-token")
+        transports = transports_from_settings(settings, client)  # as the web process's pump
+        try:
+            assert deliver_due(lambda: Session(any_engine), transports, CLOCK) == PumpResult(
+                failed=1)
+        finally:
+            close_transports(transports)
 
     signed_in(any_client, "coordinator")
     page = any_client.get("/outbox").text

@@ -5,7 +5,7 @@ Nothing here touches the database, the network or the clock: ``now``/``today`` a
 Imports no other layer, nor prefect, sqlmodel, sqlalchemy, fastapi or httpx.
 """
 
-from domain.access import can_mark_item, can_review_report, can_see_district
+from domain.access import can_mark_item, can_review_report, can_see_district, can_waive_item
 from domain.calendar import OfficeHours, WorkCalendar, thai_government_holidays
 from domain.directive import (
     ActivityConditions,
@@ -92,6 +92,7 @@ __all__ = [
     "can_mark_item",
     "can_review_report",
     "can_see_district",
+    "can_waive_item",
     "check_report",
     "compile_province",
     "english_date",

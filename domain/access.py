@@ -51,6 +51,12 @@ def can_mark_item(role: str, user_district: str | None, item_district: str) -> b
     return role in DISTRICT_ROLES and user_district is not None and user_district == item_district
 
 
+def can_waive_item(role: str, user_province: str | None, district_province: str) -> bool:
+    """Whether a user may mark a district's step not applicable (waive it), or undo that: only
+    the coordinator of the district's own province. District people ask; the province decides."""
+    return role == COORDINATOR and user_province is not None and user_province == district_province
+
+
 def can_review_report(role: str) -> bool:
     """Only the provincial coordinator accepts or returns a district's report."""
     return role == COORDINATOR

@@ -1,8 +1,10 @@
 """Reporting rates in DHIS2's sense: of what was expected, how much arrived, and how much on time.
 
 A tracked item is *expected* once; it is *actual* when done (or waived); it is *on time* when it
-was completed on or before its due day, counted in the office's time zone. An open item past its
-due day is *overdue*. Pure functions over plain values: the board's queries feed them rows.
+was completed on or before its due day, counted in the office's time zone. A waived item (the
+step does not apply to the district) has no completion time and counts as on time: nothing was
+due from the district. An open item past its due day is *overdue*. Pure functions over plain
+values: the board's queries feed them rows.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ class Completion:
 
     key: Hashable
     due_on: date
-    done: bool
-    completed_at: datetime | None
+    done: bool  # done or waived
+    completed_at: datetime | None  # None when done with no time known, or waived: on time
 
 
 def on_time_cutoff(due_on: date, tz: tzinfo) -> datetime:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint, update
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
@@ -99,6 +99,11 @@ class TrackedItem(SQLModel, table=True):
     completed_by_id: int | None = Field(default=None, foreign_key="user.id")
     completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     note: str | None = None
+    # A waived step (ยกเว้น) does not apply to the district: the coordinator says so, and why.
+    # Kept apart from completed_*: nothing was done, and a waiver is never "late".
+    waived_by_id: int | None = Field(default=None, foreign_key="user.id")
+    waived_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    waiver_reason: str | None = None
     version: int = Field(default=1, description="bumped on every change; stale writes refused")
 
 
@@ -172,6 +177,23 @@ def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, 
     steps = {step.id: step for step in session.exec(select(DirectiveStep).where(
         col(DirectiveStep.id).in_(select(TrackedItem.step_id).where(due))))}
     return [(item, steps[item.step_id]) for item in map(OpenItem._make, rows)]
+
+
+def update_item(session: Session, item_id: int, *, expected_version: int,
+                expected_status: ItemStatus, **values: Any) -> bool:
+    """Change an item and bump its version in one conditional UPDATE; False if it matched no row.
+
+    The condition (this version, this status) is checked by the database at write time, so of
+    two concurrent writers holding the same version exactly one succeeds. The caller refreshes
+    its copy of the row afterwards.
+    """
+    result = session.execute(
+        update(TrackedItem)
+        .where(TrackedItem.id == item_id, TrackedItem.version == expected_version,
+               TrackedItem.status == expected_status)
+        .values(version=TrackedItem.version + 1, **values)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def find_item(session: Session, directive_id: int, district_code: str,

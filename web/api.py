@@ -19,6 +19,8 @@ from tidtam.app.boards import (
     outbox_for,
     province_board,
     provinces_for,
+    unwaive_item,
+    waive_item,
 )
 from tidtam.app.national import (
     department_due,
@@ -50,7 +52,9 @@ from web.schemas import (
     ReportIn,
     ReportPublic,
     TokenPublic,
+    UnwaiveIn,
     VersionIn,
+    WaiveIn,
 )
 
 
@@ -119,6 +123,32 @@ def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, no
     """
     return ItemPublic.of_detail(complete_item(session, user, item_id, now=now, today=today,
                                               note=body.note, expected_version=body.version))
+
+
+@router.post("/items/{item_id}/waive", response_model=ItemPublic,
+             responses=errors(403, 404, 409, 422))
+def item_waive(item_id: int, body: WaiveIn, user: ApiUser, session: SessionDep, now: NowDep,
+               today: TodayDep) -> ItemPublic:
+    """Mark an open step not applicable to the district (ยกเว้น): the province's coordinator only.
+
+    It then counts as settled and is no longer chased. 403 for anyone else, 409 for a stale
+    ``version``, an item not open, or the report step (the report form completes it), 422
+    ``{"detail": {"th", "en"}}`` for an empty or too long reason.
+    """
+    return ItemPublic.of_detail(waive_item(session, user, item_id, now=now, today=today,
+                                           reason=body.reason, expected_version=body.version))
+
+
+@router.post("/items/{item_id}/unwaive", response_model=ItemPublic,
+             responses=errors(403, 404, 409, 422))
+def item_unwaive(item_id: int, body: UnwaiveIn, user: ApiUser, session: SessionDep, now: NowDep,
+                 today: TodayDep) -> ItemPublic:
+    """Undo a waiver: the step is open again (and chased again); the coordinator only.
+
+    409 when the item is not waived or ``version`` is stale.
+    """
+    return ItemPublic.of_detail(unwaive_item(session, user, item_id, now=now, today=today,
+                                             reason=body.reason, expected_version=body.version))
 
 
 @router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403))

@@ -17,7 +17,7 @@ from tidtam.app.boards import (
     province_board,
     provinces_for,
 )
-from tidtam.app.tracking import mark_done
+from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, TodayDep
 from web.rendering import flash, render
@@ -62,6 +62,26 @@ def item_done(request: Request, item_id: int, user: CurrentUser, session: Sessio
     item = mark_done(session, user, item_id, now=now, note=note, expected_version=version)
     flash(request, "flash.item_done")
     return redirect(safe_next(next) or f"/districts/{item.district_code}#item-{item.id}")
+
+
+@router.post("/items/{item_id}/waive")
+def item_waive(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
+               now: NowDep, version: Annotated[int, Form()], reason: Annotated[str, Form()] = "",
+               next: Annotated[str, Form()] = "") -> Response:
+    """The coordinator marks the step not applicable to this district (ยกเว้น), with a reason."""
+    item = waive(session, user, item_id, reason=reason, now=now, expected_version=version)
+    flash(request, "flash.item_waived")
+    return redirect(safe_next(next) or f"/items/{item.id}")
+
+
+@router.post("/items/{item_id}/unwaive")
+def item_unwaive(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
+                 now: NowDep, version: Annotated[int, Form()], reason: Annotated[str, Form()] = "",
+                 next: Annotated[str, Form()] = "") -> Response:
+    """The coordinator undoes a waiver: the step is open (and chased) again."""
+    item = reopen_waived(session, user, item_id, reason=reason, now=now, expected_version=version)
+    flash(request, "flash.item_unwaived")
+    return redirect(safe_next(next) or f"/items/{item.id}")
 
 
 @router.get("/board")

@@ -37,6 +37,18 @@ class DoneIn(BaseModel):
     version: int = Field(description="the item's version as you read it; a newer one → 409")
 
 
+class WaiveIn(BaseModel):
+    reason: str = Field(description="why the step does not apply to the district; 1–2000 "
+                                    "characters once trimmed (kept on the item and in its history)")
+    version: int = Field(description="the item's version as you read it; a newer one → 409")
+
+
+class UnwaiveIn(BaseModel):
+    reason: str | None = Field(default=None, description="why the waiver is undone (optional; "
+                                                         "at most 2000 characters, kept in the history)")
+    version: int = Field(description="the item's version as you read it; a newer one → 409")
+
+
 class StepPublic(BaseModel):
     id: int
     order: int
@@ -61,6 +73,9 @@ class ItemPublic(BaseModel):
     completed_at: datetime | None
     completed_by_id: int | None
     note: str | None
+    waived_at: datetime | None = Field(description="when the coordinator marked it not applicable")
+    waived_by_id: int | None
+    waiver_reason: str | None
     version: int
 
     @classmethod
@@ -68,7 +83,8 @@ class ItemPublic(BaseModel):
         return cls(id=item.id, step_code=step.code, district_code=item.district_code,
                    status=item.status, due_on=item.due_on, overdue=overdue,
                    completed_at=item.completed_at, completed_by_id=item.completed_by_id,
-                   note=item.note, version=item.version)
+                   note=item.note, waived_at=item.waived_at, waived_by_id=item.waived_by_id,
+                   waiver_reason=item.waiver_reason, version=item.version)
 
     @classmethod
     def of_cell(cls, cell: BoardCell) -> ItemPublic:
@@ -83,7 +99,9 @@ class DistrictRowPublic(BaseModel):
     code: str
     name_th: str
     name_en: str
-    done_count: int
+    done_count: int = Field(description="settled steps: done or waived (as the reporting rates "
+                                        "count them)")
+    waived_count: int = Field(description="of done_count, the steps waived as not applicable")
     overdue_count: int
     items: list[ItemPublic]
 
@@ -91,7 +109,7 @@ class DistrictRowPublic(BaseModel):
     def of(cls, row: BoardRow) -> DistrictRowPublic:
         return cls(code=row.district.code, name_th=row.district.name_th,
                    name_en=row.district.name_en, done_count=row.done_count,
-                   overdue_count=row.overdue_count,
+                   waived_count=row.waived_count, overdue_count=row.overdue_count,
                    items=[ItemPublic.of_cell(cell) for cell in row.cells])
 
 

@@ -35,7 +35,7 @@ from tidtam.app.national import (
     submit_provincial_report,
 )
 from tidtam.app.orgtree import load_provinces
-from tidtam.app.tracking import launch_directive, mark_done
+from tidtam.app.tracking import launch_directive, mark_done, waive
 from tidtam.demo.province import create_demo_accounts
 from tidtam.infra.photos import PhotoStore
 
@@ -208,3 +208,19 @@ def test_the_national_board_counts_rates_against_the_departments_dates(session, 
             national_board(session, get_by_username(session, username), None, NOW.date(), BANGKOK)
     with pytest.raises(NotFound):
         national_board(session, department, f"{SLUG}-p27", NOW.date(), BANGKOK)
+
+
+def test_a_waived_step_counts_as_actual_and_on_time_even_waived_after_its_due_date(session, country):
+    """domain.rates: a waived item is actual, and on time (it has no completion time: nothing was
+    due from the district), however late the coordinator waives it."""
+    sakaeo = get_directive_by_slug(session, f"{SLUG}-p27")
+    coordinator = get_by_username(session, "coordinator")
+    mark_done(session, get_by_username(session, "staff-2701"),
+              find_item(session, sakaeo.id, "2701", "G1").id, now=bkk(7, 16))   # on time
+    waive(session, coordinator, find_item(session, sakaeo.id, "2703", "G1").id,
+          reason="ไม่มีศูนย์ฯ ในอำเภอ", now=bkk(7, 25))                            # after 17 Jul
+    board = national_board(session, get_by_username(session, "department"), SLUG,
+                           date(2024, 8, 20), BANGKOK)
+    rows = {r.province.code: r for r in board.rows}
+    assert rows["27"].cells["G1"] == Rate(expected=9, actual=2, on_time=2, overdue=7)
+    assert rows["27"].cells["G2"] == Rate(9, 0, 0, 9)

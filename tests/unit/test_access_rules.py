@@ -8,6 +8,7 @@ from domain.access import (
     can_review_report,
     can_see_district,
     can_see_province,
+    can_waive_item,
 )
 
 SAKAEO, ARAN, MUEANG = "27", "2705", "2701"
@@ -52,6 +53,21 @@ def test_can_see_district(role, user_province, user_district, district, province
 ])
 def test_can_mark_item(role, user_district, item_district, allowed):
     assert can_mark_item(role, user_district, item_district) is allowed
+
+
+@pytest.mark.parametrize(("role", "user_province", "district_province", "allowed"), [
+    ("coordinator", SAKAEO, SAKAEO, True),
+    ("coordinator", CHIANG_MAI, SAKAEO, False),   # another province's coordinator
+    ("coordinator", None, SAKAEO, False),
+    ("provincial_head", SAKAEO, SAKAEO, False),   # is told, does not decide
+    ("district_staff", SAKAEO, SAKAEO, False),    # a district asks; the province decides
+    ("district_head", SAKAEO, SAKAEO, False),
+    ("department_viewer", None, SAKAEO, False),   # reads, never changes
+    ("", SAKAEO, SAKAEO, False),
+])
+def test_only_the_provinces_coordinator_waives_an_item(role, user_province, district_province,
+                                                       allowed):
+    assert can_waive_item(role, user_province, district_province) is allowed
 
 
 @pytest.mark.parametrize(("role", "allowed"), [

@@ -60,6 +60,8 @@ PAGES = [
     ("GET", "/districts/{code}", "district", False),
     ("GET", "/items/{item_id}", "item", False),
     ("POST", "/items/{item_id}/done", "item", True),
+    ("POST", "/items/{item_id}/waive", "item", True),
+    ("POST", "/items/{item_id}/unwaive", "item", True),
     ("GET", "/districts/{code}/report", "district", False),
     ("POST", "/districts/{code}/report", "district", True),
     ("POST", "/districts/{code}/report/draft", "district", True),
@@ -79,6 +81,8 @@ API = [
     ("GET", "/api/v1/districts/{code}/items", "district", False),
     ("GET", "/api/v1/items/{item_id}", "item", False),
     ("POST", "/api/v1/items/{item_id}/done", "item", True),
+    ("POST", "/api/v1/items/{item_id}/waive", "item", True),
+    ("POST", "/api/v1/items/{item_id}/unwaive", "item", True),
     ("GET", "/api/v1/districts/{code}/report", "district", False),
     ("PUT", "/api/v1/districts/{code}/report", "district", True),
     ("POST", "/api/v1/districts/{code}/report/submit", "district", True),
@@ -181,7 +185,8 @@ def _path(template: str, target: str, place: Place) -> str:
 
 def _send(who: As, method: str, path: str):
     if path.startswith("/api/"):
-        body = {"version": 1, "report": {"sessions": [], "outcomes": []}, "note": "x"}
+        body = {"version": 1, "report": {"sessions": [], "outcomes": []}, "note": "x",
+                "reason": "x"}
         return who.api.request(method, path, headers=who.headers, json=body)
     if path.endswith("/report/draft"):
         return who.page.post(path, json={"version": 1, "report": {}},

@@ -12,12 +12,20 @@ from datetime import date, datetime
 
 from sqlmodel import Session
 
-from domain.access import DISTRICT_ROLES, NATIONAL_ROLES, PROVINCE_ROLES, can_mark_item, can_see_province
+from domain.access import (
+    DISTRICT_ROLES,
+    NATIONAL_ROLES,
+    PROVINCE_ROLES,
+    can_mark_item,
+    can_see_province,
+    can_waive_item,
+)
 from domain.errors import Forbidden, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
     DirectiveStep,
+    StepKind,
     TrackedItem,
     latest_directive,
 )
@@ -31,7 +39,9 @@ from tidtam.app.tracking import (
     get_item_for,
     is_overdue,
     mark_done,
+    reopen_waived,
     visible_district,
+    waive,
 )
 
 
@@ -116,25 +126,46 @@ class ItemDetail:
     can_mark: bool
     overdue: bool
     history: list[AuditEntry]
+    waived_by: User | None = None
+    can_waive: bool = False  # the province's coordinator: waive an open step, undo a waiver
 
 
 def item_detail(session: Session, actor: User, item_id: int, today: date) -> ItemDetail:
-    """One item with its step, district, who completed it, and its audit history."""
+    """One item with its step, district, who completed (or waived) it, and its audit history."""
     item = get_item_for(session, actor, item_id)
     step = session.get(DirectiveStep, item.step_id)
+    district = get_district(session, item.district_code)
     completed_by = session.get(User, item.completed_by_id) if item.completed_by_id else None
     return ItemDetail(
-        item=item, step=step, district=get_district(session, item.district_code),
+        item=item, step=step, district=district,
         completed_by=completed_by,
         can_mark=can_mark_item(actor.role, actor.district_code, item.district_code),
         overdue=is_overdue(item, today),
-        history=entries_for(session, "tracked_item", item.id))
+        history=entries_for(session, "tracked_item", item.id),
+        waived_by=session.get(User, item.waived_by_id) if item.waived_by_id else None,
+        can_waive=(can_waive_item(actor.role, actor.province_code, district.province_code)
+                   and step.kind != StepKind.REPORT))
 
 
 def complete_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,
                   note: str | None, expected_version: int) -> ItemDetail:
     """Mark the item done (tracking checks and audits it) and read it back for the answer."""
     mark_done(session, actor, item_id, now=now, note=note, expected_version=expected_version)
+    return item_detail(session, actor, item_id, today)
+
+
+def waive_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,
+               reason: str, expected_version: int) -> ItemDetail:
+    """Waive the item (tracking checks and audits it) and read it back for the answer."""
+    waive(session, actor, item_id, reason=reason, now=now, expected_version=expected_version)
+    return item_detail(session, actor, item_id, today)
+
+
+def unwaive_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,
+                 reason: str | None, expected_version: int) -> ItemDetail:
+    """Undo the item's waiver and read it back for the answer."""
+    reopen_waived(session, actor, item_id, now=now, reason=reason,
+                  expected_version=expected_version)
     return item_detail(session, actor, item_id, today)
 
 

@@ -1,4 +1,4 @@
-"""Use cases of tracking: launch a directive, mark an item done, read the board.
+"""Use cases of tracking: launch a directive, mark an item done or waive it, read the board.
 
 Routes, flows and the CLI call these; rules come from ``domain``, queries from ``models``.
 """
@@ -11,7 +11,7 @@ from functools import cached_property
 
 from sqlmodel import Session
 
-from domain.access import can_mark_item, can_see_district
+from domain.access import can_mark_item, can_see_district, can_waive_item
 from domain.directive import DirectiveSpec
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from models import audit
@@ -24,6 +24,7 @@ from models.directive import (
     get_directive_by_slug,
     items_of,
     steps_of,
+    update_item,
 )
 from models.org import District, districts_of, get_district
 from models.outbox import cancel_pending_for_item
@@ -129,11 +130,9 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
         raise Conflict("submit the report form to complete this step",
                        "ส่งแบบรายงานเพื่อทำขั้นตอนนี้ให้เสร็จ")
     if expected_version is not None and expected_version != item.version:
-        raise Conflict("someone else changed this item; reload and try again",
-                       "มีผู้อื่นแก้ไขรายการนี้แล้ว กรุณาโหลดหน้าใหม่แล้วลองอีกครั้ง")
+        raise _stale()
     if item.status != ItemStatus.OPEN:
-        raise Conflict(f"item {item.id} is already {item.status}",
-                       "รายการนี้ทำเสร็จแล้ว")
+        raise _not_open(item)
     note = (note or "").strip() or None
     if note and len(note) > 2000:
         raise InvalidInput("note: at most 2000 characters", "หมายเหตุ: ไม่เกิน 2000 ตัวอักษร")
@@ -147,6 +146,112 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
                  after={**_item_state(item), "cancelled_messages": cancelled})
     session.flush()
     return item
+
+
+MAX_REASON = 2000
+
+
+def waive(session: Session, actor: User, item_id: int, *, reason: str, now: datetime,
+          expected_version: int | None = None) -> TrackedItem:
+    """The coordinator marks a district's step not applicable (ยกเว้น), saying why.
+
+    Only the coordinator of the item's province, only an open item, never the report step (the
+    report form completes it). The item is settled like a done one: the sweep and the digest,
+    which read open items only, stop chasing it, and what is queued about it is cancelled now.
+    """
+    item = _for_waiver(session, actor, item_id)
+    if expected_version is not None and expected_version != item.version:
+        raise _stale()
+    if item.status != ItemStatus.OPEN:
+        raise _not_open(item)
+    reason = _reason(reason, required=True)
+    before = _waiver_state(item)
+    if not update_item(session, item.id, expected_version=item.version,
+                       expected_status=ItemStatus.OPEN, status=ItemStatus.WAIVED,
+                       waived_by_id=actor.id, waived_at=now, waiver_reason=reason):
+        raise _stale()  # changed by someone else since it was read: the database said so
+    session.refresh(item)
+    cancelled = cancel_pending_for_item(session, item.id, item.step_id)
+    audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.waive",
+                 entity="tracked_item", entity_id=item.id, before=before,
+                 after={**_waiver_state(item), "reason": reason, "cancelled_messages": cancelled})
+    session.flush()
+    return item
+
+
+def reopen_waived(session: Session, actor: User, item_id: int, *, now: datetime,
+                  reason: str | None = None, expected_version: int | None = None) -> TrackedItem:
+    """Undo a waiver (made by mistake): the item is open again and chased like any other.
+
+    The same people as ``waive``; the reason is optional. Who waived it and why stay in the
+    audit log (``item.waive``); the item itself forgets them.
+    """
+    item = _for_waiver(session, actor, item_id)
+    if expected_version is not None and expected_version != item.version:
+        raise _stale()
+    if item.status != ItemStatus.WAIVED:
+        raise Conflict(f"item {item.id} is {item.status}, not waived: there is no waiver to undo",
+                       "รายการนี้ไม่ได้ถูกยกเว้น จึงไม่มีการยกเว้นให้ยกเลิก")
+    reason = _reason(reason, required=False)
+    before = _waiver_state(item)
+    if not update_item(session, item.id, expected_version=item.version,
+                       expected_status=ItemStatus.WAIVED, status=ItemStatus.OPEN,
+                       waived_by_id=None, waived_at=None, waiver_reason=None):
+        raise _stale()
+    session.refresh(item)
+    audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.unwaive",
+                 entity="tracked_item", entity_id=item.id, before=before,
+                 after={**_waiver_state(item), "reason": reason})
+    session.flush()
+    return item
+
+
+def _for_waiver(session: Session, actor: User, item_id: int) -> TrackedItem:
+    """The item, if the actor is its province's coordinator and its step may be waived."""
+    item = session.get(TrackedItem, item_id)
+    if item is None:
+        raise NotFound(f"no tracked item {item_id}", f"ไม่พบรายการติดตามเลขที่ {item_id}")
+    district = visible_district(session, actor, item.district_code)
+    if not can_waive_item(actor.role, actor.province_code, district.province_code):
+        raise Forbidden("only the provincial coordinator may mark a step not applicable",
+                        "เฉพาะผู้ประสานงานของจังหวัดเท่านั้นที่ยกเว้นขั้นตอนได้")
+    if session.get(DirectiveStep, item.step_id).kind == StepKind.REPORT:
+        raise Conflict("the report step cannot be waived: it is completed by submitting the "
+                       "district's report form",
+                       "ยกเว้นขั้นตอนรายงานไม่ได้ ขั้นตอนนี้เสร็จเมื่ออำเภอส่งแบบรายงาน")
+    return item
+
+
+def _reason(text: str | None, *, required: bool) -> str | None:
+    """The reason trimmed: 1–2000 characters, or None when it may be left out."""
+    text = (text or "").strip()
+    if not text:
+        if required:
+            raise InvalidInput("reason: say why this step does not apply to the district",
+                               "เหตุผล: ต้องระบุเหตุผลที่ขั้นตอนนี้ไม่ต้องดำเนินการ")
+        return None
+    if len(text) > MAX_REASON:
+        raise InvalidInput(f"reason: at most {MAX_REASON} characters",
+                           f"เหตุผล: ไม่เกิน {MAX_REASON} ตัวอักษร")
+    return text
+
+
+def _stale() -> Conflict:
+    return Conflict("someone else changed this item; reload and try again",
+                    "มีผู้อื่นแก้ไขรายการนี้แล้ว กรุณาโหลดหน้าใหม่แล้วลองอีกครั้ง")
+
+
+def _not_open(item: TrackedItem) -> Conflict:
+    if item.status == ItemStatus.WAIVED:
+        return Conflict(f"item {item.id} is already waived (not applicable)",
+                        "รายการนี้ได้รับการยกเว้นแล้ว (ไม่ต้องดำเนินการ)")
+    return Conflict(f"item {item.id} is already {item.status}", "รายการนี้ทำเสร็จแล้ว")
+
+
+def _waiver_state(item: TrackedItem) -> dict:
+    return {"status": str(item.status), "version": item.version,
+            "waived_by_id": item.waived_by_id,
+            "waived_at": item.waived_at.isoformat() if item.waived_at else None}
 
 
 def _item_state(item: TrackedItem) -> dict:
@@ -163,8 +268,10 @@ class BoardCell:
 
     @property
     def state(self) -> str:
-        """done / overdue / open: the board's colours (the templates' ``state`` macro, in Python
-        for the board's hundreds of cells)."""
+        """done / waived / overdue / open: the board's colours (the templates' ``state`` macro,
+        in Python for the board's hundreds of cells)."""
+        if self.item.status == ItemStatus.WAIVED:
+            return "waived"
         if self.item.status != ItemStatus.OPEN:
             return "done"
         return "overdue" if self.overdue else "open"
@@ -185,7 +292,14 @@ class BoardRow:
 
     @property
     def done_count(self) -> int:
+        """Settled steps: done or waived. A waived step needs nothing more from the district, and
+        ``domain.rates`` counts it as actual too, so the board and the national rates agree."""
         return sum(c.item.status != ItemStatus.OPEN for c in self.cells)
+
+    @property
+    def waived_count(self) -> int:
+        """Of ``done_count``, the steps waived as not applicable."""
+        return sum(c.item.status == ItemStatus.WAIVED for c in self.cells)
 
     @property
     def overdue_count(self) -> int:
@@ -202,6 +316,10 @@ class Board:
     @property
     def overdue_count(self) -> int:
         return sum(r.overdue_count for r in self.rows)
+
+    @property
+    def waived_count(self) -> int:
+        return sum(r.waived_count for r in self.rows)
 
 
 def board(session: Session, directive: Directive, today: date,

@@ -40,8 +40,8 @@ from bench._national import demo_dataset, scratch_database
 from domain.rates import Rate
 from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, latest_directive
 from models.org import all_provinces, districts_of
+from tidtam.app.boards import Board, BoardCell, BoardRow, is_overdue
 from tidtam.app.national import NationalBoard, NationalRow, build_national_board
-from tidtam.app.tracking import Board, BoardCell, BoardRow, is_overdue
 from tidtam.demo.province import DEMO_PASSWORD
 from tidtam.infra.clock import FixedClock
 from tidtam.infra.settings import Settings

@@ -16,7 +16,6 @@ from tidtam.app.boards import (
     complete_item,
     district_view,
     item_detail,
-    outbox_for,
     province_board,
     provinces_for,
     unwaive_item,
@@ -29,6 +28,7 @@ from tidtam.app.national import (
     report_rate,
     submit_provincial_report,
 )
+from tidtam.app.outbox import outbox_for
 from web.deps import (
     ApiUser,
     NotAuthenticated,

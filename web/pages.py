@@ -13,10 +13,10 @@ from tidtam.app.boards import (
     board_for,
     district_view,
     item_detail,
-    outbox_for,
     province_board,
     provinces_for,
 )
+from tidtam.app.outbox import outbox_for
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, TodayDep

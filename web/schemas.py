@@ -12,10 +12,9 @@ from domain.report import Finding, ReportSummary
 from models.directive import DirectivePublic, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.report import ProvincialReport
-from tidtam.app.boards import ItemDetail
+from tidtam.app.boards import Board, BoardCell, BoardRow, ItemDetail
 from tidtam.app.national import NationalBoard
 from tidtam.app.reporting import ReportView
-from tidtam.app.tracking import Board, BoardCell, BoardRow
 
 
 class TokenPublic(BaseModel):

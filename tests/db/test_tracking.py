@@ -13,7 +13,8 @@ from models.audit import AuditEntry, entries_for
 from models.directive import ItemStatus, TrackedItem, find_item, items_of
 from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from tests.conftest import NOW
-from tidtam.app.tracking import board, launch_directive, mark_done, mark_done_by_codes
+from tidtam.app.boards import board
+from tidtam.app.tracking import launch_directive, mark_done, mark_done_by_codes
 from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
 
 

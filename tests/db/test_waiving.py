@@ -18,10 +18,11 @@ from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from models.user import get_by_username
 from tests.conftest import NOW
 from tidtam.app.accounts import ensure_user
+from tidtam.app.boards import board
 from tidtam.app.digest import send_digests
 from tidtam.app.escalation import sweep
 from tidtam.app.orgtree import load_provinces
-from tidtam.app.tracking import board, mark_done, reopen_waived, waive
+from tidtam.app.tracking import mark_done, reopen_waived, waive
 from tidtam.cli.views import board_json, print_board
 
 BKK = ZoneInfo("Asia/Bangkok")

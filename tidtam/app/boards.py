@@ -1,4 +1,5 @@
-"""What the web pages and the API read, scoped to what the signed-in person may see.
+"""The boards: the district × step board of a directive, a district's page, one item's page — what
+the web pages, the API and the CLI read, scoped to what the signed-in person may see.
 
 Each function checks access with ``domain.access`` and raises ``NotFound``/``Forbidden``, so a
 route or an API endpoint cannot forget the check: district roles see only their own district,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 
 from sqlmodel import Session
 
@@ -25,24 +27,16 @@ from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
     DirectiveStep,
+    ItemStatus,
     StepKind,
     TrackedItem,
+    items_of,
     latest_directive,
+    steps_of,
 )
-from models.org import District, Province, get_district, get_province
-from models.outbox import Channel, OutboxMessage, messages_for_province
-from models.user import User, broken_routes, route_broken_since
-from tidtam.app.tracking import (
-    Board,
-    BoardRow,
-    board,
-    get_item_for,
-    is_overdue,
-    mark_done,
-    reopen_waived,
-    visible_district,
-    waive,
-)
+from models.org import District, Province, districts_of, get_district, get_province
+from models.user import User
+from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
 
 
 def current_directive(session: Session, province_code: str) -> Directive:
@@ -63,6 +57,87 @@ def visible_province(session: Session, actor: User, province_code: str) -> Provi
         raise Forbidden(f"you may not see province {province.code}",
                         f"คุณไม่มีสิทธิ์ดูข้อมูลจังหวัด{province.name_th}")
     return province
+
+
+def is_overdue(item: TrackedItem, today: date) -> bool:
+    return item.status == ItemStatus.OPEN and item.due_on < today
+
+
+@dataclass(frozen=True)
+class BoardCell:
+    item: TrackedItem
+    step: DirectiveStep
+    overdue: bool
+
+    @property
+    def state(self) -> str:
+        """done / waived / overdue / open: the board's colours (the templates' ``state`` macro,
+        in Python for the board's hundreds of cells)."""
+        if self.item.status == ItemStatus.WAIVED:
+            return "waived"
+        if self.item.status != ItemStatus.OPEN:
+            return "done"
+        return "overdue" if self.overdue else "open"
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    district: District
+    cells: list[BoardCell]
+
+    def cell(self, step: DirectiveStep) -> BoardCell | None:
+        """The cell in this step's column (None if the district has no such item)."""
+        return self._by_step.get(step.id)
+
+    @cached_property
+    def _by_step(self) -> dict[int, BoardCell]:
+        return {c.step.id: c for c in self.cells}
+
+    @property
+    def done_count(self) -> int:
+        """Settled steps: done or waived. A waived step needs nothing more from the district, and
+        ``domain.rates`` counts it as actual too, so the board and the national rates agree."""
+        return sum(c.item.status != ItemStatus.OPEN for c in self.cells)
+
+    @property
+    def waived_count(self) -> int:
+        """Of ``done_count``, the steps waived as not applicable."""
+        return sum(c.item.status == ItemStatus.WAIVED for c in self.cells)
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(c.overdue for c in self.cells)
+
+
+@dataclass(frozen=True)
+class Board:
+    directive: Directive
+    steps: list[DirectiveStep]
+    rows: list[BoardRow]
+    today: date
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(r.overdue_count for r in self.rows)
+
+    @property
+    def waived_count(self) -> int:
+        return sum(r.waived_count for r in self.rows)
+
+
+def board(session: Session, directive: Directive, today: date,
+          district_code: str | None = None) -> Board:
+    """The district × step board; an open item past its due date is overdue."""
+    steps = steps_of(session, directive.id)
+    step_by_id = {s.id: s for s in steps}
+    districts = {d.code: d for d in districts_of(session, directive.province_code)}
+    rows: dict[str, list[BoardCell]] = {}
+    for item in items_of(session, directive.id, district_code):
+        rows.setdefault(item.district_code, []).append(
+            BoardCell(item, step_by_id[item.step_id], is_overdue(item, today)))
+    return Board(directive, steps, [
+        BoardRow(districts[code], sorted(cells, key=lambda c: c.step.order))
+        for code, cells in sorted(rows.items())], today)
 
 
 @dataclass(frozen=True)
@@ -167,36 +242,3 @@ def unwaive_item(session: Session, actor: User, item_id: int, *, now: datetime, 
     reopen_waived(session, actor, item_id, now=now, reason=reason,
                   expected_version=expected_version)
     return item_detail(session, actor, item_id, today)
-
-
-@dataclass(frozen=True)
-class BrokenRoute:
-    """A person the system can no longer reach on a channel: who, where, why, since when."""
-
-    user: User
-    channel: Channel
-    reason: str
-    since: datetime | None
-
-
-class OutboxListing(list[OutboxMessage]):
-    """The province's messages, newest first, with the routes that stopped working.
-
-    A list, so the JSON API (``/api/v1/outbox``) keeps returning just the messages, and the
-    outbox page reads ``broken_routes`` off the same value.
-    """
-
-    broken_routes: list[BrokenRoute]
-
-
-def outbox_for(session: Session, actor: User, *, limit: int = 500) -> OutboxListing:
-    """The province's outbox, newest first: for the coordinator and the provincial head only."""
-    if actor.role not in PROVINCE_ROLES:
-        raise Forbidden("only the provincial coordinator and head may see the outbox",
-                        "เฉพาะผู้ประสานงานจังหวัดและพัฒนาการจังหวัดเท่านั้นที่ดูรายการข้อความได้")
-    listing = OutboxListing(messages_for_province(session, actor.province_code, limit=limit))
-    people = broken_routes(session, actor.province_code)
-    since = route_broken_since(session, [p.id for p in people])
-    listing.broken_routes = [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))
-                             for p in people]
-    return listing

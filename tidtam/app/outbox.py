@@ -1,4 +1,5 @@
-"""Putting messages in the outbox: the one way the sweep, the digest and the alerts do it.
+"""The outbox: putting messages in it (the one way the sweep, the digest and the alerts do it),
+and reading it as the province does (its messages, and the people no channel reaches).
 
 A row to be is addressed (a person's address on a channel, or why there is none), keyed
 (rung, occurrence, subject, recipient, channel: one message per key, ever) and given its send
@@ -17,9 +18,18 @@ from typing import Any
 
 from sqlmodel import Session
 
+from domain.access import PROVINCE_ROLES
+from domain.errors import Forbidden
 from domain.ladder import idempotency_key
-from models.outbox import Channel, addressing, enqueue_many, existing_keys
-from models.user import User
+from models.outbox import (
+    Channel,
+    OutboxMessage,
+    addressing,
+    enqueue_many,
+    existing_keys,
+    messages_for_province,
+)
+from models.user import User, broken_routes, route_broken_since
 
 Text = tuple[str, str]  # (subject, body)
 
@@ -115,3 +125,38 @@ class OutboxBatch:
                 result.already_queued += 1
         self.rows.clear()
         return result
+
+
+# --- The outbox as the province reads it ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class BrokenRoute:
+    """A person the system can no longer reach on a channel: who, where, why, since when."""
+
+    user: User
+    channel: Channel
+    reason: str
+    since: datetime | None
+
+
+class OutboxListing(list[OutboxMessage]):
+    """The province's messages, newest first, with the routes that stopped working.
+
+    A list, so the JSON API (``/api/v1/outbox``) keeps returning just the messages, and the
+    outbox page reads ``broken_routes`` off the same value.
+    """
+
+    broken_routes: list[BrokenRoute]
+
+
+def outbox_for(session: Session, actor: User, *, limit: int = 500) -> OutboxListing:
+    """The province's outbox, newest first: for the coordinator and the provincial head only."""
+    if actor.role not in PROVINCE_ROLES:
+        raise Forbidden("only the provincial coordinator and head may see the outbox",
+                        "เฉพาะผู้ประสานงานจังหวัดและพัฒนาการจังหวัดเท่านั้นที่ดูรายการข้อความได้")
+    listing = OutboxListing(messages_for_province(session, actor.province_code, limit=limit))
+    people = broken_routes(session, actor.province_code)
+    since = route_broken_since(session, [p.id for p in people])
+    listing.broken_routes = [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))
+                             for p in people]
+    return listing

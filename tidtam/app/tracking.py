@@ -6,8 +6,7 @@ Routes, flows and the CLI call these; rules come from ``domain``, queries from `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from functools import cached_property
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -112,10 +111,6 @@ def get_item_for(session: Session, actor: User, item_id: int) -> TrackedItem:
         raise NotFound(f"no tracked item {item_id}", f"ไม่พบรายการติดตามเลขที่ {item_id}")
     visible_district(session, actor, item.district_code)
     return item
-
-
-def is_overdue(item: TrackedItem, today: date) -> bool:
-    return item.status == ItemStatus.OPEN and item.due_on < today
 
 
 def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
@@ -258,83 +253,6 @@ def _item_state(item: TrackedItem) -> dict:
     return {"status": str(item.status), "note": item.note, "version": item.version,
             "completed_by_id": item.completed_by_id,
             "completed_at": item.completed_at.isoformat() if item.completed_at else None}
-
-
-@dataclass(frozen=True)
-class BoardCell:
-    item: TrackedItem
-    step: DirectiveStep
-    overdue: bool
-
-    @property
-    def state(self) -> str:
-        """done / waived / overdue / open: the board's colours (the templates' ``state`` macro,
-        in Python for the board's hundreds of cells)."""
-        if self.item.status == ItemStatus.WAIVED:
-            return "waived"
-        if self.item.status != ItemStatus.OPEN:
-            return "done"
-        return "overdue" if self.overdue else "open"
-
-
-@dataclass(frozen=True)
-class BoardRow:
-    district: District
-    cells: list[BoardCell]
-
-    def cell(self, step: DirectiveStep) -> BoardCell | None:
-        """The cell in this step's column (None if the district has no such item)."""
-        return self._by_step.get(step.id)
-
-    @cached_property
-    def _by_step(self) -> dict[int, BoardCell]:
-        return {c.step.id: c for c in self.cells}
-
-    @property
-    def done_count(self) -> int:
-        """Settled steps: done or waived. A waived step needs nothing more from the district, and
-        ``domain.rates`` counts it as actual too, so the board and the national rates agree."""
-        return sum(c.item.status != ItemStatus.OPEN for c in self.cells)
-
-    @property
-    def waived_count(self) -> int:
-        """Of ``done_count``, the steps waived as not applicable."""
-        return sum(c.item.status == ItemStatus.WAIVED for c in self.cells)
-
-    @property
-    def overdue_count(self) -> int:
-        return sum(c.overdue for c in self.cells)
-
-
-@dataclass(frozen=True)
-class Board:
-    directive: Directive
-    steps: list[DirectiveStep]
-    rows: list[BoardRow]
-    today: date
-
-    @property
-    def overdue_count(self) -> int:
-        return sum(r.overdue_count for r in self.rows)
-
-    @property
-    def waived_count(self) -> int:
-        return sum(r.waived_count for r in self.rows)
-
-
-def board(session: Session, directive: Directive, today: date,
-          district_code: str | None = None) -> Board:
-    """The district × step board; an open item past its due date is overdue."""
-    steps = steps_of(session, directive.id)
-    step_by_id = {s.id: s for s in steps}
-    districts = {d.code: d for d in districts_of(session, directive.province_code)}
-    rows: dict[str, list[BoardCell]] = {}
-    for item in items_of(session, directive.id, district_code):
-        rows.setdefault(item.district_code, []).append(
-            BoardCell(item, step_by_id[item.step_id], is_overdue(item, today)))
-    return Board(directive, steps, [
-        BoardRow(districts[code], sorted(cells, key=lambda c: c.step.order))
-        for code, cells in sorted(rows.items())], today)
 
 
 def mark_done_by_codes(session: Session, username: str, district_code: str, step_code: str, *,

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from domain.thaidate import thai_date
 from models.directive import latest_directive
 from models.outbox import all_messages
-from tidtam.app.tracking import board
+from tidtam.app.boards import board
 
 STATUS_MARK = {"done": "✔", "waived": "–", "open": "·", "overdue": "✗"}
 

@@ -1,4 +1,4 @@
-"""The browser tests' one Chromium, their pages, and the app served on a free port.
+"""The browser tests' one Chromium, their pages, screenshots, and the app served on a free port.
 
 One headless Chromium (Debian's /usr/bin/chromium, through Playwright) for the whole session.
 With CI=true a missing Chromium is a failure, never a skip (``unavailable``).
@@ -7,13 +7,16 @@ While a sync Playwright is open, the main thread counts as running an asyncio lo
 marks it so between calls), so ``asyncio.run`` in any other test would fail. The tests that use
 the browser are therefore run after all others (``pytest_collection_modifyitems`` below): the
 session's Chromium is opened by the first of them and closed at the end of the session.
+
+Screenshots go to the test's own temporary folder. ``TIDTAM_UPDATE_SCREENSHOTS=1`` also writes the
+ones the README shows into docs/ (off by default: a test run never changes the repository).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,12 +28,14 @@ from tests.conftest import unavailable
 from tests.helpers.poll import wait_until
 from tidtam.demo.province import DEMO_PASSWORD
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "th-TH"}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "locale": "th-TH"}
+DOCS = ROOT / "docs"
 
 
 @pytest.hookimpl(trylast=True)
@@ -73,6 +78,22 @@ def desktop_page(browser):
 def phone_page(browser):
     """A page in a fresh context (no cookies) on a 390×844 phone, in Thai."""
     yield from _page(browser, PHONE)
+
+
+@pytest.fixture
+def screenshot(tmp_path, update_screenshots) -> Callable[..., Path]:
+    """``screenshot(page, "name.png", **options)``: saved under the test's tmp_path (returned);
+    ``docs=True`` marks a picture the README shows, also written to docs/ when
+    TIDTAM_UPDATE_SCREENSHOTS=1."""
+    def take(page, name: str, *, docs: bool = False, **options) -> Path:
+        path = tmp_path / name
+        page.screenshot(path=str(path), **options)
+        assert path.stat().st_size > 0
+        if docs and update_screenshots:
+            (DOCS / name).write_bytes(path.read_bytes())
+        return path
+
+    return take
 
 
 # --- the app under uvicorn ----------------------------------------------------------------------

@@ -31,7 +31,7 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     engine.dispose()
 
 
-def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url):
+def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url, screenshot):
     from playwright.sync_api import expect
 
     page = desktop_page
@@ -57,17 +57,17 @@ def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url):
     expect(page.locator('tr[data-district="2703"] td.count')).to_have_text("1/12")
     expect(page.locator("table.board")).to_contain_text("ตาพระยา")
     expect(page.locator("thead")).to_contain_text("ส.ค. 2567")
-    page.screenshot(path="/tmp/board.png", full_page=True)
+    screenshot(page, "board.png", docs=True, full_page=True)
 
 
-def test_the_board_fits_a_phone(phone_page, base_url):
+def test_the_board_fits_a_phone(phone_page, base_url, screenshot):
     """On a 390 px phone the page itself does not scroll sideways; only the table does."""
     page = phone_page
     sign_in(page, base_url, "coordinator")
     page.wait_for_url(f"{base_url}/board")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1
-    page.screenshot(path="/tmp/board-phone.png")
+    screenshot(page, "board-phone.png")
 
 
 def test_signed_out_browser_is_sent_to_login(desktop_page, base_url):

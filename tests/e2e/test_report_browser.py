@@ -107,7 +107,7 @@ def sign_out(page) -> None:
 
 
 def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it(
-        phone_page, server):
+        phone_page, server, screenshot):
     from playwright.sync_api import expect
 
     base_url, engine = server
@@ -157,7 +157,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     expect(sessions).to_have_count(3)
     expect(sessions.nth(2).locator('[data-name="place"]')).to_have_value("บ้านหนองแวง")
     expect(page.locator("#report-status")).to_have_text("ร่าง")
-    page.screenshot(path="/tmp/report-refused.png", full_page=True)
+    screenshot(page, "report-refused.png", full_page=True)
 
     # fixed, it goes
     sessions.nth(1).locator('[data-category="community"]').fill("12")
@@ -187,7 +187,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     sign_in(page, base_url, "staff-2706")
     page.goto(f"{base_url}/districts/2706/report")
     expect(page.locator(".review-comment")).to_contain_text(COMMENT)
-    page.screenshot(path="/tmp/report-returned.png")
+    screenshot(page, "report-returned.png")
     place = sessions.nth(2).locator('[data-name="place"]')
     place.fill("บ้านหนองแวง หมู่ที่ 4 ต.โคกสูง")
     place.blur()
@@ -207,7 +207,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     page.goto(f"{base_url}/reports")
     expect(page.locator('tr[data-district="2706"]')).to_have_attribute("data-status", "accepted")
     expect(page.locator('[data-total="total"]')).to_have_text(str(32 + 22 + 35))
-    page.screenshot(path="/tmp/reports-accepted.png", full_page=True)
+    screenshot(page, "reports-accepted.png", full_page=True)
 
     # and nothing chases it: no queued message now, none after a sweep past its due date
     assert r1_of(engine).status == ItemStatus.DONE

@@ -120,4 +120,6 @@ def test_a_route_line_refuses_is_shown_on_the_outbox_page(any_client, any_engine
 
 def test_no_broken_routes_no_section(client):
     signed_in(client, "coordinator")
-    assert 'class="broken-routes"' not in client.get("/outbox").text
+    page = client.get("/outbox")
+    assert page.status_code == 200 and "<h1>ข้อความแจ้งเตือน</h1>" in page.text
+    assert 'class="broken-routes"' not in page.text

@@ -21,6 +21,17 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NOW = datetime(2024, 7, 16, 3, 0, tzinfo=UTC)
+# Opt-in: the browser tests also write the README's screenshots into docs/ (tests/e2e/conftest.py).
+# Taken out of the environment at once: the app's Settings refuse unknown TIDTAM_* variables.
+# Read it through the fixture ``update_screenshots``: a second import of this file (as
+# tests.conftest) no longer finds the variable.
+_UPDATE_SCREENSHOTS = os.environ.pop("TIDTAM_UPDATE_SCREENSHOTS", "") == "1"
+
+
+@pytest.fixture(scope="session")
+def update_screenshots() -> bool:
+    """TIDTAM_UPDATE_SCREENSHOTS=1 was set: write the README's screenshots into docs/ too."""
+    return _UPDATE_SCREENSHOTS
 
 
 def unavailable(reason: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import event, text, update
 from sqlmodel import Session, select
 
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -19,6 +21,7 @@ from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from models.report import Report, ReportPhoto, ReportStatus, get_report
 from models.user import get_by_username
 from tests.conftest import NOW
+from tests.helpers.poll import wait_until
 from tidtam.app.reporting import (
     accept_report,
     add_photo,
@@ -276,6 +279,41 @@ def saved_outcomes(engine) -> tuple[int, list[str]]:
         return report.version, report.content["outcomes"]
 
 
+SECOND = "second-writer"  # the thread's name: its statements are the ones watched
+
+
+@contextmanager
+def watching_writes(engine) -> Iterator[threading.Event]:
+    """Set when the thread named SECOND sends its first INSERT or UPDATE."""
+    sent = threading.Event()
+
+    def before(_conn, _cursor, statement, *_args) -> None:
+        if (threading.current_thread().name == SECOND
+                and statement.lstrip().upper().startswith(("INSERT", "UPDATE"))):
+            sent.set()
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def waits_on_the_first(engine, sent: threading.Event, thread: threading.Thread) -> None:
+    """Before the first writer commits: the second has sent its write and is waiting for the
+    first's lock (not a fixed pause hoping it got there)."""
+    wait_until(sent.is_set, timeout=30, message="the second writer never sent its write")
+    if engine.dialect.name == "postgresql":
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                     "AND datname = current_database()")
+        with engine.connect() as conn:
+            wait_until(lambda: conn.execute(query).scalar(), timeout=30,
+                       message="the second writer's write never waited on a lock")
+    else:  # SQLite's busy wait is not visible from outside: the write must just not finish
+        thread.join(timeout=0.2)
+    assert thread.is_alive(), "the second writer waits on the first writer's lock"
+
+
 def test_two_sessions_that_loaded_the_same_version_cannot_both_save(shared_db):
     with Session(shared_db) as first, Session(shared_db) as second:
         views = [report_view(s, user(s, name), DISTRICT)
@@ -310,10 +348,10 @@ def test_a_save_waiting_on_a_concurrent_one_is_refused_when_it_commits(shared_db
                 second.rollback()
                 outcome.append(error)
 
-    thread = threading.Thread(target=second_writer)
-    thread.start()
-    thread.join(timeout=1.0)
-    assert thread.is_alive(), "the second writer waits on the first writer's lock"
+    thread = threading.Thread(target=second_writer, name=SECOND)
+    with watching_writes(shared_db) as sent:
+        thread.start()
+        waits_on_the_first(shared_db, sent, thread)
     first.commit()
     first.close()
     thread.join(timeout=30)
@@ -339,10 +377,10 @@ def test_two_first_saves_racing_make_one_report(committed):
                 second.rollback()
                 outcome.append(error)
 
-        thread = threading.Thread(target=second_writer)
-        thread.start()
-        thread.join(timeout=1.0)
-        assert thread.is_alive(), "the second insert waits on the first"
+        thread = threading.Thread(target=second_writer, name=SECOND)
+        with watching_writes(committed) as sent:
+            thread.start()
+            waits_on_the_first(committed, sent, thread)
         first.commit()
         thread.join(timeout=30)
         assert len(outcome) == 1 and isinstance(outcome[0], Conflict)

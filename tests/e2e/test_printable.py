@@ -19,7 +19,7 @@ from domain.errors import Forbidden
 from models.report import ReportPhoto
 from models.user import get_by_username
 from tests.conftest import NOW, unavailable
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM
 from tests.flows.test_compile import add_reports
 from tidtam.documents.pdf import PdfUnavailable, html_to_pdf
 from tidtam.documents.printing import printable_district, printable_province
@@ -54,20 +54,7 @@ def printed(session, launched, tmp_path):
     return session, store, users
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        unavailable("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser, html: str):
-    page = browser.new_page()
+def open_page(page, html: str):
     page.set_content(html, wait_until="load")
     return page
 
@@ -81,10 +68,10 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
                           check=True).stdout
 
 
-def test_district_form_in_chromium_shows_items_1_to_5_photos_and_sessions(printed, browser):
+def test_district_form_in_chromium_shows_items_1_to_5_photos_and_sessions(printed, desktop_page):
     session, store, users = printed
     html = printable_district(session, users["staff-2701"], "2701", store=store)
-    page = open_page(browser, html)
+    page = open_page(desktop_page, html)
     text = page.inner_text("body")
     assert "อำเภอเมืองสระแก้ว จังหวัดสระแก้ว" in text
     assert "แบบรายงานการดำเนินงานกิจกรรม" in text
@@ -104,17 +91,15 @@ def test_district_form_in_chromium_shows_items_1_to_5_photos_and_sessions(printe
     assert "5 กรกฎาคม 2567" in sessions and "บ้านโนนสูง ต.ศาลาลำดวน" in sessions
     assert "สำนักงานพัฒนาชุมชนจังหวัดสระแก้ว" in text
     assert "ฉบับร่าง" not in text and "จังหวัดรับรายงานแล้ว" in text
-    page.close()
 
 
-def test_thai_digits_write_every_count_and_date_in_thai(printed, browser):
+def test_thai_digits_write_every_count_and_date_in_thai(printed, desktop_page):
     session, store, users = printed
     html = printable_district(session, users["coordinator"], "2701", store=store, thai_digits=True)
-    page = open_page(browser, html)
+    page = open_page(desktop_page, html)
     assert "จำนวน ๑ แห่ง" in page.inner_text("#item-1")
     assert "๕๓" in page.inner_text("#item-2") and "53" not in page.inner_text("#item-2")
     assert "๕ กรกฎาคม ๒๕๖๗" in page.inner_text("#sessions")
-    page.close()
 
 
 def test_a_report_not_yet_accepted_prints_as_a_draft_and_staff_print_only_their_district(printed):
@@ -129,10 +114,10 @@ def test_a_report_not_yet_accepted_prints_as_a_draft_and_staff_print_only_their_
         printable_province(session, users["staff-2701"], store=store)
 
 
-def test_province_form_in_chromium_adds_up_accepted_reports_and_lists_the_missing(printed, browser):
+def test_province_form_in_chromium_adds_up_accepted_reports_and_lists_the_missing(printed, desktop_page):
     session, store, users = printed
     html = printable_province(session, users["province-head"], store=store)
-    page = open_page(browser, html)
+    page = open_page(desktop_page, html)
     text = page.inner_text("body")
     assert "สรุปผลภาพรวม จังหวัดสระแก้ว" in text
     assert "จำนวน 4 แห่ง" in page.inner_text("#item-1")
@@ -147,7 +132,6 @@ def test_province_form_in_chromium_adds_up_accepted_reports_and_lists_the_missin
     assert "อำเภอตาพระยา — ส่งแล้ว รอจังหวัดตรวจ" in missing
     assert "อำเภอวังสมบูรณ์ — ยังไม่ได้บันทึกรายงาน" in missing
     assert "อำเภอเมืองสระแก้ว" not in missing
-    page.close()
 
 
 def test_pdf_text_layer_keeps_the_district_name_and_the_office_exactly(printed, tmp_path):

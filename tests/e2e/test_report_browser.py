@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-import uvicorn
 from PIL import Image
 from sqlmodel import Session, select
 
 from models.directive import ItemStatus, find_item, latest_directive
 from models.outbox import OutboxMessage, OutboxStatus
-from tests.conftest import NOW, unavailable
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, sign_in, wait_until_healthy
+from tests.conftest import NOW
+from tests.e2e.conftest import served, sign_in
 from tidtam.app.escalation import sweep
 from tidtam.infra import db
 from tidtam.infra.clock import FixedClock
@@ -52,29 +50,9 @@ def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
     with Session(engine) as session:  # the reminders R1 gets three working days before it is due
         sweep(session, CLOCK, tz=settings.tz, base_url=settings.base_url)
         session.commit()
-    app = create_app(settings, engine, clock=FixedClock(CLOCK))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e-report", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url)
-    yield url, engine
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings, engine, clock=FixedClock(CLOCK)), "uvicorn-e2e-report") as url:
+        yield url, engine
     engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        unavailable("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def jpeg(name: str, colour: tuple[int, int, int]) -> dict:
@@ -128,15 +106,14 @@ def sign_out(page) -> None:
     page.wait_for_url(re.compile(r".*/login$"))
 
 
-def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it(browser, server):
+def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it(
+        phone_page, server, screenshot):
     from playwright.sync_api import expect
 
     base_url, engine = server
     r1 = r1_of(engine)
     assert chasing(engine, r1.id), "the sweep on 6 August queued a reminder for R1"
-    context = browser.new_context(viewport={"width": 412, "height": 915}, is_mobile=True,
-                                  locale="th-TH")
-    page = context.new_page()
+    page = phone_page
 
     # staff-2706 fills three sessions, one with only 15 participants, with photos and an outcome
     sign_in(page, base_url, "staff-2706")
@@ -180,7 +157,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     expect(sessions).to_have_count(3)
     expect(sessions.nth(2).locator('[data-name="place"]')).to_have_value("บ้านหนองแวง")
     expect(page.locator("#report-status")).to_have_text("ร่าง")
-    page.screenshot(path="/tmp/report-refused.png", full_page=True)
+    screenshot(page, "report-refused.png", full_page=True)
 
     # fixed, it goes
     sessions.nth(1).locator('[data-category="community"]').fill("12")
@@ -210,7 +187,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     sign_in(page, base_url, "staff-2706")
     page.goto(f"{base_url}/districts/2706/report")
     expect(page.locator(".review-comment")).to_contain_text(COMMENT)
-    page.screenshot(path="/tmp/report-returned.png")
+    screenshot(page, "report-returned.png")
     place = sessions.nth(2).locator('[data-name="place"]')
     place.fill("บ้านหนองแวง หมู่ที่ 4 ต.โคกสูง")
     place.blur()
@@ -230,8 +207,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     page.goto(f"{base_url}/reports")
     expect(page.locator('tr[data-district="2706"]')).to_have_attribute("data-status", "accepted")
     expect(page.locator('[data-total="total"]')).to_have_text(str(32 + 22 + 35))
-    page.screenshot(path="/tmp/reports-accepted.png", full_page=True)
-    context.close()
+    screenshot(page, "reports-accepted.png", full_page=True)
 
     # and nothing chases it: no queued message now, none after a sweep past its due date
     assert r1_of(engine).status == ItemStatus.DONE
@@ -241,13 +217,13 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
     assert chasing(engine, r1.id) == []
 
 
-def test_nothing_typed_is_lost_offline_and_a_stale_tab_never_overwrites(browser, server):
+def test_nothing_typed_is_lost_offline_and_a_stale_tab_never_overwrites(phone_page, server):
     """The phone drops the connection mid-form; later a second tab saves first."""
     from playwright.sync_api import expect
 
     base_url, engine = server
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-    page = context.new_page()
+    page = phone_page
+    context = page.context
     sign_in(page, base_url, "staff-2705")
     page.goto(f"{base_url}/districts/2705/report")
     card = page.locator("#sessions .session").first
@@ -280,7 +256,6 @@ def test_nothing_typed_is_lost_offline_and_a_stale_tab_never_overwrites(browser,
     expect(page.locator("#save-banner")).to_contain_text("มีผู้อื่นบันทึกรายงานนี้ไปแล้ว")
     expect(page.locator("#save-status")).to_have_attribute("data-state", "failed")
     assert stored_place(engine, "2705") == "จากแท็บที่สอง"
-    context.close()
 
 
 def stored_place(engine, district: str) -> str:

@@ -13,12 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+
+from tests.helpers.poll import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -51,16 +52,14 @@ def smtp_sink():
 
 
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
+    """Poll ``predicate`` until it holds; fail at once if `tidtam serve` exits meanwhile."""
+    def still_running() -> None:
         if proc.poll() is not None:
             pytest.fail(f"tidtam serve exited ({proc.returncode}) waiting for {what}:\n"
                         f"{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-4000:]}")
+
+    return wait_until(predicate, timeout=timeout, interval=0.5, check=still_running,
+                      message=lambda: f"{what}:\n{log.read_text(errors='replace')[-4000:]}")
 
 
 @pytest.mark.prefect_server
@@ -113,8 +112,10 @@ def test_serve_runs_the_sweep_deployment_and_mail_arrives(tmp_path, smtp_sink):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("tidtam serve did not stop within 60 s of SIGTERM")
-    time.sleep(1)
-    assert not [pid for pid in children if _alive(pid)], "orphans left after SIGTERM"
+    # serve has exited; its children may still be on their way out: poll, do not sleep.
+    wait_until(lambda: not [pid for pid in children if _alive(pid)], timeout=10, interval=0.1,
+               message=lambda: "orphans left after SIGTERM: "
+                               f"{[pid for pid in children if _alive(pid)]}")
     assert not _ok(f"http://127.0.0.1:{prefect_port}/api/health")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -250,8 +251,19 @@ def test_district_rungs_also_push_once_to_the_districts_line_group(session, dire
 
 
 def test_the_provincial_rungs_do_not_go_to_the_districts_group(session, directive):
+    """The demo's provincial-head rung is grouped and e-mail only, so it could never reach a
+    group; made per item and on LINE too (a province may), it reaches the provincial head about
+    2702's items, and still nothing goes to 2702's group."""
+    definition = copy.deepcopy(directive.definition)
+    [rung] = [r for r in definition["ladder"]["rungs"] if r["code"] == "provincial-head"]
+    rung.update(channels=["line", "email"], grouped=False)
+    directive.definition = definition
+    session.add(directive)
     bind_group(session, "2702", "C2702bbbbbbbbbbbbbbbbbbbbbbbbbbbb")
     run(session, bkk(2024, 8, 19, 9, 0))
+    head = get_by_username(session, "province-head")
+    assert messages(session, rung="provincial-head", channel="line", user_id=head.id,
+                    district_code="2702")
     assert [r.rung for r in messages(session, recipient="C2702bbbbbbbbbbbbbbbbbbbbbbbbbbbb")] == []
 
 

@@ -67,9 +67,12 @@ def test_mode_injects_failures_then_recovers(line_api, line_user):
 
 
 def test_reset_forgets_everything(line_api, line_user):
-    line_api.post(PUSH, json=push_body(line_user))
+    assert line_api.post(PUSH, json=push_body(line_user)).status_code == 200
+    assert len(line_api.get("/_fake/pushes").json()) == 1
+    line_api.post("/_fake/mode", json={"status": 500, "count": 5})
     line_api.post("/_fake/reset")
     assert line_api.get("/_fake/pushes").json() == []
+    assert line_api.post(PUSH, json=push_body(line_user)).status_code == 200  # the mode is gone too
 
 
 def test_an_outage_lasts_until_the_mode_changes(line_api, line_user):

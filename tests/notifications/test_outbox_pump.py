@@ -209,6 +209,8 @@ class SlowTransport:
         self.seconds, self.sent = seconds, []
 
     def send(self, message: OutboxMessage) -> None:
+        # A deliberate part of the scenario (a send that takes this long), not a wait for
+        # something to happen: the pass must outlive half its lease whatever the machine's speed.
         time.sleep(self.seconds)
         self.sent.append(message.idempotency_key)
 

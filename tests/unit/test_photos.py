@@ -230,7 +230,11 @@ def test_decompression_bomb_is_refused_from_the_header(store, monkeypatch, make,
 
 
 def test_pixel_limit_comes_from_the_directive(store):
-    refused(store, encode(Image.new("RGB", (20, 20)), "PNG"), max_pixels=399)
+    png = encode(Image.new("RGB", (20, 20)), "PNG")  # 400 pixels
+    error = refused(store, png, max_pixels=399)
+    assert "too many pixels; at most 0.000399 megapixels" in error.message_en
+    assert "0.000399 ล้านพิกเซล" in error.message_th
+    assert (store.save(png, "ok.png", PhotoLimits(max_pixels=400)).width, len(files_in(store))) == (20, 3)
 
 
 def test_a_failed_write_leaves_nothing_behind(store, monkeypatch):

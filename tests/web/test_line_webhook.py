@@ -258,7 +258,8 @@ def test_only_the_coordinator_gets_group_codes(client):
     response = client.post("/profile/line-group-code", data={"district": "2703",
                                                              "csrftoken": csrf(client)})
     assert response.status_code == 403
-    assert 'id="groups"' not in client.get("/profile").text
+    profile = client.get("/profile")
+    assert profile.status_code == 200 and 'id="groups"' not in profile.text
 
 
 def test_unlink_from_the_profile(client, engine):

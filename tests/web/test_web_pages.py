@@ -210,9 +210,14 @@ def test_outbox_hides_other_provinces_messages(client, engine):
         session.add(OutboxMessage(idempotency_key="bkk:1", channel=Channel.EMAIL,
                                   recipient="bkk@example", district_code="1001", subject="s",
                                   body="b", created_at=CLOCK, next_try_at=CLOCK))
+        session.add(OutboxMessage(idempotency_key="sakaeo:1", channel=Channel.EMAIL,
+                                  recipient="staff-2703@demo.tidtam.local", district_code="2703",
+                                  subject="s", body="b", created_at=CLOCK, next_try_at=CLOCK))
         session.commit()
     signed_in(client, "coordinator")
-    assert "bkk:1" not in client.get("/outbox").text
+    page = client.get("/outbox")
+    assert page.status_code == 200 and "sakaeo:1" in page.text  # the province's own is listed
+    assert "bkk:1" not in page.text
 
 
 def test_provincial_head_sees_the_outbox_and_district_staff_do_not(client, app, engine):
@@ -268,7 +273,9 @@ def test_district_roles_land_on_their_own_page(client, username):
 def test_the_audit_log_has_no_entry_for_a_refused_write(client, engine):
     signed_in(client, "staff-2703")
     item = item_of(engine, "2703", "G2")
-    client.post(f"/items/{item.id}/done", data={"version": 99, "csrftoken": csrf(client)})
+    refused = client.post(f"/items/{item.id}/done", data={"version": 99, "csrftoken": csrf(client)})
+    assert refused.status_code == 409  # a stale version: the write was refused, not lost elsewhere
+    assert item_of(engine, "2703", "G2").status == ItemStatus.OPEN
     with Session(engine) as session:
         assert entries_for(session, "tracked_item", item.id) == []
 

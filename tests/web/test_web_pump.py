@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from fastapi.testclient import TestClient
@@ -14,9 +14,11 @@ from sqlmodel import Session
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.user import get_by_username
 from notifications.pump import PumpResult, close_transports, deliver_due
+from tests.helpers.poll import holds_for, wait_until
 from tests.web.helpers import CLOCK, api_token, signed_in
 from tidtam.demo.line_standin import fake_line
 from tidtam.demo.province import demo_line_id
+from tidtam.infra.clock import FixedClock
 from tidtam.infra.pump import transports_from_settings
 from tidtam.infra.settings import Settings
 from web.app import create_app
@@ -27,39 +29,62 @@ def status_of(engine, message_id: int) -> OutboxStatus:
         return session.get(OutboxMessage, message_id).status
 
 
-def test_the_lifespan_runs_the_pump_and_shuts_it_down(engine):
-    now = datetime.now(UTC)
+def queue_email(engine, key: str) -> int:
+    """An e-mail due a minute before the app's clock; with no SMTP set, the pump's first pass
+    marks it 'not sent: no channel', so any pass at all shows in its status."""
     with Session(engine) as session:
-        message = OutboxMessage(idempotency_key="pump-test:1", channel=Channel.EMAIL,
+        message = OutboxMessage(idempotency_key=key, channel=Channel.EMAIL,
                                 recipient="staff-2703@demo.tidtam.local", subject="s", body="b",
-                                created_at=now, next_try_at=now - timedelta(minutes=1))
+                                created_at=CLOCK, next_try_at=CLOCK - timedelta(minutes=1))
         session.add(message)
         session.commit()
-        message_id = message.id
-    settings = Settings(demo=True, _env_file=None, pump_interval_seconds=0.2)  # no SMTP set
-    app = create_app(settings, engine, run_pump=True)
+        return message.id
+
+
+def scheduler_threads() -> set[threading.Thread]:
+    """The APScheduler threads alive now (``BackgroundScheduler`` names its thread so)."""
+    return {t for t in threading.enumerate() if t.name == "APScheduler" and t.is_alive()}
+
+
+INTERVAL = 0.1  # pump_interval_seconds for both apps below: its first pass comes after this
+
+
+def pump_settings() -> Settings:
+    return Settings(demo=True, _env_file=None, pump_interval_seconds=INTERVAL)  # no SMTP set
+
+
+def test_the_lifespan_runs_the_pump_and_shuts_it_down(engine):
+    message_id = queue_email(engine, "pump-test:1")
+    before = scheduler_threads()
+    app = create_app(pump_settings(), engine, clock=FixedClock(CLOCK), run_pump=True)
     with TestClient(app) as client:
         assert client.get("/healthz").json() == {"ok": True}
-        deadline = time.monotonic() + 15
-        while status_of(engine, message_id) == OutboxStatus.QUEUED:
-            assert time.monotonic() < deadline, "the pump never picked the message up"
-            time.sleep(0.1)
+        assert scheduler_threads() - before, "run_pump=True started no scheduler"
+        wait_until(lambda: status_of(engine, message_id) != OutboxStatus.QUEUED, timeout=15,
+                   message="the pump never picked the message up")
     assert status_of(engine, message_id) == OutboxStatus.NOT_SENT_NO_CHANNEL
-    assert not [t for t in threading.enumerate() if t.name == "APScheduler" and t.is_alive()]
+    assert not scheduler_threads() - before, "the scheduler outlived the app"
 
 
 def test_without_run_pump_nothing_is_sent(engine):
-    now = datetime.now(UTC)
-    with Session(engine) as session:
-        message = OutboxMessage(idempotency_key="pump-test:2", channel=Channel.EMAIL,
-                                recipient="x@example", subject="s", body="b", created_at=now,
-                                next_try_at=now - timedelta(minutes=1))
-        session.add(message)
-        session.commit()
-        message_id = message.id
-    with TestClient(create_app(Settings(demo=True, _env_file=None), engine)) as client:
-        client.get("/healthz")
-        time.sleep(0.3)
+    """The control first: with run_pump=True and the same interval the pump handles a message,
+    and how long that takes sets the window; without run_pump, a message stays queued for three
+    times that window (and at least 20 intervals), and no scheduler thread is started."""
+    control = queue_email(engine, "pump-test:control")
+    with TestClient(create_app(pump_settings(), engine, clock=FixedClock(CLOCK), run_pump=True)):
+        started = time.monotonic()
+        wait_until(lambda: status_of(engine, control) != OutboxStatus.QUEUED, timeout=15,
+                   message="the control app (run_pump=True) never handled its message")
+        took = time.monotonic() - started
+
+    message_id = queue_email(engine, "pump-test:2")
+    before = scheduler_threads()
+    with TestClient(create_app(pump_settings(), engine, clock=FixedClock(CLOCK))) as client:
+        assert client.get("/healthz").json() == {"ok": True}
+        holds_for(lambda: status_of(engine, message_id) == OutboxStatus.QUEUED,
+                  seconds=max(3 * took, 20 * INTERVAL),
+                  message="an app created without run_pump sent the message")
+        assert not scheduler_threads() - before, "an app without run_pump started a scheduler"
     assert status_of(engine, message_id) == OutboxStatus.QUEUED
 
 
@@ -101,4 +126,6 @@ def test_a_route_line_refuses_is_shown_on_the_outbox_page(any_client, any_engine
 
 def test_no_broken_routes_no_section(client):
     signed_in(client, "coordinator")
-    assert 'class="broken-routes"' not in client.get("/outbox").text
+    page = client.get("/outbox")
+    assert page.status_code == 200 and "<h1>ข้อความแจ้งเตือน</h1>" in page.text
+    assert 'class="broken-routes"' not in page.text

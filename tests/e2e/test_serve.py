@@ -11,8 +11,11 @@ import email.policy
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -90,14 +93,20 @@ def test_serve_runs_the_sweep_deployment_and_mail_arrives(tmp_path, smtp_sink):
         schedule = deployment["schedules"][0]["schedule"]
         assert (schedule["cron"], schedule["timezone"]) == ("30 8 * * 1-5", "Asia/Bangkok")
 
+        # No `now` given: the flow run reads its own process's clock, which `serve` gave the
+        # same demo epoch as the web process whose pump sends the mail.
         run_env = dict(env, PREFECT_API_URL=api)
         subprocess.run([BIN / "prefect", "deployment", "run", "escalation-sweep/escalation-sweep",
-                        "--param", "now=2024-08-13T09:00:00+07:00", "--watch",
-                        "--watch-timeout", "180"],
+                        "--watch", "--watch-timeout", "180"],
                        env=run_env, cwd=ROOT, check=True, capture_output=True, timeout=240)
         staff = {f"staff-{n}@demo.tidtam.local" for n in range(2701, 2710)}
         wait_for(lambda: staff <= {m["to"] for m in sink.messages}, 120,
                  "mail to every district's staff at the SMTP sink", proc, log)
+        # The flow's process (started after the Prefect server came up, ≥ 10 s after the web
+        # process) and the web's pump agree on the demo time: a row is sent seconds after it was
+        # created by their two clocks. Each on a clock of its own would put it ~15 s+ apart.
+        for created, sent in _created_and_sent(tmp_path / "tidtam.db"):
+            assert timedelta(0) <= sent - created < timedelta(seconds=10), (created, sent)
         subjects = [m["subject"] for m in sink.messages]
         assert any("รายงาน" in s or "เลยกำหนด" in s for s in subjects), subjects
         body = sink.messages[0].get_body(("plain",)).get_content()
@@ -152,3 +161,12 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def _created_and_sent(database: Path) -> list[tuple[datetime, datetime]]:
+    """(created_at, sent_at) of every sent e-mail row, as aware UTC instants."""
+    with closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT created_at, sent_at FROM outbox WHERE status = 'sent' "
+                                  "AND channel = 'email'").fetchall()
+    assert rows, "no e-mail row was sent"
+    return [tuple(datetime.fromisoformat(v).replace(tzinfo=UTC) for v in row) for row in rows]

@@ -26,21 +26,13 @@ from models.outbox import OutboxMessage
 from models.user import get_by_username
 from tidtam.cli import app
 from tidtam.infra import db
-from tidtam.infra.clock import process_clock
-from tidtam.infra.settings import get_settings
 
 PASSWORD = "a-long-enough-password"
 
 
 @pytest.fixture
-def tidtam(tmp_path, monkeypatch):
-    """Run `tidtam …` in this process against a fresh SQLite database, no Prefect server."""
-    url = f"sqlite:///{tmp_path / 'timeline.db'}"
-    monkeypatch.setenv("TIDTAM_DATABASE_URL", url)
-    monkeypatch.setenv("TIDTAM_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing answers: untracked
-    get_settings.cache_clear()
-    process_clock.cache_clear()
+def tidtam(cli_database):
+    """Run `tidtam …` in this process; every call must succeed."""
     runner = CliRunner()
 
     def run(*args: str, stdin: str | None = None) -> str:
@@ -48,11 +40,7 @@ def tidtam(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         return result.output
 
-    yield run, url
-    get_settings.cache_clear()
-    process_clock.cache_clear()
-    db.engine_for(url).dispose()
-    db.engine_for.cache_clear()
+    return run, cli_database
 
 
 def test_a_timeline_replayed_through_the_cli_alone(tidtam):

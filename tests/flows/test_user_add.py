@@ -13,20 +13,15 @@ from tidtam.app.accounts import authenticate
 from tidtam.app.orgtree import load_provinces
 from tidtam.cli import app
 from tidtam.infra import db
-from tidtam.infra.settings import get_settings
 
 PASSWORD = "a-long-enough-password"
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(cli_database):
     """The real CLI over a migrated SQLite database holding Sa Kaeo."""
-    url = f"sqlite:///{tmp_path / 'users.db'}"
-    monkeypatch.setenv("TIDTAM_DATABASE_URL", url)
-    monkeypatch.setenv("TIDTAM_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    db.migrate(url)
-    engine = db.engine_for(url)
+    db.migrate(cli_database)
+    engine = db.engine_for(cli_database)
     with Session(engine) as session:
         load_provinces(session, ["27"])
         session.commit()
@@ -35,10 +30,7 @@ def cli(tmp_path, monkeypatch):
     def run(*args: str, password: str = PASSWORD):
         return runner.invoke(app, ["user-add", *args, "--password-stdin"], input=password + "\n")
 
-    yield run, engine
-    get_settings.cache_clear()
-    engine.dispose()
-    db.engine_for.cache_clear()
+    return run, engine
 
 
 def count(engine, model) -> int:

@@ -7,6 +7,7 @@ run really makes the server start an `ops-alert` run naming it.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -282,3 +283,40 @@ def test_a_silence_of_a_flow_whose_schedule_is_unknown_is_always_told(session, a
 def test_an_unknown_reason_is_refused(session, alert):
     with pytest.raises(ValueError, match="reason must be one of"):
         alert("escalation-sweep", "bored", now="2024-08-13T10:00:00+07:00")
+
+
+# --- A one-off command runs as a tracked flow run on the server that answers -------------------
+
+@pytest.mark.prefect_server
+def test_a_cli_sweep_is_a_flow_run_on_the_running_server_never_a_temporary_one(prefect_api, tmp_path):
+    """As after `tidtam serve`: no PREFECT_API_URL, the command finds the server itself (here made
+    to find this module's). Prefect read its settings when it was imported, so the command must
+    hand the address to the run, or Prefect starts a temporary server of its own for it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TIDTAM_"))}
+    env.update(TIDTAM_DATA_DIR=str(tmp_path), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               DO_NOT_TRACK="1")
+    finds_this_server = ("import sys, tidtam.ops.prefect_server as found; "
+                         f"found.reachable_api_url = lambda port=4200: {prefect_api!r}; "
+                         "from tidtam.cli import app; app(sys.argv[1:])")
+    tidtam = [sys.executable, "-c", finds_this_server]
+    subprocess.run([*tidtam, "init"], env=env, check=True, capture_output=True, timeout=120)
+    swept = subprocess.run([*tidtam, "sweep", "--now", "2024-08-12T08:30:00+07:00"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    output = swept.stdout + swept.stderr
+    assert swept.returncode == 0, output
+    assert "temporary server" not in output
+    assert f"View at {prefect_api.removesuffix('/api')}" in output
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[_run_name(output)])))
+    assert [(r.state_name, r.parameters) for r in runs] == [
+        ("Completed", {"now": "2024-08-12T08:30:00+07:00"})]
+
+
+def _run_name(output: str) -> str:
+    import re
+
+    return re.search(r"Flow run '([a-z0-9-]+)'", output).group(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Annotated, NoReturn
 
@@ -63,8 +62,12 @@ def run_flow(flow, **parameters) -> dict:
 
     api_url = reachable_api_url()
     if api_url:
-        os.environ["PREFECT_API_URL"] = api_url
-        return flow(**parameters)
+        # Prefect read its settings when it was imported (with the flow): setting the variable
+        # now would go unseen and the run would go to a temporary server of its own.
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            return flow(**parameters)
     typer.echo(f"no Prefect server reachable: running {flow.name} without orchestration",
                err=True)
     return flow.fn(**parameters)

@@ -24,7 +24,7 @@ def launch(file: Path, now: Now = None) -> None:
 
     instant = instant_for(now)
     try:
-        summary = run_flow(launch_directive, path=str(file.resolve()), now=instant.isoformat())
+        summary = run_flow(launch_directive, path=str(file.resolve()), now=shown(instant))
     except TidtamError as error:
         fail(error, 1)
     typer.echo(f"{summary['directive']}: {summary['created_items']} new tracked items")
@@ -36,7 +36,7 @@ def sweep(now: Now = None) -> None:
     from flows.escalation_sweep import escalation_sweep
 
     instant = instant_for(now)
-    result = run_flow(escalation_sweep, now=instant.isoformat())
+    result = run_flow(escalation_sweep, now=shown(instant))
     typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
                f"queued, {result['no_channel']} with no channel) at {shown(instant)}")
 
@@ -47,7 +47,7 @@ def digest(now: Now = None) -> None:
     from flows.coordinator_digest import coordinator_digest
 
     instant = instant_for(now)
-    result = run_flow(coordinator_digest, now=instant.isoformat())
+    result = run_flow(coordinator_digest, now=shown(instant))
     typer.echo(f"digest for {result['provinces']} province(s): enqueued {result['enqueued']} "
                f"messages ({result['already_queued']} already queued, {result['no_channel']} "
                f"with no channel) at {shown(instant)}")
@@ -73,7 +73,7 @@ def compile_(directive: Annotated[str | None, typer.Option(help="directive slug 
         with redirect_stdout(sys.stderr):  # the flow's log lines must not mix with --json
             result = run_flow(compile_provincial_report, directive_slug=directive,
                               out_dir=str(out.resolve()) if out else None, pdf=pdf,
-                              thai_digits=thai_digits, now=instant.isoformat())
+                              thai_digits=thai_digits, now=shown(instant))
     except TidtamError as error:
         fail(error, 2 if isinstance(error, InvalidInput) else 1)
     if as_json:

@@ -48,9 +48,11 @@ services:
 
 # The demo's clock starts on Tuesday 6 Aug 2567, 09:00 Bangkok time (three working days before
 # the report is due) and runs on from there; override with DEMO_NOW=… (ISO-8601 with offset).
+# The directive is launched (and the demo accounts made) on the letter's day, 12 Jul 2567.
 DEMO_NOW ?= 2024-08-06T09:00:00+07:00
+DEMO_LAUNCH ?= 2024-07-12T10:00:00+07:00
 run: env
-	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --exist-ok
+	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --exist-ok --now $(DEMO_LAUNCH)
 	TIDTAM_DEMO=1 TIDTAM_DEMO_NOW=$(DEMO_NOW) $(BIN)/tidtam serve
 
 # The stand-in LINE Messaging API on its own; `make run` starts one itself in demo mode.

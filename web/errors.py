@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError, Unavailable
+from tidtam.infra.photos import FULL, READ_ONLY, storage_error
 from web.deps import LoginRequired, NotAuthenticated
 from web.i18n import catalog
 from web.rendering import render
@@ -34,6 +35,12 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def wants_json(request: Request) -> bool:
+    """The API, or a page's script asking for JSON (``Accept: application/json``); a browser
+    navigating gets pages."""
+    return is_api(request) or "application/json" in request.headers.get("accept", "")
+
+
 def bilingual(key: str) -> dict[str, str]:
     """A locale text in both languages, for answers that show both."""
     return {"th": catalog("th")[key], "en": catalog("en")[key]}
@@ -41,7 +48,7 @@ def bilingual(key: str) -> dict[str, str]:
 
 def answer(request: Request, status: int, th: str, en: str,
            headers: dict[str, str] | None = None) -> Response:
-    if is_api(request):
+    if wants_json(request):
         return JSONResponse({"detail": {"th": th, "en": en}}, status_code=status, headers=headers)
     return render(request, "error.html", {"status": status, "message_th": th, "message_en": en},
                   status_code=status)
@@ -89,10 +96,21 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(f"{text['th']}\n{text['en']}", status_code=500)
 
 
+async def on_storage_error(request: Request, exc: OSError) -> Response:
+    """The server's own disk refused a write (full, read-only, no permission) anywhere a route
+    did not say so itself: 503 with what happened, never a bare 500."""
+    if exc.errno not in FULL | READ_ONLY:
+        return await on_unexpected(request, exc)
+    log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+    error = storage_error(exc, ("your change", "การเปลี่ยนแปลงนี้"))
+    return answer(request, 503, error.message_th, error.message_en)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(TidtamError, on_domain_error)
     app.add_exception_handler(LoginRequired, on_login_required)
     app.add_exception_handler(NotAuthenticated, on_not_authenticated)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(OSError, on_storage_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -31,7 +31,7 @@ from tidtam.documents.printing import printable_district, printable_province
 from tidtam.infra.photos import PhotoStore
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
-from web.errors import status_of
+from web.errors import status_of, wants_json
 from web.i18n import Translator, language_of
 from web.rendering import flash, render
 
@@ -88,11 +88,6 @@ async def posted_draft(request: Request) -> DraftIn:
 
 
 DraftDep = Annotated[DraftIn, Depends(posted_draft)]
-
-
-def wants_json(request: Request) -> bool:
-    """The page's script asks for JSON; a plain form post gets a redirect."""
-    return "application/json" in request.headers.get("accept", "")
 
 
 def report_url(code: str) -> str:
@@ -182,7 +177,7 @@ def photo_display(photo_id: int, user: CurrentUser, session: SessionDep,
 
 def photo_file(store: PhotoStore, name: str) -> Response:
     """A JPEG the signed-in person may see; never kept by a shared cache."""
-    return FileResponse(store.path(name), media_type="image/jpeg",
+    return FileResponse(store.existing(name), media_type="image/jpeg",
                         headers={"Cache-Control": "private"})
 
 

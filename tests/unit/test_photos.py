@@ -5,6 +5,7 @@ Every image here is generated in the test, so no binary fixture lives in the rep
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -17,7 +18,14 @@ import pytest
 from PIL import Image, ImageFile
 
 from domain.errors import InvalidInput, NotFound
-from tidtam.infra.photos import NAME_PATTERN, PhotoLimits, PhotoStore, StoredPhoto, sanitise_filename
+from tidtam.infra.photos import (
+    NAME_PATTERN,
+    PhotoLimits,
+    PhotoStore,
+    StorageUnavailable,
+    StoredPhoto,
+    sanitise_filename,
+)
 
 
 @pytest.fixture
@@ -243,11 +251,11 @@ def test_a_failed_write_leaves_nothing_behind(store, monkeypatch):
     def flaky_replace(src, dst):
         calls.append(dst)
         if len(calls) == 2:
-            raise OSError("disk full")
+            raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", flaky_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageUnavailable, match="disk is full"):
         store.save(jpeg(), "photo.jpg")
     assert files_in(store) == []  # neither the first file nor any temp file
 

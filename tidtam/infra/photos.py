@@ -8,8 +8,10 @@ orientation applied, so every browser shows them upright.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import logging
 import os
 import re
 import tempfile
@@ -23,9 +25,10 @@ from typing import Protocol
 from PIL import ExifTags, Image, ImageOps
 from pillow_heif import register_heif_opener
 
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput, NotFound, Unavailable
 
 register_heif_opener()
+log = logging.getLogger(__name__)
 
 DISPLAY_PX = 1600
 THUMB_PX = 320
@@ -40,6 +43,38 @@ OPENERS = ("JPEG", "PNG", "HEIF")  # the only decoders that ever see an upload
 NAME_PATTERN = re.compile(r"[0-9a-f]{32}\.(?:original\.(?:jpg|png|heic)|display\.jpg|thumb\.jpg)")
 QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations whose upright picture swaps width and height
 SEPARATORS = re.compile(r"[\\/]")  # either OS's: "C:\\x\\y.jpg" and "../../y.jpg" both end in y.jpg
+
+
+class StorageUnavailable(Unavailable):
+    """The server cannot write the photo folder (disk full, read-only, no permission): nothing was
+    saved, and it is the administrator's to fix, not the user's."""
+
+
+FULL = {errno.ENOSPC, errno.EDQUOT}
+READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_error(error: OSError, what: tuple[str, str] = ("the photo", "รูปภาพ")
+                  ) -> StorageUnavailable:
+    """What a failed write of the server's disk means for the person: ``what`` (English, Thai)
+    was not saved, and why, in words an administrator can act on."""
+    en, th = what
+    if error.errno in FULL:
+        return StorageUnavailable(
+            f"the server's disk is full: {en} was not saved (nothing else changed); tell the "
+            "system administrator, then try again",
+            f"พื้นที่จัดเก็บของเครื่องแม่ข่ายเต็ม จึงยังไม่ได้บันทึก{th} (ข้อมูลอื่นไม่เปลี่ยนแปลง) "
+            "กรุณาแจ้งผู้ดูแลระบบ แล้วลองอีกครั้ง")
+    if error.errno in READ_ONLY:
+        return StorageUnavailable(
+            f"the server may not write its data folder (read-only or no permission): {en} was "
+            "not saved (nothing else changed); tell the system administrator",
+            f"เครื่องแม่ข่ายเขียนลงโฟลเดอร์ข้อมูลไม่ได้ (อ่านได้อย่างเดียวหรือไม่มีสิทธิ์) "
+            f"จึงยังไม่ได้บันทึก{th} (ข้อมูลอื่นไม่เปลี่ยนแปลง) กรุณาแจ้งผู้ดูแลระบบ")
+    return StorageUnavailable(
+        f"the server could not store {en} ({error.strerror or error}): nothing was saved; "
+        "tell the system administrator",
+        f"เครื่องแม่ข่ายจัดเก็บ{th}ไม่ได้ จึงยังไม่ได้บันทึก กรุณาแจ้งผู้ดูแลระบบ")
 
 
 @dataclass(frozen=True)
@@ -93,7 +128,11 @@ class PhotoStore:
             thumb_name=f"{uid}.thumb.jpg", content_type=content_type, size_bytes=len(data),
             width=width, height=height, sha256=hashlib.sha256(data).hexdigest(),
         )
-        self._write_all({photo.stored_name: data, photo.display_name: display, photo.thumb_name: thumb})
+        try:
+            self._write_all({photo.stored_name: data, photo.display_name: display,
+                             photo.thumb_name: thumb})
+        except OSError as error:
+            raise storage_error(error) from error
         return photo
 
     def path(self, name: str) -> Path:
@@ -102,10 +141,27 @@ class PhotoStore:
             raise NotFound(f"no such photo: {name!r}", "ไม่พบรูปภาพนี้")
         return self.root / name
 
+    def existing(self, name: str) -> Path:
+        """The file for ``name``; NotFound, saying so, when the row outlived its file."""
+        path = self.path(name)
+        if not path.is_file():
+            raise NotFound(f"the file of this photo is missing on the server ({name}); it was "
+                           "deleted or not restored from a backup: tell the system administrator",
+                           "ไม่พบไฟล์ของรูปภาพนี้ในเครื่องแม่ข่าย (อาจถูกลบหรือกู้คืนข้อมูลไม่ครบ) "
+                           "กรุณาแจ้งผู้ดูแลระบบ")
+        return path
+
     def delete(self, photo: NamedPhoto) -> None:
-        """Remove the three files; a file already gone is fine (deleting twice is not an error)."""
+        """Remove the three files; a file already gone is fine (deleting twice is not an error).
+
+        Runs after the change is committed: a file that cannot be removed (read-only folder) is
+        logged and left behind, an orphan the row no longer names, never an error for the user.
+        """
         for name in (photo.stored_name, photo.display_name, photo.thumb_name):
-            self.path(name).unlink(missing_ok=True)
+            try:
+                self.path(name).unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("photo file %s not removed: %s", name, error)
 
     def _write_all(self, files: dict[str, bytes]) -> None:
         """All or nothing: each file is written atomically; a failure part-way removes those already made."""

@@ -1,15 +1,26 @@
 """Upgrades with data, on SQLite and PostgreSQL (issue 16, item 5).
 
-The rows a release at each migration holds are written with plain SQL for that revision's schema
-(the models are at head: they cannot write old data). The newest migration goes down and up
-again with data, whatever the head is (the revisions are read from migrations/): no row changes.
-A new migration may need rows for its new tables or columns in ``dataset`` (gated with ``since``).
+A database is built at every migration with the rows that release would hold, written with plain
+SQL for that revision's schema (the models are at head: they cannot write old data), and upgraded
+to head; every row must keep its meaning. The newest migration goes down and up again with data.
+A migration interrupted half-way (by an error, or by a process killed in the middle) leaves the
+database as it was, and the next run upgrades it; so does the next run on a database that an
+earlier release left half-way.
+
+A new migration is covered as it is added (the revisions are read from migrations/). It may need:
+rows for its new tables or columns in ``dataset`` (gated with ``since``), and the documented
+value of each column it adds for rows that existed before, in ``NEW_COLUMNS``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,12 +29,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
 
 from tests.conftest import make_database
 from tidtam.infra import db
+from tidtam.infra.paths import ROOT
 
 REVISIONS = [script.revision for script in reversed(list(
     ScriptDirectory.from_config(db.alembic_config("sqlite://")).walk_revisions()))]
@@ -366,6 +378,29 @@ def version(connection: Connection) -> str:
     return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def _latest_waiver(column: str) -> Callable[[dict, dict], Any]:
+    """From the item's latest item.waive audit entry, if any (migration 0007)."""
+    def value(row: dict, data: dict) -> Any:
+        entries = [e for e in data["audit_log"] if e["action"] == "item.waive"
+                   and e["entity_id"] == str(row["id"]) and row["status"] == "waived"]
+        if not entries:
+            return None
+        entry = max(entries, key=lambda e: e["id"])
+        return {"waived_by_id": entry["actor_id"], "waived_at": entry["at"],
+                "waiver_reason": entry["after"]["reason"]}[column]
+    return value
+
+
+# What a column a migration adds holds for the rows that existed before it (the migration's
+# documented default). A new column missing here fails the upgrade test: document it.
+NEW_COLUMNS: dict[tuple[str, str], Callable[[dict, dict], Any]] = {
+    ("directive", "parent_id"): lambda row, data: None,  # 0005: every earlier one is a province's
+    ("tracked_item", "waived_by_id"): _latest_waiver("waived_by_id"),  # 0007
+    ("tracked_item", "waived_at"): _latest_waiver("waived_at"),
+    ("tracked_item", "waiver_reason"): _latest_waiver("waiver_reason"),
+}
+
+
 def models_by_table() -> dict[str, type]:
     return {mapper.class_.__tablename__: mapper.class_
             for mapper in SQLModel._sa_registry.mappers if hasattr(mapper.class_, "__tablename__")}
@@ -382,7 +417,80 @@ def new_database(request, tmp_path_factory) -> Iterator[tuple[str, Engine]]:
     drop()
 
 
+class _ForeignKeysSeen:
+    """PRAGMA foreign_keys on the migration's own connection, whenever it drops a table."""
+
+    def __init__(self) -> None:
+        self.at_drops: list[int] = []
+
+    def __call__(self, _connection, cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("DROP TABLE"):
+            self.at_drops.append(cursor.connection.execute("PRAGMA foreign_keys").fetchone()[0])
+
+
 # --- the tests ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start", REVISIONS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_database_at_every_migration_upgrades_to_head_with_every_row_kept(new_database, backend,
+                                                                            start):
+    url, engine = new_database
+    command.upgrade(db.alembic_config(url), start)
+    data = dataset(start)
+    with engine.begin() as connection:
+        insert(connection, data)
+    with engine.connect() as connection:
+        assert broken_references(connection) == []  # the dataset itself is whole
+        before = snapshot(connection)
+    assert sorted(before) == sorted(data) and all(len(before[t]) == len(data[t]) for t in data)
+
+    seen = _ForeignKeysSeen()
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        command.upgrade(db.alembic_config(url), "head")
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    with engine.connect() as connection:
+        assert version(connection) == HEAD
+        after = snapshot(connection)
+        assert leftovers(connection) == [] and broken_references(connection) == []
+        assert schema_drift(connection) == []
+        if backend == "sqlite":
+            # Batch mode rebuilt tables other rows point at (0004 user, 0005 directive, 0007
+            # tracked_item) with enforcement off on the migration's connection; the app's are on.
+            assert seen.at_drops and set(seen.at_drops) == {0} or start == HEAD
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+    for table, rows in before.items():
+        assert after[table].keys() == rows.keys(), f"{table}: rows lost or added"
+        added = sorted(set(next(iter(after[table].values()))) - set(next(iter(rows.values()))))
+        for column in added:
+            assert (table, column) in NEW_COLUMNS, (
+                f"{table}.{column} is new since {start}: add its documented value for older rows "
+                "to NEW_COLUMNS")
+        written = {row.get("id", row.get("code")): row for row in data[table]}
+        for key, row in rows.items():
+            kept = {column: after[table][key][column] for column in row}
+            assert kept == row, f"{table} {key} changed"
+            for column in added:
+                expected = NEW_COLUMNS[table, column](written[key], data)
+                assert after[table][key][column] == stored(expected, backend), (table, key, column)
+    for table in set(after) - set(before):
+        assert after[table] == {}, f"{table}, new since {start}, should start empty"
+
+    # The application at head reads every row with the meaning it was written with.
+    classes = models_by_table()
+    with Session(engine) as session:
+        for table, rows in data.items():
+            for row in rows:
+                model = session.get(classes[table], row.get("id", row.get("code")))
+                for column, value in row.items():
+                    assert getattr(model, column) == value, (table, row, column)
+                for (new_table, column), documented in NEW_COLUMNS.items():
+                    if new_table == table and column not in row:
+                        assert getattr(model, column) == documented(row, data), (table, column)
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, backend):
@@ -431,3 +539,156 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
         assert schema_drift(connection) == []
         if backend == "sqlite":
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+class Interrupted(Exception):
+    pass
+
+
+# Where a migration is stopped: in the middle of 0005 (on SQLite after its batch copy of directive
+# replaced the table and before the copy takes its name; on PostgreSQL before the new foreign
+# key), and at its very last statement, the revision's bump.
+STOPS = {
+    ("sqlite", "mid-migration"): "ALTER TABLE _alembic_tmp_directive RENAME TO directive",
+    ("postgresql", "mid-migration"): "ALTER TABLE directive ADD CONSTRAINT fk_directive_parent_id",
+    ("sqlite", "revision bump"): "UPDATE alembic_version SET version_num='0005'",
+    ("postgresql", "revision bump"): "UPDATE alembic_version SET version_num='0005'",
+}
+
+
+@pytest.mark.parametrize("stop", ["mid-migration", "revision bump"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_migration_interrupted_half_way_leaves_nothing_and_runs_again(new_database, backend, stop):
+    url, engine = new_database
+    command.upgrade(db.alembic_config(url), "0004")
+    with engine.begin() as connection:
+        insert(connection, dataset("0004"))
+    with engine.connect() as connection:
+        before, tables = snapshot(connection), sorted(inspect(connection).get_table_names())
+    statement = STOPS[backend, stop]
+    reached = []
+
+    def interrupt(_connection, _cursor, sql, *_args) -> None:
+        if sql.lstrip().startswith(statement):
+            reached.append(sql)
+            raise Interrupted(sql)
+
+    event.listen(Engine, "before_cursor_execute", interrupt)
+    try:
+        with pytest.raises(Interrupted):
+            command.upgrade(db.alembic_config(url), "head")
+    finally:
+        event.remove(Engine, "before_cursor_execute", interrupt)
+    assert reached
+
+    with engine.connect() as connection:
+        assert version(connection) == "0004"
+        assert sorted(inspect(connection).get_table_names()) == tables  # no provincial_report
+        assert snapshot(connection) == before
+        if backend == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    command.upgrade(db.alembic_config(url), "head")
+    with engine.connect() as connection:
+        assert version(connection) == HEAD and leftovers(connection) == []
+        assert schema_drift(connection) == [] and broken_references(connection) == []
+        assert {t: snapshot(connection)[t].keys() for t in before} == {
+            t: rows.keys() for t, rows in before.items()}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_process_killed_in_the_middle_of_a_migration_leaves_nothing(new_database, backend):
+    """kill -9 (no rollback, no clean-up) right after SQLite's batch mode dropped the old table:
+    the next open finds the database as it was, and the upgrade runs."""
+    url, engine = new_database
+    command.upgrade(db.alembic_config(url), "0004")
+    with engine.begin() as connection:
+        insert(connection, dataset("0004"))
+    with engine.connect() as connection:
+        before = snapshot(connection)
+    engine.dispose()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from alembic import command
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        from tidtam.infra import db
+
+        def die(_connection, _cursor, sql, *_args):
+            if sql.lstrip().startswith({STOPS["sqlite", "mid-migration"]!r}):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        event.listen(Engine, "before_cursor_execute", die)
+        command.upgrade(db.alembic_config({url!r}), "head")
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with engine.connect() as connection:
+        assert version(connection) == "0004" and leftovers(connection) == []
+        assert "provincial_report" not in inspect(connection).get_table_names()
+        assert snapshot(connection) == before
+    command.upgrade(db.alembic_config(url), "head")
+    with engine.connect() as connection:
+        assert version(connection) == HEAD and schema_drift(connection) == []
+
+
+# What a release before the transactional migrations left on SQLite when 0005 failed on a database
+# with data (FOREIGN KEY constraint failed [SQL: DROP TABLE directive]): its DDL up to the failure
+# had been committed statement by statement. Copied from such a database (sqlite_master).
+LEFT_BY_0005 = [
+    """CREATE TABLE provincial_report (
+        id INTEGER NOT NULL, directive_id INTEGER NOT NULL, province_code VARCHAR(2) NOT NULL,
+        summary JSON NOT NULL, districts_expected INTEGER NOT NULL,
+        districts_accepted INTEGER NOT NULL, version INTEGER NOT NULL,
+        first_submitted_at DATETIME NOT NULL, submitted_at DATETIME NOT NULL,
+        submitted_by_id INTEGER, note VARCHAR, PRIMARY KEY (id),
+        FOREIGN KEY(directive_id) REFERENCES directive (id),
+        FOREIGN KEY(province_code) REFERENCES province (code),
+        FOREIGN KEY(submitted_by_id) REFERENCES user (id), UNIQUE (directive_id))""",
+    "CREATE INDEX ix_provincial_report_province_code ON provincial_report (province_code)",
+    """CREATE TABLE _alembic_tmp_directive (
+        id INTEGER NOT NULL, slug VARCHAR(120) NOT NULL, province_code VARCHAR(2),
+        reference_no VARCHAR NOT NULL, title_th VARCHAR NOT NULL, title_en VARCHAR NOT NULL,
+        issuer_th VARCHAR NOT NULL, issuer_en VARCHAR NOT NULL, issued_on DATE NOT NULL,
+        fiscal_year INTEGER NOT NULL, activity_start DATE, activity_end DATE,
+        province_due DATE NOT NULL, department_due DATE, definition JSON NOT NULL,
+        launched_at DATETIME, parent_id INTEGER, PRIMARY KEY (id),
+        CONSTRAINT fk_directive_parent_id_directive FOREIGN KEY(parent_id) REFERENCES directive (id),
+        FOREIGN KEY(province_code) REFERENCES province (code))""",
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_database_an_earlier_release_left_half_way_upgrades(new_database, backend):
+    url, engine = new_database
+    command.upgrade(db.alembic_config(url), "0004")
+    with engine.begin() as connection:
+        insert(connection, dataset("0004"))
+        before = snapshot(connection)
+        for statement in LEFT_BY_0005:
+            connection.exec_driver_sql(statement)
+    command.upgrade(db.alembic_config(url), "head")
+    with engine.connect() as connection:
+        assert version(connection) == HEAD and leftovers(connection) == []
+        assert schema_drift(connection) == [] and broken_references(connection) == []
+        after = snapshot(connection)
+    assert {t: after[t].keys() for t in before} == {t: rows.keys() for t, rows in before.items()}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_leftovers_that_hold_rows_are_refused_not_dropped(new_database, backend):
+    url, engine = new_database
+    command.upgrade(db.alembic_config(url), "0004")
+    with engine.begin() as connection:
+        insert(connection, dataset("0004"))
+        for statement in LEFT_BY_0005:
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql(
+            "INSERT INTO provincial_report VALUES (1, 1, '24', '{}', 2, 1, 1, "
+            "'2024-08-09 03:00:00.000000', '2024-08-09 03:00:00.000000', 1, NULL)")
+    with pytest.raises(RuntimeError, match="holds rows in provincial_report"):
+        command.upgrade(db.alembic_config(url), "head")
+    with engine.connect() as connection:
+        assert version(connection) == "0004"
+        assert connection.exec_driver_sql("SELECT count(*) FROM provincial_report").scalar() == 1
+        assert leftovers(connection) == ["_alembic_tmp_directive"]  # the refusal changed nothing

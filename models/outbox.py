@@ -51,7 +51,14 @@ class OutboxMessage(SQLModel, table=True):
     body: str
     status: OutboxStatus = Field(default=OutboxStatus.QUEUED,
                                  sa_column=enum_column(OutboxStatus))
+    # Tries whose outcome was recorded (delivered, refused, or failed and retried later): the
+    # budget ``MAX_ATTEMPTS`` spends. A claim that ended without a result (the pump was killed,
+    # or lost its lease) is no try: it shows only in ``claims``.
     attempts: int = 0
+    # Claims of the row not handed back untried: one per try, plus one per claim that ended
+    # without a result. Also the claim's fencing token: every result is written only while the
+    # row is still ``sending`` under the same value (``_finish_claim``).
+    claims: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_try_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     last_error: str | None = None
@@ -138,6 +145,11 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     Oldest first (by creation): after an outage every waiting row is due at once, and they
     go out in the order they were written. A row left in ``sending`` by a crashed pump
     becomes claimable again once its lease ends.
+
+    A claim counts in ``claims`` (the fencing token of its result), not in ``attempts``: the
+    try is counted when its result is written, so a claim that died with its pump spends
+    none of the row's attempt budget. A returned row whose ``claims`` exceeds ``attempts + 1``
+    was claimed before by a pump that never wrote a result (``lost_claims``).
     """
     due = or_(
         (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
@@ -154,7 +166,7 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(candidates), due)
         .values(status=OutboxStatus.SENDING, lease_until=now + lease,
-                attempts=OutboxMessage.attempts + 1)
+                claims=OutboxMessage.claims + 1)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)).scalars()) if candidates else []
     session.commit()
@@ -162,6 +174,12 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
         return []
     return list(session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(claimed))
                              .order_by(OutboxMessage.created_at, OutboxMessage.id)))
+
+
+def lost_claims(message: OutboxMessage) -> int:
+    """Earlier claims of a row that ended without a result (its pump died or lost the lease);
+    ``message`` as ``claim_due`` returned it (under its own new claim)."""
+    return max(0, message.claims - message.attempts - 1)
 
 
 def cancel_pending_for_item(session: Session, item_id: int, step_id: int | None = None) -> int:
@@ -219,27 +237,33 @@ def all_messages(session: Session, *, limit: int | None = None) -> list[OutboxMe
 
 
 # --- Delivery results, written by the pump (notifications/pump.py) -------------------------
-# Each update is fenced on (status = sending, attempts = the claim's attempts): a pump whose
-# lease ran out and whose row another pump has since reclaimed cannot overwrite that result.
+# Each update is fenced on (status = sending, claims = the claim's token): a pump whose lease
+# ran out and whose row another pump has since reclaimed cannot overwrite that result. A result
+# after a try counts the try (attempts + 1); a claim handed back untried gives its token back
+# (claims - 1, safe: this claim ends with it, and a later claim takes it again only from a row
+# no earlier claim still holds).
 
-def _finish_claim(session: Session, message_id: int, claimed_attempts: int, /,
-                  **values) -> bool:
+def _finish_claim(session: Session, message_id: int, claim: int, /, **values) -> bool:
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING,
-               OutboxMessage.attempts == claimed_attempts)
+               OutboxMessage.claims == claim)
         .values(lease_until=None, **values))
     return result.rowcount == 1
 
 
-def mark_sent(session: Session, message_id: int, attempts: int, now: datetime) -> bool:
+_TRIED = {"attempts": OutboxMessage.attempts + 1}
+_UNTRIED = {"claims": OutboxMessage.claims - 1}
+
+
+def mark_sent(session: Session, message_id: int, claim: int, now: datetime) -> bool:
     """Record a delivery; False when this claim no longer owns the row."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.SENT, sent_at=now,
-                         last_error=None)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.SENT, sent_at=now,
+                         last_error=None, **_TRIED)
 
 
 def mark_sent_many(session: Session, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
-    """Record many deliveries in one UPDATE; ``claims`` are (row id, claimed attempts).
+    """Record many deliveries in one UPDATE; ``claims`` are (row id, claim token).
 
     The same condition as ``mark_sent`` per row (still ``sending``, still this claim); returns
     the ids this call owned and marked, so the caller can report the others as lost claims.
@@ -248,42 +272,42 @@ def mark_sent_many(session: Session, claims: Sequence[tuple[int, int]], now: dat
         return set()
     return set(session.execute(
         update(OutboxMessage)
-        .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(list(claims)),
+        .where(tuple_(OutboxMessage.id, OutboxMessage.claims).in_(list(claims)),
                OutboxMessage.status == OutboxStatus.SENDING)
-        .values(status=OutboxStatus.SENT, sent_at=now, last_error=None, lease_until=None)
+        .values(status=OutboxStatus.SENT, sent_at=now, last_error=None, lease_until=None,
+                **_TRIED)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)).scalars())
 
 
-def mark_retry(session: Session, message_id: int, attempts: int, next_try_at: datetime,
+def mark_retry(session: Session, message_id: int, claim: int, next_try_at: datetime,
                error: str) -> bool:
     """Put the row back in the queue for a later try after a transient failure."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
-                         next_try_at=next_try_at, last_error=error)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED,
+                         next_try_at=next_try_at, last_error=error, **_TRIED)
 
 
-def mark_failed(session: Session, message_id: int, attempts: int, error: str) -> bool:
-    """Give up on the row: a permanent error, or too many transient ones."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.FAILED,
-                         last_error=error)
+def mark_failed(session: Session, message_id: int, claim: int, error: str) -> bool:
+    """Give up on the row after a try: a permanent error, or too many transient ones."""
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.FAILED,
+                         last_error=error, **_TRIED)
 
 
-def mark_no_channel(session: Session, message_id: int, attempts: int, reason: str) -> bool:
+def mark_no_channel(session: Session, message_id: int, claim: int, reason: str) -> bool:
     """Park the row, visible as "not sent: no channel", instead of dropping it silently."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.NOT_SENT_NO_CHANNEL,
-                         last_error=reason)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.NOT_SENT_NO_CHANNEL,
+                         last_error=reason, **_UNTRIED)
 
 
-def release_claim(session: Session, message_id: int, attempts: int) -> bool:
-    """Hand back a claimed row that was not tried, without counting an attempt."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
-                         attempts=attempts - 1)
+def release_claim(session: Session, message_id: int, claim: int) -> bool:
+    """Hand back a claimed row that was not tried, counting neither a try nor a claim."""
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED, **_UNTRIED)
 
 
-def defer_claim(session: Session, message_id: int, attempts: int, next_try_at: datetime) -> bool:
+def defer_claim(session: Session, message_id: int, claim: int, next_try_at: datetime) -> bool:
     """Hand back a claimed row to wait for ``next_try_at`` (office hours), not counting a try."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
-                         attempts=attempts - 1, next_try_at=next_try_at)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED,
+                         next_try_at=next_try_at, **_UNTRIED)
 
 
 # --- Holding a channel's queue back while its service is down --------------------------------

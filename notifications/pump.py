@@ -10,6 +10,11 @@ as soon as it is known, and all of them before the pass returns (so before the n
 
 Every next try is stored in the row (``next_try_at``) and falls inside office hours of the
 calendar of the row's directive, so a restarted pump simply resumes the schedule.
+
+Attempts count tries, not claims: a try is counted when its result is written, so a claim
+that dies with its pump (kill -9, a lost machine) spends none of the row's ``MAX_ATTEMPTS``
+(the row's ``claims`` says how often that happened). The retry key (LINE) and Message-ID
+(e-mail) derive from the row's idempotency key, so a reclaimed row is sent under the same ones.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from models.outbox import (
     claim_due,
     defer_claim,
     directive_of,
+    lost_claims,
     mark_failed,
     mark_no_channel,
     mark_retry,
@@ -177,6 +183,10 @@ def deliver_due(session_factory: SessionFactory,
         session.expunge_all()  # plain objects from here on; each result gets a fresh session
     run = _Pass(session_factory, transports, now, tz, max_attempts,
                 deadline=time.monotonic() + lease.total_seconds() / 2)
+    reclaimed = sum(1 for row in rows if lost_claims(row))
+    if reclaimed:
+        log.warning("outbox pump: %d row(s) reclaimed from a pump that stopped before writing "
+                    "their result; no attempt is counted for that claim", reclaimed)
     ready = _sendable(run, rows)
     fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
                 for channel, transport in transports.items()
@@ -424,7 +434,7 @@ def _record(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> None:
     """Write results in one short transaction: the deliveries in one statement, the rest each."""
     delivered = [row for row, outcome in results if outcome is None]
     with run.session_factory() as session:
-        owned = mark_sent_many(session, [(row.id, row.attempts) for row in delivered], run.now)
+        owned = mark_sent_many(session, [(row.id, row.claims) for row in delivered], run.now)
         outcomes = [_write(run, session, row, outcome) for row, outcome in results
                     if outcome is not None]
         session.commit()
@@ -445,12 +455,12 @@ def _write(run: _Pass, session: Session, row: OutboxMessage, outcome: Outcome) -
 def _write_failure(run: _Pass, session: Session, row: OutboxMessage,
                    exc: TransportError) -> str:
     """Retry a transient failure later; fail a permanent one, or one retried too often."""
-    if exc.permanent or row.attempts >= run.max_attempts:
+    tries = row.attempts + 1  # this one included: it is counted as the result is written
+    if exc.permanent or tries >= run.max_attempts:
         return _write_final_failure(run, session, row, exc)
     calendar = run.calendar(session, directive_of(session, row))
-    when = next_try(run.now, row.attempts, exc, calendar, run.tz,
-                    jitter=random.uniform(0, JITTER))
-    _warn_if_lost(row, mark_retry(session, row.id, row.attempts, when, exc.message))
+    when = next_try(run.now, tries, exc, calendar, run.tz, jitter=random.uniform(0, JITTER))
+    _warn_if_lost(row, mark_retry(session, row.id, row.claims, when, exc.message))
     if exc.channel_down:
         # The service, not this message, failed: the rest of the channel's queue waits with it.
         held = run.down.get(row.channel)
@@ -463,8 +473,8 @@ def _write_final_failure(run: _Pass, session: Session, row: OutboxMessage,
                          exc: TransportError) -> str:
     """Fail the row with its reason; a refused LINE route is marked broken in the same commit."""
     error = exc.message if exc.permanent else (
-        f"gave up after {row.attempts} attempts: {exc.message}")
-    owned = mark_failed(session, row.id, row.attempts, error)
+        f"gave up after {row.attempts + 1} attempts: {exc.message}")
+    owned = mark_failed(session, row.id, row.claims, error)
     if owned and exc.route_refused and row.channel == Channel.LINE and row.user_id:
         mark_line_route_broken(session, row.user_id, row.recipient, exc.message, run.now)
     _warn_if_lost(row, owned)
@@ -496,7 +506,7 @@ _OUTCOMES = {mark_sent: "sent", mark_retry: "retried", mark_failed: "failed",
 def _mark(session: Session, mark: Callable[..., bool], row: OutboxMessage,
           *args: object) -> str:
     """One conditional update of a claimed row; returns the PumpResult field to count."""
-    _warn_if_lost(row, mark(session, row.id, row.attempts, *args))
+    _warn_if_lost(row, mark(session, row.id, row.claims, *args))
     return _OUTCOMES[mark]
 
 

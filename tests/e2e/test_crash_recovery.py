@@ -129,7 +129,8 @@ def test_sigkill_between_the_200_and_the_update_then_restart(database, line):
         lock.release()
 
     crashed = row(url, message_id)
-    assert (crashed.status, crashed.attempts, crashed.sent_at) == (OutboxStatus.SENDING, 1, None)
+    assert (crashed.status, crashed.attempts, crashed.claims, crashed.sent_at) == (
+        OutboxStatus.SENDING, 0, 1, None)  # claimed, its try not recorded
     assert crashed.lease_until == NOW + LEASE
     assert len(line.state.snapshot()) == 1  # LINE has delivered it already
 
@@ -144,7 +145,7 @@ def test_sigkill_between_the_200_and_the_update_then_restart(database, line):
     assert "sent=1" in out
 
     done = row(url, message_id)
-    assert (done.status, done.attempts) == (OutboxStatus.SENT, 2)
+    assert (done.status, done.attempts, done.claims) == (OutboxStatus.SENT, 1, 2)  # one try counted
     assert done.sent_at == NOW + LEASE + timedelta(minutes=1)
     [first, replay] = line.state.requests
     assert first["headers"]["x-line-retry-key"] == replay["headers"]["x-line-retry-key"]

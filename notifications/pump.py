@@ -190,8 +190,8 @@ class _Pass:
 
     def lose_database(self, exc: DBAPIError) -> None:
         if not self.database_lost:
-            log.warning("outbox pump: the database is unreachable (%s); no more sends start in "
-                        "this pass, and its results are written once the database is back",
+            log.warning("outbox pump: the database went away during a pass (%s); no more sends "
+                        "start in it, and its results are written once the database is back",
                         _first_line(exc))
         self.database_lost = True
 

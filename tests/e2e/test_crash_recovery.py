@@ -1,11 +1,12 @@
 """Pumps killed with SIGKILL while they hold rows, then restarted after the lease.
 
-First, one row, the pump killed between LINE's HTTP 200 and the outbox update. Deterministic, with no hook in the product: the LINE stand-in (in this process) takes a lock on
-the row the moment it accepts the push, before it writes the 200, so the pump's update cannot
-commit; once the 200 has gone out (and, on PostgreSQL, the pump is seen waiting for that lock)
-the pump process gets SIGKILL. The restarted pump reclaims the row after its lease, pushes
-again with the same X-Line-Retry-Key, the stand-in answers 409 like LINE, and the row ends sent:
-LINE has seen one delivery, and the row counts one attempt (the crashed claim counts none).
+First, one row, the pump killed between LINE's HTTP 200 and the outbox update. Deterministic,
+with no hook in the product: the LINE stand-in (in this process) takes a lock on the row the
+moment it accepts the push, before it writes the 200, so the pump's update cannot commit; once
+the 200 has gone out (and, on PostgreSQL, the pump is seen waiting for that lock) the pump
+process gets SIGKILL. The restarted pump reclaims the row after its lease, pushes again with the
+same X-Line-Retry-Key, the stand-in answers 409 like LINE, and the row ends sent: LINE has seen
+one delivery, and the row counts one attempt (the crashed claim counts none).
 
 Then nine rows held by two pumps killed in turn (some delivered by LINE, some never started):
 the third pump sends each exactly once and every row counts one attempt (issue 16: each crash

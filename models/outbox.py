@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -13,6 +14,8 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.directive import ItemStatus, TrackedItem
 from models.types import UTCDateTime, enum_column
+
+log = logging.getLogger(__name__)
 
 
 class Channel(StrEnum):
@@ -53,11 +56,11 @@ class OutboxMessage(SQLModel, table=True):
                                  sa_column=enum_column(OutboxStatus))
     # Tries whose outcome was recorded (delivered, refused, or failed and retried later): the
     # budget ``MAX_ATTEMPTS`` spends. A claim that ended without a result (the pump was killed,
-    # or lost its lease) is no try: it shows only in ``claims``.
+    # or lost its lease) is no try.
     attempts: int = 0
-    # Claims of the row not handed back untried: one per try, plus one per claim that ended
-    # without a result. Also the claim's fencing token: every result is written only while the
-    # row is still ``sending`` under the same value (``_finish_claim``).
+    # How often the row was claimed; the claim's fencing token: every result is written only
+    # while the row is still ``sending`` under the same value (``_finish_claim``). It only grows,
+    # so no later claim ever has the token of an earlier one.
     claims: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_try_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
@@ -148,8 +151,7 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
 
     A claim counts in ``claims`` (the fencing token of its result), not in ``attempts``: the
     try is counted when its result is written, so a claim that died with its pump spends
-    none of the row's attempt budget. A returned row whose ``claims`` exceeds ``attempts + 1``
-    was claimed before by a pump that never wrote a result (``lost_claims``).
+    none of the row's attempt budget.
     """
     due = or_(
         (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
@@ -157,9 +159,11 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     # On PostgreSQL, SKIP LOCKED lets concurrent pumps take different rows instead of racing
     # for the same first batch; SQLite has one writer at a time and ignores the clause.
     candidates = session.exec(
-        select(OutboxMessage.id).where(due)
+        select(OutboxMessage.id, OutboxMessage.status).where(due)
         .order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit)
         .with_for_update(skip_locked=True)).all()
+    stranded = {row_id for row_id, status in candidates if status == OutboxStatus.SENDING}
+    candidates = [row_id for row_id, _status in candidates]
     # One conditional UPDATE for the whole batch: a row another pump took meanwhile no longer
     # matches ``due`` and is simply not returned.
     claimed = list(session.execute(
@@ -172,14 +176,12 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     session.commit()
     if not claimed:
         return []
+    reclaimed = stranded.intersection(claimed)
+    if reclaimed:
+        log.warning("outbox: %d row(s) reclaimed after their lease ran out with no result written "
+                    "(a pump stopped or lost them); that claim counts no attempt", len(reclaimed))
     return list(session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(claimed))
                              .order_by(OutboxMessage.created_at, OutboxMessage.id)))
-
-
-def lost_claims(message: OutboxMessage) -> int:
-    """Earlier claims of a row that ended without a result (its pump died or lost the lease);
-    ``message`` as ``claim_due`` returned it (under its own new claim)."""
-    return max(0, message.claims - message.attempts - 1)
 
 
 def cancel_pending_for_item(session: Session, item_id: int, step_id: int | None = None) -> int:
@@ -238,10 +240,9 @@ def all_messages(session: Session, *, limit: int | None = None) -> list[OutboxMe
 
 # --- Delivery results, written by the pump (notifications/pump.py) -------------------------
 # Each update is fenced on (status = sending, claims = the claim's token): a pump whose lease
-# ran out and whose row another pump has since reclaimed cannot overwrite that result. A result
-# after a try counts the try (attempts + 1); a claim handed back untried gives its token back
-# (claims - 1, safe: this claim ends with it, and a later claim takes it again only from a row
-# no earlier claim still holds).
+# ran out and whose row another pump has since reclaimed cannot overwrite that result, nor can a
+# pump that writes a result again after a commit whose answer it lost. A result after a try
+# counts the try (attempts + 1); a claim handed back untried counts nothing.
 
 def _finish_claim(session: Session, message_id: int, claim: int, /, **values) -> bool:
     result = session.execute(
@@ -253,7 +254,6 @@ def _finish_claim(session: Session, message_id: int, claim: int, /, **values) ->
 
 
 _TRIED = {"attempts": OutboxMessage.attempts + 1}
-_UNTRIED = {"claims": OutboxMessage.claims - 1}
 
 
 def mark_sent(session: Session, message_id: int, claim: int, now: datetime) -> bool:
@@ -296,18 +296,18 @@ def mark_failed(session: Session, message_id: int, claim: int, error: str) -> bo
 def mark_no_channel(session: Session, message_id: int, claim: int, reason: str) -> bool:
     """Park the row, visible as "not sent: no channel", instead of dropping it silently."""
     return _finish_claim(session, message_id, claim, status=OutboxStatus.NOT_SENT_NO_CHANNEL,
-                         last_error=reason, **_UNTRIED)
+                         last_error=reason)
 
 
 def release_claim(session: Session, message_id: int, claim: int) -> bool:
-    """Hand back a claimed row that was not tried, counting neither a try nor a claim."""
-    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED, **_UNTRIED)
+    """Hand back a claimed row that was not tried, without counting an attempt."""
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED)
 
 
 def defer_claim(session: Session, message_id: int, claim: int, next_try_at: datetime) -> bool:
     """Hand back a claimed row to wait for ``next_try_at`` (office hours), not counting a try."""
     return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED,
-                         next_try_at=next_try_at, **_UNTRIED)
+                         next_try_at=next_try_at)
 
 
 # --- Holding a channel's queue back while its service is down --------------------------------

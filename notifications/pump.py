@@ -12,8 +12,8 @@ Every next try is stored in the row (``next_try_at``) and falls inside office ho
 calendar of the row's directive, so a restarted pump simply resumes the schedule.
 
 Attempts count tries, not claims: a try is counted when its result is written, so a claim
-that dies with its pump (kill -9, a lost machine) spends none of the row's ``MAX_ATTEMPTS``
-(the row's ``claims`` says how often that happened). The retry key (LINE) and Message-ID
+that dies with its pump (kill -9, a lost machine) spends none of the row's ``MAX_ATTEMPTS``;
+each claim only takes a new fencing token (``claims``). The retry key (LINE) and Message-ID
 (e-mail) derive from the row's idempotency key, so a reclaimed row is sent under the same ones.
 
 A pass that loses its database (a restart, a cut connection) starts no more sends, keeps the
@@ -51,7 +51,6 @@ from models.outbox import (
     claim_due,
     defer_claim,
     directive_of,
-    lost_claims,
     mark_failed,
     mark_no_channel,
     mark_retry,
@@ -222,10 +221,6 @@ def deliver_due(session_factory: SessionFactory,
     run = _Pass(session_factory, transports, now, tz, max_attempts,
                 deadline=started + lease.total_seconds() / 2,
                 lease_end=started + lease.total_seconds())
-    reclaimed = sum(1 for row in rows if lost_claims(row))
-    if reclaimed:
-        log.warning("outbox pump: %d row(s) reclaimed from a pump that stopped before writing "
-                    "their result; no attempt is counted for that claim", reclaimed)
     ready = _sendable(run, rows)
     fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
                 for channel, transport in transports.items()

@@ -221,8 +221,8 @@ def test_a_crashed_pumps_row_is_reclaimed_after_its_lease(engine, session_factor
 
 def test_a_stale_claim_cannot_overwrite_a_newer_one(engine, add_messages, make_message, now):
     """Pump A's lease runs out while it still works; pump B reclaims the row. A's results (any
-    kind) are refused, B's is written; after B hands the row back untried and C claims it, A's
-    token is still refused."""
+    kind) are refused, B's is written; after B hands the row back untried and C claims it, neither
+    A's token nor B's is taken (a result written again after a commit whose answer was lost)."""
     from models.outbox import claim_due, mark_retry, mark_sent, release_claim
 
     [message_id] = add_messages(make_message())
@@ -240,13 +240,14 @@ def test_a_stale_claim_cannot_overwrite_a_newer_one(engine, add_messages, make_m
         session.commit()
     with Session(engine) as session:
         [c] = claim_due(session, now + 2 * lease, lease=lease)
-    assert c.claims == 2  # B's untried claim was handed back; A's lost one still counts
+    assert c.claims == 3  # every claim a new token, even after one handed back untried
     with Session(engine) as session:
         assert not mark_sent(session, message_id, a.claims, now)
+        assert not release_claim(session, message_id, b.claims)
         assert mark_sent(session, message_id, c.claims, now)
         session.commit()
     done = row(engine, message_id)
-    assert (done.status, done.attempts, done.claims) == (OutboxStatus.SENT, 1, 2)
+    assert (done.status, done.attempts, done.claims) == (OutboxStatus.SENT, 1, 3)
 
 
 class SlowTransport:
@@ -270,7 +271,7 @@ def test_rows_left_when_the_lease_runs_short_are_handed_back(engine, session_fac
     assert result == PumpResult(sent=1, released=2)
     back = [row(engine, i) for i in ids[1:]]
     assert {(r.status, r.attempts, r.claims, r.lease_until) for r in back} == {
-        (OutboxStatus.QUEUED, 0, 0, None)}
+        (OutboxStatus.QUEUED, 0, 1, None)}
 
 
 class BrokenTransport:

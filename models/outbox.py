@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -13,6 +14,8 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.directive import ItemStatus, TrackedItem
 from models.types import UTCDateTime, enum_column
+
+log = logging.getLogger(__name__)
 
 
 class Channel(StrEnum):
@@ -51,7 +54,14 @@ class OutboxMessage(SQLModel, table=True):
     body: str
     status: OutboxStatus = Field(default=OutboxStatus.QUEUED,
                                  sa_column=enum_column(OutboxStatus))
+    # Tries whose outcome was recorded (delivered, refused, or failed and retried later): the
+    # budget ``MAX_ATTEMPTS`` spends. A claim that ended without a result (the pump was killed,
+    # or lost its lease) is no try.
     attempts: int = 0
+    # How often the row was claimed; the claim's fencing token: every result is written only
+    # while the row is still ``sending`` under the same value (``_finish_claim``). It only grows,
+    # so no later claim ever has the token of an earlier one.
+    claims: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_try_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     last_error: str | None = None
@@ -138,6 +148,10 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     Oldest first (by creation): after an outage every waiting row is due at once, and they
     go out in the order they were written. A row left in ``sending`` by a crashed pump
     becomes claimable again once its lease ends.
+
+    A claim counts in ``claims`` (the fencing token of its result), not in ``attempts``: the
+    try is counted when its result is written, so a claim that died with its pump spends
+    none of the row's attempt budget.
     """
     due = or_(
         (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
@@ -145,21 +159,27 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     # On PostgreSQL, SKIP LOCKED lets concurrent pumps take different rows instead of racing
     # for the same first batch; SQLite has one writer at a time and ignores the clause.
     candidates = session.exec(
-        select(OutboxMessage.id).where(due)
+        select(OutboxMessage.id, OutboxMessage.status).where(due)
         .order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit)
         .with_for_update(skip_locked=True)).all()
+    stranded = {row_id for row_id, status in candidates if status == OutboxStatus.SENDING}
+    candidates = [row_id for row_id, _status in candidates]
     # One conditional UPDATE for the whole batch: a row another pump took meanwhile no longer
     # matches ``due`` and is simply not returned.
     claimed = list(session.execute(
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(candidates), due)
         .values(status=OutboxStatus.SENDING, lease_until=now + lease,
-                attempts=OutboxMessage.attempts + 1)
+                claims=OutboxMessage.claims + 1)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)).scalars()) if candidates else []
     session.commit()
     if not claimed:
         return []
+    reclaimed = stranded.intersection(claimed)
+    if reclaimed:
+        log.warning("outbox: %d row(s) reclaimed after their lease ran out with no result written "
+                    "(a pump stopped or lost them); that claim counts no attempt", len(reclaimed))
     return list(session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(claimed))
                              .order_by(OutboxMessage.created_at, OutboxMessage.id)))
 
@@ -219,27 +239,31 @@ def all_messages(session: Session, *, limit: int | None = None) -> list[OutboxMe
 
 
 # --- Delivery results, written by the pump (notifications/pump.py) -------------------------
-# Each update is fenced on (status = sending, attempts = the claim's attempts): a pump whose
-# lease ran out and whose row another pump has since reclaimed cannot overwrite that result.
+# Each update is fenced on (status = sending, claims = the claim's token): a pump whose lease
+# ran out and whose row another pump has since reclaimed cannot overwrite that result, nor can a
+# pump that writes a result again after a commit whose answer it lost. A result after a try
+# counts the try (attempts + 1); a claim handed back untried counts nothing.
 
-def _finish_claim(session: Session, message_id: int, claimed_attempts: int, /,
-                  **values) -> bool:
+def _finish_claim(session: Session, message_id: int, claim: int, /, **values) -> bool:
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING,
-               OutboxMessage.attempts == claimed_attempts)
+               OutboxMessage.claims == claim)
         .values(lease_until=None, **values))
     return result.rowcount == 1
 
 
-def mark_sent(session: Session, message_id: int, attempts: int, now: datetime) -> bool:
+_TRIED = {"attempts": OutboxMessage.attempts + 1}
+
+
+def mark_sent(session: Session, message_id: int, claim: int, now: datetime) -> bool:
     """Record a delivery; False when this claim no longer owns the row."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.SENT, sent_at=now,
-                         last_error=None)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.SENT, sent_at=now,
+                         last_error=None, **_TRIED)
 
 
 def mark_sent_many(session: Session, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
-    """Record many deliveries in one UPDATE; ``claims`` are (row id, claimed attempts).
+    """Record many deliveries in one UPDATE; ``claims`` are (row id, claim token).
 
     The same condition as ``mark_sent`` per row (still ``sending``, still this claim); returns
     the ids this call owned and marked, so the caller can report the others as lost claims.
@@ -248,42 +272,42 @@ def mark_sent_many(session: Session, claims: Sequence[tuple[int, int]], now: dat
         return set()
     return set(session.execute(
         update(OutboxMessage)
-        .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(list(claims)),
+        .where(tuple_(OutboxMessage.id, OutboxMessage.claims).in_(list(claims)),
                OutboxMessage.status == OutboxStatus.SENDING)
-        .values(status=OutboxStatus.SENT, sent_at=now, last_error=None, lease_until=None)
+        .values(status=OutboxStatus.SENT, sent_at=now, last_error=None, lease_until=None,
+                **_TRIED)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)).scalars())
 
 
-def mark_retry(session: Session, message_id: int, attempts: int, next_try_at: datetime,
+def mark_retry(session: Session, message_id: int, claim: int, next_try_at: datetime,
                error: str) -> bool:
     """Put the row back in the queue for a later try after a transient failure."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
-                         next_try_at=next_try_at, last_error=error)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED,
+                         next_try_at=next_try_at, last_error=error, **_TRIED)
 
 
-def mark_failed(session: Session, message_id: int, attempts: int, error: str) -> bool:
-    """Give up on the row: a permanent error, or too many transient ones."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.FAILED,
-                         last_error=error)
+def mark_failed(session: Session, message_id: int, claim: int, error: str) -> bool:
+    """Give up on the row after a try: a permanent error, or too many transient ones."""
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.FAILED,
+                         last_error=error, **_TRIED)
 
 
-def mark_no_channel(session: Session, message_id: int, attempts: int, reason: str) -> bool:
+def mark_no_channel(session: Session, message_id: int, claim: int, reason: str) -> bool:
     """Park the row, visible as "not sent: no channel", instead of dropping it silently."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.NOT_SENT_NO_CHANNEL,
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.NOT_SENT_NO_CHANNEL,
                          last_error=reason)
 
 
-def release_claim(session: Session, message_id: int, attempts: int) -> bool:
+def release_claim(session: Session, message_id: int, claim: int) -> bool:
     """Hand back a claimed row that was not tried, without counting an attempt."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
-                         attempts=attempts - 1)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED)
 
 
-def defer_claim(session: Session, message_id: int, attempts: int, next_try_at: datetime) -> bool:
+def defer_claim(session: Session, message_id: int, claim: int, next_try_at: datetime) -> bool:
     """Hand back a claimed row to wait for ``next_try_at`` (office hours), not counting a try."""
-    return _finish_claim(session, message_id, attempts, status=OutboxStatus.QUEUED,
-                         attempts=attempts - 1, next_try_at=next_try_at)
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED,
+                         next_try_at=next_try_at)
 
 
 # --- Holding a channel's queue back while its service is down --------------------------------

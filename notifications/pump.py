@@ -10,6 +10,16 @@ as soon as it is known, and all of them before the pass returns (so before the n
 
 Every next try is stored in the row (``next_try_at``) and falls inside office hours of the
 calendar of the row's directive, so a restarted pump simply resumes the schedule.
+
+Attempts count tries, not claims: a try is counted when its result is written, so a claim
+that dies with its pump (kill -9, a lost machine) spends none of the row's ``MAX_ATTEMPTS``;
+each claim only takes a new fencing token (``claims``). The retry key (LINE) and Message-ID
+(e-mail) derive from the row's idempotency key, so a reclaimed row is sent under the same ones.
+
+A pass that loses its database (a restart, a cut connection) starts no more sends, keeps the
+results it learns meanwhile, and writes them, handing back every row it did not try, as soon
+as the database answers again: a delivery already accepted is recorded, not sent again, and
+the rows not yet tried are due again at once instead of after the lease.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from domain.calendar import WorkCalendar
@@ -49,6 +60,7 @@ from models.outbox import (
     queued_on_channel,
     release_claim,
 )
+from models.unreachable import database_unreachable
 from models.user import clear_token_refusals, mark_line_route_broken
 from notifications.base import AsyncTransport, Transport, TransportError
 from notifications.line import AsyncLineTransport, token_mark
@@ -70,6 +82,10 @@ JITTER = 0.2
 # Sends start only in the first half of the lease, so a send that runs into its own timeout
 # (SMTP 30 s, httpx 10 s in the web app) still ends before another pump may reclaim the row.
 LEASE = timedelta(minutes=5)
+# While the database is unreachable, a pass that holds results tries to write them again after
+# this long, doubling up to the cap, until the database answers or the claims' lease ends.
+RECONNECT_FIRST = 0.1
+RECONNECT_CAP = 2.0
 # Rows a pass of the scheduled job claims: LINE sends them 50 at a time, so a bigger batch
 # keeps every slot busy for longer between two claims (mail still stops at half the lease).
 BATCH = 500
@@ -121,8 +137,22 @@ class Skipped(enum.Enum):
     NOT_STARTED = "not started"
 
 
-# A send's outcome: None when delivered.
-Outcome = TransportError | Skipped | None
+@dataclass(frozen=True)
+class NoChannel:
+    """A claimed row with no way to send it: kept as 'not sent: no channel'."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A claimed row due while the office is closed: handed back to wait for ``until``."""
+
+    until: datetime
+
+
+# A claimed row's outcome: None when delivered.
+Outcome = TransportError | Skipped | NoChannel | Deferred | None
 
 
 @dataclass
@@ -135,10 +165,15 @@ class _Pass:
     tz: ZoneInfo
     max_attempts: int
     deadline: float  # time.monotonic() after which no send starts
+    lease_end: float  # time.monotonic() when the claims' lease ends (results may wait till then)
     result: PumpResult = field(default_factory=PumpResult)
     calendars: dict[int | None, WorkCalendar] = field(default_factory=dict)
     # channel → (the instant its service may be back, why it is down)
     down: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    # Results not written because the database was unreachable; once it is, no send starts and
+    # every later result joins them, all written by ``_write_held`` before the pass ends.
+    held: list[tuple[OutboxMessage, Outcome]] = field(default_factory=list)
+    database_lost: bool = False
 
     def count(self, outcome: str) -> None:
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
@@ -150,7 +185,14 @@ class _Pass:
         return self.calendars[directive_id]
 
     def may_start(self) -> bool:
-        return time.monotonic() <= self.deadline
+        return not self.database_lost and time.monotonic() <= self.deadline
+
+    def lose_database(self, exc: DBAPIError) -> None:
+        if not self.database_lost:
+            log.warning("outbox pump: the database went away during a pass (%s); no more sends "
+                        "start in it, and its results are written once the database is back",
+                        _first_line(exc))
+        self.database_lost = True
 
 
 def _calendar_of(session: Session, directive_id: int | None) -> WorkCalendar:
@@ -175,8 +217,10 @@ def deliver_due(session_factory: SessionFactory,
     with session_factory() as session:
         rows = claim_due(session, now, limit=limit, lease=lease)
         session.expunge_all()  # plain objects from here on; each result gets a fresh session
+    started = time.monotonic()
     run = _Pass(session_factory, transports, now, tz, max_attempts,
-                deadline=time.monotonic() + lease.total_seconds() / 2)
+                deadline=started + lease.total_seconds() / 2,
+                lease_end=started + lease.total_seconds())
     ready = _sendable(run, rows)
     fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
                 for channel, transport in transports.items()
@@ -192,6 +236,7 @@ def deliver_due(session_factory: SessionFactory,
     finally:
         for fan_out in fan_outs:
             fan_out.stop()
+    _write_held(run)
     for channel, (until, reason) in run.down.items():
         _hold_channel(run, Channel(channel), until, reason)
     if run.result.total:
@@ -216,24 +261,31 @@ def drain(session_factory: SessionFactory, transports: dict[str, Transport | Asy
 def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
     """The rows to send now; the others get their result at once, in one transaction: no
     channel to send them on, or due while the office is closed (the pump ran late)."""
-    ready, outcomes = [], []
-    with run.session_factory() as session:
-        for row in rows:
-            transport = run.transports.get(row.channel)
-            if transport is None or not row.recipient.strip():
-                reason = (f"no transport configured for channel {row.channel!s}"
-                          if transport is None else f"recipient has no {row.channel!s} address")
-                outcomes.append(_mark(session, mark_no_channel, row, reason))
-                continue
-            calendar = run.calendar(session, directive_of(session, row))
-            slot = calendar.next_send_slot(run.now, run.tz)
-            if slot > run.now:
-                outcomes.append(_mark(session, defer_claim, row, slot))
-            else:
-                ready.append(row)
-        session.commit()
-    for outcome in outcomes:
-        run.count(outcome)
+    ready: list[OutboxMessage] = []
+    outcomes: list[tuple[OutboxMessage, Outcome]] = []
+    try:
+        with run.session_factory() as session:
+            for row in rows:
+                transport = run.transports.get(row.channel)
+                if transport is None or not row.recipient.strip():
+                    reason = (f"no transport configured for channel {row.channel!s}"
+                              if transport is None
+                              else f"recipient has no {row.channel!s} address")
+                    outcomes.append((row, NoChannel(reason)))
+                    continue
+                calendar = run.calendar(session, directive_of(session, row))
+                slot = calendar.next_send_slot(run.now, run.tz)
+                if slot > run.now:
+                    outcomes.append((row, Deferred(slot)))
+                else:
+                    ready.append(row)
+    except DBAPIError as exc:
+        if not database_unreachable(exc):
+            raise
+        run.lose_database(exc)
+        run.held.extend((row, Skipped.NOT_STARTED) for row in rows)
+        return []
+    _record(run, outcomes)
     return ready
 
 
@@ -421,10 +473,58 @@ def close_transports(transports: dict[str, Transport | AsyncTransport]) -> None:
 # --- Results --------------------------------------------------------------------------------
 
 def _record(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> None:
-    """Write results in one short transaction: the deliveries in one statement, the rest each."""
+    """Write results in one short transaction; while the database is unreachable, hold them
+    (and start no more sends) for ``_write_held``."""
+    if not results:
+        return
+    if run.database_lost:
+        run.held.extend(results)
+        return
+    try:
+        _write_results(run, results)
+    except DBAPIError as exc:
+        if not database_unreachable(exc):
+            raise
+        run.lose_database(exc)
+        run.held.extend(results)
+
+
+def _write_held(run: _Pass) -> None:
+    """The results held while the database was unreachable, written as soon as it answers.
+
+    Until the claims' lease ends: after that another pump may take the rows (our writes stay
+    fenced by the claim, so a late one is refused, never wrong), and the pass must end.
+    """
+    if not run.held:
+        return
+    wait = RECONNECT_FIRST
+    while True:
+        # A deliberate pause between two tries to reach the database, not a wait for a result.
+        time.sleep(wait)
+        try:
+            _write_results(run, run.held)
+        except DBAPIError as exc:
+            if not database_unreachable(exc):
+                raise
+            if time.monotonic() + wait > run.lease_end:
+                log.error("outbox pump: the database was still unreachable when the lease of %d "
+                          "row(s) ended: they go out once a pump reclaims them (LINE refuses a "
+                          "replay by its retry key; an e-mail already accepted goes out again)",
+                          len(run.held))
+                return
+            wait = min(RECONNECT_CAP, wait * 2)
+            continue
+        log.warning("outbox pump: the database is back; %d result(s) held meanwhile are written "
+                    "(rows not tried are due again at once)", len(run.held))
+        run.held.clear()
+        return
+
+
+def _write_results(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> None:
+    """One transaction: the deliveries in one statement, the rest each; counted once committed."""
     delivered = [row for row, outcome in results if outcome is None]
     with run.session_factory() as session:
-        owned = mark_sent_many(session, [(row.id, row.attempts) for row in delivered], run.now)
+        owned = mark_sent_many(session, [(row.id, row.claims) for row in delivered], run.now)
         outcomes = [_write(run, session, row, outcome) for row, outcome in results
                     if outcome is not None]
         session.commit()
@@ -439,18 +539,23 @@ def _write(run: _Pass, session: Session, row: OutboxMessage, outcome: Outcome) -
     """One row's result; returns the PumpResult field to count."""
     if outcome is Skipped.NOT_STARTED:
         return _mark(session, release_claim, row)
+    if isinstance(outcome, NoChannel):
+        return _mark(session, mark_no_channel, row, outcome.reason)
+    if isinstance(outcome, Deferred):
+        return _mark(session, defer_claim, row, outcome.until)
+    assert isinstance(outcome, TransportError)
     return _write_failure(run, session, row, outcome)
 
 
 def _write_failure(run: _Pass, session: Session, row: OutboxMessage,
                    exc: TransportError) -> str:
     """Retry a transient failure later; fail a permanent one, or one retried too often."""
-    if exc.permanent or row.attempts >= run.max_attempts:
+    tries = row.attempts + 1  # this one included: it is counted as the result is written
+    if exc.permanent or tries >= run.max_attempts:
         return _write_final_failure(run, session, row, exc)
     calendar = run.calendar(session, directive_of(session, row))
-    when = next_try(run.now, row.attempts, exc, calendar, run.tz,
-                    jitter=random.uniform(0, JITTER))
-    _warn_if_lost(row, mark_retry(session, row.id, row.attempts, when, exc.message))
+    when = next_try(run.now, tries, exc, calendar, run.tz, jitter=random.uniform(0, JITTER))
+    _warn_if_lost(row, mark_retry(session, row.id, row.claims, when, exc.message))
     if exc.channel_down:
         # The service, not this message, failed: the rest of the channel's queue waits with it.
         held = run.down.get(row.channel)
@@ -463,8 +568,8 @@ def _write_final_failure(run: _Pass, session: Session, row: OutboxMessage,
                          exc: TransportError) -> str:
     """Fail the row with its reason; a refused LINE route is marked broken in the same commit."""
     error = exc.message if exc.permanent else (
-        f"gave up after {row.attempts} attempts: {exc.message}")
-    owned = mark_failed(session, row.id, row.attempts, error)
+        f"gave up after {row.attempts + 1} attempts: {exc.message}")
+    owned = mark_failed(session, row.id, row.claims, error)
     if owned and exc.route_refused and row.channel == Channel.LINE and row.user_id:
         mark_line_route_broken(session, row.user_id, row.recipient, exc.message, run.now)
     _warn_if_lost(row, owned)
@@ -475,15 +580,23 @@ def _hold_channel(run: _Pass, channel: Channel, until: datetime, reason: str) ->
     """Move every queued row of a channel that is down to its own first office-hour slot after
     ``until``, so nothing hammers the service and all go out oldest first once it is back."""
     note = f"waiting: {channel.value} is not answering ({reason})"
-    with run.session_factory() as session:
-        rows = queued_on_channel(session, channel, until)
-        by_directive: dict[int | None, list[int]] = {}
-        for row_id, directive_id in rows:
-            by_directive.setdefault(directive_id, []).append(row_id)
-        for directive_id, ids in by_directive.items():
-            slot = run.calendar(session, directive_id).next_send_slot(until, run.tz)
-            postpone(session, ids, slot, note)
-        session.commit()
+    try:
+        with run.session_factory() as session:
+            rows = queued_on_channel(session, channel, until)
+            by_directive: dict[int | None, list[int]] = {}
+            for row_id, directive_id in rows:
+                by_directive.setdefault(directive_id, []).append(row_id)
+            for directive_id, ids in by_directive.items():
+                slot = run.calendar(session, directive_id).next_send_slot(until, run.tz)
+                postpone(session, ids, slot, note)
+            session.commit()
+    except DBAPIError as exc:
+        if not database_unreachable(exc):
+            raise
+        # Only an economy (the queue would be tried and held back again): the next pass does it.
+        log.warning("outbox pump: %s is down, but its queue could not be held back: the "
+                    "database is unreachable (%s)", channel.value, _first_line(exc))
+        return
     if rows:
         log.warning("outbox: %s is down; %d queued message(s) wait until %s", channel.value,
                     len(rows), until.isoformat())
@@ -496,7 +609,7 @@ _OUTCOMES = {mark_sent: "sent", mark_retry: "retried", mark_failed: "failed",
 def _mark(session: Session, mark: Callable[..., bool], row: OutboxMessage,
           *args: object) -> str:
     """One conditional update of a claimed row; returns the PumpResult field to count."""
-    _warn_if_lost(row, mark(session, row.id, row.attempts, *args))
+    _warn_if_lost(row, mark(session, row.id, row.claims, *args))
     return _OUTCOMES[mark]
 
 
@@ -504,6 +617,12 @@ def _warn_if_lost(row: OutboxMessage, owned: bool) -> None:
     if not owned:
         log.warning("outbox %s: claim lost before its result was written (lease too short?)",
                     row.id)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message, first line: enough for a log line without the SQL."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
@@ -529,7 +648,17 @@ def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
                                EVENT_SCHEDULER_SHUTDOWN)
 
     def pump_once() -> PumpResult:
-        return drain(session_factory, transports, clock, tz=tz, batch=batch)
+        try:
+            return drain(session_factory, transports, clock, tz=tz, batch=batch)
+        except DBAPIError as exc:
+            if not database_unreachable(exc):
+                raise
+            # A claim that failed is not committed (the rare commit cut off on its way back
+            # leaves its rows to their lease); results held by a pass were written before it
+            # returned. The next run tries again.
+            log.warning("outbox pump: the database is unreachable (%s); trying again in %g s",
+                        _first_line(exc), interval_seconds)
+            return PumpResult()
 
     return scheduler.add_job(pump_once, "interval", seconds=interval_seconds, id="outbox-pump",
                              name="outbox pump", max_instances=1, coalesce=True,

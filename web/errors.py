@@ -12,10 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError, Unavailable
+from models.unreachable import database_unreachable
 from tidtam.infra.photos import FULL, READ_ONLY, storage_error
 from web.deps import LoginRequired, NotAuthenticated
 from web.i18n import catalog
@@ -25,6 +27,9 @@ log = logging.getLogger("tidtam.web")
 
 STATUS_OF = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422, Unavailable: 503}
 HTTP_KEYS = {400, 401, 403, 404, 405, 422, 500}
+# Seconds a client is asked to wait when the database cannot be reached: a restart takes about
+# one, a failover a few.
+DATABASE_RETRY_AFTER = 5
 
 
 def status_of(exc: TidtamError) -> int:
@@ -106,6 +111,29 @@ async def on_storage_error(request: Request, exc: OSError) -> Response:
     return answer(request, 503, error.message_th, error.message_en)
 
 
+async def on_database_unreachable(request: Request, exc: DBAPIError) -> Response:
+    """The database is down, restarting or cut off: 503 in Thai and English, at once.
+
+    Answered here, inside the app, and not re-raised: an error that reaches Starlette's outer
+    handler is re-raised after its 500 is sent, and uvicorn then closes the connection, so a
+    client's next request on that keep-alive connection gets no answer at all. Any other
+    error of the database driver is an unexpected one (500), answered the same way.
+    """
+    if not database_unreachable(exc):
+        return await on_unexpected(request, exc)
+    reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+    log.warning("database unreachable on %s %s: %s", request.method, request.url.path,
+                reason[:300])
+    text = bilingual("error.database_unreachable")
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+    try:
+        response = answer(request, 503, text["th"], text["en"], headers=headers)
+    except Exception:  # the error page itself failed: still an answer
+        response = PlainTextResponse(f"{text['th']}\n{text['en']}", status_code=503)
+    response.headers.update(headers)
+    return response
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(TidtamError, on_domain_error)
     app.add_exception_handler(LoginRequired, on_login_required)
@@ -113,4 +141,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OSError, on_storage_error)
+    app.add_exception_handler(OperationalError, on_database_unreachable)
+    app.add_exception_handler(InterfaceError, on_database_unreachable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,11 +1,16 @@
-"""A pump killed with SIGKILL between LINE's HTTP 200 and the outbox update, then restarted.
+"""Pumps killed with SIGKILL while they hold rows, then restarted after the lease.
 
-Deterministic, with no hook in the product: the LINE stand-in (in this process) takes a lock on
-the row the moment it accepts the push, before it writes the 200, so the pump's update cannot
-commit; once the 200 has gone out (and, on PostgreSQL, the pump is seen waiting for that lock)
-the pump process gets SIGKILL. The restarted pump reclaims the row after its lease, pushes
-again with the same X-Line-Retry-Key, the stand-in answers 409 like LINE, and the row ends sent:
-LINE has seen one delivery.
+First, one row, the pump killed between LINE's HTTP 200 and the outbox update. Deterministic,
+with no hook in the product: the LINE stand-in (in this process) takes a lock on the row the
+moment it accepts the push, before it writes the 200, so the pump's update cannot commit; once
+the 200 has gone out (and, on PostgreSQL, the pump is seen waiting for that lock) the pump
+process gets SIGKILL. The restarted pump reclaims the row after its lease, pushes again with the
+same X-Line-Retry-Key, the stand-in answers 409 like LINE, and the row ends sent: LINE has seen
+one delivery, and the row counts one attempt (the crashed claim counts none).
+
+Then nine rows held by two pumps killed in turn (some delivered by LINE, some never started):
+the third pump sends each exactly once and every row counts one attempt (issue 16: each crash
+used to spend an attempt of every row the pump held).
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from models.outbox import OutboxMessage, OutboxStatus
+from notifications.line import retry_key
+from tests.helpers.poll import wait_until
 from tests.notifications.conftest import LINE_USER, NOW, migrate_and_seed, outbox_message
 from tidtam.demo.line_standin import RunningFakeLine, run_in_thread
 
@@ -129,7 +136,8 @@ def test_sigkill_between_the_200_and_the_update_then_restart(database, line):
         lock.release()
 
     crashed = row(url, message_id)
-    assert (crashed.status, crashed.attempts, crashed.sent_at) == (OutboxStatus.SENDING, 1, None)
+    assert (crashed.status, crashed.attempts, crashed.claims, crashed.sent_at) == (
+        OutboxStatus.SENDING, 0, 1, None)  # claimed, its try not recorded
     assert crashed.lease_until == NOW + LEASE
     assert len(line.state.snapshot()) == 1  # LINE has delivered it already
 
@@ -144,9 +152,100 @@ def test_sigkill_between_the_200_and_the_update_then_restart(database, line):
     assert "sent=1" in out
 
     done = row(url, message_id)
-    assert (done.status, done.attempts) == (OutboxStatus.SENT, 2)
+    assert (done.status, done.attempts, done.claims) == (OutboxStatus.SENT, 1, 2)  # one try counted
     assert done.sent_at == NOW + LEASE + timedelta(minutes=1)
     [first, replay] = line.state.requests
     assert first["headers"]["x-line-retry-key"] == replay["headers"]["x-line-retry-key"]
     assert len(line.state.snapshot()) == 1  # one delivery
     assert line.state.duplicates == 1  # the replay was answered 409, and 409 counts as sent
+
+
+# --- Crashes while holding many rows: none of them spends an attempt ------------------------
+
+RECIPIENTS = [f"U{n:032x}" for n in (0xA, 0xB, 0xC)]
+ROWS_EACH = 3
+ROUND = LEASE + timedelta(minutes=1)  # a restart after the lease of the previous claim
+
+
+@pytest.fixture
+def nine_rows(fresh_engine: Engine) -> Iterator[tuple[str, list[str]]]:
+    """Three recipients with three LINE messages each; (URL, idempotency keys in order)."""
+    migrate_and_seed(fresh_engine)
+    rows = [(f"crash-{n}-{r}", recipient) for n in range(ROWS_EACH)
+            for r, recipient in enumerate(RECIPIENTS)]
+    with Session(fresh_engine) as session:
+        session.add_all(outbox_message(key, recipient=recipient,
+                                       created_at=NOW + timedelta(seconds=i))
+                        for i, (key, recipient) in enumerate(rows))
+        session.commit()
+    yield fresh_engine.url.render_as_string(hide_password=False), [key for key, _ in rows]
+
+
+def all_rows(url: str) -> dict[str, OutboxMessage]:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            return {m.idempotency_key: m for m in session.exec(select(OutboxMessage))}
+    finally:
+        engine.dispose()
+
+
+def kill_when(pump: subprocess.Popen, holding, what: str) -> None:
+    """SIGKILL the pump once ``holding()`` says it holds its rows (requests answered no more)."""
+    try:
+        wait_until(holding, timeout=60, message=lambda: f"{what}: {pump.poll()=}",
+                   check=lambda: pump.poll() is None or pytest.fail(
+                       f"the pump exited: {pump.communicate(timeout=5)}"))
+        os.kill(pump.pid, signal.SIGKILL)
+        assert pump.wait(10) == -signal.SIGKILL
+    finally:
+        if pump.poll() is None:
+            pump.kill()
+
+
+def test_pumps_killed_while_holding_rows_spend_no_attempt_and_send_each_row_once(nine_rows, line):
+    """Crash 1: LINE answers the first push (the pump's probe), then holds every answer: the
+    pump holds 9 rows, 3 of them delivered by LINE without the pump knowing, 5 not started.
+    Crash 2, after the lease: the restarted pump reclaims them and is killed again while LINE
+    holds its probe. The third pump, after that lease, sends every row: LINE delivers each
+    exactly once (the replays carry the same retry key and are answered 409), and every row
+    counts exactly one attempt, however many claims died with their pumps."""
+    url, keys = nine_rows
+    state = line.state
+    state.on_accepted = lambda _push: setattr(state, "holding", len(state.pushes) > 1)
+
+    kill_when(start_pump(url, line, NOW), lambda: state.answers_held == len(RECIPIENTS),
+              "the first pump holding a push per recipient")
+    assert len(state.snapshot()) == 1 + len(RECIPIENTS)  # the probe and one push per recipient
+    delivered = {push["retry_key"] for push in state.snapshot()}
+    crashed = all_rows(url)
+    unknown = {k for k, m in crashed.items() if m.status == OutboxStatus.SENDING}
+    assert len(unknown) >= len(keys) - 1  # all but the probe's row, whose 200 may be recorded
+    assert {(crashed[k].attempts, crashed[k].claims) for k in unknown} == {(0, 1)}
+    assert len({retry_key(k) for k in unknown} & delivered) >= len(RECIPIENTS)
+
+    state.on_accepted = None  # LINE keeps holding every answer
+    requests_before = len(state.requests)
+    kill_when(start_pump(url, line, NOW + ROUND),
+              lambda: len(state.requests) == requests_before + 1
+              and state.answers_held == len(RECIPIENTS) + 1,
+              "the second pump holding its probe")
+    second = all_rows(url)
+    assert {(second[k].status, second[k].attempts, second[k].claims) for k in unknown} == {
+        (OutboxStatus.SENDING, 0, 2)}  # reclaimed after the lease, no attempt counted
+
+    state.holding = False
+    last = start_pump(url, line, NOW + 2 * ROUND)
+    out, err = last.communicate(timeout=60)
+    assert last.returncode == 0, err
+    assert f"sent={len(unknown)}" in out
+
+    done = all_rows(url)
+    assert {m.status for m in done.values()} == {OutboxStatus.SENT}
+    assert {k: m.attempts for k, m in done.items()} == dict.fromkeys(keys, 1)
+    assert {k: done[k].claims for k in unknown} == dict.fromkeys(unknown, 3)
+    pushes = [push["retry_key"] for push in state.snapshot()]
+    assert sorted(pushes) == sorted(retry_key(k) for k in keys)  # each delivered exactly once
+    sent_keys = {request["headers"]["x-line-retry-key"] for request in state.requests}
+    assert sent_keys == set(pushes)  # every request carried its row's one retry key
+    assert state.duplicates == len(state.requests) - len(keys) > 0  # replays answered 409

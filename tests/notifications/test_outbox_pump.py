@@ -163,12 +163,26 @@ def test_a_relinked_route_is_not_marked_broken(engine, session_factory, transpor
 
 def test_too_many_transient_failures_give_up(engine, session_factory, transports,
                                              add_messages, make_message, fake_line, now):
-    [message_id] = add_messages(make_message(attempts=MAX_ATTEMPTS - 1))
+    [message_id] = add_messages(make_message(attempts=MAX_ATTEMPTS - 1, claims=MAX_ATTEMPTS - 1))
     fake_line.state.set_mode(status=503)
     assert deliver_due(session_factory, transports, now) == PumpResult(failed=1)
     failed = row(engine, message_id)
     assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, MAX_ATTEMPTS)
     assert failed.last_error.startswith(f"gave up after {MAX_ATTEMPTS} attempts: LINE 503")
+
+
+def test_claims_lost_to_crashes_do_not_spend_the_attempt_budget(
+        engine, session_factory, transports, add_messages, make_message, fake_line, now):
+    """Two tries short of the limit, after 30 claims that died with their pumps: one more
+    failed try is retried later (the budget counts tries), it does not give the row up."""
+    [message_id] = add_messages(make_message(
+        status=OutboxStatus.SENDING, attempts=MAX_ATTEMPTS - 2, claims=MAX_ATTEMPTS - 2 + 30,
+        lease_until=now - timedelta(seconds=1)))
+    fake_line.state.set_mode(status=503)
+    assert deliver_due(session_factory, transports, now) == PumpResult(retried=1)
+    retried = row(engine, message_id)
+    assert (retried.status, retried.attempts, retried.claims) == (
+        OutboxStatus.QUEUED, MAX_ATTEMPTS - 1, MAX_ATTEMPTS - 2 + 31)
 
 
 @pytest.mark.parametrize(("channel", "recipient", "reason"), [
@@ -194,12 +208,46 @@ def test_a_row_not_yet_due_is_not_claimed(engine, session_factory, transports, a
 
 def test_a_crashed_pumps_row_is_reclaimed_after_its_lease(engine, session_factory, transports,
                                                           add_messages, make_message, now):
-    [message_id] = add_messages(make_message(status=OutboxStatus.SENDING, attempts=1,
+    """A claim that died with its pump (no result written) is not an attempt: the row is sent on
+    its reclaim with one attempt counted, the lost claim showing only in ``claims``."""
+    [message_id] = add_messages(make_message(status=OutboxStatus.SENDING, attempts=0, claims=1,
                                              lease_until=now + timedelta(minutes=2)))
     assert deliver_due(session_factory, transports, now).total == 0
     later = now + timedelta(minutes=3)
     assert deliver_due(session_factory, transports, later) == PumpResult(sent=1)
-    assert row(engine, message_id).attempts == 2
+    sent = row(engine, message_id)
+    assert (sent.status, sent.attempts, sent.claims) == (OutboxStatus.SENT, 1, 2)
+
+
+def test_a_stale_claim_cannot_overwrite_a_newer_one(engine, add_messages, make_message, now):
+    """Pump A's lease runs out while it still works; pump B reclaims the row. A's results (any
+    kind) are refused, B's is written; after B hands the row back untried and C claims it, neither
+    A's token nor B's is taken (a result written again after a commit whose answer was lost)."""
+    from models.outbox import claim_due, mark_retry, mark_sent, release_claim
+
+    [message_id] = add_messages(make_message())
+    lease = timedelta(minutes=1)
+    with Session(engine) as session:
+        [a] = claim_due(session, now, lease=lease)
+    with Session(engine) as session:
+        [b] = claim_due(session, now + 2 * lease, lease=lease)
+    assert (a.claims, b.claims) == (1, 2)
+    with Session(engine) as session:
+        assert not mark_sent(session, message_id, a.claims, now)
+        assert not mark_retry(session, message_id, a.claims, now, "LINE 500")
+        assert not release_claim(session, message_id, a.claims)
+        assert release_claim(session, message_id, b.claims)
+        session.commit()
+    with Session(engine) as session:
+        [c] = claim_due(session, now + 2 * lease, lease=lease)
+    assert c.claims == 3  # every claim a new token, even after one handed back untried
+    with Session(engine) as session:
+        assert not mark_sent(session, message_id, a.claims, now)
+        assert not release_claim(session, message_id, b.claims)
+        assert mark_sent(session, message_id, c.claims, now)
+        session.commit()
+    done = row(engine, message_id)
+    assert (done.status, done.attempts, done.claims) == (OutboxStatus.SENT, 1, 3)
 
 
 class SlowTransport:
@@ -222,8 +270,8 @@ def test_rows_left_when_the_lease_runs_short_are_handed_back(engine, session_fac
     result = deliver_due(session_factory, {"line": slow}, now, lease=timedelta(seconds=0.4))
     assert result == PumpResult(sent=1, released=2)
     back = [row(engine, i) for i in ids[1:]]
-    assert {(r.status, r.attempts, r.lease_until) for r in back} == {
-        (OutboxStatus.QUEUED, 0, None)}
+    assert {(r.status, r.attempts, r.claims, r.lease_until) for r in back} == {
+        (OutboxStatus.QUEUED, 0, 1, None)}
 
 
 class BrokenTransport:
@@ -319,16 +367,16 @@ def test_transport_error_fields():
 
 def test_deliveries_are_recorded_in_one_statement_only_for_claims_still_owned(
         engine, add_messages, make_message, now):
-    """mark_sent_many: the claim of row 2 was lost (another pump reclaimed it: attempts moved on);
+    """mark_sent_many: the claim of row 2 was lost (another pump reclaimed it: claims moved on);
     row 3 was never claimed. Only row 1 is marked sent."""
     from models.outbox import claim_due, mark_sent_many
 
     ids = add_messages(*(make_message(f"k{n}", recipient=f"U{n:032x}") for n in range(3)))
     with Session(engine) as session:
-        claimed = {m.id: m.attempts for m in claim_due(session, now, limit=2)}
+        claimed = {m.id: m.claims for m in claim_due(session, now, limit=2)}
     assert set(claimed) == set(ids[:2])
     with Session(engine) as session:
-        session.get(OutboxMessage, ids[1]).attempts += 1
+        session.get(OutboxMessage, ids[1]).claims += 1
         session.commit()
     with Session(engine) as session:
         owned = mark_sent_many(session, list(claimed.items()) + [(ids[2], 0)], now)

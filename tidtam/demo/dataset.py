@@ -754,7 +754,7 @@ def _send_due(session: Session, instant: datetime, share: float) -> int:
             .where(col(OutboxMessage.id).in_(ids[start:start + 500]),
                    OutboxMessage.status == OutboxStatus.QUEUED)
             .values(status=OutboxStatus.SENT, sent_at=instant, attempts=OutboxMessage.attempts + 1,
-                    last_error=None)
+                    claims=OutboxMessage.claims + 1, last_error=None)
             .execution_options(synchronize_session=False))
     return len(ids)
 

@@ -13,7 +13,10 @@ error JSON ``{"message", "details"}``, and for a replayed ``X-Line-Retry-Key`` a
 injected failures and the most requests it had in flight at once (``max_in_flight``);
 ``POST /_fake/reset`` forgets everything.
 In-process, ``FakeLineState.on_accepted`` runs after a push is recorded and before the 200 is
-written, ``on_answered`` after the 200 was written (the crash test uses both).
+written, ``on_answered`` after the 200 was written (the crash test uses both); while
+``holding`` is set, every push is handled as usual (accepted, refused, or 409) but its answer
+waits until ``holding`` is cleared (``answers_held`` counts those waiting): a pump then holds
+its claimed rows for as long as the test likes, some of them already delivered.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class FakeLineState:
     max_in_flight: int = 0
     on_accepted: PushHook | None = None
     on_answered: PushHook | None = None
+    holding: bool = False
+    answers_held: int = 0
     clock: Clock = field(default_factory=SystemClock)  # LINE's own: when a push arrived
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -108,6 +113,7 @@ class FakeLineState:
             self.accepted.clear()
             self.duplicates = self.injected = self.max_in_flight = 0
             self.on_accepted = self.on_answered = None
+            self.holding = False
         self.set_mode()
 
     def stats(self) -> dict[str, int]:
@@ -125,6 +131,19 @@ class FakeLineState:
     def left(self) -> None:
         with self.lock:
             self.in_flight -= 1
+
+    async def hold_answer(self) -> None:
+        """Wait while ``holding`` is set (a test holds the pump's requests open)."""
+        if not self.holding:
+            return
+        with self.lock:
+            self.answers_held += 1
+        try:
+            while self.holding:
+                await asyncio.sleep(0.01)
+        finally:
+            with self.lock:
+                self.answers_held -= 1
 
     def status_for(self, to: object) -> int | None:
         """The status injected for every push to this recipient, if any."""
@@ -280,7 +299,9 @@ def create_app(state: FakeLineState) -> Starlette:
             state.requests.append({"headers": dict(request.headers), "path": request.url.path})
         state.entered()
         try:
-            return await answer(request)
+            response = await answer(request)
+            await state.hold_answer()
+            return response
         finally:
             state.left()
 

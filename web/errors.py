@@ -5,6 +5,7 @@ No stack trace ever reaches a user; an unexpected error is logged and shown as a
 
 from __future__ import annotations
 
+import errno
 import logging
 from urllib.parse import urlencode
 
@@ -101,6 +102,18 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(f"{text['th']}\n{text['en']}", status_code=500)
 
 
+# SQLite says its file's disk refused a write in these words (SQLITE_FULL, SQLITE_READONLY).
+SQLITE_DISK = {"database or disk is full": errno.ENOSPC,
+               "attempt to write a readonly database": errno.EROFS}
+
+
+def disk_refusal(exc: DBAPIError) -> OSError | None:
+    """The database's write refused by its disk, as the OSError a file write would raise."""
+    text = str(exc.orig or "")
+    code = next((code for words, code in SQLITE_DISK.items() if words in text), None)
+    return OSError(code, text) if code is not None else None
+
+
 async def on_storage_error(request: Request, exc: OSError) -> Response:
     """The server's own disk refused a write (full, read-only, no permission) anywhere a route
     did not say so itself: 503 with what happened, never a bare 500."""
@@ -120,6 +133,9 @@ async def on_database_unreachable(request: Request, exc: DBAPIError) -> Response
     error of the database driver is an unexpected one (500), answered the same way.
     """
     if not database_unreachable(exc):
+        disk = disk_refusal(exc)
+        if disk is not None:  # SQLite's own file: the data folder is full or read-only
+            return await on_storage_error(request, disk)
         return await on_unexpected(request, exc)
     reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
     log.warning("database unreachable on %s %s: %s", request.method, request.url.path,

@@ -161,3 +161,37 @@ def test_an_unexpected_error_answers_a_script_in_json(engine, tmp_path):
         page = client.get(route)
     assert answer.status_code == 500 and set(answer.json()["detail"]) == {"th", "en"}
     assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+
+
+def test_a_sqlite_database_on_a_full_disk_says_the_change_was_not_saved(tiny_disk, tmp_path):
+    """The database file itself on the full disk: marking a step done is refused with the cause,
+    and the item is still open."""
+    from sqlalchemy import create_engine
+    from sqlmodel import select
+
+    from models.directive import ItemStatus, TrackedItem
+    from tests.conftest import NOW
+    from tests.web.helpers import csrf
+    from tidtam.infra import db
+    from tidtam.ops.bootstrap import initialise
+
+    url = f"sqlite:///{tiny_disk / 'tidtam.db'}"
+    engine = db.engine_for(url)
+    try:
+        initialise(engine, demo=True, now=NOW)
+        with Session(engine) as session:
+            item = session.exec(select(TrackedItem).where(
+                TrackedItem.district_code == CODE, TrackedItem.status == ItemStatus.OPEN)
+                .order_by(TrackedItem.id)).first()
+        fill(tiny_disk)
+        with signed_in(TestClient(make_app(engine, data_dir=tmp_path)), f"staff-{CODE}") as staff:
+            page = staff.post(f"/items/{item.id}/done", data={
+                "csrftoken": csrf(staff), "version": item.version, "note": "ก" * 1999},
+                follow_redirects=False)
+        assert page.status_code == 503 and "พื้นที่จัดเก็บของเครื่องแม่ข่ายเต็ม" in page.text
+        assert "การเปลี่ยนแปลงนี้" in page.text and "your change was not saved" in page.text
+        with Session(create_engine(url)) as session:
+            assert session.get(TrackedItem, item.id).status == ItemStatus.OPEN
+    finally:
+        engine.dispose()
+        db.engine_for.cache_clear()

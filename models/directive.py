@@ -180,20 +180,23 @@ def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, 
 
 
 def update_item(session: Session, item_id: int, *, expected_version: int,
-                expected_status: ItemStatus, **values: Any) -> bool:
-    """Change an item and bump its version in one conditional UPDATE; False if it matched no row.
+                expected_status: ItemStatus, **values: Any) -> TrackedItem | None:
+    """Change an item and bump its version in one conditional UPDATE … RETURNING; None if it
+    matched no row (another writer changed it first).
 
     The condition (this version, this status) is checked by the database at write time, so of
-    two concurrent writers holding the same version exactly one succeeds. The caller refreshes
-    its copy of the row afterwards.
+    any number of concurrent writers holding the same version exactly one succeeds: on
+    PostgreSQL the others wait for its row lock, then find the version changed; on SQLite they
+    wait for the write lock. The session's copy of the row is refreshed from what the UPDATE
+    returned.
     """
-    result = session.execute(
+    return session.exec(
         update(TrackedItem)
-        .where(TrackedItem.id == item_id, TrackedItem.version == expected_version,
-               TrackedItem.status == expected_status)
+        .where(col(TrackedItem.id) == item_id, col(TrackedItem.version) == expected_version,
+               col(TrackedItem.status) == expected_status)
         .values(version=TrackedItem.version + 1, **values)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+        .returning(TrackedItem)
+        .execution_options(synchronize_session=False, populate_existing=True)).scalar_one_or_none()
 
 
 def find_item(session: Session, directive_id: int, district_code: str,

@@ -201,7 +201,7 @@ def get_national_board(slug: str, user: ApiUser, session: SessionDep, today: Tod
 
 
 @router.post("/reports/department", response_model=ProvincialReportPublic,
-             responses=errors(403, 404, 422))
+             responses=errors(403, 404, 409, 422))
 def submit_to_department(user: ApiUser, session: SessionDep, now: NowDep, today: TodayDep,
                          settings: SettingsDep,
                          body: DepartmentIn | None = None) -> ProvincialReportPublic:

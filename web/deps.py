@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from models.user import User, UserPublic
-from tidtam.infra.db import session_scope
+from tidtam.infra.db import is_sqlite_busy, session_scope
 from tidtam.infra.settings import Settings
 
 API_TOKEN_SALT = "api-token"
@@ -27,10 +28,25 @@ class NotAuthenticated(Exception):
     """No valid bearer token on an API call: 401 with ``WWW-Authenticate: Bearer``."""
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One session per request; it commits before the response is sent, or rolls back."""
-    with session_scope(request.app.state.engine) as session:
-        yield session
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """A database slot for the request (``web.admission``), waited for in the event loop."""
+    async with request.app.state.admission.slot():
+        yield
+
+
+def get_db(request: Request,
+           _slot: Annotated[None, Depends(db_slot, scope="function")]) -> Iterator[Session]:
+    """One session per request; it commits before the response is sent, or rolls back.
+
+    SQLite's write lock still taken after the busy timeout is "busy" (503), like the pool.
+    """
+    try:
+        with session_scope(request.app.state.engine) as session:
+            yield session
+    except OperationalError as exc:
+        if is_sqlite_busy(exc):
+            raise request.app.state.admission.busy() from exc
+        raise
 
 
 # scope="function": commit (or roll back) before the response leaves, so a redirect after a

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import anyio.to_thread
@@ -42,38 +42,50 @@ class DatabaseBusy(Exception):
 
 
 class Admission:
-    """``capacity`` database slots per process (None: the pool sets no limit, nor do we)."""
+    """``capacity`` database slots per process (None: the pool sets no limit, nor do we), and
+    on SQLite one writer lane.
 
-    def __init__(self, capacity: int | None, timeout: float) -> None:
+    SQLite has one write lock, and a request that writes takes it with its first statement
+    (``tidtam.infra.db.writing``) and keeps it to its commit. Left to SQLite, the other writers
+    of this process would each hold a thread and a connection while its busy handler polls
+    (sleeping up to 100 ms a time, first come not first served); here they wait in line in the
+    event loop instead and are let in one at a time, in order of arrival. Writers of other
+    processes (the pump, flows) still meet this process's at the lock, through its busy timeout.
+    """
+
+    def __init__(self, capacity: int | None, timeout: float, *, one_writer: bool = False) -> None:
         self.capacity = capacity
         self.timeout = timeout
         self.retry_after = max(1, math.ceil(timeout))
         self._slots = anyio.Semaphore(capacity) if capacity else None
+        self._writer = anyio.Lock() if one_writer else None
 
     @classmethod
     def for_engine(cls, engine: Engine, timeout: float) -> Admission:
         limits = pool_limits(engine)
-        return cls(limits.capacity if limits else None, timeout)
+        return cls(limits.capacity if limits else None, timeout,
+                   one_writer=engine.dialect.name == "sqlite")
 
     def busy(self) -> DatabaseBusy:
         return DatabaseBusy(self.retry_after)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the block; DatabaseBusy when none is free within the timeout."""
-        if self._slots is None:
+    async def slot(self, *, write: bool = False) -> AsyncIterator[None]:
+        """Hold one slot (and, for a writer on SQLite, the writer lane) for the block;
+        DatabaseBusy when they are not free within the timeout."""
+        lane = self._writer if write else None
+        if self._slots is not None:
+            _ensure_threads(self.capacity + THREAD_HEADROOM)
+        async with AsyncExitStack() as held:
+            try:
+                with anyio.fail_after(self.timeout):
+                    if lane is not None:
+                        await held.enter_async_context(lane)
+                    if self._slots is not None:
+                        await held.enter_async_context(self._slots)
+            except TimeoutError:
+                raise self.busy() from None
             yield
-            return
-        _ensure_threads(self.capacity + THREAD_HEADROOM)
-        try:
-            with anyio.fail_after(self.timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise self.busy() from None
-        try:
-            yield
-        finally:
-            self._slots.release()
 
 
 def _ensure_threads(tokens: int) -> None:

@@ -37,6 +37,7 @@ from web.deps import (
     SettingsDep,
     TodayDep,
     issue_token,
+    reads_only,
 )
 from web.schemas import (
     BoardPublic,
@@ -67,6 +68,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors(401))
 
 
 @router.post("/token", response_model=TokenPublic)
+@reads_only
 def token(session: SessionDep, settings: SettingsDep,
           form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenPublic:
     """OAuth2 password flow: a bearer token valid for 12 hours."""

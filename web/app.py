@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidtam.infra.clock import Clock, clock_from_settings
-from tidtam.infra.db import engine_of, session_scope
+from tidtam.infra.db import engine_of, session_scope, writing
 from tidtam.infra.photos import PhotoStore
 from tidtam.infra.settings import Settings
 from web import api, auth, csrf_multipart, errors, line_webhook, national, pages, profile, reports
@@ -55,6 +55,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
                   lifespan=_lifespan(settings, engine, clock, run_pump))
     app.state.settings = settings
     app.state.engine = engine
+    app.state.write_engine = writing(engine)  # for requests that write (web.deps.get_db)
     app.state.admission = Admission.for_engine(engine, settings.db_pool_timeout)
     app.state.clock = clock
     app.state.templates = make_templates(settings)

@@ -20,6 +20,16 @@ API_TOKEN_SALT = "api-token"
 API_TOKEN_MAX_AGE = 12 * 60 * 60  # seconds: one working day, then sign in again
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def reads_only(endpoint):
+    """Mark a POST route that writes nothing to the database (signing in): its session does not
+    take SQLite's write lock first, as every other POST, PUT and DELETE does."""
+    endpoint.reads_only = True
+    return endpoint
+
+
 class LoginRequired(Exception):
     """No one is signed in: pages send the browser to /login."""
 
@@ -28,9 +38,15 @@ class NotAuthenticated(Exception):
     """No valid bearer token on an API call: 401 with ``WWW-Authenticate: Bearer``."""
 
 
+def writes(request: Request) -> bool:
+    """Whether the request's session will write: every POST, PUT, DELETE but sign-in's."""
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    return request.method not in READ_METHODS and not getattr(endpoint, "reads_only", False)
+
+
 async def db_slot(request: Request) -> AsyncIterator[None]:
     """A database slot for the request (``web.admission``), waited for in the event loop."""
-    async with request.app.state.admission.slot():
+    async with request.app.state.admission.slot(write=writes(request)):
         yield
 
 
@@ -38,10 +54,12 @@ def get_db(request: Request,
            _slot: Annotated[None, Depends(db_slot, scope="function")]) -> Iterator[Session]:
     """One session per request; it commits before the response is sent, or rolls back.
 
-    SQLite's write lock still taken after the busy timeout is "busy" (503), like the pool.
+    A request that writes begins with SQLite's write lock (``tidtam.infra.db.writing``); the
+    lock still taken after the busy timeout is "busy" (503), like the pool.
     """
+    state = request.app.state
     try:
-        with session_scope(request.app.state.engine) as session:
+        with session_scope(state.write_engine if writes(request) else state.engine) as session:
             yield session
     except OperationalError as exc:
         if is_sqlite_busy(exc):

@@ -33,9 +33,10 @@ def engine_for(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_
     ``sqlalchemy.exc.TimeoutError`` (the web app answers 503; it also admits no more requests
     at once than the pool has connections: ``web.admission``).
 
-    SQLite's write transactions queue on its one write lock: pysqlite opens the transaction
-    just before a request's first INSERT/UPDATE/DELETE (reads before it hold no snapshot), so
-    that first write waits for the lock up to the busy timeout instead of failing at once.
+    SQLite's writers queue on its one write lock, each waiting up to the busy timeout: a unit
+    of work on ``writing(engine)`` takes the lock with its first statement (``BEGIN
+    IMMEDIATE``); on the plain engine pysqlite begins the transaction right before the first
+    INSERT/UPDATE/DELETE (the reads before it hold no snapshot, so that write waits too).
     """
     pool = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": max_overflow,
             "pool_timeout": pool_timeout}
@@ -49,6 +50,7 @@ def engine_for(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_
                                                   "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
 
@@ -59,6 +61,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def writing(engine: Engine) -> Engine:
+    """The engine for a unit of work that will write: on SQLite its transaction starts with
+    ``BEGIN IMMEDIATE`` (it takes the write lock first, waiting up to the busy timeout), so it
+    can never fail on upgrading a read snapshot to a write; elsewhere the same engine."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(sqlite_begin="immediate")
+
+
+def _sqlite_begin(connection) -> None:
+    """SQLAlchemy's pysqlite recipe (emit BEGIN from the ``begin`` event), for write units only.
+
+    Left to itself pysqlite begins a transaction only before an INSERT/UPDATE/DELETE, and a
+    SAVEPOINT issued before that (a photo upload's) opens a deferred transaction that can fail
+    at once with "database is locked" when it comes to write, and that its RELEASE commits.
+    Every other unit (reads, migrations, which turn foreign keys off outside a transaction)
+    keeps pysqlite's own behaviour: the recipe's ``isolation_level=None`` is not set.
+    """
+    if connection.get_execution_options().get("sqlite_begin") == "immediate":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ copy of the demo database, on SQLite and on PostgreSQL; the requests come from a
   refused with 409 in Thai and English, one audit entry; the same through the HTML form (303).
 - 50 saves of one report with one version: likewise.
 - 50 marks of 50 items: all acknowledged, none refused, 50 audit entries.
+- 50 removals of one photo, 50 submissions of the province's report to the Department (no
+  version from the client): each acknowledged write is one audit entry and one version.
 - The pool exhausted: a pool of one held by a blocked request, the next request answers 503 with
   ``Retry-After`` after the configured second, not after a 30-second hang; the same when the one
   connection is taken outside the app's admission.
@@ -37,8 +39,9 @@ from sqlmodel import Session, col, func, select
 
 from models.audit import AuditEntry
 from models.directive import DirectiveStep, ItemStatus, StepKind, TrackedItem
-from models.report import Report
+from models.report import ProvincialReport, Report, photos_of
 from tests.conftest import PG_ADMIN_URL
+from tests.db.test_reporting import accepted, filed
 from tests.e2e.conftest import served
 from tests.web.conftest import make_app
 from tests.web.helpers import PASSWORD
@@ -76,14 +79,16 @@ def demo_url(request, tmp_path) -> Iterator[str]:
 class Served:
     url: str
     engine: Engine
+    app: object
 
 
 @pytest.fixture
-def server(demo_url) -> Iterator[Served]:
+def server(demo_url, tmp_path) -> Iterator[Served]:
     """The app as `tidtam web` builds it (the default pool: 10 + 10) under uvicorn."""
     engine = db.engine_for(demo_url)
-    with served(make_app(engine), "uvicorn-concurrent") as url:
-        yield Served(url, engine)
+    app = make_app(engine, data_dir=tmp_path)
+    with served(app, "uvicorn-concurrent") as url:
+        yield Served(url, engine, app)
     engine.dispose()
 
 
@@ -248,6 +253,60 @@ def test_fifty_marks_of_fifty_items_all_succeed(server):
     assert audit_count(server.engine, "item.done", "tracked_item", ids) == WRITERS
 
 
+# --- one photo, 50 removals ------------------------------------------------------------------------
+
+def test_fifty_removals_of_one_photo_one_is_done(server):
+    """Removing a photo needs no version (each photo is its own row), but only one removal of
+    the same photo can be acknowledged: one audit entry, the report's version bumped once."""
+    with Session(server.engine) as session:
+        filed(session, server.app.state.photos, "2706")
+        session.commit()
+        report = session.exec(select(Report).where(Report.district_code == "2706")).one()
+        photo_id = photos_of(session, report.id)[0].id
+    cookie, token = browser(server.url, "staff-2706")
+    answers = fire(server.url, [
+        Call("POST", f"/photos/{photo_id}/delete",
+             {"data": {"csrftoken": token}, "headers": {"cookie": cookie}})
+        for _ in range(WRITERS)])
+
+    counts = statuses(answers)
+    assert counts[303] == 1 and set(counts) <= {303, 404, 409}, counts
+    with Session(server.engine) as session:
+        assert session.get(Report, report.id).version == report.version + 1
+        assert photo_id not in [p.id for p in photos_of(session, report.id)]
+    assert audit_count(server.engine, "report.photo.remove", "report", [report.id]) == 1
+
+
+# --- the province's report to the Department ----------------------------------------------------
+
+def test_fifty_submissions_to_the_department_each_acknowledged_one_is_one_version(server):
+    """No version comes from the client here (the server compiles the snapshot): each
+    acknowledged submission is exactly one new version and one audit entry, a submission that
+    lost a race to another is a 409, and none is a 500 (two first submissions at once were an
+    IntegrityError; two resubmissions at once wrote the same version twice). On PostgreSQL the
+    50 run at once and most lose; on SQLite the writer lane lets them in one by one, each then a
+    resubmission of the one before."""
+    with Session(server.engine) as session:
+        accepted(session, server.app.state.photos, "2706")
+        session.commit()
+    headers = bearer(server.url, "coordinator")
+    answers = fire(server.url, [
+        Call("POST", "/api/v1/reports/department", {"json": {"note": f"writer {n}"},
+                                                    "headers": headers})
+        for n in range(WRITERS)])
+
+    counts = statuses(answers)
+    assert set(counts) <= {200, 409} and counts[200] >= 1, counts
+    assert_bilingual_409s(answers)
+    with Session(server.engine) as session:
+        report = session.exec(select(ProvincialReport)).one()
+        submissions = session.exec(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "provincial_report.submit")).one()
+    assert report.version == counts[200] == submissions
+    last = max((a.json() for a in answers if a.status_code == 200), key=lambda b: b["version"])
+    assert report.note == last["note"]
+
+
 # --- the pool exhausted -------------------------------------------------------------------------
 
 POOL_TIMEOUT = 1.0  # seconds a request waits for a connection; the answer is due well before 10 s
@@ -255,11 +314,12 @@ BOUND = 10.0
 
 
 @pytest.fixture
-def pool_of_one(demo_url) -> Iterator[tuple[Served, threading.Event, threading.Event]]:
+def pool_of_one(demo_url, tmp_path) -> Iterator[tuple[Served, threading.Event, threading.Event]]:
     """The app on a pool of one connection, plus a route whose request takes it and then waits
     until released: (server, entered, release)."""
     engine = db.engine_for(demo_url, pool_size=1, max_overflow=0, pool_timeout=POOL_TIMEOUT)
-    app = make_app(engine, db_pool_size=1, db_max_overflow=0, db_pool_timeout=POOL_TIMEOUT)
+    app = make_app(engine, data_dir=tmp_path, db_pool_size=1, db_max_overflow=0,
+                   db_pool_timeout=POOL_TIMEOUT)
     entered, release = threading.Event(), threading.Event()
 
     def hold(session: SessionDep) -> dict[str, bool]:
@@ -269,7 +329,7 @@ def pool_of_one(demo_url) -> Iterator[tuple[Served, threading.Event, threading.E
 
     app.add_api_route("/api/v1/test-hold", hold, methods=["GET"])
     with served(app, "uvicorn-pool-of-one") as url:
-        yield Served(url, engine), entered, release
+        yield Served(url, engine, app), entered, release
     release.set()
     engine.dispose()
 

@@ -23,9 +23,15 @@ POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT = 10, 10, 10.0
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-@lru_cache
 def engine_for(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW,
                pool_timeout: float = POOL_TIMEOUT) -> Engine:
+    """One engine per URL and pool (``engine_for(url)`` and the same with the default pool
+    given by name are the same engine); see ``_engine``."""
+    return _engine(url, pool_size, max_overflow, float(pool_timeout))
+
+
+@lru_cache
+def _engine(url: str, pool_size: int, max_overflow: int, pool_timeout: float) -> Engine:
     """One engine per URL and pool; SQLite gets WAL, foreign keys and a busy timeout.
 
     The pool holds ``pool_size`` connections and opens up to ``max_overflow`` more under load; a
@@ -53,6 +59,9 @@ def engine_for(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
+
+
+engine_for.cache_clear = _engine.cache_clear  # forget every engine (tests drop their databases)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -6,10 +6,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Index, UniqueConstraint, update
+from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
+from models.versioned import versioned_update
 
 
 class DirectiveBase(SQLModel):
@@ -181,22 +182,11 @@ def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, 
 
 def update_item(session: Session, item_id: int, *, expected_version: int,
                 expected_status: ItemStatus, **values: Any) -> TrackedItem | None:
-    """Change an item and bump its version in one conditional UPDATE … RETURNING; None if it
-    matched no row (another writer changed it first).
-
-    The condition (this version, this status) is checked by the database at write time, so of
-    any number of concurrent writers holding the same version exactly one succeeds: on
-    PostgreSQL the others wait for its row lock, then find the version changed; on SQLite they
-    wait for the write lock. The session's copy of the row is refreshed from what the UPDATE
-    returned.
-    """
-    return session.exec(
-        update(TrackedItem)
-        .where(col(TrackedItem.id) == item_id, col(TrackedItem.version) == expected_version,
-               col(TrackedItem.status) == expected_status)
-        .values(version=TrackedItem.version + 1, **values)
-        .returning(TrackedItem)
-        .execution_options(synchronize_session=False, populate_existing=True)).scalar_one_or_none()
+    """Change an item and bump its version in one conditional UPDATE (this version, this
+    status; ``models.versioned``); the session's copy of the item, updated, or None if it
+    matched no row (another writer changed it first)."""
+    return versioned_update(session, TrackedItem, item_id, expected_version=expected_version,
+                            statuses=(expected_status,), **values)
 
 
 def find_item(session: Session, directive_id: int, district_code: str,

@@ -7,11 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint, delete, func, update
+from sqlalchemy import JSON, UniqueConstraint, delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
+from models.versioned import versioned_update
 
 
 class ReportStatus(StrEnum):
@@ -113,21 +114,11 @@ def insert_report(session: Session, report: Report) -> Report | None:
 
 def update_report(session: Session, report_id: int, *, expected_version: int | None = None,
                   statuses: Iterable[ReportStatus] | None = None, **values: Any) -> Report | None:
-    """Change a report and bump its version in one conditional UPDATE … RETURNING; None if it
-    matched no row.
-
-    The condition (this version, one of these statuses) is checked by the database at write
-    time, so of any number of concurrent writers holding the same version exactly one succeeds.
-    The session's copy of the row is refreshed from what the UPDATE returned.
-    """
-    query = update(Report).where(col(Report.id) == report_id)
-    if expected_version is not None:
-        query = query.where(col(Report.version) == expected_version)
-    if statuses is not None:
-        query = query.where(col(Report.status).in_(list(statuses)))
-    return session.exec(query.values(version=Report.version + 1, **values).returning(Report)
-                        .execution_options(synchronize_session=False, populate_existing=True)
-                        ).scalar_one_or_none()
+    """Change a report and bump its version in one conditional UPDATE (this version, one of
+    these statuses; ``models.versioned``); the session's copy of the report, updated, or None
+    if it matched no row."""
+    return versioned_update(session, Report, report_id, expected_version=expected_version,
+                            statuses=statuses, **values)
 
 
 class ProvincialReport(SQLModel, table=True):
@@ -165,14 +156,10 @@ def insert_provincial_report(session: Session, report: ProvincialReport) -> Prov
 
 def update_provincial_report(session: Session, report_id: int, *, expected_version: int,
                              **values: Any) -> ProvincialReport | None:
-    """A resubmission in one conditional UPDATE … RETURNING (version bumped); None if another
-    submission changed it first."""
-    return session.exec(
-        update(ProvincialReport)
-        .where(col(ProvincialReport.id) == report_id,
-               col(ProvincialReport.version) == expected_version)
-        .values(version=ProvincialReport.version + 1, **values).returning(ProvincialReport)
-        .execution_options(synchronize_session=False, populate_existing=True)).scalar_one_or_none()
+    """A resubmission in one conditional UPDATE (version bumped); None if another submission
+    changed it first."""
+    return versioned_update(session, ProvincialReport, report_id,
+                            expected_version=expected_version, **values)
 
 
 def get_provincial_report(session: Session, directive_id: int) -> ProvincialReport | None:

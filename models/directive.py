@@ -6,10 +6,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Index, UniqueConstraint, update
+from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
+from models.versioned import versioned_update
 
 
 class DirectiveBase(SQLModel):
@@ -180,20 +181,12 @@ def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, 
 
 
 def update_item(session: Session, item_id: int, *, expected_version: int,
-                expected_status: ItemStatus, **values: Any) -> bool:
-    """Change an item and bump its version in one conditional UPDATE; False if it matched no row.
-
-    The condition (this version, this status) is checked by the database at write time, so of
-    two concurrent writers holding the same version exactly one succeeds. The caller refreshes
-    its copy of the row afterwards.
-    """
-    result = session.execute(
-        update(TrackedItem)
-        .where(TrackedItem.id == item_id, TrackedItem.version == expected_version,
-               TrackedItem.status == expected_status)
-        .values(version=TrackedItem.version + 1, **values)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+                expected_status: ItemStatus, **values: Any) -> TrackedItem | None:
+    """Change an item and bump its version in one conditional UPDATE (this version, this
+    status; ``models.versioned``); the session's copy of the item, updated, or None if it
+    matched no row (another writer changed it first)."""
+    return versioned_update(session, TrackedItem, item_id, expected_version=expected_version,
+                            statuses=(expected_status,), **values)
 
 
 def find_item(session: Session, directive_id: int, district_code: str,

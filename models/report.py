@@ -7,11 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint, func, update
+from sqlalchemy import JSON, UniqueConstraint, delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
+from models.versioned import versioned_update
 
 
 class ReportStatus(StrEnum):
@@ -90,6 +91,13 @@ def photo_counts(session: Session, report_id: int) -> dict[str, int]:
     return {key: count for key, count in rows}
 
 
+def delete_photo(session: Session, photo_id: int) -> bool:
+    """Remove a photo's row; False when it was already gone (a concurrent removal won)."""
+    result = session.execute(delete(ReportPhoto).where(col(ReportPhoto.id) == photo_id)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 def insert_report(session: Session, report: Report) -> Report | None:
     """Insert the first report of a district; None when another writer's is already there.
 
@@ -105,21 +113,12 @@ def insert_report(session: Session, report: Report) -> Report | None:
 
 
 def update_report(session: Session, report_id: int, *, expected_version: int | None = None,
-                  statuses: Iterable[ReportStatus] | None = None, **values: Any) -> bool:
-    """Change a report and bump its version in one conditional UPDATE; False if it matched no row.
-
-    The condition (this version, one of these statuses) is checked by the database at write
-    time, so of two concurrent writers holding the same version exactly one succeeds.
-    The caller refreshes its copy of the row afterwards.
-    """
-    query = update(Report).where(Report.id == report_id)
-    if expected_version is not None:
-        query = query.where(Report.version == expected_version)
-    if statuses is not None:
-        query = query.where(col(Report.status).in_(list(statuses)))
-    result = session.execute(query.values(version=Report.version + 1, **values)
-                             .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+                  statuses: Iterable[ReportStatus] | None = None, **values: Any) -> Report | None:
+    """Change a report and bump its version in one conditional UPDATE (this version, one of
+    these statuses; ``models.versioned``); the session's copy of the report, updated, or None
+    if it matched no row."""
+    return versioned_update(session, Report, report_id, expected_version=expected_version,
+                            statuses=statuses, **values)
 
 
 class ProvincialReport(SQLModel, table=True):
@@ -143,6 +142,24 @@ class ProvincialReport(SQLModel, table=True):
     submitted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     submitted_by_id: int | None = Field(default=None, foreign_key="user.id")
     note: str | None = None
+
+
+def insert_provincial_report(session: Session, report: ProvincialReport) -> ProvincialReport | None:
+    """Insert a province's first report to the Department; None when a concurrent first
+    submission's row is already there (``ON CONFLICT DO NOTHING`` on the directive)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = {name: getattr(report, name) for name in ProvincialReport.model_fields if name != "id"}
+    new_id = session.execute(insert(ProvincialReport).values(**values).on_conflict_do_nothing(
+        index_elements=["directive_id"]).returning(ProvincialReport.id)).scalar()
+    return None if new_id is None else session.get(ProvincialReport, new_id)
+
+
+def update_provincial_report(session: Session, report_id: int, *, expected_version: int,
+                             **values: Any) -> ProvincialReport | None:
+    """A resubmission in one conditional UPDATE (version bumped); None if another submission
+    changed it first."""
+    return versioned_update(session, ProvincialReport, report_id,
+                            expected_version=expected_version, **values)
 
 
 def get_provincial_report(session: Session, directive_id: int) -> ProvincialReport | None:

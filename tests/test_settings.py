@@ -69,3 +69,18 @@ def test_a_demo_clock_needs_demo_mode_and_a_time_zone(monkeypatch, demo, value):
     monkeypatch.setenv("TIDTAM_DEMO_NOW", value)
     with pytest.raises((SettingsError, ValidationError), match="TIDTAM_DEMO_NOW"):
         Settings(_env_file=None)
+
+
+def test_database_pool_from_the_environment(monkeypatch, tmp_path):
+    from tidtam.infra.db import engine_of, pool_limits
+
+    monkeypatch.setenv("TIDTAM_DB_POOL_SIZE", "4")
+    monkeypatch.setenv("TIDTAM_DB_MAX_OVERFLOW", "2")
+    monkeypatch.setenv("TIDTAM_DB_POOL_TIMEOUT", "2.5")
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    engine = engine_of(settings)
+    assert pool_limits(engine).capacity == 6 and pool_limits(engine).timeout == 2.5
+    engine.dispose()
+    monkeypatch.setenv("TIDTAM_DB_POOL_SIZE", "0")
+    with pytest.raises(ValidationError, match="db_pool_size"):
+        Settings(_env_file=None)

@@ -37,6 +37,7 @@ from web.deps import (
     SettingsDep,
     TodayDep,
     issue_token,
+    reads_only,
 )
 from web.schemas import (
     BoardPublic,
@@ -67,6 +68,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors(401))
 
 
 @router.post("/token", response_model=TokenPublic)
+@reads_only
 def token(session: SessionDep, settings: SettingsDep,
           form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenPublic:
     """OAuth2 password flow: a bearer token valid for 12 hours."""
@@ -201,7 +203,7 @@ def get_national_board(slug: str, user: ApiUser, session: SessionDep, today: Tod
 
 
 @router.post("/reports/department", response_model=ProvincialReportPublic,
-             responses=errors(403, 404, 422))
+             responses=errors(403, 404, 409, 422))
 def submit_to_department(user: ApiUser, session: SessionDep, now: NowDep, today: TodayDep,
                          settings: SettingsDep,
                          body: DepartmentIn | None = None) -> ProvincialReportPublic:

@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidtam.infra.clock import Clock, clock_from_settings
-from tidtam.infra.db import engine_for, session_scope
+from tidtam.infra.db import engine_of, session_scope, writing
 from tidtam.infra.photos import PhotoStore
 from tidtam.infra.settings import Settings
 from web import api, auth, csrf_multipart, errors, line_webhook, national, pages, profile, reports
+from web.admission import Admission
 from web.rendering import make_templates, render
 
 log = logging.getLogger("tidtam.web")
@@ -47,13 +48,15 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
                run_pump: bool = False) -> FastAPI:
     """The web app over ``engine`` (default: the settings' database) on ``clock`` (default: the
     one the settings describe); the pump only on request."""
-    engine = engine if engine is not None else engine_for(settings.db_url)
+    engine = engine if engine is not None else engine_of(settings)
     clock = clock if clock is not None else clock_from_settings(settings)
     app = FastAPIOffline(title="tidtam — ติดตาม", version="1", docs_url="/docs", redoc_url=None,
                   summary="Follow-up of provincial directives to district offices",
                   lifespan=_lifespan(settings, engine, clock, run_pump))
     app.state.settings = settings
     app.state.engine = engine
+    app.state.write_engine = writing(engine)  # for requests that write (web.deps.get_db)
+    app.state.admission = Admission.for_engine(engine, settings.db_pool_timeout)
     app.state.clock = clock
     app.state.templates = make_templates(settings)
     app.state.photos = PhotoStore(settings.data_dir / "photos")

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from models.user import User
 from tidtam.app.accounts import authenticate
-from web.deps import OptionalUser, SessionDep
+from web.deps import OptionalUser, SessionDep, reads_only
 from web.i18n import LANGUAGES
 from web.rendering import flash, render
 
@@ -44,6 +44,7 @@ def login_form(request: Request, user: OptionalUser, next: str = "") -> Response
 
 
 @router.post("/login")
+@reads_only
 def login(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
     user = authenticate(session, username.strip(), password)

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from models.user import User, UserPublic
-from tidtam.infra.db import session_scope
+from tidtam.infra.db import is_sqlite_busy, session_scope
 from tidtam.infra.settings import Settings
 
 API_TOKEN_SALT = "api-token"
 API_TOKEN_MAX_AGE = 12 * 60 * 60  # seconds: one working day, then sign in again
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def reads_only(endpoint):
+    """Mark a POST route that writes nothing to the database (signing in): its session does not
+    take SQLite's write lock first, as every other POST, PUT and DELETE does."""
+    endpoint.reads_only = True
+    return endpoint
 
 
 class LoginRequired(Exception):
@@ -27,10 +38,33 @@ class NotAuthenticated(Exception):
     """No valid bearer token on an API call: 401 with ``WWW-Authenticate: Bearer``."""
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One session per request; it commits before the response is sent, or rolls back."""
-    with session_scope(request.app.state.engine) as session:
-        yield session
+def writes(request: Request) -> bool:
+    """Whether the request's session will write: every POST, PUT, DELETE but sign-in's."""
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    return request.method not in READ_METHODS and not getattr(endpoint, "reads_only", False)
+
+
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """A database slot for the request (``web.admission``), waited for in the event loop."""
+    async with request.app.state.admission.slot(write=writes(request)):
+        yield
+
+
+def get_db(request: Request,
+           _slot: Annotated[None, Depends(db_slot, scope="function")]) -> Iterator[Session]:
+    """One session per request; it commits before the response is sent, or rolls back.
+
+    A request that writes begins with SQLite's write lock (``tidtam.infra.db.writing``); the
+    lock still taken after the busy timeout is "busy" (503), like the pool.
+    """
+    state = request.app.state
+    try:
+        with session_scope(state.write_engine if writes(request) else state.engine) as session:
+            yield session
+    except OperationalError as exc:
+        if is_sqlite_busy(exc):
+            raise request.app.state.admission.busy() from exc
+        raise
 
 
 # scope="function": commit (or roll back) before the response leaves, so a redirect after a

@@ -14,12 +14,14 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, TidtamError, Unavailable
 from models.unreachable import database_unreachable
 from tidtam.infra.photos import FULL, READ_ONLY, storage_error
+from web.admission import DatabaseBusy
 from web.deps import LoginRequired, NotAuthenticated
 from web.i18n import catalog
 from web.rendering import render
@@ -93,6 +95,20 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     return http_answer(request, 422)
 
 
+async def on_pool_exhausted(request: Request, exc: DatabaseBusy | PoolTimeout) -> Response:
+    """Every database connection stayed busy for the pool timeout (or SQLite's write lock for
+    its busy timeout): 503 with ``Retry-After`` in Thai and English, never a hang and a 500.
+    Nothing was written: the request's transaction never began or was rolled back."""
+    seconds = exc.retry_after if isinstance(exc, DatabaseBusy) else \
+        request.app.state.admission.retry_after
+    log.warning("busy: no database connection for %s %s (%s)", request.method, request.url.path,
+                type(exc).__name__)
+    text = {lang: message.format(seconds=seconds) for lang, message in bilingual("error.busy").items()}
+    response = answer(request, 503, text["th"], text["en"])
+    response.headers["Retry-After"] = str(seconds)  # on the page as well as the JSON
+    return response
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     try:
@@ -154,6 +170,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TidtamError, on_domain_error)
     app.add_exception_handler(LoginRequired, on_login_required)
     app.add_exception_handler(NotAuthenticated, on_not_authenticated)
+    app.add_exception_handler(DatabaseBusy, on_pool_exhausted)
+    app.add_exception_handler(PoolTimeout, on_pool_exhausted)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OSError, on_storage_error)

@@ -60,7 +60,9 @@ async def line_webhook(request: Request) -> Response:
     if events is None:
         return _answer(400, "not a webhook body")
     if events:  # an empty list is LINE's "Verify" button: just answer 200
-        await run_in_threadpool(_apply, request.app.state.engine, events, request.app.state.clock.now())
+        async with request.app.state.admission.slot(write=True):
+            await run_in_threadpool(_apply, request.app.state.write_engine, events,
+                                    request.app.state.clock.now())
     return JSONResponse({})
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select, update
 
 from domain.access import NATIONAL_ROLES, PROVINCE_ROLES
 from domain.directive import DirectiveSpec, province_slug
-from domain.errors import Forbidden, InvalidInput, NotFound
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.national import ProvincialAddition, merge_addition
 from domain.rates import Completion, Rate, on_time_cutoff, rates_by_key, total
 from models import audit
@@ -32,7 +32,13 @@ from models.directive import (
     steps_of,
 )
 from models.org import District, Province, all_provinces
-from models.report import ProvincialReport, get_provincial_report, provincial_reports_of
+from models.report import (
+    ProvincialReport,
+    get_provincial_report,
+    insert_provincial_report,
+    provincial_reports_of,
+    update_provincial_report,
+)
 from models.user import User
 from tidtam.app.reporting import compilation_summary, compile_directive, current_directive_for, spec_of
 from tidtam.app.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
@@ -159,22 +165,24 @@ def submit_provincial_report(session: Session, actor: User, *, now: datetime,
     if note and len(note) > 2000:
         raise InvalidInput("note: at most 2000 characters", "หมายเหตุ: ไม่เกิน 2000 ตัวอักษร")
     summary = compilation_summary(directive, compilation, spec_of(directive))
+    counts = {"districts_expected": len(compilation.districts),
+              "districts_accepted": len(compilation.accepted)}
     report = get_provincial_report(session, directive.id)
     before = None
     if report is None:
-        report = ProvincialReport(directive_id=directive.id, province_code=directive.province_code,
-                                  summary=summary, districts_expected=len(compilation.districts),
-                                  districts_accepted=len(compilation.accepted),
-                                  first_submitted_at=now, submitted_at=now,
-                                  submitted_by_id=actor.id, note=note)
+        report = insert_provincial_report(session, ProvincialReport(
+            directive_id=directive.id, province_code=directive.province_code, summary=summary,
+            first_submitted_at=now, submitted_at=now, submitted_by_id=actor.id, note=note,
+            **counts))
+        if report is None:  # another submission of the same province's first report won
+            raise _submitted_meanwhile()
     else:
+        # One conditional UPDATE: of concurrent resubmissions that read this version, one wins.
         before = {"version": report.version, "districts_accepted": report.districts_accepted}
-        report.summary, report.submitted_at, report.submitted_by_id = summary, now, actor.id
-        report.districts_expected = len(compilation.districts)
-        report.districts_accepted = len(compilation.accepted)
-        report.note, report.version = note, report.version + 1
-    session.add(report)
-    session.flush()
+        if update_provincial_report(session, report.id, expected_version=report.version,
+                                    summary=summary, submitted_at=now, submitted_by_id=actor.id,
+                                    note=note, **counts) is None:
+            raise _submitted_meanwhile()
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id,
                  action="provincial_report.submit", entity="provincial_report",
                  entity_id=report.id, before=before,
@@ -183,6 +191,13 @@ def submit_provincial_report(session: Session, actor: User, *, now: datetime,
                         "total_participants": summary["totals"]["total_participants"]})
     session.flush()
     return report
+
+
+def _submitted_meanwhile() -> Conflict:
+    return Conflict("someone else submitted the province's report at the same time; reload and "
+                    "check it before sending again",
+                    "มีผู้อื่นส่งรายงานของจังหวัดถึงกรมฯ ในเวลาเดียวกัน "
+                    "กรุณาโหลดหน้าใหม่และตรวจสอบก่อนส่งอีกครั้ง")
 
 
 # --- the Department's board --------------------------------------------------------------------

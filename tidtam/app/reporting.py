@@ -34,7 +34,14 @@ from domain.report import (
 )
 from models import audit
 from models.audit import AuditEntry, entries_for
-from models.directive import Directive, ItemStatus, TrackedItem, find_item, latest_directive
+from models.directive import (
+    Directive,
+    ItemStatus,
+    TrackedItem,
+    find_item,
+    latest_directive,
+    update_item,
+)
 from models.org import District, districts_of
 from models.outbox import cancel_pending_for_item
 from models.report import (
@@ -42,6 +49,7 @@ from models.report import (
     Report,
     ReportPhoto,
     ReportStatus,
+    delete_photo,
     get_report,
     insert_report,
     photo_counts,
@@ -180,7 +188,7 @@ def save_draft(session: Session, actor: User, district_code: str, raw: Any, *,
     else:
         _require_editable(report)
         before = _state(report)
-        _change(session, report, expected_version, content=content, updated_at=now,
+        _change(session, report, expected_version, EDITABLE, content=content, updated_at=now,
                 updated_by_id=actor.id)
     _audit(session, actor, now, "report.save", report, before,
            sessions=len(content["sessions"]), outcomes=len(content["outcomes"]))
@@ -234,8 +242,7 @@ def _session_keys(report: Report) -> set[str]:
 
 def _attach(session: Session, actor: User, report: Report, session_key: str,
             stored: StoredPhoto, filename: str, now: datetime) -> ReportPhoto:
-    before = _state(report)
-    _bump_editable(session, report, actor, now)
+    before = _bump_editable(session, report, actor, now)
     photo = ReportPhoto(
         report_id=report.id, session_key=session_key, stored_name=stored.stored_name,
         display_name=stored.display_name, thumb_name=stored.thumb_name,
@@ -255,11 +262,12 @@ def remove_photo(session: Session, actor: User, photo_id: int, *, store: PhotoSt
     photo, report, handle = _photo_context(session, actor, photo_id)
     _require_editor(actor, handle.district)
     _require_editable(report)
-    before = _state(report)
-    _bump_editable(session, report, actor, now)
+    before = _bump_editable(session, report, actor, now)
     files = _Files(photo.stored_name, photo.display_name, photo.thumb_name)
-    session.delete(photo)
-    session.flush()
+    if not delete_photo(session, photo.id):
+        raise Conflict("this photo was already removed; reload the page",
+                       "รูปภาพนี้ถูกลบไปแล้ว กรุณาโหลดหน้าใหม่")
+    session.expunge(photo)
     _audit(session, actor, now, "report.photo.remove", report, before, photo_id=photo_id,
            session_key=photo.session_key, file=photo.original_filename)
     _after_transaction(session, committed=lambda: store.delete(files))
@@ -272,14 +280,18 @@ class _Files:
     thumb_name: str
 
 
-def _bump_editable(session: Session, report: Report, actor: User, now: datetime) -> None:
-    """A photo change is a change of the report: new version, refused once it left draft."""
-    if not update_report(session, report.id, statuses=EDITABLE, updated_at=now,
-                         updated_by_id=actor.id):
+def _bump_editable(session: Session, report: Report, actor: User, now: datetime) -> dict:
+    """A photo change is a change of the report: new version, refused once it left draft.
+
+    Photos of one draft may be added at once by several people (no version is asked for: each
+    photo is its own row), so the state before is the one the UPDATE replaced, not as read.
+    """
+    if update_report(session, report.id, statuses=EDITABLE, updated_at=now,
+                     updated_by_id=actor.id) is None:
         session.refresh(report)
         _require_editable(report)
         raise _stale()
-    session.refresh(report)
+    return {**_state(report), "version": report.version - 1}
 
 
 def submit_report(session: Session, actor: User, district_code: str, *, expected_version: int,
@@ -295,8 +307,8 @@ def submit_report(session: Session, actor: User, district_code: str, *, expected
     if checked.errors:
         raise ReportInvalid(checked.errors)
     before = _state(report)
-    _change(session, report, expected_version, status=ReportStatus.SUBMITTED, submitted_at=now,
-            submitted_by_id=actor.id)
+    _change(session, report, expected_version, EDITABLE, status=ReportStatus.SUBMITTED,
+            submitted_at=now, submitted_by_id=actor.id)
     _audit(session, actor, now, "report.submit", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.submit")
     return _view(session, actor, handle, report)
@@ -312,8 +324,9 @@ def return_report(session: Session, actor: User, district_code: str, *, comment:
     comment = _required_text(comment, ("comment: write what to correct",
                                        "ความเห็น: ต้องระบุสิ่งที่ต้องแก้ไข"))
     before = _state(report)
-    _change(session, report, expected_version, status=ReportStatus.RETURNED,
-            review_comment=comment, reviewed_at=now, reviewed_by_id=actor.id)
+    _change(session, report, expected_version, (ReportStatus.SUBMITTED,),
+            status=ReportStatus.RETURNED, review_comment=comment, reviewed_at=now,
+            reviewed_by_id=actor.id)
     _audit(session, actor, now, "report.return", report, before, comment=comment)
     _set_item(session, actor, handle, now, done=False, via="report.return")
     return _view(session, actor, handle, report)
@@ -325,8 +338,9 @@ def accept_report(session: Session, actor: User, district_code: str, *, expected
     handle, report = _for_review(session, actor, district_code)
     _require_status(report, ReportStatus.SUBMITTED)
     before = _state(report)
-    _change(session, report, expected_version, status=ReportStatus.ACCEPTED, accepted_at=now,
-            reviewed_at=now, reviewed_by_id=actor.id)
+    _change(session, report, expected_version, (ReportStatus.SUBMITTED,),
+            status=ReportStatus.ACCEPTED, accepted_at=now, reviewed_at=now,
+            reviewed_by_id=actor.id)
     _audit(session, actor, now, "report.accept", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.accept")
     return _view(session, actor, handle, report)
@@ -342,8 +356,9 @@ def reopen_report(session: Session, actor: User, district_code: str, *, reason: 
     reason = _required_text(reason, ("reason: say why the report is reopened",
                                      "เหตุผล: ต้องระบุเหตุผลที่เปิดให้แก้ไข"))
     before = _state(report)
-    _change(session, report, expected_version, status=ReportStatus.RETURNED,
-            review_comment=reason, reviewed_at=now, reviewed_by_id=actor.id, accepted_at=None)
+    _change(session, report, expected_version, (ReportStatus.ACCEPTED,),
+            status=ReportStatus.RETURNED, review_comment=reason, reviewed_at=now,
+            reviewed_by_id=actor.id, accepted_at=None)
     _audit(session, actor, now, "report.reopen", report, before, reason=reason)
     _set_item(session, actor, handle, now, done=False, via="report.reopen")
     return _view(session, actor, handle, report)
@@ -425,12 +440,15 @@ def _stale() -> Conflict:
                     "มีผู้อื่นบันทึกรายงานนี้ไปแล้ว กรุณาโหลดหน้าใหม่แล้วลองอีกครั้ง")
 
 
-def _change(session: Session, report: Report, expected_version: int, **values: Any) -> None:
-    """Write ``values`` only if the report is still at ``expected_version`` (checked by the DB)."""
-    if report.version != expected_version or not update_report(
-            session, report.id, expected_version=expected_version, **values):
+def _change(session: Session, report: Report, expected_version: int,
+            statuses: tuple[ReportStatus, ...], **values: Any) -> None:
+    """Write ``values`` only if the report is still at ``expected_version`` and in one of
+    ``statuses`` — checked by the database in the UPDATE itself, so of concurrent writers
+    holding the same version exactly one succeeds."""
+    if report.version != expected_version or update_report(
+            session, report.id, expected_version=expected_version, statuses=statuses,
+            **values) is None:
         raise _stale()
-    session.refresh(report)
 
 
 def _state(report: Report) -> dict:
@@ -446,17 +464,30 @@ def _audit(session: Session, actor: User, now: datetime, action: str, report: Re
 
 def _set_item(session: Session, actor: User, handle: _Handle, now: datetime, *, done: bool,
               via: str) -> None:
-    """Complete (or reopen) the report step on the board; a waived step is left alone."""
-    item = find_item(session, handle.directive.id, handle.district.code,
-                     form_of(handle.spec).report_step)
+    """Complete (or reopen) the report step on the board; a waived step is left alone.
+
+    One conditional UPDATE (the version read, the status expected). The report's own
+    conditional write already let only one of concurrent report writers through; a change of
+    the item itself in between (a province's addition moving its due date bumps the version)
+    is read again and the step follows the report all the same.
+    """
     wanted, current = (ItemStatus.DONE, ItemStatus.OPEN) if done else (ItemStatus.OPEN,
                                                                         ItemStatus.DONE)
-    if item is None or item.status != current:
-        return
-    before = _item_state(item)
-    item.status, item.version = wanted, item.version + 1
-    item.completed_by_id, item.completed_at = (actor.id, now) if done else (None, None)
-    session.add(item)
+    item = find_item(session, handle.directive.id, handle.district.code,
+                     form_of(handle.spec).report_step)
+    for _attempt in range(3):
+        if item is None or item.status != current:
+            return
+        before = _item_state(item)
+        completed = (actor.id, now) if done else (None, None)
+        if update_item(session, item.id, expected_version=item.version, expected_status=current,
+                       status=wanted, completed_by_id=completed[0],
+                       completed_at=completed[1]) is not None:
+            break
+        session.refresh(item)
+    else:
+        raise Conflict("the board's report step kept changing; try again",
+                       "ขั้นตอนรายงานบนกระดานติดตามถูกแก้ไขพร้อมกัน กรุณาลองอีกครั้ง")
     after = {**_item_state(item), "via": via}
     if done:
         after["cancelled_messages"] = cancel_pending_for_item(session, item.id, item.step_id)

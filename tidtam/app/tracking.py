@@ -115,7 +115,12 @@ def get_item_for(session: Session, actor: User, item_id: int) -> TrackedItem:
 
 def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
               note: str | None = None, expected_version: int | None = None) -> TrackedItem:
-    """Mark an item done: checks the district, refuses stale or repeated writes, audits it."""
+    """Mark an item done: checks the district, refuses stale or repeated writes, audits it.
+
+    The write is one conditional UPDATE (this version, still open): of any number of concurrent
+    marks holding the same version, the database lets exactly one through; the others get a
+    Conflict and write nothing, not even an audit entry.
+    """
     item = get_item_for(session, actor, item_id)
     if not can_mark_item(actor.role, actor.district_code, item.district_code):
         raise Forbidden(f"you may not change district {item.district_code}",
@@ -132,15 +137,22 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
     if note and len(note) > 2000:
         raise InvalidInput("note: at most 2000 characters", "หมายเหตุ: ไม่เกิน 2000 ตัวอักษร")
     before = _item_state(item)
-    item.status, item.completed_by_id, item.completed_at = ItemStatus.DONE, actor.id, now
-    item.note, item.version = note, item.version + 1
-    session.add(item)
+    if update_item(session, item.id, expected_version=item.version,
+                   expected_status=ItemStatus.OPEN, status=ItemStatus.DONE,
+                   completed_by_id=actor.id, completed_at=now, note=note) is None:
+        raise _lost_race(session, item)
     cancelled = cancel_pending_for_item(session, item.id, item.step_id)
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.done",
                  entity="tracked_item", entity_id=item.id, before=before,
                  after={**_item_state(item), "cancelled_messages": cancelled})
     session.flush()
     return item
+
+
+def _lost_race(session: Session, item: TrackedItem) -> Conflict:
+    """The conditional UPDATE matched nothing: say what the other writer did, if it is clear."""
+    session.refresh(item)
+    return _not_open(item) if item.status != ItemStatus.OPEN else _stale()
 
 
 MAX_REASON = 2000
@@ -161,11 +173,10 @@ def waive(session: Session, actor: User, item_id: int, *, reason: str, now: date
         raise _not_open(item)
     reason = _reason(reason, required=True)
     before = _waiver_state(item)
-    if not update_item(session, item.id, expected_version=item.version,
-                       expected_status=ItemStatus.OPEN, status=ItemStatus.WAIVED,
-                       waived_by_id=actor.id, waived_at=now, waiver_reason=reason):
-        raise _stale()  # changed by someone else since it was read: the database said so
-    session.refresh(item)
+    if update_item(session, item.id, expected_version=item.version,
+                   expected_status=ItemStatus.OPEN, status=ItemStatus.WAIVED,
+                   waived_by_id=actor.id, waived_at=now, waiver_reason=reason) is None:
+        raise _lost_race(session, item)  # changed by someone else since it was read
     cancelled = cancel_pending_for_item(session, item.id, item.step_id)
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.waive",
                  entity="tracked_item", entity_id=item.id, before=before,
@@ -189,11 +200,10 @@ def reopen_waived(session: Session, actor: User, item_id: int, *, now: datetime,
                        "รายการนี้ไม่ได้ถูกยกเว้น จึงไม่มีการยกเว้นให้ยกเลิก")
     reason = _reason(reason, required=False)
     before = _waiver_state(item)
-    if not update_item(session, item.id, expected_version=item.version,
-                       expected_status=ItemStatus.WAIVED, status=ItemStatus.OPEN,
-                       waived_by_id=None, waived_at=None, waiver_reason=None):
+    if update_item(session, item.id, expected_version=item.version,
+                   expected_status=ItemStatus.WAIVED, status=ItemStatus.OPEN,
+                   waived_by_id=None, waived_at=None, waiver_reason=None) is None:
         raise _stale()
-    session.refresh(item)
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.unwaive",
                  entity="tracked_item", entity_id=item.id, before=before,
                  after={**_waiver_state(item), "reason": reason})

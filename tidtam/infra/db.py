@@ -4,43 +4,135 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlmodel import Session, create_engine
 
 import models  # noqa: F401  (registers every table on SQLModel.metadata)
 from tidtam.infra.paths import ALEMBIC_INI, MIGRATIONS
 
+# The settings' defaults (TIDTAM_DB_POOL_SIZE, _MAX_OVERFLOW, _POOL_TIMEOUT), for engines made
+# without settings (tests, benchmarks, migrations).
+POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT = 10, 10, 10.0
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def engine_for(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW,
+               pool_timeout: float = POOL_TIMEOUT) -> Engine:
+    """One engine per URL and pool (``engine_for(url)`` and the same with the default pool
+    given by name are the same engine); see ``_engine``."""
+    return _engine(url, pool_size, max_overflow, float(pool_timeout))
+
 
 @lru_cache
-def engine_for(url: str) -> Engine:
-    """One engine per URL; SQLite gets WAL, foreign keys and a busy timeout."""
+def _engine(url: str, pool_size: int, max_overflow: int, pool_timeout: float) -> Engine:
+    """One engine per URL and pool; SQLite gets WAL, foreign keys and a busy timeout.
+
+    The pool holds ``pool_size`` connections and opens up to ``max_overflow`` more under load; a
+    checkout that finds them all taken waits ``pool_timeout`` seconds, then raises
+    ``sqlalchemy.exc.TimeoutError`` (the web app answers 503; it also admits no more requests
+    at once than the pool has connections: ``web.admission``).
+
+    SQLite's writers queue on its one write lock, each waiting up to the busy timeout: a unit
+    of work on ``writing(engine)`` takes the lock with its first statement (``BEGIN
+    IMMEDIATE``); on the plain engine pysqlite begins the transaction right before the first
+    INSERT/UPDATE/DELETE (the reads before it hold no snapshot, so that write waits too).
+    """
+    pool = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": max_overflow,
+            "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            pool = {}  # one in-memory database per connection: SQLAlchemy's own pool for it
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                               **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **pool)
+
+
+engine_for.cache_clear = _engine.cache_clear  # forget every engine (tests drop their databases)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def writing(engine: Engine) -> Engine:
+    """The engine for a unit of work that will write: on SQLite its transaction starts with
+    ``BEGIN IMMEDIATE`` (it takes the write lock first, waiting up to the busy timeout), so it
+    can never fail on upgrading a read snapshot to a write; elsewhere the same engine."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(sqlite_begin="immediate")
+
+
+def _sqlite_begin(connection) -> None:
+    """SQLAlchemy's pysqlite recipe (emit BEGIN from the ``begin`` event), for write units only.
+
+    Left to itself pysqlite begins a transaction only before an INSERT/UPDATE/DELETE, and a
+    SAVEPOINT issued before that (a photo upload's) opens a deferred transaction that can fail
+    at once with "database is locked" when it comes to write, and that its RELEASE commits.
+    Every other unit (reads, migrations, which turn foreign keys off outside a transaction)
+    keeps pysqlite's own behaviour: the recipe's ``isolation_level=None`` is not set.
+    """
+    if connection.get_execution_options().get("sqlite_begin") == "immediate":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How many connections an engine's pool may hand out at once, and how long a checkout waits."""
+
+    size: int
+    max_overflow: int
+    timeout: float
+
+    @property
+    def capacity(self) -> int:
+        return self.size + self.max_overflow
+
+
+def pool_limits(engine: Engine) -> PoolLimits | None:
+    """The limits of the engine's pool; None when it has none (no pool, or an unbounded one)."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool) or pool._max_overflow < 0:  # -1: no limit
+        return None
+    return PoolLimits(pool.size(), pool._max_overflow, pool.timeout())
+
+
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """SQLite's write lock stayed taken past the busy timeout ("database is locked")."""
+    import sqlite3
+
+    return (isinstance(exc, OperationalError) and isinstance(exc.orig, sqlite3.OperationalError)
+            and str(exc.orig).startswith(("database is locked", "database table is locked")))
 
 
 def get_engine() -> Engine:
     from tidtam.infra.settings import get_settings
 
-    return engine_for(get_settings().db_url)
+    return engine_of(get_settings())
+
+
+def engine_of(settings) -> Engine:
+    """The engine of the settings' database, its pool sized by them (TIDTAM_DB_POOL_*)."""
+    return engine_for(settings.db_url, pool_size=settings.db_pool_size,
+                      max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout)
 
 
 @contextmanager

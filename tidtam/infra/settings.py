@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     line_channel_secret: SecretStr | None = None
     line_api_base: str = "https://api.line.me"
 
+    # The database connections one process may hold: a pool of this many kept open, and up to
+    # this many more opened under load (README "Running it for a whole country": the sum over
+    # every process must stay under PostgreSQL's max_connections). A request that finds all of
+    # them busy waits at most db_pool_timeout seconds, then is answered 503 with Retry-After.
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_pool_timeout: float = Field(10.0, gt=0)
+
     pump_interval_seconds: float = 5.0
     # LINE pushes in flight at once, spread over this many HTTP clients (httpx's pool slows
     # down with many connections), and never more than this many started in any second.

@@ -59,3 +59,32 @@ def test_a_page_answers_503_in_thai_and_english(client):
     assert response.headers["content-type"].startswith("text/html")
     assert TH in response.text and EN in response.text
     assert response.headers["retry-after"] == "5"
+
+
+def test_a_server_that_never_answers_is_given_up_on_not_waited_for_minutes():
+    """A PostgreSQL host that takes the connection and then says nothing (a dead server behind a
+    live port, a firewall eating packets): connecting gives up after the engine's connect
+    timeout and counts as unreachable (503), instead of holding the request for minutes."""
+    import socket
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from models.unreachable import database_unreachable
+    from tidtam.infra import db
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+        url = f"postgresql+psycopg://tidtam@127.0.0.1:{silent.getsockname()[1]}/tidtam"
+        engine = db.engine_for(url)
+        started = time.monotonic()
+        try:
+            with pytest.raises(OperationalError) as refused, engine.connect() as connection:
+                connection.execute(text("select 1"))
+        finally:
+            engine.dispose()
+            db.engine_for.cache_clear()
+    assert time.monotonic() - started < db.PG_CONNECT_TIMEOUT * 4  # not the TCP timeout's minutes
+    assert database_unreachable(refused.value)

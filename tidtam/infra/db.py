@@ -21,6 +21,7 @@ from tidtam.infra.paths import ALEMBIC_INI, MIGRATIONS
 # without settings (tests, benchmarks, migrations).
 POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT = 10, 10, 10.0
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT = 5  # seconds
 
 
 def engine_for(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW,
@@ -58,7 +59,10 @@ def _engine(url: str, pool_size: int, max_overflow: int, pool_timeout: float) ->
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    # A server that drops packets instead of refusing them must not hold a request for the
+    # system's TCP timeout (minutes): connecting gives up after this, and the app answers 503.
+    connect = {"connect_timeout": PG_CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect, **pool)
 
 
 engine_for.cache_clear = _engine.cache_clear  # forget every engine (tests drop their databases)

@@ -17,6 +17,7 @@ from models.directive import ItemStatus, TrackedItem, find_item
 from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from models.user import get_by_username
 from tests.conftest import NOW
+from tests.flows.test_escalation_sweep import messages
 from tidtam.app.accounts import ensure_user
 from tidtam.app.boards import board
 from tidtam.app.digest import send_digests
@@ -255,13 +256,6 @@ def test_undoing_needs_no_reason_but_a_waived_item(session, launched):
 
 def run_sweep(session, when):
     return sweep(session, when, tz=BKK, base_url="http://tidtam.test")
-
-
-def messages(session, **where):
-    query = select(OutboxMessage)
-    for name, value in where.items():
-        query = query.where(getattr(OutboxMessage, name) == value)
-    return session.exec(query).all()
 
 
 def test_the_sweep_never_enqueues_for_a_waived_item(session, launched):

@@ -52,10 +52,6 @@ class Message:
     def __init__(self, render: Callable[[], Text]) -> None:
         self._render = render
 
-    @classmethod
-    def of(cls, text: Text) -> Message:
-        return cls(lambda: text)
-
     @cached_property
     def text(self) -> Text:
         return self._render()

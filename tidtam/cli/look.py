@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from tidtam.cli.common import Now, app, fail, instant_for
+from tidtam.cli.common import Now, app, clock_for, fail
+from tidtam.infra.clock import today as day_of
 
 
 @app.command()
@@ -21,7 +22,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False,
     from tidtam.infra.db import session_scope
     from tidtam.infra.settings import get_settings
 
-    day = _day(today) if today else instant_for(now).astimezone(get_settings().tz).date()
+    day = _day(today) if today else day_of(clock_for(now), get_settings().tz)
     with session_scope() as session:
         data = board_json(session, day)
     if data is None:

@@ -57,6 +57,13 @@ def can_waive_item(role: str, user_province: str | None, district_province: str)
     return role == COORDINATOR and user_province is not None and user_province == district_province
 
 
+def can_close_directive(role: str, user_province: str | None, directive_province: str | None) -> bool:
+    """Only the coordinator of the directive's own province closes it (or it closes itself on
+    the day its YAML sets)."""
+    return (role == COORDINATOR and user_province is not None
+            and directive_province is not None and user_province == directive_province)
+
+
 def can_review_report(role: str) -> bool:
     """Only the provincial coordinator accepts or returns a district's report."""
     return role == COORDINATOR

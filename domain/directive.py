@@ -164,6 +164,11 @@ class DirectiveSpec(Strict):
     issuer_en: Text
     issued_on: Day
     fiscal_year: int = Field(description="Buddhist Era, e.g. 2567")
+    revision: int = Field(1, ge=1, le=999, description=(
+        "the letter's amendment: raise it to re-launch a changed file (tidtam.app.amendment)"))
+    close_after_working_days: int | None = Field(None, ge=0, le=260, description=(
+        "close the directive automatically this many working days after department_due "
+        "(province_due without one); none: only the coordinator closes it"))
     refers_to: str | None = None
     contact_th: str | None = None
     contact_en: str | None = None
@@ -197,6 +202,14 @@ class DirectiveSpec(Strict):
         if self.conditions.period is None:
             self.conditions.period = DatePeriod(start=self.activity_start, end=self.activity_end)
         return self
+
+    def closes_on(self) -> date | None:
+        """The day the directive closes itself: ``close_after_working_days`` working days after
+        the Department's date (the province's when it has none); None if only a person closes it."""
+        if self.close_after_working_days is None:
+            return None
+        last = self.department_due or self.province_due
+        return self.work_calendar().add_working_days(last, self.close_after_working_days)
 
     def work_calendar(self) -> WorkCalendar:
         """The calendar deadlines and send times of this directive follow."""

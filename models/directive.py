@@ -30,6 +30,8 @@ class DirectiveBase(SQLModel):
     issuer_en: str
     issued_on: date
     fiscal_year: int = Field(description="Buddhist-era fiscal year, e.g. 2567")
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"},
+                          description="the letter's amendment the province follows")
     activity_start: date | None = None
     activity_end: date | None = None
     province_due: date = Field(description="districts report to the province by this day")
@@ -37,7 +39,26 @@ class DirectiveBase(SQLModel):
                                         description="the province reports to the Department")
 
 
-class Directive(DirectiveBase, table=True):
+class DirectiveStatus(StrEnum):
+    """A directive's life: stored (loaded) → tracked and chased (active) → closed, still readable."""
+
+    LOADED = "loaded"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class DirectiveState(SQLModel):
+    """Where a directive is in its life (stored, and given out by the API)."""
+
+    status: DirectiveStatus = Field(default=DirectiveStatus.ACTIVE,
+                                    sa_column=enum_column(DirectiveStatus, server_default="active"))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    closed_by: str | None = Field(default=None, max_length=120,
+                                  description="who closed it: a username, or system:auto-close")
+    close_reason: str | None = None
+
+
+class Directive(DirectiveBase, DirectiveState, table=True):
     id: int | None = Field(default=None, primary_key=True)
     parent_id: int | None = Field(default=None, foreign_key="directive.id", index=True,
                                   description="the national directive a province's copy carries out")
@@ -56,6 +77,9 @@ class DirectivePublic(DirectiveBase):
 
     id: int
     parent_id: int | None = None
+    status: DirectiveStatus
+    closed_at: datetime | None = None
+    close_reason: str | None = None
 
 
 class StepKind(StrEnum):
@@ -125,6 +149,25 @@ def latest_directive(session: Session, province_code: str | None = None) -> Dire
     return session.exec(query).first()
 
 
+def directives_of(session: Session, province_code: str | None = None,
+                  statuses: tuple[DirectiveStatus, ...] | None = None) -> list[Directive]:
+    """A province's directives (every province's without ``province_code``; never the national
+    rows, whose work is tracked in the provinces' copies): newest letter first."""
+    query = select(Directive).order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())
+    if province_code:
+        query = query.where(Directive.province_code == province_code)
+    else:
+        query = query.where(col(Directive.province_code).is_not(None))
+    if statuses:
+        query = query.where(col(Directive.status).in_(statuses))
+    return list(session.exec(query))
+
+
+def active_directives(session: Session, province_code: str | None = None) -> list[Directive]:
+    """The directives tracked and chased now (of one province, or of all)."""
+    return directives_of(session, province_code, (DirectiveStatus.ACTIVE,))
+
+
 def national_directives(session: Session) -> list[Directive]:
     """The Department's directives, newest first."""
     return list(session.exec(select(Directive).where(col(Directive.province_code).is_(None))
@@ -161,12 +204,15 @@ class OpenItem(NamedTuple):
 
 
 def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, DirectiveStep]]:
-    """Open items whose due date is on or before ``last_due`` (one indexed query), with their steps.
+    """Open items of active directives whose due date is on or before ``last_due`` (one indexed
+    query), with their steps. A loaded or closed directive's items are never chased.
 
     Items come as plain column tuples (no ORM objects: there can be 10,000 of them); their
     steps, a few per directive, are loaded as models by a second query.
     """
-    due = (TrackedItem.status == ItemStatus.OPEN) & (TrackedItem.due_on <= last_due)
+    due = ((TrackedItem.status == ItemStatus.OPEN) & (TrackedItem.due_on <= last_due)
+           & col(TrackedItem.directive_id).in_(
+               select(Directive.id).where(Directive.status == DirectiveStatus.ACTIVE)))
     rows = session.exec(
         select(TrackedItem.id, TrackedItem.directive_id, TrackedItem.step_id,
                TrackedItem.district_code, TrackedItem.due_on)

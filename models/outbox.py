@@ -12,7 +12,7 @@ from sqlalchemy import Index, func, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
-from models.directive import ItemStatus, TrackedItem
+from models.directive import DirectiveStep, ItemStatus, TrackedItem
 from models.types import UTCDateTime, enum_column
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,21 @@ def cancel_pending_for_item(session: Session, item_id: int, step_id: int | None 
     return result.rowcount + grouped
 
 
+def cancel_pending_for_directive(session: Session, directive_id: int,
+                                 reason: str = "directive closed before sending") -> int:
+    """Cancel every queued message about a directive's items or steps (it was closed)."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.QUEUED,
+               or_(col(OutboxMessage.item_id).in_(
+                       select(TrackedItem.id).where(TrackedItem.directive_id == directive_id)),
+                   col(OutboxMessage.step_id).in_(
+                       select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id))))
+        .values(status=OutboxStatus.CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
 def cancel_grouped_for_closed_steps(session: Session, step_id: int | None = None) -> int:
     """Queued grouped messages (one per step, listing late districts) once the step has no open
     item left: every district they list is then done. One still open keeps the message.
@@ -356,8 +371,12 @@ def directive_of(session: Session, message: OutboxMessage) -> int | None:
 # --- Read by the web app's outbox page (web/pages.py, web/api.py) ---------------------------
 
 def messages_for_province(session: Session, province_code: str, *,
-                          limit: int | None = None) -> list[OutboxMessage]:
-    """A province's messages, newest first: about its districts, to its people, or unaddressed."""
+                          limit: int | None = None,
+                          directive_id: int | None = None) -> list[OutboxMessage]:
+    """A province's messages, newest first: about its districts, to its people, or unaddressed.
+
+    ``directive_id``: only the messages about that directive's items or steps.
+    """
     from models.org import District
     from models.user import User
 
@@ -369,6 +388,12 @@ def messages_for_province(session: Session, province_code: str, *,
                         col(OutboxMessage.district_code).is_(None)
                         & col(OutboxMessage.user_id).is_(None)))
              .order_by(col(OutboxMessage.id).desc()))
+    if directive_id is not None:
+        query = query.where(or_(
+            col(OutboxMessage.item_id).in_(
+                select(TrackedItem.id).where(TrackedItem.directive_id == directive_id)),
+            col(OutboxMessage.step_id).in_(
+                select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id))))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))

@@ -411,7 +411,21 @@ NEW_COLUMNS: dict[tuple[str, str], Callable[[dict, dict], Any]] = {
     ("tracked_item", "waiver_reason"): _latest_waiver("waiver_reason"),
     # 0008: every claim so far spent an attempt, so the claims made are the attempts counted.
     ("outbox", "claims"): lambda row, data: row["attempts"],
+    # 0009: every directive was launched when stored, but a province's with no item never was.
+    ("directive", "status"): lambda row, data: (
+        "loaded" if row["province_code"] is not None
+        and not any(item["directive_id"] == row["id"] for item in data["tracked_item"])
+        else "active"),
+    ("directive", "closed_at"): lambda row, data: None,
+    ("directive", "closed_by"): lambda row, data: None,
+    ("directive", "close_reason"): lambda row, data: None,
+    ("directive", "revision"): lambda row, data: _definition(row).get("revision") or 1,
 }
+
+
+def _definition(row: dict) -> dict:
+    definition = row["definition"]
+    return json.loads(definition) if isinstance(definition, str) else (definition or {})
 
 # What a migration rewrites in a column older rows already had: (the migration, the documented
 # value). 0008: a row still ``sending`` gets back the attempt its claim took (counted again when

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from domain.access import PROVINCE_ROLES
 from domain.errors import Forbidden
 from domain.ladder import idempotency_key
+from models.directive import Directive
 from models.outbox import (
     Channel,
     OutboxMessage,
@@ -145,12 +146,21 @@ class OutboxListing(list[OutboxMessage]):
     broken_routes: list[BrokenRoute]
 
 
-def outbox_for(session: Session, actor: User, *, limit: int = 500) -> OutboxListing:
-    """The province's outbox, newest first: for the coordinator and the provincial head only."""
+def outbox_for(session: Session, actor: User, *, limit: int = 500,
+               directive: Directive | None = None) -> OutboxListing:
+    """The province's outbox, newest first: for the coordinator and the provincial head only.
+
+    ``directive``: only the messages about that directive (one of the actor's province).
+    """
     if actor.role not in PROVINCE_ROLES:
         raise Forbidden("only the provincial coordinator and head may see the outbox",
                         "เฉพาะผู้ประสานงานจังหวัดและพัฒนาการจังหวัดเท่านั้นที่ดูรายการข้อความได้")
-    listing = OutboxListing(messages_for_province(session, actor.province_code, limit=limit))
+    if directive is not None and directive.province_code != actor.province_code:
+        raise Forbidden(f"you may not see directive {directive.slug}",
+                        f"คุณไม่มีสิทธิ์ดูหนังสือสั่งการ {directive.slug}")
+    listing = OutboxListing(messages_for_province(
+        session, actor.province_code, limit=limit,
+        directive_id=directive.id if directive is not None else None))
     people = broken_routes(session, actor.province_code)
     since = route_broken_since(session, [p.id for p in people])
     listing.broken_routes = [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))

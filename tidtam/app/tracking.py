@@ -16,6 +16,7 @@ from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from models import audit
 from models.directive import (
     Directive,
+    DirectiveStatus,
     DirectiveStep,
     ItemStatus,
     StepKind,
@@ -55,6 +56,13 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
     created_directive = directive is None
     if directive is None:
         directive = create_directive(session, spec, now, parent_id)
+    elif directive.status == DirectiveStatus.CLOSED:
+        raise Conflict(f"{spec.slug} is closed ({directive.close_reason}); it is not launched again",
+                       f"{spec.slug} ปิดแล้ว ({directive.close_reason}) — นำเข้าซ้ำไม่ได้")
+    elif directive.status == DirectiveStatus.LOADED:
+        directive.status = DirectiveStatus.ACTIVE
+        directive.launched_at = now
+        session.add(directive)
     steps = ensure_steps(session, directive, spec)
     existing = {(i.step_id, i.district_code) for i in items_of(session, directive.id)}
     new_items = [TrackedItem(directive_id=directive.id, step_id=step.id, district_code=d.code,
@@ -69,10 +77,29 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
 
 
 def create_directive(session: Session, spec: DirectiveSpec, now: datetime,
-                     parent_id: int | None = None) -> Directive:
+                     parent_id: int | None = None,
+                     status: DirectiveStatus = DirectiveStatus.ACTIVE) -> Directive:
     directive = Directive(**Directive.header_of(spec), parent_id=parent_id,
-                          definition=spec.model_dump(mode="json"), launched_at=now)
+                          definition=spec.model_dump(mode="json"), status=status,
+                          launched_at=now if status == DirectiveStatus.ACTIVE else None)
     session.add(directive)
+    session.flush()
+    return directive
+
+
+def load_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
+                   actor: str = "system:load-directive") -> Directive:
+    """Store a province's directive without tracking anything yet (``loaded``): it shows on the
+    directives page, and ``launch`` makes it active. Loading it again changes nothing."""
+    if spec.province_code is None:
+        raise InvalidInput(f"{spec.slug} is national: launch it with tidtam launch (all provinces)",
+                           f"{spec.slug} เป็นหนังสือสั่งการระดับกรมฯ: ใช้ tidtam launch (ทุกจังหวัด)")
+    directive = get_directive_by_slug(session, spec.slug)
+    if directive is not None:
+        return directive
+    directive = create_directive(session, spec, now, status=DirectiveStatus.LOADED)
+    audit.record(session, at=now, actor=actor, action="directive.load", entity="directive",
+                 entity_id=directive.id, after={"slug": spec.slug, "revision": spec.revision})
     session.flush()
     return directive
 
@@ -90,6 +117,19 @@ def ensure_steps(session: Session, directive: Directive,
             by_code[step.code] = row
     session.flush()
     return sorted(by_code.values(), key=lambda s: s.order)
+
+
+def ensure_active(session: Session, directive_id: int) -> Directive:
+    """The directive of an item being changed, if it is active: a closed directive takes no more
+    changes (it stays readable), a loaded one has nothing to change yet."""
+    directive = session.get(Directive, directive_id)
+    if directive.status == DirectiveStatus.CLOSED:
+        raise Conflict(f"directive {directive.reference_no} is closed: it takes no more changes",
+                       f"หนังสือสั่งการ {directive.reference_no} ปิดแล้ว แก้ไขไม่ได้อีก")
+    if directive.status == DirectiveStatus.LOADED:
+        raise Conflict(f"directive {directive.reference_no} has not been launched yet",
+                       f"หนังสือสั่งการ {directive.reference_no} ยังไม่ได้เริ่มติดตาม")
+    return directive
 
 
 def visible_district(session: Session, actor: User, district_code: str) -> District:
@@ -125,6 +165,7 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
     if not can_mark_item(actor.role, actor.district_code, item.district_code):
         raise Forbidden(f"you may not change district {item.district_code}",
                         f"คุณไม่มีสิทธิ์แก้ไขรายการของอำเภออื่น ({item.district_code})")
+    ensure_active(session, item.directive_id)
     if session.get(DirectiveStep, item.step_id).kind == StepKind.REPORT:
         # The report form's submission completes this step (tidtam.app.reporting), never a click.
         raise Conflict("submit the report form to complete this step",
@@ -220,6 +261,7 @@ def _for_waiver(session: Session, actor: User, item_id: int) -> TrackedItem:
     if not can_waive_item(actor.role, actor.province_code, district.province_code):
         raise Forbidden("only the provincial coordinator may mark a step not applicable",
                         "เฉพาะผู้ประสานงานของจังหวัดเท่านั้นที่ยกเว้นขั้นตอนได้")
+    ensure_active(session, item.directive_id)
     if session.get(DirectiveStep, item.step_id).kind == StepKind.REPORT:
         raise Conflict("the report step cannot be waived: it is completed by submitting the "
                        "district's report form",
@@ -266,9 +308,14 @@ def _item_state(item: TrackedItem) -> dict:
 
 
 def mark_done_by_codes(session: Session, username: str, district_code: str, step_code: str, *,
-                       now: datetime, note: str | None = None) -> TrackedItem:
-    """The CLI's mark-done: unknown user, district or step code each get a clear error."""
-    from models.directive import find_item, latest_directive
+                       now: datetime, note: str | None = None,
+                       directive_slug: str | None = None) -> TrackedItem:
+    """The CLI's mark-done: unknown user, district, directive or step code each get a clear error.
+
+    Without ``directive_slug``: the one active directive of the district's province that has the
+    step (several: the error lists them, and the command must name one).
+    """
+    from models.directive import active_directives, find_item
     from models.user import get_by_username
 
     actor = get_by_username(session, username)
@@ -278,9 +325,27 @@ def mark_done_by_codes(session: Session, username: str, district_code: str, step
     if district is None:
         raise NotFound(f"no district with code {district_code!r}",
                        f"ไม่พบอำเภอรหัส {district_code!r}")
-    directive = latest_directive(session, district.province_code)
-    if directive is None:
-        raise NotFound("no directive launched", "ยังไม่มีหนังสือสั่งการ")
+    active = active_directives(session, district.province_code)
+    names = ", ".join(d.slug for d in active) or "-"
+    if directive_slug is not None:
+        directive = get_directive_by_slug(session, directive_slug)
+        if directive is None or directive.province_code != district.province_code:
+            raise NotFound(f"no directive {directive_slug!r} in province {district.province_code};"
+                           f" active: {names}",
+                           f"ไม่พบหนังสือสั่งการ {directive_slug!r} ของจังหวัดนี้ — ที่ติดตามอยู่: {names}")
+        candidates = [directive]
+    else:
+        candidates = [d for d in active if find_item(session, d.id, district_code, step_code)]
+        if not candidates:
+            raise NotFound(f"no active directive has step {step_code!r}; active: {names}",
+                           f"ไม่มีหนังสือสั่งการที่ติดตามอยู่ที่มีขั้นตอนรหัส {step_code!r} — มี: {names}")
+        if len(candidates) > 1:
+            several = ", ".join(d.slug for d in candidates)
+            raise InvalidInput(f"step {step_code!r} is in several active directives ({several}): "
+                               "name one with --directive",
+                               f"ขั้นตอน {step_code!r} มีในหนังสือสั่งการหลายฉบับ ({several}) — "
+                               "ระบุด้วย --directive")
+    directive = candidates[0]
     item = find_item(session, directive.id, district_code, step_code)
     if item is None:
         codes = ", ".join(s.code for s in steps_of(session, directive.id))

@@ -42,7 +42,7 @@ from models.report import (
 )
 from models.user import User
 from tidtam.app.amendment import amend_directive
-from tidtam.app.reporting import compilation_summary, compile_directive, current_directive_for, spec_of
+from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
 from tidtam.app.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
 
 
@@ -161,18 +161,25 @@ def apply_addition(session: Session, addition: ProvincialAddition, *, now: datet
 
 # --- the province's report to the Department --------------------------------------------------
 
-def submit_provincial_report(session: Session, actor: User, *, now: datetime,
-                             note: str | None = None) -> ProvincialReport:
-    """The coordinator or provincial head sends the compiled accepted reports to the Department.
+def submit_provincial_report(session: Session, actor: User, *, directive: Directive,
+                             now: datetime, note: str | None = None) -> ProvincialReport:
+    """The coordinator or provincial head sends the directive's compiled accepted reports to
+    the Department.
 
     The snapshot is what the Department reads; a later submission replaces it (the first
     submission's time still decides "on time"). Districts without an accepted report are listed
     in it, so the Department sees who is missing.
+
+    A closed directive's report may still be sent (and sent again): the Department's report is
+    due after the districts' work is over, and closing a directive stops the chasing, not the
+    province's reporting of what was done.
     """
     if actor.role not in PROVINCE_ROLES or actor.province_code is None:
         raise Forbidden("only the province submits its report to the Department",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่ส่งรายงานถึงกรมฯ ได้")
-    directive = current_directive_for(session, actor)
+    if directive.province_code != actor.province_code:
+        raise Forbidden(f"directive {directive.slug} belongs to another province",
+                        "หนังสือสั่งการนี้เป็นของจังหวัดอื่น")
     compilation = compile_directive(session, directive)
     if not compilation.accepted:
         raise InvalidInput("no district report has been accepted yet: nothing to send",

@@ -11,11 +11,13 @@ from sqlmodel import Session
 
 from domain.access import Role
 from domain.directive import load_directive, province_slug
+from models.user import get_by_username
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL, SLUG
 from tests.web.conftest import make_app
 from tests.web.helpers import PASSWORD, api_token
 from tidtam.app.accounts import ensure_user, hash_password
+from tidtam.app.directives import close_directive
 from tidtam.app.national import launch_national
 
 OWN = "fy2567-sakaeo-volunteer-centers"
@@ -195,3 +197,22 @@ def test_the_openapi_documents_the_new_endpoints(single):
             "/api/v1/items"} <= set(spec["paths"])
     assert "409" in spec["paths"]["/api/v1/board"]["get"]["responses"]
     assert "directive_slug" in spec["components"]["schemas"]["ItemPublic"]["properties"]
+
+
+def test_a_closed_directive_stays_readable_and_leaves_one_active(client, any_engine):
+    with Session(any_engine) as session:
+        coordinator = get_by_username(session, "coordinator")
+        close_directive(session, coordinator, OWN, reason="งานเสร็จสิ้น", now=NOW)
+        session.commit()
+    headers = api_token(client, "coordinator")
+    listing = client.get("/api/v1/directives", headers=headers).json()
+    assert [(d["slug"], d["status"]) for d in listing] == [(COPY, "active"), (OWN, "closed")]
+    assert listing[1]["close_reason"] == "งานเสร็จสิ้น" and listing[1]["progress"]["overdue"] == 0
+    # One active directive again: the older endpoints answer without ?directive=.
+    assert client.get("/api/v1/board", headers=headers).json()["directive"]["slug"] == COPY
+    active_items = client.get("/api/v1/items?limit=500", headers=headers).json()
+    assert {i["directive_slug"] for i in active_items["items"]} == {COPY}
+    closed = client.get(f"/api/v1/items?directive={OWN}&status=done", headers=headers).json()
+    assert closed["total"] > 0 and {i["directive_slug"] for i in closed["items"]} == {OWN}
+    board = client.get(f"/api/v1/directives/{OWN}/board", headers=headers).json()
+    assert board["directive"]["status"] == "closed" and len(board["districts"]) == DISTRICTS

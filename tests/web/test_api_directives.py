@@ -11,6 +11,8 @@ from sqlmodel import Session
 
 from domain.access import Role
 from domain.directive import load_directive, province_slug
+from models.directive import find_item, get_directive_by_slug
+from models.outbox import Channel, OutboxMessage
 from models.user import get_by_username
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL, SLUG
@@ -166,14 +168,30 @@ def test_district_staff_read_only_their_district(client):
     assert client.get("/api/v1/outbox", headers=headers).status_code == 403
 
 
-def test_the_outbox_filters_by_directive(client):
+def _message_about(session: Session, slug: str, district: str, step: str) -> int:
+    """An overdue reminder queued about one item of a directive; its id."""
+    item = find_item(session, get_directive_by_slug(session, slug).id, district, step)
+    message = OutboxMessage(idempotency_key=f"test:{slug}:{item.id}", channel=Channel.EMAIL,
+                            recipient="staff@example.org", district_code=district,
+                            item_id=item.id, rung="overdue", subject=f"{slug} {step}", body="-",
+                            next_try_at=NOW, created_at=NOW)
+    session.add(message)
+    session.flush()
+    return message.id
+
+
+def test_the_outbox_filters_by_directive(client, any_engine):
+    with Session(any_engine) as session:
+        own_id = _message_about(session, OWN, "2703", "G1")
+        copy_id = _message_about(session, COPY, "2703", "G1")
+        session.commit()
     headers = api_token(client, "coordinator")
     every = client.get("/api/v1/outbox", headers=headers)
-    assert every.status_code == 200  # a message list is not ambiguous: every directive's
-    copy = client.get(f"/api/v1/outbox?directive={COPY}", headers=headers)
-    assert copy.status_code == 200 and copy.json() == []  # nothing was sent about the fresh copy
+    # A message list is not ambiguous: without ?directive= it has every directive's, newest first.
+    assert every.status_code == 200 and [m["id"] for m in every.json()] == [copy_id, own_id]
+    copy = client.get(f"/api/v1/outbox?directive={COPY}", headers=headers).json()
     own = client.get(f"/api/v1/outbox?directive={OWN}", headers=headers).json()
-    assert {m["id"] for m in own} <= {m["id"] for m in every.json()}
+    assert [m["id"] for m in copy] == [copy_id] and [m["id"] for m in own] == [own_id]
 
 
 def test_one_active_directive_answers_as_before(single):

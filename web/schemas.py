@@ -344,6 +344,8 @@ class ProvincialReportPublic(BaseModel):
 
 class NationalRowPublic(BaseModel):
     province: ProvincePublic
+    copy_slug: str | None = Field(description="the province's copy of the directive: its board is "
+                                              "/api/v1/directives/{copy_slug}/board")
     steps: dict[str, RatePublic]
     overall: RatePublic
     report: ProvincialReportPublic | None
@@ -367,6 +369,7 @@ class NationalBoardPublic(BaseModel):
             reports=RatePublic.of(board.reports),
             provinces=[NationalRowPublic(
                 province=ProvincePublic.model_validate(r.province, from_attributes=True),
+                copy_slug=r.copy_slug,
                 steps={code: RatePublic.of(rate) for code, rate in r.cells.items()},
                 overall=RatePublic.of(r.overall),
                 report=ProvincialReportPublic.of(r.report, bool(r.report_rate.on_time))

@@ -124,6 +124,9 @@ def test_the_api_gives_the_department_the_rates_and_the_province_its_sending(app
         assert provinces["27"]["steps"]["R1"] == {"expected": 9, "actual": 1, "on_time": 1,
                                                   "overdue": 0, "percent": 11, "on_time_percent": 11}
         assert provinces["27"]["report"]["districts_accepted"] == 1
+        assert provinces["27"]["copy_slug"] == f"{SLUG}-p27"
+        copy_board = client.get(f"/api/v1/directives/{SLUG}-p27/board", headers=department)
+        assert copy_board.status_code == 200 and len(copy_board.json()["districts"]) == 9
         assert provinces["50"]["report"] is None
         assert board["reports"]["actual"] == 1 and board["reports"]["expected"] == 2
         assert client.get(f"/api/v1/national/{SLUG}/board", headers=coordinator).status_code == 403

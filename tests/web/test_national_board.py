@@ -62,7 +62,9 @@ def test_the_department_lands_on_the_national_board(app, any_engine):
         launch(any_engine)
         page = client.get("/national")
         assert page.status_code == 200
-        assert 'href="/provinces/27"' in page.text and 'href="/provinces/50"' in page.text
+        # Each province opens its copy's board (a directive's pages carry it in their URL).
+        assert f'href="/directives/{SLUG}-p27"' in page.text
+        assert f'href="/directives/{SLUG}-p50"' in page.text
         # The demo's copy is fresh: at 18 Jul G1 and A1 (due 17 Jul) are overdue everywhere.
         g1 = re.search(r'data-step="G1">(.*?)</td>', row(page.text, "27"), re.S).group(1)
         assert 'data-expected="9" data-actual="0" data-on-time="0"' in g1
@@ -138,6 +140,40 @@ def test_the_api_gives_the_department_the_rates_and_the_province_its_sending(app
         assert provinces["27"]["steps"]["R1"] == {"expected": 9, "actual": 1, "on_time": 1,
                                                   "overdue": 0, "percent": 11, "on_time_percent": 11}
         assert provinces["27"]["report"]["districts_accepted"] == 1
+        assert provinces["27"]["copy_slug"] == f"{SLUG}-p27"
+        copy_board = client.get(f"/api/v1/directives/{SLUG}-p27/board", headers=department)
+        assert copy_board.status_code == 200 and len(copy_board.json()["districts"]) == 9
         assert provinces["50"]["report"] is None
         assert board["reports"]["actual"] == 1 and board["reports"]["expected"] == 2
         assert client.get(f"/api/v1/national/{SLUG}/board", headers=coordinator).status_code == 403
+
+
+def letter(html: str, slug: str) -> str:
+    return re.search(rf'<tr data-letter="{slug}"[^>]*>(.*?)</tr>', html, re.S).group(1)
+
+
+def test_the_national_board_lists_the_national_directive_and_the_provinces_own_letters(
+        app, any_engine):
+    own = "fy2567-sakaeo-volunteer-centers"
+    with TestClient(app) as client:
+        signed_in(client, "department")
+        before = client.get("/national").text
+        assert "ยังไม่ได้ออกหนังสือสั่งการระดับประเทศ" in before
+        assert 'data-letter-province="27"' in before and f'href="/directives/{own}"' in letter(
+            before, own)
+        launch(any_engine)
+        page = client.get("/national")
+        assert page.status_code == 200
+        # The Department's directive: Sa Kaeo's copy in its rates, linked to the copy's board.
+        assert f'href="/directives/{SLUG}-p27"' in row(page.text, "27")
+        # The province's own letter is still there, with its own progress: both are on the board.
+        sakaeo = letter(page.text, own)
+        assert "หนังสือสั่งการของจังหวัดเอง" in page.text
+        assert 'data-settled="19" data-expected="108"' in sakaeo and "18%" in sakaeo
+        assert 'data-overdue="6"' in sakaeo and 'href="/provinces/27/directives"' in sakaeo
+        assert f'data-letter="{SLUG}-p27"' not in page.text  # a copy is not a letter of its own
+        client.post("/lang", data={"lang": "en", "next": "/", "csrftoken": csrf(client)})
+        assert "Provinces&#39; own letters" in client.get("/national").text  # autoescaped
+    with TestClient(app) as coordinator:
+        signed_in(coordinator, "coordinator")
+        assert coordinator.get("/national").status_code == 403

@@ -27,6 +27,7 @@ from models.directive import (
     DirectiveStep,
     ItemStatus,
     TrackedItem,
+    active_directives,
     get_directive_by_slug,
     national_directives,
     province_copies,
@@ -42,6 +43,7 @@ from models.report import (
 )
 from models.user import User
 from tidtam.app.amendment import amend_directive
+from tidtam.app.directives import DirectiveProgress, progress_of
 from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
 from tidtam.app.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
 
@@ -232,6 +234,7 @@ class NationalRow:
     cells: dict[str, Rate]
     report: ProvincialReport | None
     report_rate: Rate
+    copy_slug: str | None = None  # the province's copy: its board is /directives/{copy_slug}
 
     @property
     def overall(self) -> Rate:
@@ -310,8 +313,10 @@ def build_national_board(session: Session, directive: Directive, today: date,
     rates = {(province, code): Rate(expected, actual, on_time,
                                     expected - actual if due_by_code[code] < today else 0)
              for province, code, expected, actual, on_time in counts}
-    copies = dict(session.exec(select(Directive.province_code, Directive.id)
-                               .where(Directive.parent_id == directive.id)).all())
+    copy_rows = session.exec(select(Directive.province_code, Directive.id, Directive.slug)
+                             .where(Directive.parent_id == directive.id)).all()
+    copies = {code: copy_id for code, copy_id, _ in copy_rows}
+    slugs = {code: slug for code, _, slug in copy_rows}
     reports = {r.province_code: r for r in provincial_reports_of(session, copies.values())}
     due = department_due(directive)
     board_rows = []
@@ -322,8 +327,26 @@ def build_national_board(session: Session, directive: Directive, today: date,
         report = reports.get(province.code)
         board_rows.append(NationalRow(
             province, copy, {c: rates.get((province.code, c), Rate()) for c in codes}, report,
-            report_rate(report, due, today, tz)))
+            report_rate(report, due, today, tz), slugs[province.code]))
     return NationalBoard(directive, steps, board_rows, today)
+
+
+@dataclass(frozen=True)
+class ProvinceLetter:
+    """A province's own active directive (not a copy of the Department's) where it stands."""
+
+    province: Province
+    progress: DirectiveProgress
+
+
+def provinces_letters(session: Session, actor: User, today: date) -> list[ProvinceLetter]:
+    """Every province's own active directives with their progress, by province, newest first:
+    the national board lists them below the Department's own directives' rates."""
+    require_national(actor)
+    own = [d for d in active_directives(session) if d.parent_id is None]
+    provinces = {p.code: p for p in all_provinces(session)}
+    lines = sorted(progress_of(session, own, today), key=lambda p: p.directive.province_code)
+    return [ProvinceLetter(provinces[p.directive.province_code], p) for p in lines]
 
 
 def department_due(directive: Directive) -> date:

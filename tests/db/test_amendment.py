@@ -246,3 +246,53 @@ def test_a_national_amendment_reaches_every_province_copy(session):
         assert [e.action for e in entries_for(session, "directive", copy.id)][-1] == "directive.amend"
     assert session.get(TrackedItem, done.id).due_on == NATIONAL.steps[1].due_on  # done: kept
     assert find_item(session, sakaeo.id, "2702", second).due_on == new_day
+
+
+def test_a_national_amendment_refused_in_one_province_changes_nothing_anywhere(session):
+    from tidtam.app.national import launch_national
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.demo.province import create_demo_accounts
+
+    load_provinces(session, ["27", "50"])
+    create_demo_accounts(session, NOW)
+    national = launch_national(session, NATIONAL, now=NOW).directive
+    last = NATIONAL.steps[-2]  # not the report step
+    sakaeo = get_directive_by_slug(session, f"{NATIONAL.slug}-p27")
+    chiang_mai = get_directive_by_slug(session, f"{NATIONAL.slug}-p50")
+    mark_done(session, user(session, "staff-2705"), find_item(session, sakaeo.id, "2705", last.code).id,
+              now=NOW)
+    before = [snapshot(session, d) for d in (national, sakaeo, chiang_mai)]
+
+    with pytest.raises(Conflict, match=f"step {last.code} .*1 done"):
+        launch_national(session, amended(NATIONAL, drop(last.code)), now=LATER)
+
+    assert [snapshot(session, d) for d in (national, sakaeo, chiang_mai)] == before
+
+
+def test_a_closed_province_copy_stays_as_it_was_when_the_national_letter_is_amended(session):
+    from domain.access import Role
+    from tidtam.app.accounts import ensure_user
+    from tidtam.app.national import launch_national
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.demo.province import create_demo_accounts
+
+    load_provinces(session, ["27", "50"])
+    create_demo_accounts(session, NOW)
+    ensure_user(session, username="coordinator-50", full_name="ผู้ประสานงาน", role=Role.COORDINATOR,
+                province_code="50", district_code=None, password_hash="x", now=NOW)
+    launch_national(session, NATIONAL, now=NOW)
+    close_directive(session, user(session, "coordinator-50"), f"{NATIONAL.slug}-p50",
+                    reason="จังหวัดดำเนินการครบแล้ว", now=NOW)
+    chiang_mai = get_directive_by_slug(session, f"{NATIONAL.slug}-p50")
+    before = snapshot(session, chiang_mai)
+    moved = NATIONAL.steps[1]
+
+    later_day = str(moved.due_on + timedelta(days=2))
+    result = launch_national(session, amended(NATIONAL, move(moved.code, later_day)), now=LATER)
+
+    assert result.amendment is not None
+    session.expire_all()
+    assert get_directive_by_slug(session, f"{NATIONAL.slug}-p27").revision == 2
+    after = snapshot(session, chiang_mai)
+    assert {k: v for k, v in after.items() if k not in ("audit", "outbox")} == \
+        {k: v for k, v in before.items() if k not in ("audit", "outbox")}

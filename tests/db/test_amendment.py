@@ -296,3 +296,34 @@ def test_a_closed_province_copy_stays_as_it_was_when_the_national_letter_is_amen
     after = snapshot(session, chiang_mai)
     assert {k: v for k, v in after.items() if k not in ("audit", "outbox")} == \
         {k: v for k, v in before.items() if k not in ("audit", "outbox")}
+
+
+def test_tidtam_launch_says_what_the_amended_letter_changed(tmp_path, tmp_path_factory):
+    """The launch-directive flow (run by `tidtam launch`) prints the amendment it applied."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import make_database
+
+    url, drop = make_database("sqlite", tmp_path_factory)
+    env = dict(os.environ, TIDTAM_DATA_DIR=str(tmp_path), TIDTAM_DATABASE_URL=url,
+               PREFECT_API_URL="http://127.0.0.1:9/api")
+
+    def tidtam(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tidtam.cli", *args], env=env, text=True,
+                              capture_output=True, timeout=180, cwd=Path(__file__).parents[2])
+
+    text = DEFAULT_DIRECTIVE.read_text(encoding="utf-8")
+    amended_file = tmp_path / "amended.yaml"
+    amended_file.write_text(text.replace("province_code: \"27\"", "revision: 2\nprovince_code: \"27\"")
+                            .replace("due_on: 2024-08-02", "due_on: 2024-08-05"), encoding="utf-8")
+    try:
+        assert tidtam("init", "--now", "2024-07-12T10:00:00+07:00").returncode == 0
+        launched = tidtam("launch", str(amended_file), "--now", "2024-07-20T10:00:00+07:00")
+    finally:
+        drop()
+    assert launched.returncode == 0, launched.stderr
+    assert "amended letter applied: revision 1 → 2; dates moved G5 2024-08-02→2024-08-05" in \
+        launched.stdout

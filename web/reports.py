@@ -19,7 +19,7 @@ from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from domain.errors import Conflict, InvalidInput, NotFound, TidtamError
+from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
 from models.directive import Directive
 from models.report import Report, get_provincial_report
@@ -365,8 +365,9 @@ def legacy_reports(request: Request, user: CurrentUser, session: SessionDep) -> 
 @router.post("/districts/{code}/report/{action}")
 @router.post("/reports/department")
 def legacy_post(request: Request, user: CurrentUser) -> Response:
-    """A form from a page loaded before: the address names no directive, so nothing is changed."""
-    raise Conflict("this form's address has moved (it now names its directive); reload the page "
+    """A form from a page loaded before: the address names no directive, so nothing is changed
+    (404, never a redirect: a POST is not repeated on another directive's report)."""
+    raise NotFound("this form's address has moved (it now names its directive); reload the page "
                "and send it again", "ที่อยู่ของแบบฟอร์มนี้เปลี่ยนไปแล้ว (ระบุหนังสือสั่งการ) "
                "กรุณาโหลดหน้าใหม่แล้วส่งอีกครั้ง")
 

@@ -68,8 +68,10 @@ def ok(client: TestClient, path: str):
 
 
 def cells(xlsx: bytes) -> dict[str, list[tuple]]:
+    """Every sheet's values, and the workbook's title (the letter it compiles)."""
     book = load_workbook(io.BytesIO(xlsx))
-    return {sheet.title: list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets}
+    return {"title": book.properties.title,
+            **{sheet.title: list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets}}
 
 
 def outputs(coordinator: TestClient, staff: TestClient, api: TestClient,
@@ -158,6 +160,7 @@ def test_launching_the_national_directive_leaves_the_provincial_reports_as_they_
     with Session(any_engine) as session:  # each printout names its own letter
         ours, theirs = (get_directive_by_slug(session, s).reference_no for s in (SLUG, COPY_SLUG))
     assert f"ที่ {theirs}" in copy["print 2706"] and f"ที่ {ours}" in before["print 2706"]
+    assert copy["xlsx"]["title"].startswith(theirs) and before["xlsx"]["title"].startswith(ours)
     assert copy["print 2706"] != before["print 2706"]
     # with two active directives, the API asks which one
     unnamed = api.get(f"/api/v1/districts/{CODE}/report", headers=headers)

@@ -1,6 +1,10 @@
 """The report form's pages: the district fills it (autosaved), the province reviews and compiles it.
 
-Routes parse, call one use case of ``tidtam.app.reporting`` and render or redirect. The form works
+Every page, printout and download lives under its directive (``/directives/{slug}/districts/
+{code}/report…``, ``/directives/{slug}/reports…``) and its file names carry the slug; a link from
+before, which named no directive, answers 303 (``web.links.legacy_path``), and a form posted to
+such an address changes nothing (404). Routes parse, call one use case of
+``tidtam.app.reporting`` and render or redirect. The form works
 without JavaScript (a normal POST saves it); ``static/report.js`` adds autosave, which posts the
 whole form as JSON to ``…/report/draft`` and gets back the version, the findings and the derived
 items. Photos are checked by ``tidtam.infra.photos``; this module only bounds what it reads.

@@ -99,6 +99,7 @@ DIRECTIVE_PAGES = [
     ("GET", "/directives/{slug}", "province", False),
     ("POST", "/directives/{slug}/close", "province", True),
 ]
+# Each province's directive in this test (the demo's Sa Kaeo one, Chiang Mai's copy of it).
 SLUGS = {"27": "fy2567-sakaeo-volunteer-centers", "50": "fy2567-sakaeo-volunteer-centers-chiangmai"}
 # Province-wide routes with no place in the path: the compilation, the outbox, group codes.
 SAKAEO = "/directives/fy2567-sakaeo-volunteer-centers"
@@ -115,7 +116,6 @@ PROVINCE_WRITES = [("POST", f"{SAKAEO}/reports/department"),
 UNSCOPED = {("POST", "/line/webhook"), ("GET", "/reports/compiled-{table}.csv")}
 # Forms posted from pages loaded before directives were named: 404 for everyone, nothing changed.
 LEGACY_POSTS = {("POST", "/districts/{code}/report"), ("POST", "/districts/{code}/report/{action}")}
-# Each province's directive in this test (the demo's Sa Kaeo one, Chiang Mai's copy of it).
 
 
 def jpeg() -> bytes:

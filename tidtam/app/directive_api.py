@@ -59,7 +59,7 @@ def readable_directive(session: Session, actor: User, slug: str) -> Directive:
 
 def _own_province_district_role(actor: User, province_code: str | None) -> bool:
     return (actor.role in DISTRICT_ROLES and actor.district_code is not None
-            and actor.province_code == province_code)
+            and actor.province_code is not None and actor.province_code == province_code)
 
 
 def directive_in(session: Session, province_code: str, slug: str | None) -> Directive:
@@ -97,8 +97,7 @@ def directive_lines(session: Session, actor: User, province_code: str | None,
                     today: date) -> list[DirectiveLine]:
     """The directives of the actor's province (the Department: of ``province_code``, or of every
     province), active first, then loaded, then closed; newest letter first within each."""
-    if _own_province_district_role(actor, province_code or actor.province_code) and (
-            province_code in (None, actor.province_code)):
+    if _own_province_district_role(actor, province_code or actor.province_code):
         return [DirectiveLine(d, None) for d in _by_status(directives_of(session, actor.province_code))]
     if actor.role in NATIONAL_ROLES and province_code is None:
         directives = directives_of(session)

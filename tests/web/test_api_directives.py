@@ -254,3 +254,19 @@ def test_marking_one_item_of_each_directive_shows_on_that_directive_only(client)
         assert (g2["id"], g2["status"], g2["note"]) == (marked[slug], "done", slug)
     copy = client.get(f"/api/v1/directives/{COPY}", headers=coordinator).json()
     assert copy["progress"]["settled"] == 1
+
+
+def test_the_coordinator_closes_a_directive_through_the_api(client):
+    url = f"/api/v1/directives/{COPY}/close"
+    staff = client.post(url, headers=api_token(client, "staff-2703"), json={"reason": "x"})
+    assert staff.status_code == 403 and set(staff.json()["detail"]) == {"th", "en"}
+    headers = api_token(client, "coordinator")
+    empty = client.post(url, headers=headers, json={"reason": "  "})
+    assert empty.status_code == 422 and "เหตุผล" in empty.json()["detail"]["th"]
+    closed = client.post(url, headers=headers, json={"reason": "ยกเลิกตามหนังสือกรมฯ"})
+    assert closed.status_code == 200, closed.text
+    body = closed.json()
+    assert (body["status"], body["close_reason"]) == ("closed", "ยกเลิกตามหนังสือกรมฯ")
+    assert body["closed_at"] is not None and body["progress"]["overdue"] == 0
+    assert client.post(url, headers=headers, json={"reason": "again"}).status_code == 409
+    assert client.get("/api/v1/board", headers=headers).json()["directive"]["slug"] == OWN

@@ -9,7 +9,7 @@ Department every province, district roles their own district of their province's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -27,7 +27,13 @@ from models.directive import (
 )
 from models.user import User
 from tidtam.app.boards import Board, board, visible_province
-from tidtam.app.directives import DirectiveProgress, find_directive, progress_of, province_for_listing
+from tidtam.app.directives import (
+    DirectiveProgress,
+    close_directive,
+    find_directive,
+    progress_of,
+    province_for_listing,
+)
 from tidtam.app.tracking import visible_district
 
 MAX_ITEMS = 500  # one page of /api/v1/items at most
@@ -118,6 +124,13 @@ def directive_line(session: Session, actor: User, slug: str, today: date) -> Dir
     if actor.role in DISTRICT_ROLES:
         return DirectiveLine(directive, None)
     return DirectiveLine(directive, progress_of(session, [directive], today)[0])
+
+
+def close(session: Session, actor: User, slug: str, *, reason: str, now: datetime,
+          today: date) -> DirectiveLine:
+    """The coordinator closes the directive (``directives.close_directive``) and reads it back."""
+    close_directive(session, actor, slug, reason=reason, now=now)
+    return directive_line(session, actor, slug, today)
 
 
 def directive_board(session: Session, actor: User, slug: str, today: date) -> Board:

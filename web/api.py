@@ -177,21 +177,35 @@ def outbox(user: ApiUser, session: SessionDep,
             for m in outbox_for(session, user, directive=outbox_directive(session, user, directive))]
 
 
-@router.get("/districts/{code}/report", response_model=ReportPublic, responses=errors(403, 404))
-def get_report(code: str, user: ApiUser, session: SessionDep) -> ReportPublic:
-    """The district's report form for the current directive, with what is wrong and derived."""
-    return ReportPublic.of(reporting.report_view(session, user, code))
+DirectiveQuery = Annotated[str | None, Query(
+    alias="directive", description="the directive's slug; may be left out while the province "
+    "follows one active directive (409 listing the active ones otherwise)")]
+
+
+@router.get("/districts/{code}/report", response_model=ReportPublic,
+            responses=errors(403, 404, 409))
+def get_report(code: str, user: ApiUser, session: SessionDep,
+               directive: DirectiveQuery = None) -> ReportPublic:
+    """The district's report form for the directive, with what is wrong and derived.
+
+    409 when no ``directive`` is named and the province follows several.
+    """
+    named = reporting.directive_for_report(session, user, code, directive)
+    return ReportPublic.of(reporting.report_view(session, user, code, directive=named))
 
 
 @router.put("/districts/{code}/report", response_model=ReportPublic,
             responses=errors(403, 404, 409, 422))
 def put_report(code: str, body: ReportIn, user: ApiUser, session: SessionDep, now: NowDep,
-               request: Request) -> ReportPublic:
+               request: Request, directive: DirectiveQuery = None) -> ReportPublic:
     """Save the draft as typed (findings do not block saving); ``version`` 0 creates it.
 
-    Photos of sessions left out of the new draft are removed with them.
+    Photos of sessions left out of the new draft are removed with them. 409 when ``version``
+    is stale, the directive is closed, or no ``directive`` is named and the province follows
+    several.
     """
-    return ReportPublic.of(reporting.save_draft(session, user, code, body.report,
+    named = reporting.directive_for_report(session, user, code, directive)
+    return ReportPublic.of(reporting.save_draft(session, user, code, body.report, directive=named,
                                                 expected_version=body.version, now=now,
                                                 store=request.app.state.photos))
 
@@ -199,9 +213,14 @@ def put_report(code: str, body: ReportIn, user: ApiUser, session: SessionDep, no
 @router.post("/districts/{code}/report/submit", response_model=ReportPublic,
              responses=errors(403, 404, 409, 422))
 def submit_report(code: str, body: VersionIn, user: ApiUser, session: SessionDep,
-                  now: NowDep) -> ReportPublic:
-    """Send the report to the province; a 422 lists what must be corrected first."""
-    return ReportPublic.of(reporting.submit_report(session, user, code,
+                  now: NowDep, directive: DirectiveQuery = None) -> ReportPublic:
+    """Send the report to the province; a 422 lists what must be corrected first.
+
+    409 when ``version`` is stale, the directive is closed, or no ``directive`` is named and
+    the province follows several.
+    """
+    named = reporting.directive_for_report(session, user, code, directive)
+    return ReportPublic.of(reporting.submit_report(session, user, code, directive=named,
                                                    expected_version=body.version, now=now))
 
 
@@ -223,10 +242,16 @@ def get_national_board(slug: str, user: ApiUser, session: SessionDep, today: Tod
 @router.post("/reports/department", response_model=ProvincialReportPublic,
              responses=errors(403, 404, 409, 422))
 def submit_to_department(user: ApiUser, session: SessionDep, now: NowDep, today: TodayDep,
-                         settings: SettingsDep,
-                         body: DepartmentIn | None = None) -> ProvincialReportPublic:
-    """The province sends its compiled accepted reports to the Department (again: replaces)."""
-    report = submit_provincial_report(session, user, now=now, note=body.note if body else None)
+                         settings: SettingsDep, body: DepartmentIn | None = None,
+                         directive: DirectiveQuery = None) -> ProvincialReportPublic:
+    """The province sends the directive's compiled accepted reports to the Department (again:
+    replaces); a closed directive's too.
+
+    409 when no ``directive`` is named and the province follows several.
+    """
+    named = reporting.directive_for_province(session, user, directive)
+    report = submit_provincial_report(session, user, directive=named, now=now,
+                                      note=body.note if body else None)
     due = department_due(session.get(Directive, report.directive_id))
     return ProvincialReportPublic.of(report, bool(report_rate(report, due, today, settings.tz).on_time))
 

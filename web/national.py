@@ -14,8 +14,10 @@ from tidtam.app.national import (
     provinces_letters,
     submit_provincial_report,
 )
+from tidtam.app.reporting import directive_named
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
+from web.links import directive_path
 from web.rendering import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -46,9 +48,10 @@ def _board(request: Request, user, session, slug: str, today, settings) -> Respo
         "letters": provinces_letters(session, user, today)})
 
 
-@router.post("/reports/department")
-def submit_to_department(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
-                         note: Annotated[str, Form()] = "") -> Response:
-    submit_provincial_report(session, user, now=now, note=note)
+@router.post("/directives/{slug}/reports/department")
+def submit_to_department(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                         now: NowDep, note: Annotated[str, Form()] = "") -> Response:
+    directive = directive_named(session, user, slug)
+    submit_provincial_report(session, user, directive=directive, now=now, note=note)
     flash(request, "flash.department_submitted")
-    return redirect("/reports#department")
+    return redirect(directive_path(directive, "/reports#department"))

@@ -16,30 +16,44 @@ from sqlmodel import Session, select
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.report import ReportInvalid
 from models.audit import entries_for
-from models.directive import ItemStatus, find_item
+from models.directive import Directive, ItemStatus, active_directives, find_item
 from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from models.report import Report, ReportPhoto, ReportStatus, get_report
 from models.user import get_by_username
 from tests.conftest import NOW
 from tests.helpers.poll import wait_until
-from tidtam.app.reporting import (
-    accept_report,
-    add_photo,
-    compile_for,
-    get_photo_for,
-    remove_photo,
-    reopen_report,
-    report_view,
-    return_report,
-    save_draft,
-    submit_report,
-)
+from tidtam.app import reporting
+from tidtam.app.reporting import get_photo_for, remove_photo
 from tidtam.app.tracking import mark_done
 from tidtam.infra import db
 from tidtam.infra.photos import PhotoStore
 
 LATER = NOW + timedelta(hours=1)
 DISTRICT = "2706"
+
+
+# --- the use cases, on Sa Kaeo's one active directive (``launched``, or its national copy) -------
+
+def sakaeo(session) -> Directive:
+    (directive,) = active_directives(session, "27")
+    return directive
+
+
+def _on_sakaeo(use_case):
+    """``use_case`` with ``directive=`` Sa Kaeo's one active directive unless a test names one."""
+    def call(session, *args, directive=None, **kwargs):
+        return use_case(session, *args, directive=directive or sakaeo(session), **kwargs)
+    return call
+
+
+report_view = _on_sakaeo(reporting.report_view)
+save_draft = _on_sakaeo(reporting.save_draft)
+add_photo = _on_sakaeo(reporting.add_photo)
+submit_report = _on_sakaeo(reporting.submit_report)
+return_report = _on_sakaeo(reporting.return_report)
+accept_report = _on_sakaeo(reporting.accept_report)
+reopen_report = _on_sakaeo(reporting.reopen_report)
+compile_for = _on_sakaeo(reporting.compile_for)
 
 
 # --- factories ----------------------------------------------------------------------------
@@ -82,25 +96,28 @@ def files_in(store: PhotoStore) -> list[str]:
     return sorted(p.name for p in store.root.glob("*")) if store.root.exists() else []
 
 
-def filed(session, store, district=DISTRICT, raw=None) -> int:
+def filed(session, store, district=DISTRICT, raw=None, directive=None) -> int:
     """A valid draft with a photo for each kind; returns the report's version."""
     staff = user(session, f"staff-{district}")
-    save_draft(session, staff, district, raw or form(), expected_version=0, now=NOW)
-    add_photo(session, staff, district, "s1", jpeg(), "IMG_0001.jpg", store=store, now=NOW)
-    add_photo(session, staff, district, "s2", jpeg("blue"), "IMG_0002.jpg", store=store, now=NOW)
-    return report_view(session, staff, district).version
+    on = {"directive": directive}
+    save_draft(session, staff, district, raw or form(), expected_version=0, now=NOW, **on)
+    add_photo(session, staff, district, "s1", jpeg(), "IMG_0001.jpg", store=store, now=NOW, **on)
+    add_photo(session, staff, district, "s2", jpeg("blue"), "IMG_0002.jpg", store=store, now=NOW,
+              **on)
+    return report_view(session, staff, district, **on).version
 
 
-def submitted(session, store, district=DISTRICT) -> int:
-    version = filed(session, store, district)
+def submitted(session, store, district=DISTRICT, directive=None) -> int:
+    version = filed(session, store, district, directive=directive)
     return submit_report(session, user(session, f"staff-{district}"), district,
-                         expected_version=version, now=NOW).version
+                         expected_version=version, now=NOW, directive=directive).version
 
 
-def accepted(session, store, district=DISTRICT) -> int:
-    version = submitted(session, store, district)
+def accepted(session, store, district=DISTRICT, directive=None) -> int:
+    """``directive``: Sa Kaeo's one active directive unless named."""
+    version = submitted(session, store, district, directive)
     return accept_report(session, user(session, "coordinator"), district,
-                         expected_version=version, now=LATER).version
+                         expected_version=version, now=LATER, directive=directive).version
 
 
 def r1(session, directive, district=DISTRICT):

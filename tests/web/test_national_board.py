@@ -12,6 +12,7 @@ from sqlmodel import Session, func, select
 from domain.access import Role
 from domain.directive import load_directive
 from models.audit import AuditEntry
+from models.directive import Directive, get_directive_by_slug
 from models.report import ProvincialReport
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL, SLUG
@@ -21,6 +22,12 @@ from tests.web.helpers import PASSWORD, api_token, csrf, signed_in
 from tidtam.app.accounts import ensure_user, hash_password
 from tidtam.app.national import launch_national
 from tidtam.app.orgtree import load_provinces
+
+COPY = f"/directives/{SLUG}-p27"  # Sa Kaeo's copy of the Department's directive
+
+
+def copy(session: Session) -> Directive:
+    return get_directive_by_slug(session, f"{SLUG}-p27")
 
 
 @pytest.fixture
@@ -74,21 +81,25 @@ def test_the_coordinator_sends_the_compiled_report_and_the_department_sees_it(ap
     launch(any_engine)
     with TestClient(app) as coordinator:
         signed_in(coordinator, "coordinator")
-        refused = coordinator.post("/reports/department", data={"csrftoken": csrf(coordinator)})
+        refused = coordinator.post(f"{COPY}/reports/department",
+                                   data={"csrftoken": csrf(coordinator)})
         assert refused.status_code == 422
         assert "ยังไม่มีรายงานของอำเภอที่ตรวจรับแล้ว" in refused.text
         with Session(any_engine) as session:
             assert session.exec(select(func.count()).select_from(ProvincialReport)).one() == 0
-            accepted(session, app.state.photos, "2706")
+            accepted(session, app.state.photos, "2706", copy(session))
             session.commit()
-        reports = coordinator.get("/reports")
-        assert 'data-sent="no"' in reports.text and 'action="/reports/department"' in reports.text
-        sent = coordinator.post("/reports/department", data={"csrftoken": csrf(coordinator),
-                                                             "note": "ส่งรอบแรก"},
+        reports = coordinator.get(f"{COPY}/reports")
+        assert 'data-sent="no"' in reports.text
+        assert f'action="{COPY}/reports/department"' in reports.text
+        sent = coordinator.post(f"{COPY}/reports/department",
+                                data={"csrftoken": csrf(coordinator), "note": "ส่งรอบแรก"},
                                 follow_redirects=False)
-        assert sent.status_code == 303 and sent.headers["location"] == "/reports#department"
-        assert 'data-sent="yes"' in coordinator.get("/reports").text
-        no_token = coordinator.post("/reports/department", data={"note": "x"})
+        assert sent.status_code == 303 and sent.headers["location"] == f"{COPY}/reports#department"
+        assert 'data-sent="yes"' in coordinator.get(f"{COPY}/reports").text
+        # the province's own directive has sent nothing: its page says so
+        assert 'data-sent="no"' in coordinator.get("/directives/fy2567-sakaeo-volunteer-centers/reports").text
+        no_token = coordinator.post(f"{COPY}/reports/department", data={"note": "x"})
         assert no_token.status_code == 403  # CSRF
     with Session(any_engine) as session:
         report = session.exec(select(ProvincialReport)).one()
@@ -106,11 +117,16 @@ def test_the_coordinator_sends_the_compiled_report_and_the_department_sees_it(ap
 def test_the_api_gives_the_department_the_rates_and_the_province_its_sending(app, any_engine):
     launch(any_engine)
     with Session(any_engine) as session:
-        accepted(session, app.state.photos, "2706")
+        accepted(session, app.state.photos, "2706", copy(session))
         session.commit()
     with TestClient(app) as client:
         coordinator = api_token(client, "coordinator")
-        sent = client.post("/api/v1/reports/department", headers=coordinator, json={"note": "api"})
+        unnamed = client.post("/api/v1/reports/department", headers=coordinator, json={"note": "api"})
+        assert unnamed.status_code == 409  # Sa Kaeo follows two directives: the API names one
+        assert f"{SLUG}-p27" in unnamed.json()["detail"]["en"]
+        assert "fy2567-sakaeo-volunteer-centers" in unnamed.json()["detail"]["th"]
+        sent = client.post(f"/api/v1/reports/department?directive={SLUG}-p27", headers=coordinator,
+                           json={"note": "api"})
         assert sent.status_code == 200, sent.text
         body = sent.json()
         assert (body["province_code"], body["version"], body["on_time"]) == ("27", 1, True)

@@ -57,6 +57,8 @@ class Place:
 # method, path, what the placeholder names, is it a write
 PAGES = [
     ("GET", "/provinces/{code}", "province", False),
+    ("GET", "/provinces/{code}/directives", "province", False),
+    ("GET", "/directives/{slug}/districts/{code}", "district", False),
     ("GET", "/districts/{code}", "district", False),
     ("GET", "/items/{item_id}", "item", False),
     ("POST", "/items/{item_id}/done", "item", True),
@@ -87,6 +89,13 @@ API = [
     ("PUT", "/api/v1/districts/{code}/report", "district", True),
     ("POST", "/api/v1/districts/{code}/report/submit", "district", True),
 ]
+# A directive's own pages: {slug} is the place's province's directive (not in SCOPED: the table
+# check covers routes that name a place; these are aimed at each place all the same).
+DIRECTIVE_PAGES = [
+    ("GET", "/directives/{slug}", "province", False),
+    ("POST", "/directives/{slug}/close", "province", True),
+]
+SLUGS = {"27": "fy2567-sakaeo-volunteer-centers", "50": "fy2567-sakaeo-volunteer-centers-chiangmai"}
 # Province-wide routes with no place in the path: the compilation, the outbox, group codes.
 PROVINCE_ONLY_PAGES = ["/reports", "/reports/print", "/reports/compiled.xlsx",
                        "/reports/compiled-totals.csv", "/outbox"]
@@ -180,7 +189,7 @@ def _path(template: str, target: str, place: Place) -> str:
     value = {"province": place.province, "district": place.district, "item": place.item_id,
              "photo": place.photo_id}[target]
     return template.replace("{code}", str(value)).replace("{item_id}", str(value)) \
-        .replace("{photo_id}", str(value))
+        .replace("{photo_id}", str(value)).replace("{slug}", SLUGS[place.province])
 
 
 def _send(who: As, method: str, path: str):
@@ -266,7 +275,8 @@ def test_no_role_sees_another_place_through_pages_or_api(national, as_user, any_
         leaks += _leaks(who, places[code], [r for r in PAGES + API if r[2] != "province"])
     for province in provinces:
         place = Place(province, "", 0, 0)
-        leaks += _leaks(who, place, [r for r in PAGES + API if r[2] == "province"])
+        leaks += _leaks(who, place, [r for r in PAGES + API + DIRECTIVE_PAGES
+                                     if r[2] == "province"])
     assert leaks == []
     assert audit_count(any_engine) == before
 
@@ -291,9 +301,14 @@ def test_the_department_reads_both_provinces(national, as_user):
     home = dept.page.get("/", follow_redirects=False)
     assert home.headers["location"] == "/national"
     listing = dept.page.get("/provinces")
-    assert 'href="/provinces/27"' in listing.text and 'href="/provinces/50"' in listing.text
+    assert 'href="/provinces/27/directives"' in listing.text
+    assert 'href="/provinces/50/directives"' in listing.text
     for province, districts in (("27", 9), ("50", 25)):
         assert dept.page.get(f"/provinces/{province}").status_code == 200
+        directives = dept.page.get(f"/provinces/{province}/directives").text
+        assert f'href="/directives/{SLUGS[province]}"' in directives and "/close" not in directives
+        board = dept.page.get(f"/directives/{SLUGS[province]}")
+        assert board.status_code == 200 and board.text.count("<tr data-district=") == districts
         board = dept.api.get(f"/api/v1/provinces/{province}/board", headers=dept.headers)
         assert board.status_code == 200 and len(board.json()["districts"]) == districts
     for place in places.values():
@@ -316,7 +331,7 @@ def test_the_department_gets_403_on_every_write(national, as_user, any_engine):
     before = audit_count(any_engine)
     refused = []
     for place in places.values():
-        for method, template, target, write in PAGES + API:
+        for method, template, target, write in PAGES + API + DIRECTIVE_PAGES:
             if not write:
                 continue
             answer = _send(dept, method, _path(template, target, place))

@@ -16,6 +16,7 @@ from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select, update
 
 from domain.access import NATIONAL_ROLES, PROVINCE_ROLES
+from domain.amendment import Amendment, amend_copy
 from domain.directive import DirectiveSpec, province_slug
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.national import ProvincialAddition, merge_addition
@@ -41,8 +42,9 @@ from models.report import (
     update_provincial_report,
 )
 from models.user import User
+from tidtam.app.amendment import amend_directive
 from tidtam.app.directives import DirectiveProgress, progress_of
-from tidtam.app.reporting import compilation_summary, compile_directive, current_directive_for, spec_of
+from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
 from tidtam.app.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
 
 
@@ -52,6 +54,7 @@ class NationalLaunch:
     created_directive: bool
     provinces: int
     created_items: int
+    amendment: Amendment | None = None  # a higher revision of the Department's letter, applied
 
 
 def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
@@ -60,14 +63,22 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
 
     Re-running adds copies for provinces loaded since and items for new districts; it never
     undoes a province's addition (its copy is re-launched from its own stored definition).
+    A higher ``revision:`` amends the Department's row and every province's copy, keeping what
+    each province added (``domain.amendment.amend_copy``).
     """
     if not spec.is_national:
         raise InvalidInput(f"{spec.slug} is not a national directive (scope: national)",
                            f"{spec.slug} ไม่ใช่หนังสือสั่งการระดับกรมฯ (scope: national)")
     directive = get_directive_by_slug(session, spec.slug)
     created = directive is None
+    before: DirectiveSpec | None = None
+    amendment = None
     if directive is None:
         directive = create_directive(session, spec, now)
+    else:
+        before = spec_of(directive)
+        amended = amend_directive(session, directive, spec, now=now, actor=actor)
+        amendment = amended.amendment if amended.applied else None
     ensure_steps(session, directive, spec)
     codes = _provinces_with_districts(session)
     if not codes:
@@ -77,7 +88,12 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
     new_items = 0
     for code in codes:
         copy = copies.get(code)
-        province_spec = spec_of(copy) if copy else spec.for_province(code)
+        if copy is None:
+            province_spec = spec.for_province(code)
+        elif amendment is not None and before is not None:
+            province_spec = amend_copy(before, spec, spec_of(copy))
+        else:
+            province_spec = spec_of(copy)
         result: LaunchResult = launch_directive(session, province_spec, now=now, actor=actor,
                                                 parent_id=directive.id)
         new_items += result.created_items
@@ -86,7 +102,7 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
                      entity="directive", entity_id=directive.id,
                      after={"slug": spec.slug, "provinces": len(codes), "items": new_items})
     session.flush()
-    return NationalLaunch(directive, created, len(codes), new_items)
+    return NationalLaunch(directive, created, len(codes), new_items, amendment)
 
 
 def _provinces_with_districts(session: Session) -> list[str]:
@@ -147,18 +163,25 @@ def apply_addition(session: Session, addition: ProvincialAddition, *, now: datet
 
 # --- the province's report to the Department --------------------------------------------------
 
-def submit_provincial_report(session: Session, actor: User, *, now: datetime,
-                             note: str | None = None) -> ProvincialReport:
-    """The coordinator or provincial head sends the compiled accepted reports to the Department.
+def submit_provincial_report(session: Session, actor: User, *, directive: Directive,
+                             now: datetime, note: str | None = None) -> ProvincialReport:
+    """The coordinator or provincial head sends the directive's compiled accepted reports to
+    the Department.
 
     The snapshot is what the Department reads; a later submission replaces it (the first
     submission's time still decides "on time"). Districts without an accepted report are listed
     in it, so the Department sees who is missing.
+
+    A closed directive's report may still be sent (and sent again): the Department's report is
+    due after the districts' work is over, and closing a directive stops the chasing, not the
+    province's reporting of what was done.
     """
     if actor.role not in PROVINCE_ROLES or actor.province_code is None:
         raise Forbidden("only the province submits its report to the Department",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่ส่งรายงานถึงกรมฯ ได้")
-    directive = current_directive_for(session, actor)
+    if directive.province_code != actor.province_code:
+        raise Forbidden(f"directive {directive.slug} belongs to another province",
+                        "หนังสือสั่งการนี้เป็นของจังหวัดอื่น")
     compilation = compile_directive(session, directive)
     if not compilation.accepted:
         raise InvalidInput("no district report has been accepted yet: nothing to send",

@@ -101,8 +101,9 @@ DEMO_REPORTS = {
 }
 
 
-def draft_demo_reports(session: Session, photos: PhotoStore) -> int:
-    """Report drafts (as typed by each district's staff) with a generated photo per session."""
+def draft_demo_reports(session: Session, photos: PhotoStore, directive: Directive) -> int:
+    """The directive's report drafts (as typed by each district's staff), a generated photo per
+    session."""
     from domain.report import new_session_key
     from models.user import get_by_username
     from tidtam.app.reporting import add_photo, save_draft
@@ -114,10 +115,11 @@ def draft_demo_reports(session: Session, photos: PhotoStore) -> int:
                      "kind": kind, "participants": dict(zip(categories, counts, strict=True))}
                     for held_on, center, place, kind, counts in rows]
         raw = {"sessions": sessions, "outcomes": ["ชุมชนมีส่วนร่วมทำความดีถวายในหลวง (ข้อมูลสาธิต)"]}
-        save_draft(session, staff, district_code, raw, expected_version=0, now=DEMO_AS_OF)
+        save_draft(session, staff, district_code, raw, directive=directive, expected_version=0,
+                   now=DEMO_AS_OF)
         for n, entry in enumerate(sessions):
             add_photo(session, staff, district_code, entry["key"], _demo_photo(n), f"IMG_{n + 1:04d}.jpg",
-                      store=photos, now=DEMO_AS_OF)
+                      directive=directive, store=photos, now=DEMO_AS_OF)
     return len(DEMO_REPORTS)
 
 

@@ -74,5 +74,5 @@ def initialise(engine: Engine, *, demo: bool, now: datetime, exist_ok: bool = Fa
             result.demo_users = create_demo_accounts(session, now, with_line=True)
             result.demo_done = mark_demo_progress(session, launched.directive)
             if photos is not None:
-                result.demo_reports = draft_demo_reports(session, photos)
+                result.demo_reports = draft_demo_reports(session, photos, launched.directive)
     return result

@@ -64,16 +64,19 @@ PAGES = [
     ("POST", "/items/{item_id}/done", "item", True),
     ("POST", "/items/{item_id}/waive", "item", True),
     ("POST", "/items/{item_id}/unwaive", "item", True),
-    ("GET", "/districts/{code}/report", "district", False),
-    ("POST", "/districts/{code}/report", "district", True),
-    ("POST", "/districts/{code}/report/draft", "district", True),
-    ("POST", "/districts/{code}/report/submit", "district", True),
-    ("POST", "/districts/{code}/report/photos", "district", True),
-    ("POST", "/districts/{code}/report/return", "district", True),
-    ("POST", "/districts/{code}/report/accept", "district", True),
-    ("POST", "/districts/{code}/report/reopen", "district", True),
+    ("GET", "/districts/{code}/report", "district", False),  # 303 to the directive's, in scope
     ("GET", "/districts/{code}/report/print", "district", False),
     ("GET", "/districts/{code}/report.pdf", "district", False),
+    ("GET", "/directives/{slug}/districts/{code}/report", "district", False),
+    ("POST", "/directives/{slug}/districts/{code}/report", "district", True),
+    ("POST", "/directives/{slug}/districts/{code}/report/draft", "district", True),
+    ("POST", "/directives/{slug}/districts/{code}/report/submit", "district", True),
+    ("POST", "/directives/{slug}/districts/{code}/report/photos", "district", True),
+    ("POST", "/directives/{slug}/districts/{code}/report/return", "district", True),
+    ("POST", "/directives/{slug}/districts/{code}/report/accept", "district", True),
+    ("POST", "/directives/{slug}/districts/{code}/report/reopen", "district", True),
+    ("GET", "/directives/{slug}/districts/{code}/report/print", "district", False),
+    ("GET", "/directives/{slug}/districts/{code}/report.pdf", "district", False),
     ("GET", "/photos/{photo_id}", "photo", False),
     ("GET", "/photos/{photo_id}/thumb", "photo", False),
     ("POST", "/photos/{photo_id}/delete", "photo", True),
@@ -97,16 +100,20 @@ DIRECTIVE_PAGES = [
 ]
 SLUGS = {"27": "fy2567-sakaeo-volunteer-centers", "50": "fy2567-sakaeo-volunteer-centers-chiangmai"}
 # Province-wide routes with no place in the path: the compilation, the outbox, group codes.
-PROVINCE_ONLY_PAGES = ["/reports", "/reports/print", "/reports/compiled.xlsx",
-                       "/reports/compiled-totals.csv", "/outbox"]
+_REPORTS = "/directives/fy2567-sakaeo-volunteer-centers/reports"
+PROVINCE_ONLY_PAGES = [_REPORTS, f"{_REPORTS}/print", f"{_REPORTS}/compiled.xlsx",
+                       f"{_REPORTS}/compiled-totals.csv", "/outbox"]
 # The Department's alone: the national board (pages and API), read-only.
 DEPARTMENT_ONLY = [("GET", "/national"), ("GET", "/national/fy2567-national-volunteer-centers"),
                    ("GET", "/api/v1/national"),
                    ("GET", "/api/v1/national/fy2567-national-volunteer-centers/board")]
 # A province's alone: its report to the Department.
-PROVINCE_WRITES = [("POST", "/reports/department"), ("POST", "/api/v1/reports/department")]
+PROVINCE_WRITES = [("POST", f"{_REPORTS}/department"), ("POST", "/api/v1/reports/department")]
 # Not scoped by place: the line webhook is signature-authenticated; the CSV's {table} is a name.
-UNSCOPED = {("POST", "/line/webhook"), ("GET", "/reports/compiled-{table}.csv")}
+UNSCOPED = {("POST", "/line/webhook"), ("GET", "/reports/compiled-{table}.csv"),
+            # Forms from before the directive was in their address: 409 for everyone, nothing read
+            # or changed (tests/web/test_report_pages.py).
+            ("POST", "/districts/{code}/report"), ("POST", "/districts/{code}/report/{action}")}
 
 
 def jpeg() -> bytes:
@@ -134,9 +141,10 @@ def _seed_place(session: Session, store, district: str) -> Place:
            "outcomes": [f"SECRET-{district} outcome"]}
     report = session.exec(select(Report).where(Report.directive_id == directive.id,
                                                Report.district_code == district)).first()
-    save_draft(session, staff, district, raw, expected_version=report.version if report else 0,
-               now=NOW, store=store)
-    add_photo(session, staff, district, key, jpeg(), "secret.jpg", store=store, now=NOW)
+    save_draft(session, staff, district, raw, directive=directive,
+               expected_version=report.version if report else 0, now=NOW, store=store)
+    add_photo(session, staff, district, key, jpeg(), "secret.jpg", directive=directive,
+              store=store, now=NOW)
     report = session.exec(select(Report).where(Report.directive_id == directive.id,
                                                Report.district_code == district)).one()
     photo = session.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).first()
@@ -375,3 +383,32 @@ def test_the_department_and_districts_cannot_send_a_provinces_report(national, a
             answer = _send(who, method, path)
             assert answer.status_code == 403, (username, path, answer.status_code)
     assert audit_count(any_engine) == before
+
+
+# --- the directives API keeps each province's letters to itself -----------------------------------
+
+def test_the_directives_api_stays_within_the_province(national, as_user):
+    sakaeo = SLUGS["27"]
+    for username in ("coordinator-50", "staff-5001"):
+        who = as_user(username)
+        for url in (f"/api/v1/directives/{sakaeo}", f"/api/v1/directives/{sakaeo}/board",
+                    f"/api/v1/items?directive={sakaeo}", f"/api/v1/board?directive={sakaeo}"):
+            answer = who.api.get(url, headers=who.headers)
+            assert answer.status_code == 404, (username, url)
+            assert SLUGS["50"] in answer.json()["detail"]["en"] and "SECRET" not in answer.text
+        assert who.api.get("/api/v1/items?district=2701", headers=who.headers).status_code == 403
+        assert who.api.get("/api/v1/directives?province=27", headers=who.headers).status_code == 403
+        listing = who.api.get("/api/v1/directives", headers=who.headers).json()
+        assert [d["slug"] for d in listing] == [SLUGS["50"]]
+    chiangmai = as_user("coordinator-50")
+    items = chiangmai.api.get("/api/v1/items?limit=500", headers=chiangmai.headers).json()
+    assert items["total"] == 25 * 12 and {i["district_code"][:2] for i in items["items"]} == {"50"}
+    dept = as_user("department")
+    listing = dept.api.get("/api/v1/directives", headers=dept.headers).json()
+    assert {d["slug"] for d in listing} == set(SLUGS.values())
+    notes = dept.api.get(f"/api/v1/items?directive={sakaeo}&district=2701&status=done",
+                         headers=dept.headers).json()
+    assert "SECRET-2701 note" in {i["note"] for i in notes["items"]}
+    closing = dept.api.post(f"/api/v1/directives/{sakaeo}/close", headers=dept.headers,
+                            json={"reason": "x"})
+    assert closing.status_code == 403

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query
 from models.directive import ItemStatus
 from tidtam.app.directive_api import (
     MAX_ITEMS,
+    close,
     directive_board,
     directive_line,
     directive_lines,
     items_page,
 )
-from web.deps import ApiUser, SessionDep, TodayDep
-from web.schemas import BoardPublic, DirectiveProgressPublic, ItemsPagePublic, errors
+from web.deps import ApiUser, NowDep, SessionDep, TodayDep
+from web.schemas import BoardPublic, CloseIn, DirectiveProgressPublic, ItemsPagePublic, errors
 
 router = APIRouter()
 
@@ -45,6 +46,16 @@ def get_directive(slug: str, user: ApiUser, session: SessionDep,
                   today: TodayDep) -> DirectiveProgressPublic:
     """One directive with its progress; an unknown slug gets a 404 that lists the active ones."""
     return DirectiveProgressPublic.of(directive_line(session, user, slug, today))
+
+
+@router.post("/directives/{slug}/close", response_model=DirectiveProgressPublic,
+             responses=errors(403, 404, 409, 422))
+def close_directive(slug: str, body: CloseIn, user: ApiUser, session: SessionDep, now: NowDep,
+                    today: TodayDep) -> DirectiveProgressPublic:
+    """Close a directive, with a reason (the province's coordinator): never chased again, its
+    queued messages cancelled, still readable. 409 when it is closed already."""
+    return DirectiveProgressPublic.of(close(session, user, slug, reason=body.reason, now=now,
+                                            today=today))
 
 
 @router.get("/directives/{slug}/board", response_model=BoardPublic, responses=errors(403, 404))

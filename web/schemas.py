@@ -55,6 +55,10 @@ class UnwaiveIn(BaseModel):
     version: int = Field(description="the item's version as you read it; a newer one → 409")
 
 
+class CloseIn(BaseModel):
+    reason: str = Field(description="why the directive is closed; 1–2000 characters once trimmed")
+
+
 class StepPublic(BaseModel):
     id: int
     order: int

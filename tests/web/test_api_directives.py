@@ -234,3 +234,39 @@ def test_a_closed_directive_stays_readable_and_leaves_one_active(client, any_eng
     assert closed["total"] > 0 and {i["directive_slug"] for i in closed["items"]} == {OWN}
     board = client.get(f"/api/v1/directives/{OWN}/board", headers=headers).json()
     assert board["directive"]["status"] == "closed" and len(board["districts"]) == DISTRICTS
+
+
+def test_marking_one_item_of_each_directive_shows_on_that_directive_only(client):
+    staff = api_token(client, "staff-2703")
+    open_g2 = client.get("/api/v1/items?district=2703&status=open", headers=staff).json()["items"]
+    marked = {}
+    for slug in (OWN, COPY):
+        item = next(i for i in open_g2 if i["directive_slug"] == slug and i["step_code"] == "G2")
+        done = client.post(f"/api/v1/items/{item['id']}/done", headers=staff,
+                           json={"note": slug, "version": item["version"]})
+        assert done.status_code == 200 and done.json()["directive_slug"] == slug
+        marked[slug] = item["id"]
+    coordinator = api_token(client, "coordinator")
+    for slug in (OWN, COPY):
+        board = client.get(f"/api/v1/directives/{slug}/board", headers=coordinator).json()
+        row = next(r for r in board["districts"] if r["code"] == "2703")
+        g2 = next(i for i in row["items"] if i["step_code"] == "G2")
+        assert (g2["id"], g2["status"], g2["note"]) == (marked[slug], "done", slug)
+    copy = client.get(f"/api/v1/directives/{COPY}", headers=coordinator).json()
+    assert copy["progress"]["settled"] == 1
+
+
+def test_the_coordinator_closes_a_directive_through_the_api(client):
+    url = f"/api/v1/directives/{COPY}/close"
+    staff = client.post(url, headers=api_token(client, "staff-2703"), json={"reason": "x"})
+    assert staff.status_code == 403 and set(staff.json()["detail"]) == {"th", "en"}
+    headers = api_token(client, "coordinator")
+    empty = client.post(url, headers=headers, json={"reason": "  "})
+    assert empty.status_code == 422 and "เหตุผล" in empty.json()["detail"]["th"]
+    closed = client.post(url, headers=headers, json={"reason": "ยกเลิกตามหนังสือกรมฯ"})
+    assert closed.status_code == 200, closed.text
+    body = closed.json()
+    assert (body["status"], body["close_reason"]) == ("closed", "ยกเลิกตามหนังสือกรมฯ")
+    assert body["closed_at"] is not None and body["progress"]["overdue"] == 0
+    assert client.post(url, headers=headers, json={"reason": "again"}).status_code == 409
+    assert client.get("/api/v1/board", headers=headers).json()["directive"]["slug"] == OWN

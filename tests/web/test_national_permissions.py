@@ -386,3 +386,32 @@ def test_the_department_and_districts_cannot_send_a_provinces_report(national, a
             answer = _send(who, method, path)
             assert answer.status_code == 403, (username, path, answer.status_code)
     assert audit_count(any_engine) == before
+
+
+# --- the directives API keeps each province's letters to itself -----------------------------------
+
+def test_the_directives_api_stays_within_the_province(national, as_user):
+    sakaeo = SLUGS["27"]
+    for username in ("coordinator-50", "staff-5001"):
+        who = as_user(username)
+        for url in (f"/api/v1/directives/{sakaeo}", f"/api/v1/directives/{sakaeo}/board",
+                    f"/api/v1/items?directive={sakaeo}", f"/api/v1/board?directive={sakaeo}"):
+            answer = who.api.get(url, headers=who.headers)
+            assert answer.status_code == 404, (username, url)
+            assert SLUGS["50"] in answer.json()["detail"]["en"] and "SECRET" not in answer.text
+        assert who.api.get("/api/v1/items?district=2701", headers=who.headers).status_code == 403
+        assert who.api.get("/api/v1/directives?province=27", headers=who.headers).status_code == 403
+        listing = who.api.get("/api/v1/directives", headers=who.headers).json()
+        assert [d["slug"] for d in listing] == [SLUGS["50"]]
+    chiangmai = as_user("coordinator-50")
+    items = chiangmai.api.get("/api/v1/items?limit=500", headers=chiangmai.headers).json()
+    assert items["total"] == 25 * 12 and {i["district_code"][:2] for i in items["items"]} == {"50"}
+    dept = as_user("department")
+    listing = dept.api.get("/api/v1/directives", headers=dept.headers).json()
+    assert {d["slug"] for d in listing} == set(SLUGS.values())
+    notes = dept.api.get(f"/api/v1/items?directive={sakaeo}&district=2701&status=done",
+                         headers=dept.headers).json()
+    assert "SECRET-2701 note" in {i["note"] for i in notes["items"]}
+    closing = dept.api.post(f"/api/v1/directives/{sakaeo}/close", headers=dept.headers,
+                            json={"reason": "x"})
+    assert closing.status_code == 403

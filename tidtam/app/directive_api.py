@@ -9,7 +9,7 @@ Department every province, district roles their own district of their province's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -27,7 +27,13 @@ from models.directive import (
 )
 from models.user import User
 from tidtam.app.boards import Board, board, visible_province
-from tidtam.app.directives import DirectiveProgress, find_directive, progress_of, province_for_listing
+from tidtam.app.directives import (
+    DirectiveProgress,
+    close_directive,
+    find_directive,
+    progress_of,
+    province_for_listing,
+)
 from tidtam.app.tracking import visible_district
 
 MAX_ITEMS = 500  # one page of /api/v1/items at most
@@ -59,7 +65,7 @@ def readable_directive(session: Session, actor: User, slug: str) -> Directive:
 
 def _own_province_district_role(actor: User, province_code: str | None) -> bool:
     return (actor.role in DISTRICT_ROLES and actor.district_code is not None
-            and actor.province_code == province_code)
+            and actor.province_code is not None and actor.province_code == province_code)
 
 
 def directive_in(session: Session, province_code: str, slug: str | None) -> Directive:
@@ -97,8 +103,7 @@ def directive_lines(session: Session, actor: User, province_code: str | None,
                     today: date) -> list[DirectiveLine]:
     """The directives of the actor's province (the Department: of ``province_code``, or of every
     province), active first, then loaded, then closed; newest letter first within each."""
-    if _own_province_district_role(actor, province_code or actor.province_code) and (
-            province_code in (None, actor.province_code)):
+    if _own_province_district_role(actor, province_code or actor.province_code):
         return [DirectiveLine(d, None) for d in _by_status(directives_of(session, actor.province_code))]
     if actor.role in NATIONAL_ROLES and province_code is None:
         directives = directives_of(session)
@@ -119,6 +124,13 @@ def directive_line(session: Session, actor: User, slug: str, today: date) -> Dir
     if actor.role in DISTRICT_ROLES:
         return DirectiveLine(directive, None)
     return DirectiveLine(directive, progress_of(session, [directive], today)[0])
+
+
+def close(session: Session, actor: User, slug: str, *, reason: str, now: datetime,
+          today: date) -> DirectiveLine:
+    """The coordinator closes the directive (``directives.close_directive``) and reads it back."""
+    close_directive(session, actor, slug, reason=reason, now=now)
+    return directive_line(session, actor, slug, today)
 
 
 def directive_board(session: Session, actor: User, slug: str, today: date) -> Board:

@@ -12,10 +12,11 @@ from sqlmodel import Session, col, func, select
 
 from domain.directive import load_directive
 from models.directive import Directive, DirectiveStatus, ItemStatus, TrackedItem, get_directive_by_slug
+from models.outbox import Channel, OutboxMessage, OutboxStatus
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL
 from tests.web.conftest import make_app
-from tests.web.helpers import csrf, signed_in
+from tests.web.helpers import CLOCK, csrf, signed_in
 from tidtam.app.national import launch_national
 
 PROVINCIAL = "fy2567-sakaeo-volunteer-centers"
@@ -233,9 +234,23 @@ def test_my_work_of_another_district_is_refused_and_the_province_may_look(client
 
 
 def test_the_outbox_filters_by_directive(client2, engine2):
+    with Session(engine2) as session:
+        for slug in (PROVINCIAL, COPY):
+            d = get_directive_by_slug(session, slug)
+            item = session.exec(select(TrackedItem).where(TrackedItem.directive_id == d.id,
+                                                          TrackedItem.district_code == "2703")).first()
+            session.add(OutboxMessage(idempotency_key=f"test:{slug}", channel=Channel.EMAIL,
+                                      recipient="staff-2703@demo.tidtam.local", district_code="2703",
+                                      item_id=item.id, rung="overdue", status=OutboxStatus.QUEUED,
+                                      subject="แจ้งเตือน", body="…", created_at=CLOCK,
+                                      next_try_at=CLOCK))
+        session.commit()
     signed_in(client2, "coordinator")
+    everything = client2.get("/outbox").text
+    assert f"test:{PROVINCIAL}" in everything and f"test:{COPY}" in everything
     page = client2.get(f"/outbox?directive={COPY}")
     assert page.status_code == 200
+    assert f"test:{COPY}" in page.text and f"test:{PROVINCIAL}" not in page.text
     assert f'<option value="{COPY}" selected>' in page.text
     assert f'<option value="{PROVINCIAL}">' in page.text
     assert f'data-directive="{COPY}"' in page.text

@@ -255,3 +255,23 @@ def test_the_outbox_filters_by_directive(client2, engine2):
     assert f'<option value="{PROVINCIAL}">' in page.text
     assert f'data-directive="{COPY}"' in page.text
     assert client2.get("/outbox?directive=no-such").status_code == 404
+
+
+def test_a_loaded_directive_is_shown_as_not_yet_tracked(client2, engine2):
+    from tidtam.app.tracking import load_directive as store_directive
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
+
+    spec = load_directive(DEFAULT_DIRECTIVE)
+    with Session(engine2) as session:
+        store_directive(session, spec.model_copy(update={"slug": "fy2568-sakaeo-next",
+                                                         "reference_no": "สก ๐๐๑๙/ว ๙๙๙"}), now=NOW)
+        session.commit()
+    signed_in(client2, "coordinator")
+    page = client2.get("/provinces/27/directives").text
+    assert "กำลังติดตาม (2 ฉบับ)" in page  # still two active: the loaded one tracks nothing
+    loaded = card(page.split('id="loaded-title"')[1], "fy2568-sakaeo-next")
+    assert "นำเข้าแล้ว ยังไม่เริ่มติดตาม" in loaded and "สก ๐๐๑๙/ว ๙๙๙" in loaded
+    assert "/close" not in loaded
+    client2.post("/lang", data={"lang": "en", "next": "/", "csrftoken": csrf(client2)})
+    english = client2.get("/provinces/27/directives").text
+    assert "Active (2)" in english and "loaded, not yet tracked" in english

@@ -275,3 +275,13 @@ def test_a_loaded_directive_is_shown_as_not_yet_tracked(client2, engine2):
     client2.post("/lang", data={"lang": "en", "next": "/", "csrftoken": csrf(client2)})
     english = client2.get("/provinces/27/directives").text
     assert "Active (2)" in english and "loaded, not yet tracked" in english
+
+
+def test_a_board_that_names_no_directive_is_a_409_listing_the_active_ones(client2, engine2):
+    """The older API board names no directive: with two active it never guesses "the newest"."""
+    from tests.web.helpers import api_token
+
+    for username in ("coordinator", "staff-2703"):
+        answer = client2.get("/api/v1/board", headers=api_token(client2, username))
+        assert answer.status_code == 409, username
+        assert PROVINCIAL in answer.text and COPY in answer.text

@@ -118,6 +118,7 @@ def test_closing_a_directive_moves_it_below_and_its_board_is_read_only(client2, 
     assert "ดูได้อย่างเดียว" in board.text
     district = client2.get(f"/directives/{COPY}/districts/2703").text
     assert 'action="/items/' not in district  # no mark or waive on a closed letter
+    assert "ปิดแล้วเมื่อ" in district and "การบันทึกทำโดยเจ้าหน้าที่ของอำเภอ" not in district
     with Session(engine2) as session:
         item = session.exec(select(TrackedItem).where(
             TrackedItem.directive_id == closed.id, TrackedItem.status == ItemStatus.OPEN)).first()

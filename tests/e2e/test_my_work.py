@@ -18,8 +18,10 @@ from domain.directive import load_directive
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL
 from tests.e2e.conftest import served, sign_in
+from tests.web.helpers import CLOCK
 from tidtam.app.national import launch_national
 from tidtam.infra import db
+from tidtam.infra.clock import FixedClock
 from tidtam.infra.settings import Settings
 from tidtam.ops.bootstrap import initialise
 from web.app import create_app
@@ -37,7 +39,8 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     with Session(engine) as session:
         launch_national(session, load_directive(NATIONAL), now=NOW)
         session.commit()
-    with served(create_app(Settings(demo=True, _env_file=None), engine), "uvicorn-e2e-my") as url:
+    app = create_app(Settings(demo=True, _env_file=None), engine, clock=FixedClock(CLOCK))
+    with served(app, "uvicorn-e2e-my") as url:  # 18 July 2567: G1 and A1 overdue, the rest ahead
         yield url
     engine.dispose()
 

@@ -117,8 +117,9 @@ def close(session: Session, actor: User, slug: str, *, reason: str, now: datetim
     return directive_line(session, actor, slug, today)
 
 
-def directive_board(session: Session, actor: User, slug: str, today: date) -> Board:
-    """The directive's district × step board: the whole province, or a district role's own row."""
+def board_by_slug(session: Session, actor: User, slug: str, today: date) -> Board:
+    """The directive's district × step board: the whole province, or a district role's own row
+    (``boards.directive_board``, the page's, is the province's and the Department's only)."""
     directive = readable_directive(session, actor, slug)
     district = actor.district_code if actor.role in DISTRICT_ROLES else None
     return board(session, directive, today, district)

@@ -2,6 +2,9 @@
 
 Run on demand (no schedule): `tidtam compile`, the coordinator's page, or the Prefect UI.
 It runs as the system, so it reads every district; the web checks the coordinator first.
+It compiles one directive: the one named (any status: a closed one's files still come out), or,
+with none named, the one active directive; with several active it refuses and lists them, since
+guessing "the newest" once compiled the wrong letter.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from domain.errors import NotFound
+from domain.errors import InvalidInput, NotFound
 from domain.report import Compilation
-from models.directive import Directive, get_directive_by_slug, latest_directive
+from models.directive import Directive, active_directives
+from tidtam.app.directives import find_directive
 from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
 from tidtam.documents.exports import TABLES, compilation_csv, compilation_xlsx
 from tidtam.infra.clock import instant_of
@@ -25,8 +29,9 @@ from tidtam.infra.settings import get_settings
 def compile_provincial_report(directive_slug: str | None = None, out_dir: str | None = None,
                               pdf: bool = False, thai_digits: bool = False,
                               now: str | None = None) -> dict:
-    """Compile the directive's accepted reports (default: the newest directive) into ``out_dir``,
-    as of ``now`` (ISO-8601 with offset; default: the current instant)."""
+    """Compile the directive's accepted reports (default: the one active directive; several:
+    refused, listed) into ``out_dir``, as of ``now`` (ISO-8601 with offset; default: the current
+    instant)."""
     settings = get_settings()
     instant = instant_of(now)
     with session_scope(get_engine()) as session:
@@ -47,11 +52,18 @@ def compile_provincial_report(directive_slug: str | None = None, out_dir: str | 
 
 
 def _directive(session, slug: str | None) -> Directive:
-    directive = get_directive_by_slug(session, slug) if slug else latest_directive(session)
-    if directive is None:
-        raise NotFound(f"no directive {slug!r}" if slug else "no directive launched yet; run `tidtam init`",
-                       f"ไม่พบหนังสือสั่งการ {slug!r}" if slug else "ยังไม่มีหนังสือสั่งการ")
-    return directive
+    """The directive named, else the one active directive (none or several: a clear refusal)."""
+    if slug:
+        return find_directive(session, slug)
+    active = active_directives(session)
+    if len(active) == 1:
+        return active[0]
+    if not active:
+        raise NotFound("no active directive; name one with --directive",
+                       "ไม่มีหนังสือสั่งการที่ติดตามอยู่ — ระบุด้วย --directive")
+    names = ", ".join(d.slug for d in active)
+    raise InvalidInput(f"several active directives; name one with --directive: {names}",
+                       f"มีหนังสือสั่งการที่ติดตามอยู่หลายฉบับ — ระบุด้วย --directive: {names}")
 
 
 def _write_tables(folder: Path, slug: str, compilation: Compilation, spec) -> list[str]:

@@ -1,6 +1,10 @@
 """The report form's pages: the district fills it (autosaved), the province reviews and compiles it.
 
-Routes parse, call one use case of ``tidtam.app.reporting`` and render or redirect. The form works
+Every page, printout and download lives under its directive (``/directives/{slug}/districts/
+{code}/report…``, ``/directives/{slug}/reports…``) and its file names carry the slug; a link from
+before, which named no directive, answers 303 (``web.links.legacy_path``), and a form posted to
+such an address changes nothing (404). Routes parse, call one use case of
+``tidtam.app.reporting`` and render or redirect. The form works
 without JavaScript (a normal POST saves it); ``static/report.js`` adds autosave, which posts the
 whole form as JSON to ``…/report/draft`` and gets back the version, the findings and the derived
 items. Photos are checked by ``tidtam.infra.photos``; this module only bounds what it reads.
@@ -19,7 +23,7 @@ from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from domain.errors import Conflict, InvalidInput, NotFound, TidtamError
+from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
 from models.directive import Directive
 from models.report import Report, get_provincial_report
@@ -365,8 +369,9 @@ def legacy_reports(request: Request, user: CurrentUser, session: SessionDep) -> 
 @router.post("/districts/{code}/report/{action}")
 @router.post("/reports/department")
 def legacy_post(request: Request, user: CurrentUser) -> Response:
-    """A form from a page loaded before: the address names no directive, so nothing is changed."""
-    raise Conflict("this form's address has moved (it now names its directive); reload the page "
+    """A form from a page loaded before: the address names no directive, so nothing is changed
+    (404, never a redirect: a POST is not repeated on another directive's report)."""
+    raise NotFound("this form's address has moved (it now names its directive); reload the page "
                "and send it again", "ที่อยู่ของแบบฟอร์มนี้เปลี่ยนไปแล้ว (ระบุหนังสือสั่งการ) "
                "กรุณาโหลดหน้าใหม่แล้วส่งอีกครั้ง")
 

@@ -246,3 +246,84 @@ def test_a_national_amendment_reaches_every_province_copy(session):
         assert [e.action for e in entries_for(session, "directive", copy.id)][-1] == "directive.amend"
     assert session.get(TrackedItem, done.id).due_on == NATIONAL.steps[1].due_on  # done: kept
     assert find_item(session, sakaeo.id, "2702", second).due_on == new_day
+
+
+def test_a_national_amendment_refused_in_one_province_changes_nothing_anywhere(session):
+    from tidtam.app.national import launch_national
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.demo.province import create_demo_accounts
+
+    load_provinces(session, ["27", "50"])
+    create_demo_accounts(session, NOW)
+    national = launch_national(session, NATIONAL, now=NOW).directive
+    last = NATIONAL.steps[-2]  # not the report step
+    sakaeo = get_directive_by_slug(session, f"{NATIONAL.slug}-p27")
+    chiang_mai = get_directive_by_slug(session, f"{NATIONAL.slug}-p50")
+    mark_done(session, user(session, "staff-2705"), find_item(session, sakaeo.id, "2705", last.code).id,
+              now=NOW)
+    before = [snapshot(session, d) for d in (national, sakaeo, chiang_mai)]
+
+    with pytest.raises(Conflict, match=f"step {last.code} .*1 done"):
+        launch_national(session, amended(NATIONAL, drop(last.code)), now=LATER)
+
+    assert [snapshot(session, d) for d in (national, sakaeo, chiang_mai)] == before
+
+
+def test_a_closed_province_copy_stays_as_it_was_when_the_national_letter_is_amended(session):
+    from domain.access import Role
+    from tidtam.app.accounts import ensure_user
+    from tidtam.app.national import launch_national
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.demo.province import create_demo_accounts
+
+    load_provinces(session, ["27", "50"])
+    create_demo_accounts(session, NOW)
+    ensure_user(session, username="coordinator-50", full_name="ผู้ประสานงาน", role=Role.COORDINATOR,
+                province_code="50", district_code=None, password_hash="x", now=NOW)
+    launch_national(session, NATIONAL, now=NOW)
+    close_directive(session, user(session, "coordinator-50"), f"{NATIONAL.slug}-p50",
+                    reason="จังหวัดดำเนินการครบแล้ว", now=NOW)
+    chiang_mai = get_directive_by_slug(session, f"{NATIONAL.slug}-p50")
+    before = snapshot(session, chiang_mai)
+    moved = NATIONAL.steps[1]
+
+    later_day = str(moved.due_on + timedelta(days=2))
+    result = launch_national(session, amended(NATIONAL, move(moved.code, later_day)), now=LATER)
+
+    assert result.amendment is not None
+    session.expire_all()
+    assert get_directive_by_slug(session, f"{NATIONAL.slug}-p27").revision == 2
+    after = snapshot(session, chiang_mai)
+    assert {k: v for k, v in after.items() if k not in ("audit", "outbox")} == \
+        {k: v for k, v in before.items() if k not in ("audit", "outbox")}
+
+
+def test_tidtam_launch_says_what_the_amended_letter_changed(tmp_path, tmp_path_factory):
+    """The launch-directive flow (run by `tidtam launch`) prints the amendment it applied."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import make_database
+
+    url, drop = make_database("sqlite", tmp_path_factory)
+    env = dict(os.environ, TIDTAM_DATA_DIR=str(tmp_path), TIDTAM_DATABASE_URL=url,
+               PREFECT_API_URL="http://127.0.0.1:9/api")
+
+    def tidtam(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tidtam.cli", *args], env=env, text=True,
+                              capture_output=True, timeout=180, cwd=Path(__file__).parents[2])
+
+    text = DEFAULT_DIRECTIVE.read_text(encoding="utf-8")
+    amended_file = tmp_path / "amended.yaml"
+    amended_file.write_text(text.replace("province_code: \"27\"", "revision: 2\nprovince_code: \"27\"")
+                            .replace("due_on: 2024-08-02", "due_on: 2024-08-05"), encoding="utf-8")
+    try:
+        assert tidtam("init", "--now", "2024-07-12T10:00:00+07:00").returncode == 0
+        launched = tidtam("launch", str(amended_file), "--now", "2024-07-20T10:00:00+07:00")
+    finally:
+        drop()
+    assert launched.returncode == 0, launched.stderr
+    assert "amended letter applied: revision 1 → 2; dates moved G5 2024-08-02→2024-08-05" in \
+        launched.stdout

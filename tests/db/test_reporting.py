@@ -693,3 +693,67 @@ def test_a_session_left_out_of_the_new_draft_takes_its_photos_with_it(session, l
     kept = save_draft(session, staff, DISTRICT, without_s2, expected_version=view.version,
                       now=LATER)  # without a store, photos are left alone
     assert [p.session_key for p in kept.photos] == ["s1"]
+
+
+# --- which directive ----------------------------------------------------------------------------
+
+def test_a_report_belongs_to_the_directive_it_is_asked_of(session, launched, store):
+    """Two active directives in Sa Kaeo: each has its own report per district; a call that names
+    none is asked which (409 listing them); a directive of another province has no such district."""
+    from domain.directive import load_directive
+    from tidtam.app.tracking import launch_directive
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
+
+    staff = user(session, "staff-2706")
+    assert reporting.directive_for_report(session, staff, DISTRICT, None).id == launched.id
+    filed(session, store)
+    spec = load_directive(DEFAULT_DIRECTIVE)
+    second = launch_directive(session, spec.model_copy(update={"slug": "fy2567-sakaeo-follow-up"}),
+                              now=NOW).directive
+    assert reporting.report_view(session, staff, DISTRICT, directive=second).report is None
+    assert reporting.report_view(session, staff, DISTRICT, directive=launched).report is not None
+    with pytest.raises(Conflict) as asked:
+        reporting.directive_for_report(session, staff, DISTRICT, None)
+    assert "fy2567-sakaeo-volunteer-centers" in asked.value.message_en
+    assert "fy2567-sakaeo-follow-up" in asked.value.message_en
+    assert "fy2567-sakaeo-follow-up" in asked.value.message_th
+    assert reporting.directive_for_report(session, staff, DISTRICT,
+                                          "fy2567-sakaeo-follow-up").id == second.id
+    with pytest.raises(NotFound):
+        reporting.directive_named(session, staff, "no-such-letter")
+    coordinator = user(session, "coordinator")
+    assert reporting.directive_for_province(session, coordinator, second.slug).id == second.id
+    with pytest.raises(Conflict):
+        reporting.directive_for_province(session, coordinator, None)
+
+
+def test_a_closed_directive_keeps_its_reports_readable_and_refuses_changes(session, launched,
+                                                                          store):
+    from tidtam.app.directives import close_directive
+
+    version = submitted(session, store)
+    coordinator, staff = user(session, "coordinator"), user(session, "staff-2701")
+    save_draft(session, staff, "2701", form(), expected_version=0, now=NOW)
+    photo = add_photo(session, staff, "2701", "s1", jpeg(), "a.jpg", store=store, now=NOW)
+    close_directive(session, coordinator, launched.slug, reason="ครบกำหนด", now=LATER)
+    on = {"directive": launched}  # closed: no longer Sa Kaeo's active one
+    view = report_view(session, staff, "2701", **on)
+    assert view.closed and not view.can_edit and view.report.version == 2
+    assert not report_view(session, coordinator, DISTRICT, **on).can_review
+    refusals = [
+        lambda: save_draft(session, staff, "2701", form(entry("s9")), expected_version=2, now=LATER,
+                           **on),
+        lambda: add_photo(session, staff, "2701", "s1", jpeg(), "b.jpg", store=store, now=LATER,
+                          **on),
+        lambda: remove_photo(session, staff, photo.id, store=store, now=LATER),
+        lambda: submit_report(session, staff, "2701", expected_version=2, now=LATER, **on),
+        lambda: accept_report(session, coordinator, DISTRICT, expected_version=version, now=LATER,
+                              **on),
+        lambda: return_report(session, coordinator, DISTRICT, comment="x",
+                              expected_version=version, now=LATER, **on)]
+    for refused in refusals:
+        with pytest.raises(Conflict, match="closed") as caught:
+            refused()
+        assert "ปิดแล้ว" in caught.value.message_th
+    assert get_photo_for(session, staff, photo.id).id == photo.id
+    assert [d.code for d in compile_for(session, coordinator, **on).missing][:1] == ["2701"]

@@ -327,7 +327,7 @@ def test_the_board_shows_a_waived_cell_settled_and_never_overdue(session, launch
 def test_the_cli_status_shows_a_waived_item(session, launched, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # rich fits the table to the terminal: one line a row
     waived = waive_it(session, launched, step="G1")
-    data = board_json(session, date(2024, 7, 18))
+    data = board_json(session, launched, date(2024, 7, 18))
     row = next(d for d in data["districts"] if d["code"] == "2703")
     assert row["items"]["G1"] == "waived" and row["items"]["A1"] == "overdue"
     assert row["done"] == 1 and row["item_ids"]["G1"] == waived.id

@@ -65,7 +65,8 @@ def test_marking_done_before_the_sweep_means_no_message(cli):
     cli("init", "--demo")
     cli("mark-done", "2705", "G8", "--user", "staff-2705", "--note", "ส่งแล้ว")
     cli("sweep", "--now", "2024-08-12T09:00:00+07:00")
-    status = json.loads(cli("status", "--json", "--today", "2024-08-12").stdout)
+    status = json.loads(cli("status", "--json", "--today", "2024-08-12",
+                            "--directive", "fy2567-sakaeo-volunteer-centers").stdout)
     row = next(d for d in status["districts"] if d["code"] == "2705")
     assert row["items"]["G8"] == "done"
     rows_2705 = [r for r in outbox(cli) if r["district_code"] == "2705"]

@@ -12,10 +12,11 @@ from sqlmodel import Session, col, func, select
 
 from domain.directive import load_directive
 from models.directive import Directive, DirectiveStatus, ItemStatus, TrackedItem, get_directive_by_slug
+from models.outbox import Channel, OutboxMessage, OutboxStatus
 from tests.conftest import NOW
 from tests.db.test_national import NATIONAL
 from tests.web.conftest import make_app
-from tests.web.helpers import csrf, signed_in
+from tests.web.helpers import CLOCK, csrf, signed_in
 from tidtam.app.national import launch_national
 
 PROVINCIAL = "fy2567-sakaeo-volunteer-centers"
@@ -117,6 +118,7 @@ def test_closing_a_directive_moves_it_below_and_its_board_is_read_only(client2, 
     assert "ดูได้อย่างเดียว" in board.text
     district = client2.get(f"/directives/{COPY}/districts/2703").text
     assert 'action="/items/' not in district  # no mark or waive on a closed letter
+    assert "ปิดแล้วเมื่อ" in district and "การบันทึกทำโดยเจ้าหน้าที่ของอำเภอ" not in district
     with Session(engine2) as session:
         item = session.exec(select(TrackedItem).where(
             TrackedItem.directive_id == closed.id, TrackedItem.status == ItemStatus.OPEN)).first()
@@ -233,10 +235,54 @@ def test_my_work_of_another_district_is_refused_and_the_province_may_look(client
 
 
 def test_the_outbox_filters_by_directive(client2, engine2):
+    with Session(engine2) as session:
+        for slug in (PROVINCIAL, COPY):
+            d = get_directive_by_slug(session, slug)
+            item = session.exec(select(TrackedItem).where(TrackedItem.directive_id == d.id,
+                                                          TrackedItem.district_code == "2703")).first()
+            session.add(OutboxMessage(idempotency_key=f"test:{slug}", channel=Channel.EMAIL,
+                                      recipient="staff-2703@demo.tidtam.local", district_code="2703",
+                                      item_id=item.id, rung="overdue", status=OutboxStatus.QUEUED,
+                                      subject="แจ้งเตือน", body="…", created_at=CLOCK,
+                                      next_try_at=CLOCK))
+        session.commit()
     signed_in(client2, "coordinator")
+    everything = client2.get("/outbox").text
+    assert f"test:{PROVINCIAL}" in everything and f"test:{COPY}" in everything
     page = client2.get(f"/outbox?directive={COPY}")
     assert page.status_code == 200
+    assert f"test:{COPY}" in page.text and f"test:{PROVINCIAL}" not in page.text
     assert f'<option value="{COPY}" selected>' in page.text
     assert f'<option value="{PROVINCIAL}">' in page.text
     assert f'data-directive="{COPY}"' in page.text
     assert client2.get("/outbox?directive=no-such").status_code == 404
+
+
+def test_a_loaded_directive_is_shown_as_not_yet_tracked(client2, engine2):
+    from tidtam.app.tracking import load_directive as store_directive
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
+
+    spec = load_directive(DEFAULT_DIRECTIVE)
+    with Session(engine2) as session:
+        store_directive(session, spec.model_copy(update={"slug": "fy2568-sakaeo-next",
+                                                         "reference_no": "สก ๐๐๑๙/ว ๙๙๙"}), now=NOW)
+        session.commit()
+    signed_in(client2, "coordinator")
+    page = client2.get("/provinces/27/directives").text
+    assert "กำลังติดตาม (2 ฉบับ)" in page  # still two active: the loaded one tracks nothing
+    loaded = card(page.split('id="loaded-title"')[1], "fy2568-sakaeo-next")
+    assert "นำเข้าแล้ว ยังไม่เริ่มติดตาม" in loaded and "สก ๐๐๑๙/ว ๙๙๙" in loaded
+    assert "/close" not in loaded
+    client2.post("/lang", data={"lang": "en", "next": "/", "csrftoken": csrf(client2)})
+    english = client2.get("/provinces/27/directives").text
+    assert "Active (2)" in english and "loaded, not yet tracked" in english
+
+
+def test_a_board_that_names_no_directive_is_a_409_listing_the_active_ones(client2, engine2):
+    """The older API board names no directive: with two active it never guesses "the newest"."""
+    from tests.web.helpers import api_token
+
+    for username in ("coordinator", "staff-2703"):
+        answer = client2.get("/api/v1/board", headers=api_token(client2, username))
+        assert answer.status_code == 409, username
+        assert PROVINCIAL in answer.text and COPY in answer.text

@@ -55,16 +55,11 @@ def amend_directive(session: Session, directive: Directive, new_spec: DirectiveS
     The same revision with the same content changes nothing; the same revision with different
     content, a lower revision, or a closed directive is refused (Conflict) and changes nothing.
     """
-    if directive.status == DirectiveStatus.CLOSED:
-        raise Conflict(f"{directive.slug} is closed ({directive.close_reason}); it is not amended",
-                       f"{directive.slug} ปิดแล้ว ({directive.close_reason}) — แก้ไขไม่ได้")
-    old = DirectiveSpec.model_validate(directive.definition)
-    amendment = diff_directives(old, new_spec)
-    if new_spec.revision == old.revision:
+    amendment = check_amendment(session, directive, new_spec)
+    if amendment.to_revision == amendment.from_revision:
         return AmendmentResult(directive, amendment)
+    old = DirectiveSpec.model_validate(directive.definition)
     steps = {s.code: s for s in steps_of(session, directive.id)}
-    _refuse_losing_work(session, directive, old, [steps[c] for c in amendment.removed_steps
-                                                   if c in steps])
     removed = sum(_remove_step(session, steps.pop(code)) for code in amendment.removed_steps
                   if code in steps)
     moved = sum(_move_step(session, steps[code], new) for code, (_, new)
@@ -86,6 +81,23 @@ def amend_directive(session: Session, directive: Directive, new_spec: DirectiveS
                         "removed_items": removed})
     session.flush()
     return AmendmentResult(directive, amendment, created, moved, removed)
+
+
+def check_amendment(session: Session, directive: Directive,
+                    new_spec: DirectiveSpec) -> Amendment:
+    """The amendment ``new_spec`` would make, or the refusal it would get, changing nothing: so a
+    caller amending several directives (the provinces' copies of a national letter) checks them
+    all before it changes any."""
+    if directive.status == DirectiveStatus.CLOSED:
+        raise Conflict(f"{directive.slug} is closed ({directive.close_reason}); it is not amended",
+                       f"{directive.slug} ปิดแล้ว ({directive.close_reason}) — แก้ไขไม่ได้")
+    old = DirectiveSpec.model_validate(directive.definition)
+    amendment = diff_directives(old, new_spec)
+    if new_spec.revision != old.revision:
+        steps = {s.code: s for s in steps_of(session, directive.id)}
+        _refuse_losing_work(session, directive, old, [steps[c] for c in amendment.removed_steps
+                                                       if c in steps])
+    return amendment
 
 
 def _refuse_losing_work(session: Session, directive: Directive, old: DirectiveSpec,

@@ -32,30 +32,25 @@ from models.directive import (
     StepKind,
     TrackedItem,
     active_directives,
-    get_directive_by_slug,
     items_of,
     steps_of,
 )
 from models.org import District, Province, districts_of, get_district, get_province
 from models.user import User
-from tidtam.app.directives import visible_directive
+from tidtam.app.directives import find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
 
 
-def directive_named(session: Session, actor: User, province_code: str,
-                    slug: str | None) -> Directive:
+def directive_named(session: Session, province_code: str, slug: str | None) -> Directive:
     """The directive a request about a province is for: the one it names (``slug``, which must
-    be that province's), else the province's one active directive.
+    be that province's), else the province's one active directive. The caller has checked that
+    the actor may see the province (or the district).
 
-    Never "the newest": with several active and none named, a Conflict lists their slugs; with
-    none active, NotFound.
+    Never "the newest": with several active and none named, a Conflict lists their slugs; an
+    unknown slug, or none active, is NotFound (listing the active ones).
     """
     if slug:
-        directive = visible_directive(session, actor, slug)
-        if directive.province_code != province_code:
-            raise NotFound(f"directive {slug} is not province {province_code}'s",
-                           f"หนังสือสั่งการ {slug} ไม่ใช่ของจังหวัดรหัส {province_code}")
-        return directive
+        return find_directive(session, slug, province_code)
     active = active_directives(session, province_code)
     if len(active) == 1:
         return active[0]
@@ -178,7 +173,7 @@ def district_view(session: Session, actor: User, district_code: str, today: date
     """One district's items of a directive, and whether the actor may mark them (never on a
     closed directive). ``directive``: None for the province's one active directive."""
     district = visible_district(session, actor, district_code)
-    directive = directive or directive_named(session, actor, district.province_code, None)
+    directive = directive or directive_named(session, district.province_code, None)
     if directive.province_code != district.province_code:
         raise NotFound(f"directive {directive.slug} is not district {district.code}'s",
                        f"หนังสือสั่งการ {directive.slug} ไม่ใช่ของอำเภอรหัส {district.code}")
@@ -198,19 +193,8 @@ def directive_district(session: Session, actor: User, slug: str, district_code: 
                        today: date) -> DistrictView:
     """``/directives/{slug}/districts/{code}``: one district's items of that directive."""
     district = visible_district(session, actor, district_code)
-    directive = visible_directive_of_district(session, actor, slug, district)
+    directive = find_directive(session, slug, district.province_code)
     return district_view(session, actor, district.code, today, directive=directive)
-
-
-def visible_directive_of_district(session: Session, actor: User, slug: str,
-                                  district: District) -> Directive:
-    """The directive named, if it is the district's province's (district people cannot open a
-    province's board, so ``visible_directive`` is not theirs to pass)."""
-    directive = get_directive_by_slug(session, slug)
-    if directive is None or directive.province_code != district.province_code:
-        raise NotFound(f"no directive {slug!r} for district {district.code}",
-                       f"ไม่พบหนังสือสั่งการ {slug!r} ของอำเภอรหัส {district.code}")
-    return directive
 
 
 def board_for(session: Session, actor: User, today: date, *,
@@ -238,7 +222,7 @@ def province_board(session: Session, actor: User, province_code: str, today: dat
     coordinator and head, and for the Department."""
     province = visible_province(session, actor, province_code)
     if directive is None:
-        directive = directive_named(session, actor, province.code, None)
+        directive = directive_named(session, province.code, None)
     elif directive.province_code != province.code:
         raise NotFound(f"directive {directive.slug} is not province {province.code}'s",
                        f"หนังสือสั่งการ {directive.slug} ไม่ใช่ของจังหวัดรหัส {province.code}")

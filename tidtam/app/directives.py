@@ -208,6 +208,28 @@ def close_directive(session: Session, actor: User, slug: str, *, reason: str,
     if not can_close_directive(actor.role, actor.province_code, directive.province_code):
         raise Forbidden("only the province's coordinator closes a directive",
                         "เฉพาะผู้ประสานงานของจังหวัดเท่านั้นที่ปิดหนังสือสั่งการได้")
+    reason = _closing_reason(directive, reason)
+    return _close(session, directive, now=now, actor=actor.username, actor_id=actor.id,
+                  reason=reason)
+
+
+OPERATOR = "system:cli"
+
+
+def close_by_operator(session: Session, slug: str, *, reason: str, now: datetime,
+                      actor: str = OPERATOR) -> Directive:
+    """`tidtam close`: the operator (no account) closes a province's directive, with a reason,
+    as a coordinator would; an unknown slug gets NotFound listing the active ones."""
+    directive = find_directive(session, slug)
+    if directive.province_code is None:
+        raise InvalidInput(f"{slug} is the Department's: close each province's copy",
+                           f"{slug} เป็นหนังสือของกรมฯ — ปิดฉบับของแต่ละจังหวัดแทน")
+    reason = _closing_reason(directive, reason)
+    return _close(session, directive, now=now, actor=actor, actor_id=None, reason=reason)
+
+
+def _closing_reason(directive: Directive, reason: str | None) -> str:
+    """The reason, checked; a closed directive is not closed again."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reason: say why the directive is closed",
@@ -218,8 +240,7 @@ def close_directive(session: Session, actor: User, slug: str, *, reason: str,
     if directive.status == DirectiveStatus.CLOSED:
         raise Conflict(f"directive {directive.reference_no} is already closed",
                        f"หนังสือสั่งการ {directive.reference_no} ปิดไปแล้ว")
-    return _close(session, directive, now=now, actor=actor.username, actor_id=actor.id,
-                  reason=reason)
+    return reason
 
 
 def _close(session: Session, directive: Directive, *, now: datetime, actor: str,

@@ -24,6 +24,7 @@ from domain.rates import Completion, Rate, on_time_cutoff, rates_by_key, total
 from models import audit
 from models.directive import (
     Directive,
+    DirectiveStatus,
     DirectiveStep,
     ItemStatus,
     TrackedItem,
@@ -42,7 +43,7 @@ from models.report import (
     update_provincial_report,
 )
 from models.user import User
-from tidtam.app.amendment import amend_directive
+from tidtam.app.amendment import amend_directive, check_amendment
 from tidtam.app.directives import DirectiveProgress, progress_of
 from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
 from tidtam.app.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
@@ -77,6 +78,10 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
         directive = create_directive(session, spec, now)
     else:
         before = spec_of(directive)
+        if spec.revision != before.revision:  # every copy first: a refusal changes nothing
+            for copy in province_copies(session, directive.id):
+                if copy.status != DirectiveStatus.CLOSED:
+                    check_amendment(session, copy, amend_copy(before, spec, spec_of(copy)))
         amended = amend_directive(session, directive, spec, now=now, actor=actor)
         amendment = amended.amendment if amended.applied else None
     ensure_steps(session, directive, spec)
@@ -88,6 +93,8 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
     new_items = 0
     for code in codes:
         copy = copies.get(code)
+        if copy is not None and copy.status == DirectiveStatus.CLOSED:
+            continue  # the province closed its copy: it stays as it was, readable
         if copy is None:
             province_spec = spec.for_province(code)
         elif amendment is not None and before is not None:

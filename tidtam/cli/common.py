@@ -17,6 +17,10 @@ Now = Annotated[str | None, typer.Option(
     "--now", help="act at this instant (ISO-8601 with offset, e.g. 2024-07-31T16:00:00+07:00); "
                   "default: the clock (TIDTAM_DEMO_NOW in a demo)")]
 
+DirectiveSlug = Annotated[str | None, typer.Option(
+    "--directive", metavar="SLUG",
+    help="the directive (slug, see `tidtam directives`); default: every active one")]
+
 
 def fail(error: Exception, code: int = 1) -> NoReturn:
     typer.secho(f"error / ข้อผิดพลาด: {error}", fg="red", err=True)

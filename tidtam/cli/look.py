@@ -1,4 +1,7 @@
-"""Looking at the state: `tidtam status` (the board) and `tidtam outbox` (every message)."""
+"""Looking at the state: `tidtam status` (the boards) and `tidtam outbox` (every message).
+
+Both take ``--directive SLUG``; without it they show every active directive, one after another.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from tidtam.cli.common import Now, app, clock_for, fail
+from domain.errors import TidtamError
+from tidtam.cli.common import DirectiveSlug, Now, app, clock_for, fail
 from tidtam.infra.clock import today as day_of
 
 
@@ -16,21 +20,34 @@ from tidtam.infra.clock import today as day_of
 def status(as_json: Annotated[bool, typer.Option("--json")] = False,
            today: Annotated[str | None, typer.Option(
                help="YYYY-MM-DD: the day overdue is measured on (default: the day of --now)")] = None,
+           directive: DirectiveSlug = None,
            now: Now = None) -> None:
-    """The district × step board in the terminal."""
+    """The district × step board in the terminal: of the directive named, else of each active
+    one (--json: {"today", "directives": [board, …]}; with --directive: that one board)."""
+    from models.directive import active_directives
+    from tidtam.app.directives import find_directive
     from tidtam.cli.views import board_json, print_board
     from tidtam.infra.db import session_scope
     from tidtam.infra.settings import get_settings
 
     day = _day(today) if today else day_of(clock_for(now), get_settings().tz)
-    with session_scope() as session:
-        data = board_json(session, day)
-    if data is None:
-        fail(ValueError("no directive launched yet; run `tidtam init` (ยังไม่มีหนังสือสั่งการ)"))
+    try:
+        with session_scope() as session:
+            if directive:
+                boards = [board_json(session, find_directive(session, directive), day)]
+            else:
+                boards = [board_json(session, d, day) for d in active_directives(session)]
+    except TidtamError as error:
+        fail(error)
+    if not boards:
+        fail(ValueError("no active directive; `tidtam directives` lists them all, `tidtam launch "
+                        "FILE` starts one (ไม่มีหนังสือสั่งการที่ติดตามอยู่)"))
     if as_json:
+        data = boards[0] if directive else {"today": day.isoformat(), "directives": boards}
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        print_board(data)
+        for data in boards:
+            print_board(data)
 
 
 def _day(text: str) -> date:
@@ -42,14 +59,23 @@ def _day(text: str) -> date:
 
 
 @app.command()
-def outbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every message: key, channel, recipient, district, item, rung, status."""
+def outbox(as_json: Annotated[bool, typer.Option("--json")] = False,
+           directive: DirectiveSlug = None) -> None:
+    """Every message (key, directive, channel, recipient, district, item, rung, status), grouped
+    by directive, active ones first; --directive: only the messages about that one."""
+    from models.directive import active_directives
+    from tidtam.app.directives import find_directive
     from tidtam.cli.views import outbox_json, print_outbox
     from tidtam.infra.db import session_scope
 
-    with session_scope() as session:
-        rows = outbox_json(session)
+    try:
+        with session_scope() as session:
+            chosen = find_directive(session, directive) if directive else None
+            rows = outbox_json(session, chosen)
+            order = [chosen] if chosen else active_directives(session)
+    except TidtamError as error:
+        fail(error)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        print_outbox(rows)
+        print_outbox(rows, order)

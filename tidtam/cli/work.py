@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from domain.errors import InvalidInput, TidtamError
-from tidtam.cli.common import Now, app, fail, instant_for, run_flow, shown
+from tidtam.cli.common import DirectiveSlug, Now, app, fail, instant_for, run_flow, shown
 
 
 @app.command()
@@ -31,14 +31,21 @@ def launch(file: Path, now: Now = None) -> None:
 
 
 @app.command()
-def sweep(now: Now = None) -> None:
-    """Run the escalation sweep once, now or at the given instant."""
+def sweep(directive: DirectiveSlug = None, now: Now = None) -> None:
+    """Run the escalation sweep once, now or at the given instant: every active directive, or
+    the one named. Directives whose closing day has come are closed first."""
     from flows.escalation_sweep import escalation_sweep
 
     instant = instant_for(now)
-    result = run_flow(escalation_sweep, now=shown(instant))
+    try:
+        result = run_flow(escalation_sweep, now=shown(instant), directive_slug=directive)
+    except TidtamError as error:
+        fail(error)
     typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
                f"queued, {result['no_channel']} with no channel) at {shown(instant)}")
+    typer.echo(f"directives swept / หนังสือที่ติดตาม: {', '.join(result['directives']) or '-'}")
+    for slug in result["closed"]:
+        typer.echo(f"closed automatically / ปิดอัตโนมัติ: {slug}")
 
 
 @app.command()
@@ -53,10 +60,15 @@ def digest(now: Now = None) -> None:
                f"with no channel) at {shown(instant)}")
     for reason in result["skipped"]:
         typer.echo(f"  nobody to send to in province {reason}")
+    for slug in result["closed"]:
+        typer.echo(f"closed automatically / ปิดอัตโนมัติ: {slug}")
 
 
 @app.command("compile")
-def compile_(directive: Annotated[str | None, typer.Option(help="directive slug (default: newest)")] = None,
+def compile_(directive: Annotated[str | None, typer.Option(
+                 "--directive", metavar="SLUG",
+                 help="the directive (any status); default: the one active directive "
+                      "(several: name one)")] = None,
              out: Annotated[Path | None, typer.Option(help="folder for the files "
                                                       "(default: <data dir>/compiled/<slug>)")] = None,
              pdf: Annotated[bool, typer.Option(help="also print the compiled form to PDF")] = False,
@@ -88,15 +100,21 @@ def compile_(directive: Annotated[str | None, typer.Option(help="directive slug 
 def mark_done(district: str, step: str,
               user: Annotated[str, typer.Option(help="the username acting")],
               note: Annotated[str | None, typer.Option()] = None,
+              directive: Annotated[str | None, typer.Option(
+                  "--directive", metavar="SLUG",
+                  help="the directive; default: the one active directive with this step")] = None,
               now: Now = None) -> None:
     """Mark a district's step done as a user (checks the user's district like the web does)."""
+    from models.directive import Directive
     from tidtam.app.tracking import mark_done_by_codes
     from tidtam.infra.db import session_scope
 
     instant = instant_for(now)
     try:
         with session_scope() as session:
-            item = mark_done_by_codes(session, user, district, step, note=note, now=instant)
+            item = mark_done_by_codes(session, user, district, step, note=note, now=instant,
+                                      directive_slug=directive)
+            slug = session.get(Directive, item.directive_id).slug
     except TidtamError as error:
         fail(error, 1)
-    typer.echo(f"item {item.id} ({district} {step}) done at {shown(instant)}")
+    typer.echo(f"item {item.id} ({slug} {district} {step}) done at {shown(instant)}")

@@ -12,7 +12,6 @@ from models.user import UserPublic
 from tidtam.app import reporting
 from tidtam.app.accounts import authenticate
 from tidtam.app.boards import (
-    ItemDetail,
     complete_item,
     item_detail,
     provinces_for,
@@ -21,7 +20,6 @@ from tidtam.app.boards import (
 )
 from tidtam.app.directive_api import (
     board_of_caller,
-    directive_of_item,
     district_board,
     outbox_directive,
     province_board_of,
@@ -119,13 +117,9 @@ def district_items(code: str, user: ApiUser, session: SessionDep, today: TodayDe
             for row in board.rows for cell in row.cells]
 
 
-def _item(session: SessionDep, detail: ItemDetail) -> ItemPublic:
-    return ItemPublic.of_detail(detail, directive_of_item(session, detail.item).slug)
-
-
 @router.get("/items/{item_id}", response_model=ItemPublic, responses=errors(403, 404))
 def get_item(item_id: int, user: ApiUser, session: SessionDep, today: TodayDep) -> ItemPublic:
-    return _item(session, item_detail(session, user, item_id, today))
+    return ItemPublic.of_detail(item_detail(session, user, item_id, today))
 
 
 @router.post("/items/{item_id}/done", response_model=ItemPublic,
@@ -137,8 +131,8 @@ def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, no
     A 422 is ``{"detail": {"th", "en"}}`` when a rule refuses the input (a note over 2000
     characters), FastAPI's field list when the JSON itself has the wrong shape.
     """
-    return _item(session, complete_item(session, user, item_id, now=now, today=today,
-                                        note=body.note, expected_version=body.version))
+    return ItemPublic.of_detail(complete_item(session, user, item_id, now=now, today=today,
+                                              note=body.note, expected_version=body.version))
 
 
 @router.post("/items/{item_id}/waive", response_model=ItemPublic,
@@ -151,8 +145,8 @@ def item_waive(item_id: int, body: WaiveIn, user: ApiUser, session: SessionDep, 
     ``version``, an item not open, or the report step (the report form completes it), 422
     ``{"detail": {"th", "en"}}`` for an empty or too long reason.
     """
-    return _item(session, waive_item(session, user, item_id, now=now, today=today,
-                                     reason=body.reason, expected_version=body.version))
+    return ItemPublic.of_detail(waive_item(session, user, item_id, now=now, today=today,
+                                           reason=body.reason, expected_version=body.version))
 
 
 @router.post("/items/{item_id}/unwaive", response_model=ItemPublic,
@@ -163,8 +157,8 @@ def item_unwaive(item_id: int, body: UnwaiveIn, user: ApiUser, session: SessionD
 
     409 when the item is not waived or ``version`` is stale.
     """
-    return _item(session, unwaive_item(session, user, item_id, now=now, today=today,
-                                       reason=body.reason, expected_version=body.version))
+    return ItemPublic.of_detail(unwaive_item(session, user, item_id, now=now, today=today,
+                                             reason=body.reason, expected_version=body.version))
 
 
 @router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403, 404))

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from models.directive import ItemStatus
 from tidtam.app.directive_api import (
     MAX_ITEMS,
+    board_by_slug,
     close,
-    directive_board,
     directive_line,
     directive_lines,
     items_page,
@@ -62,7 +62,7 @@ def close_directive(slug: str, body: CloseIn, user: ApiUser, session: SessionDep
 def get_directive_board(slug: str, user: ApiUser, session: SessionDep,
                         today: TodayDep) -> BoardPublic:
     """That directive's district × step board: the whole province, or a district role's own row."""
-    return BoardPublic.of(directive_board(session, user, slug, today))
+    return BoardPublic.of(board_by_slug(session, user, slug, today))
 
 
 @router.get("/items", response_model=ItemsPagePublic, responses=errors(403, 404))

@@ -104,8 +104,8 @@ class ItemPublic(BaseModel):
         return cls.of(cell.item, cell.step, cell.overdue, directive_slug)
 
     @classmethod
-    def of_detail(cls, detail: ItemDetail, directive_slug: str) -> ItemPublic:
-        return cls.of(detail.item, detail.step, detail.overdue, directive_slug)
+    def of_detail(cls, detail: ItemDetail) -> ItemPublic:
+        return cls.of(detail.item, detail.step, detail.overdue, detail.directive.slug)
 
     @classmethod
     def of_row(cls, row: ItemRow) -> ItemPublic:

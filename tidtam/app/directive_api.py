@@ -15,18 +15,17 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from domain.access import DISTRICT_ROLES, NATIONAL_ROLES, can_see_province
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Forbidden, NotFound
 from models.directive import (
     Directive,
     DirectiveStatus,
     DirectiveStep,
     ItemStatus,
     TrackedItem,
-    active_directives,
     directives_of,
 )
 from models.user import User
-from tidtam.app.boards import Board, board, visible_province
+from tidtam.app.boards import Board, board, directive_named, visible_province
 from tidtam.app.directives import (
     DirectiveProgress,
     close_directive,
@@ -37,10 +36,6 @@ from tidtam.app.directives import (
 from tidtam.app.tracking import visible_district
 
 MAX_ITEMS = 500  # one page of /api/v1/items at most
-
-
-def _slugs(directives: list[Directive]) -> str:
-    return ", ".join(d.slug for d in directives) or "-"
 
 
 def readable_directive(session: Session, actor: User, slug: str) -> Directive:
@@ -68,24 +63,13 @@ def _own_province_district_role(actor: User, province_code: str | None) -> bool:
             and actor.province_code is not None and actor.province_code == province_code)
 
 
-def directive_in(session: Session, province_code: str, slug: str | None) -> Directive:
-    """The directive an older endpoint is about: the one ``?directive=`` names (of this province),
-    else the province's one active directive; several active → Conflict listing them."""
+def directive_in(session: Session, actor: User, province_code: str, slug: str | None) -> Directive:
+    """The directive an older endpoint is about: the one ``?directive=`` names (of this province;
+    unknown → NotFound listing its active ones), else the province's one active directive
+    (several → Conflict listing them: ``boards.directive_named``)."""
     if slug:
         return find_directive(session, slug, province_code)
-    active = active_directives(session, province_code)
-    if len(active) == 1:
-        return active[0]
-    if active:
-        raise Conflict(f"province {province_code} follows several directives: name one with "
-                       f"?directive= ({_slugs(active)})",
-                       f"จังหวัดรหัส {province_code} ติดตามหนังสือสั่งการหลายฉบับ "
-                       f"ระบุฉบับด้วย ?directive= ({_slugs(active)})")
-    every = directives_of(session, province_code)
-    raise NotFound(f"province {province_code} has no active directive; name one with "
-                   f"?directive= ({_slugs(every)})",
-                   f"จังหวัดรหัส {province_code} ไม่มีหนังสือสั่งการที่ติดตามอยู่ "
-                   f"ระบุฉบับด้วย ?directive= ({_slugs(every)})")
+    return directive_named(session, actor, province_code, None)
 
 
 # --- the list, one directive, its board ----------------------------------------------------------
@@ -133,8 +117,9 @@ def close(session: Session, actor: User, slug: str, *, reason: str, now: datetim
     return directive_line(session, actor, slug, today)
 
 
-def directive_board(session: Session, actor: User, slug: str, today: date) -> Board:
-    """The directive's district × step board: the whole province, or a district role's own row."""
+def board_by_slug(session: Session, actor: User, slug: str, today: date) -> Board:
+    """The directive's district × step board: the whole province, or a district role's own row
+    (``boards.directive_board``, the page's, is the province's and the Department's only)."""
     directive = readable_directive(session, actor, slug)
     district = actor.district_code if actor.role in DISTRICT_ROLES else None
     return board(session, directive, today, district)
@@ -158,14 +143,15 @@ def board_of_caller(session: Session, actor: User, today: date, slug: str | None
 def province_board_of(session: Session, actor: User, province_code: str, today: date,
                       slug: str | None) -> Board:
     province = visible_province(session, actor, province_code)
-    return board(session, directive_in(session, province.code, slug), today)
+    return board(session, directive_in(session, actor, province.code, slug), today)
 
 
 def district_board(session: Session, actor: User, district_code: str, today: date,
                    slug: str | None) -> Board:
     """One district's row of a directive of its province."""
     district = visible_district(session, actor, district_code)
-    return board(session, directive_in(session, district.province_code, slug), today, district.code)
+    return board(session, directive_in(session, actor, district.province_code, slug), today,
+                 district.code)
 
 
 def outbox_directive(session: Session, actor: User, slug: str | None) -> Directive | None:
@@ -233,9 +219,4 @@ def _item_scope(session: Session, actor: User, slug: str | None, district_code: 
     else:
         conditions.append(Directive.status == DirectiveStatus.ACTIVE)
     return conditions
-
-
-def directive_of_item(session: Session, item: TrackedItem) -> Directive:
-    """The directive an item belongs to (the API names it with every item)."""
-    return session.get(Directive, item.directive_id)
 

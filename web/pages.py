@@ -4,35 +4,46 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
+from sqlmodel import Session
 from starlette.responses import Response
 
 from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
+from models.directive import Directive, directives_of
 from models.user import User
 from tidtam.app.boards import (
-    board_for,
-    district_view,
+    directive_board,
+    directive_district,
     item_detail,
-    province_board,
     provinces_for,
+    visible_province,
+)
+from tidtam.app.directives import (
+    close_directive,
+    district_work,
+    province_directives,
+    visible_directive,
 )
 from tidtam.app.outbox import outbox_for
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, TodayDep
+from web.links import directive_path, legacy_path
 from web.rendering import flash, render
 
 router = APIRouter(include_in_schema=False)
 
 
 def home_path(user: User) -> str:
-    """District people start at their district; province people at the board; the Department at
-    the national board."""
+    """District people start at their work across letters (งานของฉัน); province people at their
+    province's directives; the Department at the national board."""
     if user.role in DISTRICT_ROLES and user.district_code:
-        return f"/districts/{user.district_code}"
+        return "/my"
     if user.role in NATIONAL_ROLES:
         return "/national"
-    return "/board"
+    if user.province_code:
+        return f"/provinces/{user.province_code}/directives"
+    return "/my"
 
 
 @router.get("/")
@@ -40,10 +51,48 @@ def home(user: CurrentUser) -> Response:
     return redirect(home_path(user))
 
 
+@router.get("/my")
+def my_work_page(request: Request, user: CurrentUser, session: SessionDep,
+                 today: TodayDep) -> Response:
+    """งานของฉัน: the district's open items across every active directive."""
+    work = district_work(session, user, None, today)
+    return render(request, "my_work.html", {"work": work, "here": "/my"})
+
+
 @router.get("/districts/{code}")
-def district_page(request: Request, code: str, user: CurrentUser, session: SessionDep,
-                  today: TodayDep) -> Response:
-    view = district_view(session, user, code, today)
+def district_work_page(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                       today: TodayDep) -> Response:
+    """The same page for a named district (the province's people may look)."""
+    work = district_work(session, user, code, today)
+    here = "/my" if code == user.district_code else f"/districts/{code}"
+    return render(request, "my_work.html", {"work": work, "here": here})
+
+
+@router.get("/provinces/{code}/directives")
+def directives_page(request: Request, code: str, user: CurrentUser, session: SessionDep,
+                    today: TodayDep) -> Response:
+    return render(request, "directives.html",
+                  {"listing": province_directives(session, user, code, today)})
+
+
+@router.post("/directives/{slug}/close")
+def directive_close(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                    now: NowDep, reason: Annotated[str, Form()] = "") -> Response:
+    directive = close_directive(session, user, slug, reason=reason, now=now)
+    flash(request, "flash.directive_closed", ref=directive.reference_no)
+    return redirect(f"/provinces/{directive.province_code}/directives")
+
+
+@router.get("/directives/{slug}")
+def board_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+               today: TodayDep) -> Response:
+    return render(request, "board.html", {"board": directive_board(session, user, slug, today)})
+
+
+@router.get("/directives/{slug}/districts/{code}")
+def district_page(request: Request, slug: str, code: str, user: CurrentUser,
+                  session: SessionDep, today: TodayDep) -> Response:
+    view = directive_district(session, user, slug, code, today)
     return render(request, "district.html", {"view": view, "board": view.board, "row": view.row})
 
 
@@ -55,13 +104,18 @@ def item_page(request: Request, item_id: int, user: CurrentUser, session: Sessio
                                          "step": detail.step})
 
 
+def _district_page_of(session: Session, item) -> str:
+    directive = session.get(Directive, item.directive_id)
+    return directive_path(directive, f"/districts/{item.district_code}#item-{item.id}")
+
+
 @router.post("/items/{item_id}/done")
 def item_done(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
               now: NowDep, version: Annotated[int, Form()], note: Annotated[str, Form()] = "",
               next: Annotated[str, Form()] = "") -> Response:
     item = mark_done(session, user, item_id, now=now, note=note, expected_version=version)
     flash(request, "flash.item_done")
-    return redirect(safe_next(next) or f"/districts/{item.district_code}#item-{item.id}")
+    return redirect(safe_next(next) or _district_page_of(session, item))
 
 
 @router.post("/items/{item_id}/waive")
@@ -85,9 +139,12 @@ def item_unwaive(request: Request, item_id: int, user: CurrentUser, session: Ses
 
 
 @router.get("/board")
-def board_page(request: Request, user: CurrentUser, session: SessionDep,
-               today: TodayDep) -> Response:
-    return render(request, "board.html", {"board": board_for(session, user, today)})
+def old_board(user: CurrentUser, session: SessionDep) -> Response:
+    """A link from before: the one active directive's board (district people: their district's
+    page of it), or the list to choose from."""
+    if user.role in DISTRICT_ROLES and user.district_code:
+        return redirect(legacy_path(session, user, f"/districts/{user.district_code}"))
+    return redirect(legacy_path(session, user))
 
 
 @router.get("/provinces")
@@ -96,11 +153,18 @@ def provinces_page(request: Request, user: CurrentUser, session: SessionDep) -> 
 
 
 @router.get("/provinces/{code}")
-def province_page(request: Request, code: str, user: CurrentUser, session: SessionDep,
-                  today: TodayDep) -> Response:
-    return render(request, "board.html", {"board": province_board(session, user, code, today)})
+def old_province_page(code: str, user: CurrentUser, session: SessionDep) -> Response:
+    """A link from before: the province's one active directive's board, or its directives."""
+    province = visible_province(session, user, code)
+    return redirect(legacy_path(session, user, province_code=province.code))
 
 
 @router.get("/outbox")
-def outbox_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    return render(request, "outbox.html", {"messages": outbox_for(session, user)})
+def outbox_page(request: Request, user: CurrentUser, session: SessionDep,
+                directive: Annotated[str, Query()] = "") -> Response:
+    """The province's messages; ``?directive=SLUG``: only those about that directive."""
+    chosen = visible_directive(session, user, directive) if directive else None
+    messages = outbox_for(session, user, directive=chosen)
+    return render(request, "outbox.html", {
+        "messages": messages, "chosen": chosen,
+        "directives": directives_of(session, user.province_code) if user.province_code else []})

@@ -36,7 +36,8 @@ def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url, 
 
     page = desktop_page
     sign_in(page, base_url, "staff-2703")
-    expect(page).to_have_url(f"{base_url}/districts/2703")
+    expect(page).to_have_url(f"{base_url}/my")
+    page.goto(f"{base_url}/directives/fy2567-sakaeo-volunteer-centers/districts/2703")
     expect(page.locator("h1")).to_contain_text("อำเภอตาพระยา")
     g1 = page.locator('li[data-step="G1"]')
     expect(g1).to_have_class(re.compile(r"\boverdue\b"))
@@ -51,7 +52,9 @@ def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url, 
     expect(page.locator(".flash")).to_contain_text("ออกจากระบบแล้ว")
 
     sign_in(page, base_url, "coordinator")
-    expect(page).to_have_url(f"{base_url}/board")
+    expect(page).to_have_url(f"{base_url}/provinces/27/directives")
+    page.goto(f"{base_url}/board")  # an old link: the one active directive's board
+    expect(page).to_have_url(f"{base_url}/directives/fy2567-sakaeo-volunteer-centers")
     cell = page.locator('tr[data-district="2703"] td[data-step="G1"]')
     expect(cell).to_have_attribute("data-state", "done")
     expect(page.locator('tr[data-district="2703"] td.count')).to_have_text("1/12")
@@ -64,7 +67,8 @@ def test_the_board_fits_a_phone(phone_page, base_url, screenshot):
     """On a 390 px phone the page itself does not scroll sideways; only the table does."""
     page = phone_page
     sign_in(page, base_url, "coordinator")
-    page.wait_for_url(f"{base_url}/board")
+    page.wait_for_url(f"{base_url}/provinces/27/directives")
+    page.goto(f"{base_url}/directives/fy2567-sakaeo-volunteer-centers")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1
     screenshot(page, "board-phone.png")

@@ -177,7 +177,7 @@ def signed_in_on_one_served_by_the_other(web_a: str, web_b: str) -> None:
                                                      "csrftoken": token})
         assert answer.status_code == 303, answer.text[-500:]  # signed in: off to the board
         assert "/login" not in answer.headers["location"]
-        board = client.get(f"{web_a}/board", follow_redirects=False)
+        board = client.get(f"{web_a}/provinces/27/directives", follow_redirects=False)
         assert board.status_code == 200 and "/logout" in board.text, board.headers
 
 

@@ -23,14 +23,15 @@ def test_district_staff_sign_in_and_land_on_their_district(client):
     assert "tidtam_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     assert "secure" not in cookie  # base_url is http here
     home = client.get("/", follow_redirects=False)
-    assert home.headers["location"] == "/districts/2703"
+    assert home.headers["location"] == "/my"
 
 
 def test_coordinator_and_provincial_head_land_on_the_board(client, app):
     for username in ("coordinator", "province-head"):
         with TestClient(app) as fresh:
             signed_in(fresh, username)
-            assert fresh.get("/", follow_redirects=False).headers["location"] == "/board"
+            assert fresh.get("/", follow_redirects=False).headers["location"] == \
+                "/provinces/27/directives"
 
 
 def test_session_cookie_is_secure_when_the_site_is_https(engine):

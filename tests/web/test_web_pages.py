@@ -22,7 +22,7 @@ STEPS = ["G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "A1", "A2", "A3", "R1"]
 
 def test_district_page_lists_the_districts_items_in_thai_with_buddhist_era_dates(client):
     signed_in(client, "staff-2703")
-    page = client.get("/districts/2703")
+    page = client.get("/directives/fy2567-sakaeo-volunteer-centers/districts/2703")
     assert page.status_code == 200
     assert "อำเภอตาพระยา" in page.text
     assert "ศึกษาแนวทางการดำเนินงานที่กรมการพัฒนาชุมชนกำหนด" in page.text  # G1's Thai title
@@ -40,7 +40,8 @@ def test_staff_mark_g1_done_with_a_note_and_it_is_recorded_and_audited(client, e
                            data={"version": item.version, "note": "ประชุมชี้แจงแล้ว 15 ก.ค.",
                                  "csrftoken": csrf(client)}, follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"] == f"/districts/2703#item-{item.id}"
+    assert response.headers["location"] == \
+        f"/directives/fy2567-sakaeo-volunteer-centers/districts/2703#item-{item.id}"
     done = item_of(engine, "2703", "G1")
     assert done.status == ItemStatus.DONE and done.version == item.version + 1
     assert done.note == "ประชุมชี้แจงแล้ว 15 ก.ค."
@@ -50,9 +51,9 @@ def test_staff_mark_g1_done_with_a_note_and_it_is_recorded_and_audited(client, e
         audit = entries_for(session, "tracked_item", item.id)
     assert [e.action for e in audit] == ["item.done"]
     assert audit[0].actor == "staff-2703" and audit[0].after["note"] == done.note
-    page = client.get("/districts/2703")
+    page = client.get("/directives/fy2567-sakaeo-volunteer-centers/districts/2703")
     assert "บันทึกแล้ว" in page.text  # the flash, once
-    assert "บันทึกแล้ว" not in client.get("/districts/2703").text
+    assert "บันทึกแล้ว" not in client.get("/directives/fy2567-sakaeo-volunteer-centers/districts/2703").text
     assert page.text.count('class="item overdue"') == 1
 
 
@@ -147,10 +148,11 @@ def test_coordinator_board_shows_nine_districts_by_twelve_steps(client, engine):
         assert legend in page.text
 
 
-def test_district_staff_see_only_their_own_row_on_the_board(client):
+def test_district_staff_old_board_link_leads_to_their_own_district(client):
     signed_in(client, "staff-2703")
     page = client.get("/board")
-    assert re.findall(r'<tr data-district="(\d{4})">', page.text) == ["2703"]
+    assert page.url.path == "/directives/fy2567-sakaeo-volunteer-centers/districts/2703"
+    assert re.findall(r'<li id="item-\d+" class="item \w+" data-step="(\w+)"', page.text) == STEPS
     assert "ข้อความแจ้งเตือน" not in page.text  # no outbox link
 
 
@@ -255,10 +257,10 @@ def test_an_unexpected_error_shows_no_stack_trace(app, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(web.pages, "board_for", boom)
+    monkeypatch.setattr(web.pages, "directive_board", boom)
     with TestClient(app, raise_server_exceptions=False) as c:
         signed_in(c, "coordinator")
-        response = c.get("/board")
+        response = c.get("/directives/fy2567-sakaeo-volunteer-centers")
     assert response.status_code == 500
     assert "ระบบขัดข้อง" in response.text
     assert "secret internals" not in response.text and "Traceback" not in response.text
@@ -267,7 +269,8 @@ def test_an_unexpected_error_shows_no_stack_trace(app, monkeypatch):
 @pytest.mark.parametrize("username", ["staff-2705", "head-2705"])
 def test_district_roles_land_on_their_own_page(client, username):
     signed_in(client, username)
-    assert client.get("/", follow_redirects=False).headers["location"] == "/districts/2705"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/my"
+    assert "อำเภอวัฒนานคร" in client.get("/my").text
 
 
 def test_the_audit_log_has_no_entry_for_a_refused_write(client, engine):
@@ -287,6 +290,8 @@ def test_every_page_renders_in_both_languages(client, engine, lang):
     client.post("/lang", data={"lang": lang, "next": "/", "csrftoken": csrf(client)})
     item = item_of(engine, "2701", "G1")
     for path in ("/board", "/districts/2703", f"/items/{item.id}", "/outbox", "/logout",
+                 "/provinces/27/directives", "/directives/fy2567-sakaeo-volunteer-centers",
+                 "/directives/fy2567-sakaeo-volunteer-centers/districts/2703",
                  "/items/999999"):
         response = client.get(path)
         assert response.status_code in (200, 404), path
@@ -300,7 +305,7 @@ def test_the_report_steps_page_leads_to_the_form_not_to_a_done_button(client, en
     item = item_of(engine, "2703", "R1")
     page = client.get(f"/items/{item.id}")
     assert f'action="/items/{item.id}/done"' not in page.text
-    assert 'href="/districts/2703/report"' in page.text
+    assert 'href="/directives/fy2567-sakaeo-volunteer-centers/districts/2703/report"' in page.text
     refused = client.post(f"/items/{item.id}/done", data={
         "version": item.version, "csrftoken": csrf(client)}, follow_redirects=False)
     assert refused.status_code == 409 and "ส่งแบบรายงาน" in refused.text

@@ -22,30 +22,46 @@ from domain.access import (
     can_see_province,
     can_waive_item,
 )
-from domain.errors import Forbidden, NotFound
+from domain.errors import Conflict, Forbidden, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
+    DirectiveStatus,
     DirectiveStep,
     ItemStatus,
     StepKind,
     TrackedItem,
+    active_directives,
     items_of,
-    latest_directive,
     steps_of,
 )
 from models.org import District, Province, districts_of, get_district, get_province
 from models.user import User
+from tidtam.app.directives import find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
 
 
-def current_directive(session: Session, province_code: str) -> Directive:
-    """The newest directive of a province: the one its pages are about."""
-    directive = latest_directive(session, province_code)
-    if directive is None:
-        raise NotFound(f"no directive has been launched for province {province_code}",
-                       f"ยังไม่มีหนังสือสั่งการสำหรับจังหวัดรหัส {province_code}")
-    return directive
+def directive_named(session: Session, province_code: str, slug: str | None) -> Directive:
+    """The directive a request about a province is for: the one it names (``slug``, which must
+    be that province's), else the province's one active directive. The caller has checked that
+    the actor may see the province (or the district).
+
+    Never "the newest": with several active and none named, a Conflict lists their slugs; an
+    unknown slug, or none active, is NotFound (listing the active ones).
+    """
+    if slug:
+        return find_directive(session, slug, province_code)
+    active = active_directives(session, province_code)
+    if len(active) == 1:
+        return active[0]
+    if not active:
+        raise NotFound(f"province {province_code} follows no active directive",
+                       f"จังหวัดรหัส {province_code} ไม่มีหนังสือสั่งการที่ติดตามอยู่")
+    slugs = ", ".join(d.slug for d in active)
+    raise Conflict(f"province {province_code} follows several directives; name one "
+                   f"(?directive=SLUG): {slugs}",
+                   f"จังหวัดรหัส {province_code} ติดตามหนังสือสั่งการหลายฉบับ — ระบุฉบับ "
+                   f"(?directive=SLUG): {slugs}")
 
 
 def visible_province(session: Session, actor: User, province_code: str) -> Province:
@@ -152,36 +168,65 @@ class DistrictView:
         return self.board.rows[0] if self.board.rows else None
 
 
-def district_view(session: Session, actor: User, district_code: str, today: date) -> DistrictView:
-    """One district's items of the current directive, and whether the actor may mark them."""
+def district_view(session: Session, actor: User, district_code: str, today: date, *,
+                  directive: Directive | None = None) -> DistrictView:
+    """One district's items of a directive, and whether the actor may mark them (never on a
+    closed directive). ``directive``: None for the province's one active directive."""
     district = visible_district(session, actor, district_code)
+    directive = directive or directive_named(session, district.province_code, None)
+    if directive.province_code != district.province_code:
+        raise NotFound(f"directive {directive.slug} is not district {district.code}'s",
+                       f"หนังสือสั่งการ {directive.slug} ไม่ใช่ของอำเภอรหัส {district.code}")
     return DistrictView(
         district=district,
-        board=board(session, current_directive(session, district.province_code), today,
-                    district.code),
-        can_mark=can_mark_item(actor.role, actor.district_code, district.code))
+        board=board(session, directive, today, district.code),
+        can_mark=(directive.status == DirectiveStatus.ACTIVE
+                  and can_mark_item(actor.role, actor.district_code, district.code)))
 
 
-def board_for(session: Session, actor: User, today: date) -> Board:
+def directive_board(session: Session, actor: User, slug: str, today: date) -> Board:
+    """``/directives/{slug}``: a directive's whole board, for its province and the Department."""
+    return board(session, visible_directive(session, actor, slug), today)
+
+
+def directive_district(session: Session, actor: User, slug: str, district_code: str,
+                       today: date) -> DistrictView:
+    """``/directives/{slug}/districts/{code}``: one district's items of that directive."""
+    district = visible_district(session, actor, district_code)
+    directive = find_directive(session, slug, district.province_code)
+    return district_view(session, actor, district.code, today, directive=directive)
+
+
+def board_for(session: Session, actor: User, today: date, *,
+              directive: Directive | None = None) -> Board:
     """The whole province for province roles; only their own district for district roles.
+    ``directive``: None for the province's one active directive (several: a Conflict).
 
     The Department has no province of its own: it opens one with ``province_board``.
     """
     if actor.role in DISTRICT_ROLES and actor.district_code:
-        return district_view(session, actor, actor.district_code, today).board
+        return district_view(session, actor, actor.district_code, today,
+                             directive=directive).board
     if actor.role in NATIONAL_ROLES:
         raise NotFound("the Department opens a province's board: /provinces/{code}",
                        "กรมฯ เลือกดูกระดานติดตามทีละจังหวัด: /provinces/{รหัสจังหวัด}")
     if actor.role not in PROVINCE_ROLES or actor.province_code is None:
         raise Forbidden("your role may not see the provincial board",
                         "บทบาทของคุณไม่มีสิทธิ์ดูกระดานติดตามของจังหวัด")
-    return province_board(session, actor, actor.province_code, today)
+    return province_board(session, actor, actor.province_code, today, directive=directive)
 
 
-def province_board(session: Session, actor: User, province_code: str, today: date) -> Board:
-    """One province's board: for its coordinator and head, and for the Department."""
+def province_board(session: Session, actor: User, province_code: str, today: date, *,
+                   directive: Directive | None = None) -> Board:
+    """One province's board of a directive (None: its one active directive): for its
+    coordinator and head, and for the Department."""
     province = visible_province(session, actor, province_code)
-    return board(session, current_directive(session, province.code), today)
+    if directive is None:
+        directive = directive_named(session, province.code, None)
+    elif directive.province_code != province.code:
+        raise NotFound(f"directive {directive.slug} is not province {province.code}'s",
+                       f"หนังสือสั่งการ {directive.slug} ไม่ใช่ของจังหวัดรหัส {province.code}")
+    return board(session, directive, today)
 
 
 def provinces_for(session: Session, actor: User) -> list[Province]:
@@ -203,6 +248,7 @@ class ItemDetail:
     history: list[AuditEntry]
     waived_by: User | None = None
     can_waive: bool = False  # the province's coordinator: waive an open step, undo a waiver
+    directive: Directive | None = None  # the letter the item belongs to (its pages' URLs)
 
 
 def item_detail(session: Session, actor: User, item_id: int, today: date) -> ItemDetail:
@@ -211,15 +257,18 @@ def item_detail(session: Session, actor: User, item_id: int, today: date) -> Ite
     step = session.get(DirectiveStep, item.step_id)
     district = get_district(session, item.district_code)
     completed_by = session.get(User, item.completed_by_id) if item.completed_by_id else None
+    directive = session.get(Directive, item.directive_id)
+    active = directive.status == DirectiveStatus.ACTIVE  # a closed letter takes no more changes
     return ItemDetail(
         item=item, step=step, district=district,
         completed_by=completed_by,
-        can_mark=can_mark_item(actor.role, actor.district_code, item.district_code),
+        can_mark=active and can_mark_item(actor.role, actor.district_code, item.district_code),
         overdue=is_overdue(item, today),
         history=entries_for(session, "tracked_item", item.id),
         waived_by=session.get(User, item.waived_by_id) if item.waived_by_id else None,
-        can_waive=(can_waive_item(actor.role, actor.province_code, district.province_code)
-                   and step.kind != StepKind.REPORT))
+        can_waive=(active and can_waive_item(actor.role, actor.province_code, district.province_code)
+                   and step.kind != StepKind.REPORT),
+        directive=directive)
 
 
 def complete_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,

@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 .PHONY: help run test lint fake-line system-deps services env clean bench
 
 help:
-	@echo "make run   — create the environment, migrate, load Sa Kaeo + the FY 2567 directive (demo), start everything"
+	@echo "make run   — create the environment, migrate, load Sa Kaeo + its two FY 2567 letters (demo), start everything"
 	@echo "             (with the LINE stand-in: LINE messages show at the URL printed on start-up)"
 	@echo "make test  — install what the tests need and run them all (SQLite and PostgreSQL)"
 	@echo "make fake-line [PORT=8099] — only the LINE stand-in (point TIDTAM_LINE_API_BASE at it)"
@@ -48,11 +48,12 @@ services:
 
 # The demo's clock starts on Tuesday 6 Aug 2567, 09:00 Bangkok time (three working days before
 # the report is due) and runs on from there; override with DEMO_NOW=… (ISO-8601 with offset).
-# The directive is launched (and the demo accounts made) on the letter's day, 12 Jul 2567.
+# The directive is launched (and the demo accounts made) on the letter's day, 12 Jul 2567; the
+# second letter (directives/fy2567-sakaeo-outstanding-centers.yaml) on its day, 26 Jul 2567.
 DEMO_NOW ?= 2024-08-06T09:00:00+07:00
 DEMO_LAUNCH ?= 2024-07-12T10:00:00+07:00
 run: env
-	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --exist-ok --now $(DEMO_LAUNCH)
+	TIDTAM_DEMO=1 $(BIN)/tidtam init --demo --follow-up --exist-ok --now $(DEMO_LAUNCH)
 	TIDTAM_DEMO=1 TIDTAM_DEMO_NOW=$(DEMO_NOW) $(BIN)/tidtam serve
 
 # The stand-in LINE Messaging API on its own; `make run` starts one itself in demo mode.

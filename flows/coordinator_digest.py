@@ -26,6 +26,8 @@ def coordinator_digest(now: str | None = None) -> dict:
     print(f"coordinator-digest at {instant.isoformat()}: {result.provinces} province(s), "
           f"{result.enqueued} enqueued, {result.already_queued} already queued, "
           f"{result.no_channel} without a channel")
+    for slug in result.closed:
+        print(f"coordinator-digest: closed {slug} automatically (close_after_working_days)")
     for reason in result.skipped:
         print(f"coordinator-digest: nobody to send to in province {reason}")
     return asdict(result)

@@ -2,7 +2,8 @@
 
 Three kinds of file: a province's own directive; the Department's (``scope: national``), which
 every province with districts loaded receives a copy of; and a province's addition to the
-Department's (``extends:``): its own steps and earlier dates. Re-running creates nothing new.
+Department's (``extends:``): its own steps and earlier dates. Re-running creates nothing new;
+running a higher ``revision:`` of a launched file applies the amended letter and says what it did.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ def launch_directive(path: str, now: str | None = None) -> dict:
             summary = {"directive": spec.slug, "directive_id": national.directive.id,
                        "created_directive": national.created_directive,
                        "provinces": national.provinces, "created_items": national.created_items}
+            amendment = national.amendment
         else:
             result = launch(session, spec, now=instant)
             summary = {"directive": spec.slug, "directive_id": result.directive.id,
                        "created_directive": result.created_directive,
                        "created_items": result.created_items}
+            amendment = result.amendment
+        summary["revision"] = spec.revision
+        summary["amendment"] = amendment.describe() if amendment else None
     where = f" in {summary['provinces']} provinces" if "provinces" in summary else ""
     print(f"launch-directive {spec.slug}: {summary['created_items']} new tracked items{where}")
+    if amendment:
+        print(f"launch-directive {spec.slug}: amended letter applied: {amendment.summary_en()}")
     return summary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from models.directive import Directive
@@ -12,14 +12,19 @@ from models.user import UserPublic
 from tidtam.app import reporting
 from tidtam.app.accounts import authenticate
 from tidtam.app.boards import (
-    board_for,
+    ItemDetail,
     complete_item,
-    district_view,
     item_detail,
-    province_board,
     provinces_for,
     unwaive_item,
     waive_item,
+)
+from tidtam.app.directive_api import (
+    board_of_caller,
+    directive_of_item,
+    district_board,
+    outbox_directive,
+    province_board_of,
 )
 from tidtam.app.national import (
     department_due,
@@ -29,6 +34,7 @@ from tidtam.app.national import (
     submit_provincial_report,
 )
 from tidtam.app.outbox import outbox_for
+from web import api_directives
 from web.deps import (
     ApiUser,
     NotAuthenticated,
@@ -44,7 +50,6 @@ from web.schemas import (
     DepartmentIn,
     DirectivePublic,
     DoneIn,
-    ErrorPublic,
     ItemPublic,
     NationalBoardPublic,
     OutboxMessagePublic,
@@ -56,15 +61,15 @@ from web.schemas import (
     UnwaiveIn,
     VersionIn,
     WaiveIn,
+    errors,
 )
 
-
-def errors(*codes: int) -> dict[int | str, dict]:
-    """OpenAPI entries for the bilingual errors an endpoint may answer with."""
-    return {code: {"model": ErrorPublic} for code in codes}
-
-
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors(401))
+
+# Older endpoints named no directive: ?directive= names one; without it, a province that follows
+# one active directive answers as before, one with several answers 409 listing them.
+DirectiveQuery = Annotated[str | None, Query(
+    description="a directive's slug; needed (else 409) when the province follows several")]
 
 
 @router.post("/token", response_model=TokenPublic)
@@ -83,10 +88,11 @@ def me(user: ApiUser) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.get("/board", response_model=BoardPublic, responses=errors(403, 404))
-def get_board(user: ApiUser, session: SessionDep, today: TodayDep) -> BoardPublic:
-    """The current directive's board: the whole province, or a district role's own district."""
-    return BoardPublic.of(board_for(session, user, today))
+@router.get("/board", response_model=BoardPublic, responses=errors(403, 404, 409))
+def get_board(user: ApiUser, session: SessionDep, today: TodayDep,
+              directive: DirectiveQuery = None) -> BoardPublic:
+    """A directive's board: the whole province, or a district role's own district."""
+    return BoardPublic.of(board_of_caller(session, user, today, directive))
 
 
 @router.get("/provinces", response_model=list[ProvincePublic])
@@ -95,23 +101,31 @@ def list_provinces(user: ApiUser, session: SessionDep) -> list[ProvincePublic]:
     return [ProvincePublic.model_validate(p, from_attributes=True) for p in provinces_for(session, user)]
 
 
-@router.get("/provinces/{code}/board", response_model=BoardPublic, responses=errors(403, 404))
-def get_province_board(code: str, user: ApiUser, session: SessionDep, today: TodayDep) -> BoardPublic:
-    """One province's board: its coordinator and head, and the Department viewer."""
-    return BoardPublic.of(province_board(session, user, code, today))
+@router.get("/provinces/{code}/board", response_model=BoardPublic,
+            responses=errors(403, 404, 409))
+def get_province_board(code: str, user: ApiUser, session: SessionDep, today: TodayDep,
+                       directive: DirectiveQuery = None) -> BoardPublic:
+    """One province's board of a directive: its coordinator and head, and the Department viewer."""
+    return BoardPublic.of(province_board_of(session, user, code, today, directive))
 
 
 @router.get("/districts/{code}/items", response_model=list[ItemPublic],
-            responses=errors(403, 404))
-def district_items(code: str, user: ApiUser, session: SessionDep,
-                   today: TodayDep) -> list[ItemPublic]:
-    view = district_view(session, user, code, today)
-    return [ItemPublic.of_cell(cell) for cell in (view.row.cells if view.row else [])]
+            responses=errors(403, 404, 409))
+def district_items(code: str, user: ApiUser, session: SessionDep, today: TodayDep,
+                   directive: DirectiveQuery = None) -> list[ItemPublic]:
+    """One district's items of a directive (``/items?district=`` reads across directives)."""
+    board = district_board(session, user, code, today, directive)
+    return [ItemPublic.of_cell(cell, board.directive.slug)
+            for row in board.rows for cell in row.cells]
+
+
+def _item(session: SessionDep, detail: ItemDetail) -> ItemPublic:
+    return ItemPublic.of_detail(detail, directive_of_item(session, detail.item).slug)
 
 
 @router.get("/items/{item_id}", response_model=ItemPublic, responses=errors(403, 404))
 def get_item(item_id: int, user: ApiUser, session: SessionDep, today: TodayDep) -> ItemPublic:
-    return ItemPublic.of_detail(item_detail(session, user, item_id, today))
+    return _item(session, item_detail(session, user, item_id, today))
 
 
 @router.post("/items/{item_id}/done", response_model=ItemPublic,
@@ -123,8 +137,8 @@ def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, no
     A 422 is ``{"detail": {"th", "en"}}`` when a rule refuses the input (a note over 2000
     characters), FastAPI's field list when the JSON itself has the wrong shape.
     """
-    return ItemPublic.of_detail(complete_item(session, user, item_id, now=now, today=today,
-                                              note=body.note, expected_version=body.version))
+    return _item(session, complete_item(session, user, item_id, now=now, today=today,
+                                        note=body.note, expected_version=body.version))
 
 
 @router.post("/items/{item_id}/waive", response_model=ItemPublic,
@@ -137,8 +151,8 @@ def item_waive(item_id: int, body: WaiveIn, user: ApiUser, session: SessionDep, 
     ``version``, an item not open, or the report step (the report form completes it), 422
     ``{"detail": {"th", "en"}}`` for an empty or too long reason.
     """
-    return ItemPublic.of_detail(waive_item(session, user, item_id, now=now, today=today,
-                                           reason=body.reason, expected_version=body.version))
+    return _item(session, waive_item(session, user, item_id, now=now, today=today,
+                                     reason=body.reason, expected_version=body.version))
 
 
 @router.post("/items/{item_id}/unwaive", response_model=ItemPublic,
@@ -149,31 +163,49 @@ def item_unwaive(item_id: int, body: UnwaiveIn, user: ApiUser, session: SessionD
 
     409 when the item is not waived or ``version`` is stale.
     """
-    return ItemPublic.of_detail(unwaive_item(session, user, item_id, now=now, today=today,
-                                             reason=body.reason, expected_version=body.version))
+    return _item(session, unwaive_item(session, user, item_id, now=now, today=today,
+                                       reason=body.reason, expected_version=body.version))
 
 
-@router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403))
-def outbox(user: ApiUser, session: SessionDep) -> list[OutboxMessagePublic]:
-    """Every message of the province, newest first (coordinator and provincial head)."""
-    return [OutboxMessagePublic.of(m) for m in outbox_for(session, user)]
+@router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403, 404))
+def outbox(user: ApiUser, session: SessionDep,
+           directive: Annotated[str | None, Query(
+               description="only the messages about this directive (else every one)")] = None,
+           ) -> list[OutboxMessagePublic]:
+    """The province's messages, newest first (coordinator and provincial head)."""
+    return [OutboxMessagePublic.of(m)
+            for m in outbox_for(session, user, directive=outbox_directive(session, user, directive))]
 
 
-@router.get("/districts/{code}/report", response_model=ReportPublic, responses=errors(403, 404))
-def get_report(code: str, user: ApiUser, session: SessionDep) -> ReportPublic:
-    """The district's report form for the current directive, with what is wrong and derived."""
-    return ReportPublic.of(reporting.report_view(session, user, code))
+DirectiveQuery = Annotated[str | None, Query(
+    alias="directive", description="the directive's slug; may be left out while the province "
+    "follows one active directive (409 listing the active ones otherwise)")]
+
+
+@router.get("/districts/{code}/report", response_model=ReportPublic,
+            responses=errors(403, 404, 409))
+def get_report(code: str, user: ApiUser, session: SessionDep,
+               directive: DirectiveQuery = None) -> ReportPublic:
+    """The district's report form for the directive, with what is wrong and derived.
+
+    409 when no ``directive`` is named and the province follows several.
+    """
+    named = reporting.directive_for_report(session, user, code, directive)
+    return ReportPublic.of(reporting.report_view(session, user, code, directive=named))
 
 
 @router.put("/districts/{code}/report", response_model=ReportPublic,
             responses=errors(403, 404, 409, 422))
 def put_report(code: str, body: ReportIn, user: ApiUser, session: SessionDep, now: NowDep,
-               request: Request) -> ReportPublic:
+               request: Request, directive: DirectiveQuery = None) -> ReportPublic:
     """Save the draft as typed (findings do not block saving); ``version`` 0 creates it.
 
-    Photos of sessions left out of the new draft are removed with them.
+    Photos of sessions left out of the new draft are removed with them. 409 when ``version``
+    is stale, the directive is closed, or no ``directive`` is named and the province follows
+    several.
     """
-    return ReportPublic.of(reporting.save_draft(session, user, code, body.report,
+    named = reporting.directive_for_report(session, user, code, directive)
+    return ReportPublic.of(reporting.save_draft(session, user, code, body.report, directive=named,
                                                 expected_version=body.version, now=now,
                                                 store=request.app.state.photos))
 
@@ -181,9 +213,14 @@ def put_report(code: str, body: ReportIn, user: ApiUser, session: SessionDep, no
 @router.post("/districts/{code}/report/submit", response_model=ReportPublic,
              responses=errors(403, 404, 409, 422))
 def submit_report(code: str, body: VersionIn, user: ApiUser, session: SessionDep,
-                  now: NowDep) -> ReportPublic:
-    """Send the report to the province; a 422 lists what must be corrected first."""
-    return ReportPublic.of(reporting.submit_report(session, user, code,
+                  now: NowDep, directive: DirectiveQuery = None) -> ReportPublic:
+    """Send the report to the province; a 422 lists what must be corrected first.
+
+    409 when ``version`` is stale, the directive is closed, or no ``directive`` is named and
+    the province follows several.
+    """
+    named = reporting.directive_for_report(session, user, code, directive)
+    return ReportPublic.of(reporting.submit_report(session, user, code, directive=named,
                                                    expected_version=body.version, now=now))
 
 
@@ -205,9 +242,18 @@ def get_national_board(slug: str, user: ApiUser, session: SessionDep, today: Tod
 @router.post("/reports/department", response_model=ProvincialReportPublic,
              responses=errors(403, 404, 409, 422))
 def submit_to_department(user: ApiUser, session: SessionDep, now: NowDep, today: TodayDep,
-                         settings: SettingsDep,
-                         body: DepartmentIn | None = None) -> ProvincialReportPublic:
-    """The province sends its compiled accepted reports to the Department (again: replaces)."""
-    report = submit_provincial_report(session, user, now=now, note=body.note if body else None)
+                         settings: SettingsDep, body: DepartmentIn | None = None,
+                         directive: DirectiveQuery = None) -> ProvincialReportPublic:
+    """The province sends the directive's compiled accepted reports to the Department (again:
+    replaces); a closed directive's too.
+
+    409 when no ``directive`` is named and the province follows several.
+    """
+    named = reporting.directive_for_province(session, user, directive)
+    report = submit_provincial_report(session, user, directive=named, now=now,
+                                      note=body.note if body else None)
     due = department_due(session.get(Directive, report.directive_id))
     return ProvincialReportPublic.of(report, bool(report_rate(report, due, today, settings.tz).on_time))
+
+
+router.include_router(api_directives.router)

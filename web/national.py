@@ -8,9 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from tidtam.app.national import national_board, national_list, submit_provincial_report
+from tidtam.app.national import (
+    national_board,
+    national_list,
+    provinces_letters,
+    submit_provincial_report,
+)
+from tidtam.app.reporting import directive_named
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
+from web.links import directive_path
 from web.rendering import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -19,10 +26,12 @@ router = APIRouter(include_in_schema=False)
 @router.get("/national")
 def national_page(request: Request, user: CurrentUser, session: SessionDep, today: TodayDep,
                   settings: SettingsDep) -> Response:
-    """The newest national directive's board, or a page saying there is none yet."""
+    """The newest national directive's board (or a page saying there is none yet), and the
+    provinces' own letters."""
     directives = national_list(session, user)
     if not directives:
-        return render(request, "national.html", {"board": None, "directives": []})
+        return render(request, "national.html", {
+            "board": None, "directives": [], "letters": provinces_letters(session, user, today)})
     return _board(request, user, session, directives[0].slug, today, settings)
 
 
@@ -34,13 +43,15 @@ def national_slug_page(request: Request, slug: str, user: CurrentUser, session: 
 
 def _board(request: Request, user, session, slug: str, today, settings) -> Response:
     board = national_board(session, user, slug, today, settings.tz)
-    return render(request, "national.html", {"board": board,
-                                              "directives": national_list(session, user)})
+    return render(request, "national.html", {
+        "board": board, "directives": national_list(session, user),
+        "letters": provinces_letters(session, user, today)})
 
 
-@router.post("/reports/department")
-def submit_to_department(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
-                         note: Annotated[str, Form()] = "") -> Response:
-    submit_provincial_report(session, user, now=now, note=note)
+@router.post("/directives/{slug}/reports/department")
+def submit_to_department(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                         now: NowDep, note: Annotated[str, Form()] = "") -> Response:
+    directive = directive_named(session, user, slug)
+    submit_provincial_report(session, user, directive=directive, now=now, note=note)
     flash(request, "flash.department_submitted")
-    return redirect("/reports#department")
+    return redirect(directive_path(directive, "/reports#department"))

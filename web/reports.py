@@ -1,6 +1,10 @@
 """The report form's pages: the district fills it (autosaved), the province reviews and compiles it.
 
-Routes parse, call one use case of ``tidtam.app.reporting`` and render or redirect. The form works
+Every page, printout and download lives under its directive (``/directives/{slug}/districts/
+{code}/report…``, ``/directives/{slug}/reports…``) and its file names carry the slug; a link from
+before, which named no directive, answers 303 (``web.links.legacy_path``), and a form posted to
+such an address changes nothing (404). Routes parse, call one use case of
+``tidtam.app.reporting`` and render or redirect. The form works
 without JavaScript (a normal POST saves it); ``static/report.js`` adds autosave, which posts the
 whole form as JSON to ``…/report/draft`` and gets back the version, the findings and the derived
 items. Photos are checked by ``tidtam.infra.photos``; this module only bounds what it reads.
@@ -21,10 +25,12 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
+from models.directive import Directive
 from models.report import Report, get_provincial_report
 from models.user import User
 from tidtam.app import reporting
 from tidtam.app.reporting import ReportView
+from tidtam.app.tracking import visible_district
 from tidtam.documents.exports import compilation_csv, compilation_xlsx
 from tidtam.documents.pdf import html_to_pdf
 from tidtam.documents.printing import printable_district, printable_province
@@ -33,6 +39,7 @@ from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.errors import status_of, wants_json
 from web.i18n import Translator, language_of
+from web.links import directive_path, legacy_path
 from web.rendering import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -90,77 +97,99 @@ async def posted_draft(request: Request) -> DraftIn:
 DraftDep = Annotated[DraftIn, Depends(posted_draft)]
 
 
-def report_url(code: str) -> str:
-    return f"/districts/{code}/report"
+def report_url(directive: Directive | str, code: str) -> str:
+    return directive_path(directive, f"/districts/{code}/report")
+
+
+def reports_url(directive: Directive | str) -> str:
+    return directive_path(directive, "/reports")
+
+
+def named(session: Session, user: User, slug: str) -> Directive:
+    """The directive the address names (NotFound, Forbidden)."""
+    return reporting.directive_named(session, user, slug)
+
+
+REPORT = "/directives/{slug}/districts/{code}/report"
+REPORTS = "/directives/{slug}/reports"
 
 
 # --- the district's form ------------------------------------------------------------------------
 
-@router.get("/districts/{code}/report")
-def report_page(request: Request, code: str, user: CurrentUser, session: SessionDep) -> Response:
-    return render_report(request, reporting.report_view(session, user, code))
+@router.get(REPORT)
+def report_page(request: Request, slug: str, code: str, user: CurrentUser,
+                session: SessionDep) -> Response:
+    directive = named(session, user, slug)
+    return render_report(request, reporting.report_view(session, user, code, directive=directive))
 
 
-@router.post("/districts/{code}/report")
-def report_post(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT)
+def report_post(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                 now: NowDep, store: StoreDep, form: FormDep) -> Response:
     """The form without JavaScript: save what was typed (or add/remove a row), then back."""
+    directive = named(session, user, slug)
     op = str(form.get("op") or "save")
-    save_typed(session, user, code, raw_from_form(form, op), version_of(form), now, store)
+    save_typed(session, user, directive, code, raw_from_form(form, op), version_of(form), now,
+               store)
     flash(request, "flash.report_saved")
-    return redirect(report_url(code) + anchor_for(op))
+    return redirect(report_url(directive, code) + anchor_for(op))
 
 
-@router.post("/districts/{code}/report/draft")
-def report_draft(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT + "/draft")
+def report_draft(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                  now: NowDep, store: StoreDep, body: DraftDep) -> Response:
     """Autosave: the whole form as JSON; answers the new version, findings and derived items."""
     try:
-        view = save_typed(session, user, code, body.report, body.version, now, store)
+        directive = named(session, user, slug)
+        view = save_typed(session, user, directive, code, body.report, body.version, now, store)
     except TidtamError as exc:
         return json_error(exc)
     return JSONResponse(page_state(request, view))
 
 
-@router.post("/districts/{code}/report/submit")
-def report_submit(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT + "/submit")
+def report_submit(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                   now: NowDep, store: StoreDep, form: FormDep) -> Response:
     """Send it to the province; posted from the form itself, what was typed is saved first."""
+    directive = named(session, user, slug)
     version = version_of(form)
     if "sessions-form" in form:
-        version = save_typed(session, user, code, raw_from_form(form, "save"), version, now,
-                             store).version
+        version = save_typed(session, user, directive, code, raw_from_form(form, "save"),
+                             version, now, store).version
     try:
-        reporting.submit_report(session, user, code, expected_version=version, now=now)
+        reporting.submit_report(session, user, code, directive=directive,
+                                expected_version=version, now=now)
     except ReportInvalid as exc:
-        view = reporting.report_view(session, user, code)
+        view = reporting.report_view(session, user, code, directive=directive)
         return render_report(request, view, refused=exc, status_code=422)
     flash(request, "flash.report_submitted")
-    return redirect(report_url(code))
+    return redirect(report_url(directive, code))
 
 
 # --- photos -------------------------------------------------------------------------------------
 
-@router.post("/districts/{code}/report/photos")
-def report_photos(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT + "/photos")
+def report_photos(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                   now: NowDep, store: StoreDep, form: FormDep) -> Response:
     """One or more photos for one session; each refused file says why, the others are kept."""
     key = str(form.get("session_key") or "")
     files = [(key, f) for f in form.getlist("files") if isinstance(f, UploadFile)]
     try:
-        view = reporting.report_view(session, user, code)
+        directive = named(session, user, slug)
+        view = reporting.report_view(session, user, code, directive=directive)
         refused = attach_uploads(session, user, code, files, now, store, view)
     except TidtamError as exc:
         if wants_json(request):
             return json_error(exc)
         raise
     if wants_json(request):
-        state = page_state(request, reporting.report_view(session, user, code))
+        state = page_state(request, reporting.report_view(session, user, code,
+                                                          directive=directive))
         return JSONResponse({**state, "refused": [refusal_json(request, e) for e in refused]})
     flash_refusals(request, refused)
     if len(refused) < len(files):
         flash(request, "flash.photos_added", count=len(files) - len(refused))
-    return redirect(f"{report_url(code)}#session-{key}")
+    return redirect(f"{report_url(directive, code)}#session-{key}")
 
 
 @router.get("/photos/{photo_id}/thumb")
@@ -185,7 +214,8 @@ def photo_file(store: PhotoStore, name: str) -> Response:
 def photo_delete(request: Request, photo_id: int, user: CurrentUser, session: SessionDep,
                  now: NowDep, store: StoreDep) -> Response:
     photo = reporting.get_photo_for(session, user, photo_id)
-    code = session.get(Report, photo.report_id).district_code
+    report = session.get(Report, photo.report_id)
+    code, directive = report.district_code, session.get(Directive, report.directive_id)
     try:
         reporting.remove_photo(session, user, photo_id, store=store, now=now)
     except TidtamError as exc:
@@ -193,45 +223,52 @@ def photo_delete(request: Request, photo_id: int, user: CurrentUser, session: Se
             return json_error(exc)
         raise
     if wants_json(request):
-        return JSONResponse(page_state(request, reporting.report_view(session, user, code)))
+        return JSONResponse(page_state(request, reporting.report_view(session, user, code,
+                                                                      directive=directive)))
     flash(request, "flash.photo_removed")
-    return redirect(f"{report_url(code)}#session-{photo.session_key}")
+    return redirect(f"{report_url(directive, code)}#session-{photo.session_key}")
 
 
 # --- the coordinator's review -------------------------------------------------------------------
 
-@router.post("/districts/{code}/report/return")
-def report_return(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT + "/return")
+def report_return(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                   now: NowDep, form: FormDep) -> Response:
-    reporting.return_report(session, user, code, comment=str(form.get("comment") or ""),
+    directive = named(session, user, slug)
+    reporting.return_report(session, user, code, directive=directive,
+                            comment=str(form.get("comment") or ""),
                             expected_version=version_of(form), now=now)
     flash(request, "flash.report_returned")
-    return redirect(report_url(code))
+    return redirect(report_url(directive, code))
 
 
-@router.post("/districts/{code}/report/accept")
-def report_accept(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT + "/accept")
+def report_accept(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                   now: NowDep, form: FormDep) -> Response:
-    reporting.accept_report(session, user, code, expected_version=version_of(form), now=now)
+    directive = named(session, user, slug)
+    reporting.accept_report(session, user, code, directive=directive,
+                            expected_version=version_of(form), now=now)
     flash(request, "flash.report_accepted")
-    return redirect(report_url(code))
+    return redirect(report_url(directive, code))
 
 
-@router.post("/districts/{code}/report/reopen")
-def report_reopen(request: Request, code: str, user: CurrentUser, session: SessionDep,
+@router.post(REPORT + "/reopen")
+def report_reopen(request: Request, slug: str, code: str, user: CurrentUser, session: SessionDep,
                   now: NowDep, form: FormDep) -> Response:
-    reporting.reopen_report(session, user, code, reason=str(form.get("reason") or ""),
+    directive = named(session, user, slug)
+    reporting.reopen_report(session, user, code, directive=directive,
+                            reason=str(form.get("reason") or ""),
                             expected_version=version_of(form), now=now)
     flash(request, "flash.report_reopened")
-    return redirect(report_url(code))
+    return redirect(report_url(directive, code))
 
 
 # --- the province: every district, the totals, the printable form and downloads -----------------
 
-@router.get("/reports")
-def reports_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    directive = reporting.current_directive_for(session, user)
-    compilation = reporting.compile_for(session, user, directive)
+@router.get(REPORTS)
+def reports_page(request: Request, slug: str, user: CurrentUser, session: SessionDep) -> Response:
+    directive = named(session, user, slug)
+    compilation = reporting.compile_for(session, user, directive=directive)
     return render(request, "reports.html", {"directive": directive, "compilation": compilation,
                                             "spec": reporting.spec_of(directive),
                                             "csv_tables": CSV_TABLES,
@@ -239,57 +276,104 @@ def reports_page(request: Request, user: CurrentUser, session: SessionDep) -> Re
                                                 session, directive.id)})
 
 
-@router.get("/districts/{code}/report/print")
-def district_print(code: str, user: CurrentUser, session: SessionDep, store: StoreDep,
+@router.get(REPORT + "/print")
+def district_print(slug: str, code: str, user: CurrentUser, session: SessionDep, store: StoreDep,
                    settings: SettingsDep, thai_digits: bool = False) -> Response:
     """The official form (enclosure 3) to print from the browser, A4."""
-    return HTMLResponse(printable_district(session, user, code, store=store,
+    directive = named(session, user, slug)
+    return HTMLResponse(printable_district(session, user, code, directive=directive, store=store,
                                            thai_digits=thai_digits, tz=settings.tz),
                         headers={"Cache-Control": "private"})
 
 
-@router.get("/districts/{code}/report.pdf")
-def district_pdf(code: str, user: CurrentUser, session: SessionDep, store: StoreDep,
+@router.get("/directives/{slug}/districts/{code}/report.pdf")
+def district_pdf(slug: str, code: str, user: CurrentUser, session: SessionDep, store: StoreDep,
                  settings: SettingsDep, thai_digits: bool = False) -> Response:
-    html = printable_district(session, user, code, store=store, thai_digits=thai_digits,
-                              tz=settings.tz)
-    return download(html_to_pdf(html), "application/pdf", f"report-{code}.pdf")
+    directive = named(session, user, slug)
+    html = printable_district(session, user, code, directive=directive, store=store,
+                              thai_digits=thai_digits, tz=settings.tz)
+    return download(html_to_pdf(html), "application/pdf", f"report-{directive.slug}-{code}.pdf")
 
 
-@router.get("/reports/print")
-def province_print(user: CurrentUser, session: SessionDep, store: StoreDep,
+@router.get(REPORTS + "/print")
+def province_print(slug: str, user: CurrentUser, session: SessionDep, store: StoreDep,
                    settings: SettingsDep, now: NowDep, thai_digits: bool = False) -> Response:
-    return HTMLResponse(printable_province(session, user, store=store, thai_digits=thai_digits,
-                                           as_of=now, tz=settings.tz),
+    directive = named(session, user, slug)
+    return HTMLResponse(printable_province(session, user, directive=directive, store=store,
+                                           thai_digits=thai_digits, as_of=now, tz=settings.tz),
                         headers={"Cache-Control": "private"})
 
 
-@router.get("/reports/compiled.pdf")
-def province_pdf(user: CurrentUser, session: SessionDep, store: StoreDep,
+@router.get(REPORTS + "/compiled.pdf")
+def province_pdf(slug: str, user: CurrentUser, session: SessionDep, store: StoreDep,
                  settings: SettingsDep, now: NowDep, thai_digits: bool = False) -> Response:
-    html = printable_province(session, user, store=store, thai_digits=thai_digits, as_of=now,
-                              tz=settings.tz)
-    return download(html_to_pdf(html), "application/pdf", f"report-{user.province_code}.pdf")
+    directive = named(session, user, slug)
+    html = printable_province(session, user, directive=directive, store=store,
+                              thai_digits=thai_digits, as_of=now, tz=settings.tz)
+    return download(html_to_pdf(html), "application/pdf", f"report-{directive.slug}.pdf")
 
 
-@router.get("/reports/compiled.xlsx")
-def province_xlsx(user: CurrentUser, session: SessionDep) -> Response:
-    directive = reporting.current_directive_for(session, user)
-    data = compilation_xlsx(reporting.compile_for(session, user, directive),
+@router.get(REPORTS + "/compiled.xlsx")
+def province_xlsx(slug: str, user: CurrentUser, session: SessionDep) -> Response:
+    directive = named(session, user, slug)
+    data = compilation_xlsx(reporting.compile_for(session, user, directive=directive),
                             reporting.spec_of(directive))
-    return download(data, XLSX, f"report-{user.province_code}.xlsx")
+    return download(data, XLSX, f"report-{directive.slug}.xlsx")
 
 
-@router.get("/reports/compiled-{table}.csv")
-def province_csv(table: str, user: CurrentUser, session: SessionDep) -> Response:
+@router.get(REPORTS + "/compiled-{table}.csv")
+def province_csv(slug: str, table: str, user: CurrentUser, session: SessionDep) -> Response:
     if table not in CSV_TABLES:
         raise NotFound(f"no table {table!r}; use one of {', '.join(CSV_TABLES)}",
                        f"ไม่มีตาราง {table!r} (มี {', '.join(CSV_TABLES)})")
-    directive = reporting.current_directive_for(session, user)
-    text = compilation_csv(reporting.compile_for(session, user, directive),
+    directive = named(session, user, slug)
+    text = compilation_csv(reporting.compile_for(session, user, directive=directive),
                            reporting.spec_of(directive), table)
     return download(text.encode("utf-8"), "text/csv; charset=utf-8",  # the text starts with a BOM
-                    f"report-{user.province_code}-{table}.csv")
+                    f"report-{directive.slug}-{table}.csv")
+
+
+# --- links from before a province followed several directives -----------------------------------
+
+def _legacy(request: Request, session: Session, user: User, suffix: str,
+            province_code: str | None = None) -> Response:
+    """303 to the same page of the province's one active directive, or to the list to choose
+    from; the query (``?thai_digits=true``) goes along."""
+    target = legacy_path(session, user, suffix, province_code)
+    if request.url.query and target.startswith("/directives/"):
+        target += "?" + request.url.query
+    return redirect(target)
+
+
+@router.get("/districts/{code}/report")
+@router.get("/districts/{code}/report/print")
+@router.get("/districts/{code}/report.pdf")
+def legacy_district_report(request: Request, code: str, user: CurrentUser,
+                           session: SessionDep) -> Response:
+    district = visible_district(session, user, code)
+    suffix = request.url.path.removeprefix(f"/districts/{code}")
+    return _legacy(request, session, user, f"/districts/{district.code}{suffix}",
+                   district.province_code)
+
+
+@router.get("/reports")
+@router.get("/reports/print")
+@router.get("/reports/compiled.pdf")
+@router.get("/reports/compiled.xlsx")
+@router.get("/reports/compiled-{table}.csv")
+def legacy_reports(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    return _legacy(request, session, user, request.url.path)
+
+
+@router.post("/districts/{code}/report")
+@router.post("/districts/{code}/report/{action}")
+@router.post("/reports/department")
+def legacy_post(request: Request, user: CurrentUser) -> Response:
+    """A form from a page loaded before: the address names no directive, so nothing is changed
+    (404, never a redirect: a POST is not repeated on another directive's report)."""
+    raise NotFound("this form's address has moved (it now names its directive); reload the page "
+               "and send it again", "ที่อยู่ของแบบฟอร์มนี้เปลี่ยนไปแล้ว (ระบุหนังสือสั่งการ) "
+               "กรุณาโหลดหน้าใหม่แล้วส่งอีกครั้ง")
 
 
 def download(data: bytes, media_type: str, filename: str) -> Response:
@@ -349,15 +433,15 @@ def anchor_for(op: str) -> str:
 
 # --- saving -------------------------------------------------------------------------------------
 
-def save_typed(session: Session, user: User, code: str, raw: Any, version: int, now,
-               store: PhotoStore) -> ReportView:
+def save_typed(session: Session, user: User, directive: Directive, code: str, raw: Any,
+               version: int, now, store: PhotoStore) -> ReportView:
     """Save the draft unless nothing changed; photos of a session that was removed go with it."""
-    view = reporting.report_view(session, user, code)
+    view = reporting.report_view(session, user, code, directive=directive)
     if view.report is not None and version == view.version and view.can_edit and \
             normalise_raw(raw, view.spec) == view.report.content:
         return view  # an autosave after a blur with no change: no new version, no audit noise
-    return reporting.save_draft(session, user, code, raw, expected_version=version, now=now,
-                                store=store)
+    return reporting.save_draft(session, user, code, raw, directive=directive,
+                                expected_version=version, now=now, store=store)
 
 
 def attach_uploads(session: Session, user: User, code: str,
@@ -374,7 +458,8 @@ def attach_uploads(session: Session, user: User, code: str,
                 raise InvalidInput(f"{name}: larger than {limit / 1e6:g} MB",
                                    f"{name}: ไฟล์ใหญ่เกิน {limit / 1e6:g} MB")
             with session.begin_nested():
-                reporting.add_photo(session, user, code, key, data, name, store=store, now=now)
+                reporting.add_photo(session, user, code, key, data, name,
+                                    directive=view.directive, store=store, now=now)
         except InvalidInput as exc:
             refused.append(exc)
     return refused

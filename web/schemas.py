@@ -13,6 +13,8 @@ from models.directive import DirectivePublic, DirectiveStep, ItemStatus, StepKin
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.report import ProvincialReport
 from tidtam.app.boards import Board, BoardCell, BoardRow, ItemDetail
+from tidtam.app.directive_api import DirectiveLine, ItemRow, ItemsPage
+from tidtam.app.directives import DirectiveProgress
 from tidtam.app.national import NationalBoard
 from tidtam.app.reporting import ReportView
 
@@ -29,6 +31,11 @@ class BilingualText(BaseModel):
 
 class ErrorPublic(BaseModel):
     detail: BilingualText
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the bilingual errors an endpoint may answer with."""
+    return {code: {"model": ErrorPublic} for code in codes}
 
 
 class DoneIn(BaseModel):
@@ -64,6 +71,7 @@ class StepPublic(BaseModel):
 
 class ItemPublic(BaseModel):
     id: int
+    directive_slug: str = Field(description="the directive the item belongs to")
     step_code: str
     district_code: str
     status: ItemStatus
@@ -78,20 +86,40 @@ class ItemPublic(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, item: TrackedItem, step: DirectiveStep, overdue: bool) -> ItemPublic:
-        return cls(id=item.id, step_code=step.code, district_code=item.district_code,
+    def of(cls, item: TrackedItem, step: DirectiveStep, overdue: bool,
+           directive_slug: str) -> ItemPublic:
+        return cls(id=item.id, directive_slug=directive_slug, step_code=step.code,
+                   district_code=item.district_code,
                    status=item.status, due_on=item.due_on, overdue=overdue,
                    completed_at=item.completed_at, completed_by_id=item.completed_by_id,
                    note=item.note, waived_at=item.waived_at, waived_by_id=item.waived_by_id,
                    waiver_reason=item.waiver_reason, version=item.version)
 
     @classmethod
-    def of_cell(cls, cell: BoardCell) -> ItemPublic:
-        return cls.of(cell.item, cell.step, cell.overdue)
+    def of_cell(cls, cell: BoardCell, directive_slug: str) -> ItemPublic:
+        return cls.of(cell.item, cell.step, cell.overdue, directive_slug)
 
     @classmethod
-    def of_detail(cls, detail: ItemDetail) -> ItemPublic:
-        return cls.of(detail.item, detail.step, detail.overdue)
+    def of_detail(cls, detail: ItemDetail, directive_slug: str) -> ItemPublic:
+        return cls.of(detail.item, detail.step, detail.overdue, directive_slug)
+
+    @classmethod
+    def of_row(cls, row: ItemRow) -> ItemPublic:
+        return cls.of(row.item, row.step, row.overdue, row.directive.slug)
+
+
+class ItemsPagePublic(BaseModel):
+    """One page of ``/api/v1/items``: ``total`` items match; ``limit`` from ``offset`` are here."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[ItemPublic]
+
+    @classmethod
+    def of(cls, page: ItemsPage) -> ItemsPagePublic:
+        return cls(total=page.total, limit=page.limit, offset=page.offset,
+                   items=[ItemPublic.of_row(r) for r in page.items])
 
 
 class DistrictRowPublic(BaseModel):
@@ -105,11 +133,11 @@ class DistrictRowPublic(BaseModel):
     items: list[ItemPublic]
 
     @classmethod
-    def of(cls, row: BoardRow) -> DistrictRowPublic:
+    def of(cls, row: BoardRow, directive_slug: str) -> DistrictRowPublic:
         return cls(code=row.district.code, name_th=row.district.name_th,
                    name_en=row.district.name_en, done_count=row.done_count,
                    waived_count=row.waived_count, overdue_count=row.overdue_count,
-                   items=[ItemPublic.of_cell(cell) for cell in row.cells])
+                   items=[ItemPublic.of_cell(cell, directive_slug) for cell in row.cells])
 
 
 class ProvincePublic(BaseModel):
@@ -130,7 +158,52 @@ class BoardPublic(BaseModel):
         return cls(directive=DirectivePublic.model_validate(board.directive, from_attributes=True),
                    today=board.today, overdue_count=board.overdue_count,
                    steps=[StepPublic.of(s) for s in board.steps],
-                   districts=[DistrictRowPublic.of(r) for r in board.rows])
+                   districts=[DistrictRowPublic.of(r, board.directive.slug) for r in board.rows])
+
+
+class NextDuePublic(BaseModel):
+    """The next step still open somewhere, and how many districts owe it."""
+
+    step_code: str
+    title_th: str
+    title_en: str
+    due_on: date
+    open_districts: int
+
+
+class ProgressPublic(BaseModel):
+    """Where a directive stands across its province's districts."""
+
+    expected: int = Field(description="tracked items (districts × steps)")
+    settled: int = Field(description="done or waived")
+    percent: int
+    overdue: int = Field(description="open past their due date (0 unless the directive is active)")
+    reports_expected: int
+    reports_submitted: int = Field(description="waiting for the province's review")
+    reports_accepted: int
+    next_due: NextDuePublic | None
+
+    @classmethod
+    def of(cls, p: DirectiveProgress) -> ProgressPublic:
+        nd = p.next_due
+        return cls(expected=p.expected, settled=p.settled, percent=p.percent, overdue=p.overdue,
+                   reports_expected=p.reports_expected, reports_submitted=p.reports_submitted,
+                   reports_accepted=p.reports_accepted,
+                   next_due=NextDuePublic(step_code=nd.step.code, title_th=nd.step.title_th,
+                                          title_en=nd.step.title_en, due_on=nd.step.due_on,
+                                          open_districts=nd.open_districts) if nd else None)
+
+
+class DirectiveProgressPublic(DirectivePublic):
+    """A province's directive with where it stands (``progress`` is null for district roles,
+    who read their own district's part on the directive's board)."""
+
+    progress: ProgressPublic | None
+
+    @classmethod
+    def of(cls, line: DirectiveLine) -> DirectiveProgressPublic:
+        return cls(**DirectivePublic.model_validate(line.directive, from_attributes=True).model_dump(),
+                   progress=ProgressPublic.of(line.progress) if line.progress else None)
 
 
 class OutboxMessagePublic(BaseModel):
@@ -271,6 +344,8 @@ class ProvincialReportPublic(BaseModel):
 
 class NationalRowPublic(BaseModel):
     province: ProvincePublic
+    copy_slug: str | None = Field(description="the province's copy of the directive: its board is "
+                                              "/api/v1/directives/{copy_slug}/board")
     steps: dict[str, RatePublic]
     overall: RatePublic
     report: ProvincialReportPublic | None
@@ -294,6 +369,7 @@ class NationalBoardPublic(BaseModel):
             reports=RatePublic.of(board.reports),
             provinces=[NationalRowPublic(
                 province=ProvincePublic.model_validate(r.province, from_attributes=True),
+                copy_slug=r.copy_slug,
                 steps={code: RatePublic.of(rate) for code, rate in r.cells.items()},
                 overall=RatePublic.of(r.overall),
                 report=ProvincialReportPublic.of(r.report, bool(r.report_rate.on_time))

@@ -26,7 +26,7 @@ from models.directive import (
 )
 from models.user import get_by_username
 from tests.conftest import NOW
-from tests.db.test_reporting import accepted
+from tests.db.test_reporting import accepted, sakaeo
 from tidtam.app.accounts import ensure_user
 from tidtam.app.national import (
     apply_addition,
@@ -145,14 +145,15 @@ def test_bad_additions_change_nothing(session, country):
 def test_the_province_sends_its_compiled_report_to_the_department(session, country, store):
     accepted(session, store, "2706")
     coordinator = get_by_username(session, "coordinator")
-    first = submit_provincial_report(session, coordinator, now=bkk(8, 14), note="รอบแรก")
+    first = submit_provincial_report(session, coordinator, directive=sakaeo(session), now=bkk(8, 14),
+                                     note="รอบแรก")
     assert (first.province_code, first.version, first.districts_accepted,
             first.districts_expected) == ("27", 1, 1, 9)
     assert first.summary["totals"]["total_participants"] == 3 * 23
     assert [m["code"] for m in first.summary["missing"]][:2] == ["2701", "2702"]
     accepted(session, store, "2701")
     again = submit_provincial_report(session, get_by_username(session, "province-head"),
-                                     now=bkk(8, 16))
+                                     directive=sakaeo(session), now=bkk(8, 16))
     assert (again.id, again.version, again.districts_accepted) == (first.id, 2, 2)
     assert again.first_submitted_at == bkk(8, 14) and again.submitted_at == bkk(8, 16)
     log = entries_for(session, "provincial_report", first.id)
@@ -163,9 +164,11 @@ def test_the_province_sends_its_compiled_report_to_the_department(session, count
 def test_only_a_province_with_an_accepted_report_sends(session, country, store):
     for username in ("staff-2701", "head-2701", "department"):
         with pytest.raises(Forbidden):
-            submit_provincial_report(session, get_by_username(session, username), now=NOW)
+            submit_provincial_report(session, get_by_username(session, username),
+                                     directive=sakaeo(session), now=NOW)
     with pytest.raises(InvalidInput, match="no district report has been accepted"):
-        submit_provincial_report(session, get_by_username(session, "coordinator-50"), now=NOW)
+        submit_provincial_report(session, get_by_username(session, "coordinator-50"),
+                                 directive=get_directive_by_slug(session, f"{SLUG}-p50"), now=NOW)
     assert session.exec(select(AuditEntry).where(
         AuditEntry.action == "provincial_report.submit")).all() == []
 
@@ -185,7 +188,8 @@ def test_the_national_board_counts_rates_against_the_departments_dates(session, 
     done(chiang_mai, "5002", "G1", bkk(7, 17, 15))     # late for Chiang Mai, on time nationally
     done(chiang_mai, "5001", "P1", bkk(7, 20))         # Chiang Mai's own step: not a column
     accepted(session, store, "2706")                   # R1 done at submission, 16 Jul
-    submit_provincial_report(session, get_by_username(session, "coordinator"), now=bkk(8, 15, 16))
+    submit_provincial_report(session, get_by_username(session, "coordinator"), directive=sakaeo,
+                             now=bkk(8, 15, 16))
 
     department = get_by_username(session, "department")
     board = national_board(session, department, None, date(2024, 8, 20), BANGKOK)

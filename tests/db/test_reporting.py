@@ -16,30 +16,44 @@ from sqlmodel import Session, select
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.report import ReportInvalid
 from models.audit import entries_for
-from models.directive import ItemStatus, find_item
+from models.directive import Directive, ItemStatus, active_directives, find_item
 from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
 from models.report import Report, ReportPhoto, ReportStatus, get_report
 from models.user import get_by_username
 from tests.conftest import NOW
 from tests.helpers.poll import wait_until
-from tidtam.app.reporting import (
-    accept_report,
-    add_photo,
-    compile_for,
-    get_photo_for,
-    remove_photo,
-    reopen_report,
-    report_view,
-    return_report,
-    save_draft,
-    submit_report,
-)
+from tidtam.app import reporting
+from tidtam.app.reporting import get_photo_for, remove_photo
 from tidtam.app.tracking import mark_done
 from tidtam.infra import db
 from tidtam.infra.photos import PhotoStore
 
 LATER = NOW + timedelta(hours=1)
 DISTRICT = "2706"
+
+
+# --- the use cases, on Sa Kaeo's one active directive (``launched``, or its national copy) -------
+
+def sakaeo(session) -> Directive:
+    (directive,) = active_directives(session, "27")
+    return directive
+
+
+def _on_sakaeo(use_case):
+    """``use_case`` with ``directive=`` Sa Kaeo's one active directive unless a test names one."""
+    def call(session, *args, directive=None, **kwargs):
+        return use_case(session, *args, directive=directive or sakaeo(session), **kwargs)
+    return call
+
+
+report_view = _on_sakaeo(reporting.report_view)
+save_draft = _on_sakaeo(reporting.save_draft)
+add_photo = _on_sakaeo(reporting.add_photo)
+submit_report = _on_sakaeo(reporting.submit_report)
+return_report = _on_sakaeo(reporting.return_report)
+accept_report = _on_sakaeo(reporting.accept_report)
+reopen_report = _on_sakaeo(reporting.reopen_report)
+compile_for = _on_sakaeo(reporting.compile_for)
 
 
 # --- factories ----------------------------------------------------------------------------
@@ -82,25 +96,28 @@ def files_in(store: PhotoStore) -> list[str]:
     return sorted(p.name for p in store.root.glob("*")) if store.root.exists() else []
 
 
-def filed(session, store, district=DISTRICT, raw=None) -> int:
+def filed(session, store, district=DISTRICT, raw=None, directive=None) -> int:
     """A valid draft with a photo for each kind; returns the report's version."""
     staff = user(session, f"staff-{district}")
-    save_draft(session, staff, district, raw or form(), expected_version=0, now=NOW)
-    add_photo(session, staff, district, "s1", jpeg(), "IMG_0001.jpg", store=store, now=NOW)
-    add_photo(session, staff, district, "s2", jpeg("blue"), "IMG_0002.jpg", store=store, now=NOW)
-    return report_view(session, staff, district).version
+    on = {"directive": directive}
+    save_draft(session, staff, district, raw or form(), expected_version=0, now=NOW, **on)
+    add_photo(session, staff, district, "s1", jpeg(), "IMG_0001.jpg", store=store, now=NOW, **on)
+    add_photo(session, staff, district, "s2", jpeg("blue"), "IMG_0002.jpg", store=store, now=NOW,
+              **on)
+    return report_view(session, staff, district, **on).version
 
 
-def submitted(session, store, district=DISTRICT) -> int:
-    version = filed(session, store, district)
+def submitted(session, store, district=DISTRICT, directive=None) -> int:
+    version = filed(session, store, district, directive=directive)
     return submit_report(session, user(session, f"staff-{district}"), district,
-                         expected_version=version, now=NOW).version
+                         expected_version=version, now=NOW, directive=directive).version
 
 
-def accepted(session, store, district=DISTRICT) -> int:
-    version = submitted(session, store, district)
+def accepted(session, store, district=DISTRICT, directive=None) -> int:
+    """``directive``: Sa Kaeo's one active directive unless named."""
+    version = submitted(session, store, district, directive)
     return accept_report(session, user(session, "coordinator"), district,
-                         expected_version=version, now=LATER).version
+                         expected_version=version, now=LATER, directive=directive).version
 
 
 def r1(session, directive, district=DISTRICT):
@@ -676,3 +693,67 @@ def test_a_session_left_out_of_the_new_draft_takes_its_photos_with_it(session, l
     kept = save_draft(session, staff, DISTRICT, without_s2, expected_version=view.version,
                       now=LATER)  # without a store, photos are left alone
     assert [p.session_key for p in kept.photos] == ["s1"]
+
+
+# --- which directive ----------------------------------------------------------------------------
+
+def test_a_report_belongs_to_the_directive_it_is_asked_of(session, launched, store):
+    """Two active directives in Sa Kaeo: each has its own report per district; a call that names
+    none is asked which (409 listing them); a directive of another province has no such district."""
+    from domain.directive import load_directive
+    from tidtam.app.tracking import launch_directive
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE
+
+    staff = user(session, "staff-2706")
+    assert reporting.directive_for_report(session, staff, DISTRICT, None).id == launched.id
+    filed(session, store)
+    spec = load_directive(DEFAULT_DIRECTIVE)
+    second = launch_directive(session, spec.model_copy(update={"slug": "fy2567-sakaeo-follow-up"}),
+                              now=NOW).directive
+    assert reporting.report_view(session, staff, DISTRICT, directive=second).report is None
+    assert reporting.report_view(session, staff, DISTRICT, directive=launched).report is not None
+    with pytest.raises(Conflict) as asked:
+        reporting.directive_for_report(session, staff, DISTRICT, None)
+    assert "fy2567-sakaeo-volunteer-centers" in asked.value.message_en
+    assert "fy2567-sakaeo-follow-up" in asked.value.message_en
+    assert "fy2567-sakaeo-follow-up" in asked.value.message_th
+    assert reporting.directive_for_report(session, staff, DISTRICT,
+                                          "fy2567-sakaeo-follow-up").id == second.id
+    with pytest.raises(NotFound):
+        reporting.directive_named(session, staff, "no-such-letter")
+    coordinator = user(session, "coordinator")
+    assert reporting.directive_for_province(session, coordinator, second.slug).id == second.id
+    with pytest.raises(Conflict):
+        reporting.directive_for_province(session, coordinator, None)
+
+
+def test_a_closed_directive_keeps_its_reports_readable_and_refuses_changes(session, launched,
+                                                                          store):
+    from tidtam.app.directives import close_directive
+
+    version = submitted(session, store)
+    coordinator, staff = user(session, "coordinator"), user(session, "staff-2701")
+    save_draft(session, staff, "2701", form(), expected_version=0, now=NOW)
+    photo = add_photo(session, staff, "2701", "s1", jpeg(), "a.jpg", store=store, now=NOW)
+    close_directive(session, coordinator, launched.slug, reason="ครบกำหนด", now=LATER)
+    on = {"directive": launched}  # closed: no longer Sa Kaeo's active one
+    view = report_view(session, staff, "2701", **on)
+    assert view.closed and not view.can_edit and view.report.version == 2
+    assert not report_view(session, coordinator, DISTRICT, **on).can_review
+    refusals = [
+        lambda: save_draft(session, staff, "2701", form(entry("s9")), expected_version=2, now=LATER,
+                           **on),
+        lambda: add_photo(session, staff, "2701", "s1", jpeg(), "b.jpg", store=store, now=LATER,
+                          **on),
+        lambda: remove_photo(session, staff, photo.id, store=store, now=LATER),
+        lambda: submit_report(session, staff, "2701", expected_version=2, now=LATER, **on),
+        lambda: accept_report(session, coordinator, DISTRICT, expected_version=version, now=LATER,
+                              **on),
+        lambda: return_report(session, coordinator, DISTRICT, comment="x",
+                              expected_version=version, now=LATER, **on)]
+    for refused in refusals:
+        with pytest.raises(Conflict, match="closed") as caught:
+            refused()
+        assert "ปิดแล้ว" in caught.value.message_th
+    assert get_photo_for(session, staff, photo.id).id == photo.id
+    assert [d.code for d in compile_for(session, coordinator, **on).missing][:1] == ["2701"]

@@ -37,7 +37,8 @@ def jpeg(colour: tuple[int, int, int]) -> bytes:
 
 @pytest.fixture
 def printed(session, launched, tmp_path):
-    """The sample reports, two photos on 2701's sessions; returns (session, store, users)."""
+    """The sample reports, two photos on 2701's sessions; returns (session, store, users,
+    the directive)."""
     rows = add_reports(session, launched.id)
     store = PhotoStore(tmp_path / "photos")
     for key, colour in COLOURS.items():
@@ -51,7 +52,7 @@ def printed(session, launched, tmp_path):
     session.flush()
     users = {name: get_by_username(session, name)
              for name in ("staff-2701", "staff-2702", "coordinator", "province-head")}
-    return session, store, users
+    return session, store, users, launched
 
 
 def open_page(page, html: str):
@@ -69,8 +70,8 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
 
 
 def test_district_form_in_chromium_shows_items_1_to_5_photos_and_sessions(printed, desktop_page):
-    session, store, users = printed
-    html = printable_district(session, users["staff-2701"], "2701", store=store)
+    session, store, users, directive = printed
+    html = printable_district(session, users["staff-2701"], "2701", directive=directive, store=store)
     page = open_page(desktop_page, html)
     text = page.inner_text("body")
     assert "อำเภอเมืองสระแก้ว จังหวัดสระแก้ว" in text
@@ -94,8 +95,9 @@ def test_district_form_in_chromium_shows_items_1_to_5_photos_and_sessions(printe
 
 
 def test_thai_digits_write_every_count_and_date_in_thai(printed, desktop_page):
-    session, store, users = printed
-    html = printable_district(session, users["coordinator"], "2701", store=store, thai_digits=True)
+    session, store, users, directive = printed
+    html = printable_district(session, users["coordinator"], "2701", directive=directive, store=store,
+                              thai_digits=True)
     page = open_page(desktop_page, html)
     assert "จำนวน ๑ แห่ง" in page.inner_text("#item-1")
     assert "๕๓" in page.inner_text("#item-2") and "53" not in page.inner_text("#item-2")
@@ -103,20 +105,20 @@ def test_thai_digits_write_every_count_and_date_in_thai(printed, desktop_page):
 
 
 def test_a_report_not_yet_accepted_prints_as_a_draft_and_staff_print_only_their_district(printed):
-    session, store, users = printed
-    html = printable_district(session, users["coordinator"], "2703", store=store)
+    session, store, users, directive = printed
+    html = printable_district(session, users["coordinator"], "2703", directive=directive, store=store)
     assert "ฉบับร่าง" in html and "ส่งแล้ว รอจังหวัดตรวจ" in html and "อำเภอตาพระยา" in html
-    empty = printable_district(session, users["coordinator"], "2709", store=store)
+    empty = printable_district(session, users["coordinator"], "2709", directive=directive, store=store)
     assert "ยังไม่ได้บันทึกรายงาน" in empty and "- ยังไม่มีข้อมูล -" in empty
     with pytest.raises(Forbidden):
-        printable_district(session, users["staff-2702"], "2701", store=store)
+        printable_district(session, users["staff-2702"], "2701", directive=directive, store=store)
     with pytest.raises(Forbidden):
-        printable_province(session, users["staff-2701"], store=store)
+        printable_province(session, users["staff-2701"], directive=directive, store=store)
 
 
 def test_province_form_in_chromium_adds_up_accepted_reports_and_lists_the_missing(printed, desktop_page):
-    session, store, users = printed
-    html = printable_province(session, users["province-head"], store=store)
+    session, store, users, directive = printed
+    html = printable_province(session, users["province-head"], directive=directive, store=store)
     page = open_page(desktop_page, html)
     text = page.inner_text("body")
     assert "สรุปผลภาพรวม จังหวัดสระแก้ว" in text
@@ -135,10 +137,11 @@ def test_province_form_in_chromium_adds_up_accepted_reports_and_lists_the_missin
 
 
 def test_pdf_text_layer_keeps_the_district_name_and_the_office_exactly(printed, tmp_path):
-    session, store, users = printed
+    session, store, users, directive = printed
     if not CHROMIUM.exists():
         unavailable("chromium not installed")
-    pdf = html_to_pdf(printable_district(session, users["staff-2701"], "2701", store=store))
+    pdf = html_to_pdf(printable_district(session, users["staff-2701"], "2701", directive=directive,
+                                         store=store))
     assert pdf.startswith(b"%PDF")
     text = pdf_text(pdf, tmp_path)
     assert "อำเภอเมืองสระแก้ว" in text
@@ -149,10 +152,11 @@ def test_pdf_text_layer_keeps_the_district_name_and_the_office_exactly(printed, 
 
 
 def test_province_pdf_holds_the_totals(printed, tmp_path):
-    session, store, users = printed
+    session, store, users, directive = printed
     if not CHROMIUM.exists():
         unavailable("chromium not installed")
-    text = pdf_text(html_to_pdf(printable_province(session, users["coordinator"], store=store)), tmp_path)
+    html = printable_province(session, users["coordinator"], directive=directive, store=store)
+    text = pdf_text(html_to_pdf(html), tmp_path)
     assert "จังหวัดสระแก้ว" in text and "สำนักงานพัฒนาชุมชน" in text
     assert "167 คน" in text and "อำเภอวังสมบูรณ์" in text
 

@@ -20,10 +20,11 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, select
 
-from models.directive import ItemStatus, find_item, latest_directive
+from models.directive import ItemStatus, find_item, get_directive_by_slug
 from models.outbox import OutboxMessage, OutboxStatus
 from tests.conftest import NOW
 from tests.e2e.conftest import served, sign_in
+from tests.web.helpers import SLUG
 from tidtam.app.escalation import sweep
 from tidtam.infra import db
 from tidtam.infra.clock import FixedClock
@@ -37,6 +38,7 @@ CLOCK = datetime(2024, 8, 6, 3, 0, tzinfo=UTC)     # Tue 6 Aug 2567, 10:00 in Ba
 LATER = datetime(2024, 8, 14, 3, 0, tzinfo=UTC)    # past R1's due date: the sweep would chase
 SETTINGS = dict(demo=True, _env_file=None)
 TOO_FEW = "ครั้งที่ 2 · จำนวนผู้เข้าร่วมรวม: มีผู้เข้าร่วม 15 คน ต้องไม่น้อยกว่า 20 คนต่อครั้ง"
+D = f"/directives/{SLUG}"  # the Sa Kaeo FY 2567 directive's pages
 COMMENT = "ครั้งที่ 3 ระบุหมู่บ้านให้ครบ (หมู่ที่ และตำบล)"
 
 
@@ -64,7 +66,7 @@ def jpeg(name: str, colour: tuple[int, int, int]) -> dict:
 
 def r1_of(engine, district: str = "2706"):
     with Session(engine) as session:
-        directive = latest_directive(session, "27")
+        directive = get_directive_by_slug(session, SLUG)
         return find_item(session, directive.id, district, "R1")
 
 
@@ -117,9 +119,9 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
 
     # staff-2706 fills three sessions, one with only 15 participants, with photos and an outcome
     sign_in(page, base_url, "staff-2706")
-    expect(page).to_have_url(f"{base_url}/my")
+    expect(page).to_have_url(re.compile(rf"{base_url}/(districts/2706|my)$"))  # their work
     page.locator("a.report-link").first.click()
-    expect(page).to_have_url(f"{base_url}/directives/fy2567-sakaeo-volunteer-centers/districts/2706/report")
+    expect(page).to_have_url(f"{base_url}{D}/districts/2706/report")
     expect(page.locator("h1")).to_contain_text("แบบรายงาน อำเภอ")
     sessions = page.locator("#sessions .session")
     expect(sessions).to_have_count(1)
@@ -173,7 +175,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
 
     # the coordinator returns it with a comment
     sign_in(page, base_url, "coordinator")
-    page.goto(f"{base_url}/reports")
+    page.goto(f"{base_url}{D}/reports")
     row = page.locator('tr[data-district="2706"]')
     expect(row).to_have_attribute("data-status", "submitted")
     row.locator("a").first.click()
@@ -185,7 +187,7 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
 
     # the district sees the comment, corrects and resubmits
     sign_in(page, base_url, "staff-2706")
-    page.goto(f"{base_url}/districts/2706/report")
+    page.goto(f"{base_url}{D}/districts/2706/report")
     expect(page.locator(".review-comment")).to_contain_text(COMMENT)
     screenshot(page, "report-returned.png")
     place = sessions.nth(2).locator('[data-name="place"]')
@@ -198,13 +200,13 @@ def test_a_district_files_its_report_and_the_coordinator_returns_then_accepts_it
 
     # the coordinator accepts; the board shows R1 done for 2706
     sign_in(page, base_url, "coordinator")
-    page.goto(f"{base_url}/districts/2706/report")
+    page.goto(f"{base_url}{D}/districts/2706/report")
     page.locator(".js-accept").click()
     expect(page.locator("#report-status")).to_have_text("จังหวัดรับแล้ว")
     page.goto(f"{base_url}/board")
     expect(page.locator('tr[data-district="2706"] td[data-step="R1"]')).to_have_attribute(
         "data-state", "done")
-    page.goto(f"{base_url}/reports")
+    page.goto(f"{base_url}{D}/reports")
     expect(page.locator('tr[data-district="2706"]')).to_have_attribute("data-status", "accepted")
     expect(page.locator('[data-total="total"]')).to_have_text(str(32 + 22 + 35))
     screenshot(page, "reports-accepted.png", full_page=True)
@@ -225,7 +227,7 @@ def test_nothing_typed_is_lost_offline_and_a_stale_tab_never_overwrites(phone_pa
     page = phone_page
     context = page.context
     sign_in(page, base_url, "staff-2705")
-    page.goto(f"{base_url}/districts/2705/report")
+    page.goto(f"{base_url}{D}/districts/2705/report")
     card = page.locator("#sessions .session").first
     card.locator('[data-name="center"]').fill("ศูนย์ฯ ตำบลหนองหว้า")
     card.locator('[data-name="center"]').blur()
@@ -239,7 +241,7 @@ def test_nothing_typed_is_lost_offline_and_a_stale_tab_never_overwrites(phone_pa
     context.set_offline(False)
 
     page = context.new_page()
-    page.goto(f"{base_url}/districts/2705/report")
+    page.goto(f"{base_url}{D}/districts/2705/report")
     expect(page.locator("#save-banner")).to_contain_text("กู้คืนข้อมูลที่ยังไม่ได้บันทึก")
     wait_saved(page)
     place = page.locator('#sessions .session [data-name="place"]').first
@@ -247,7 +249,7 @@ def test_nothing_typed_is_lost_offline_and_a_stale_tab_never_overwrites(phone_pa
     assert stored_place(engine, "2705") == "บ้านหนองหว้า หมู่ 2"
 
     other = context.new_page()  # a second tab, same version, saves first
-    other.goto(f"{base_url}/districts/2705/report")
+    other.goto(f"{base_url}{D}/districts/2705/report")
     other.locator('#sessions .session [data-name="place"]').first.fill("จากแท็บที่สอง")
     other.locator('#sessions .session [data-name="place"]').first.blur()
     wait_saved(other)
@@ -262,5 +264,5 @@ def stored_place(engine, district: str) -> str:
     from models.report import get_report
 
     with Session(engine) as session:
-        directive = latest_directive(session, "27")
+        directive = get_directive_by_slug(session, SLUG)
         return get_report(session, directive.id, district).content["sessions"][0]["place"]

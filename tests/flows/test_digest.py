@@ -24,6 +24,7 @@ from tidtam.app.escalation import DirectiveRules
 
 BKK = ZoneInfo("Asia/Bangkok")
 DISTRICTS = [f"270{n}" for n in range(1, 10)]
+BOARD = "http://tidtam.test/directives/fy2567-sakaeo-volunteer-centers"
 
 
 def bkk(*args: int) -> datetime:
@@ -101,11 +102,13 @@ def test_it_lists_late_districts_by_step_reports_to_review_and_broken_routes(ses
     assert r1 == ("อ.ตาพระยา (1), อ.วัฒนานคร (1), อ.อรัญประเทศ (1), อ.เขาฉกรรจ์ (1), อ.โคกสูง (1), "
                   "อ.วังสมบูรณ์ (1)")
     assert "*" not in body  # nobody has reached the coordinator's rung (2 working days) yet
-    assert "รายงานที่รอจังหวัดตรวจ 1 ฉบับ (http://tidtam.test/reports)\n" \
+    assert "รายงานที่รอจังหวัดตรวจ 1 ฉบับ (" + BOARD + "/reports)\n" \
         "- อ.วังน้ำเย็น ส่งเมื่อ 9 ส.ค. 2567 15:45 น." in body
     assert "ส่งข้อความ LINE ไม่ถึง 1 คน" in body and "http://tidtam.test/outbox" in body
     assert "(staff-2705): LINE 400: The property, 'to', is invalid" in body
-    assert "ดูสถานะทุกอำเภอ: http://tidtam.test/board" in body
+    assert "หนังสือสั่งการทั้งหมดของจังหวัด: http://tidtam.test/provinces/27/directives\n" in body
+    assert ("■ หนังสือ สก ๐๐๑๙/ว ๒๕๒ เรื่อง การขับเคลื่อน" in body
+            and f"ดูสถานะทุกอำเภอ: {BOARD}\n" in body)
 
 
 def test_districts_at_the_coordinators_rung_are_marked_to_chase(session, province):
@@ -189,7 +192,7 @@ def test_the_email_is_also_html(session, province):
     digest(session, bkk(2024, 8, 13, 8, 0))
     email = rows(session, channel="email")[0]
     html = render_email_html(email.subject, email.body)
-    assert '<html lang="th">' in html and '<a href="http://tidtam.test/reports"' in html
+    assert '<html lang="th">' in html and f'<a href="{BOARD}/reports"' in html
 
 
 def test_the_flow_runs_the_same_code(session, province, monkeypatch):

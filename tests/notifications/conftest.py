@@ -182,7 +182,7 @@ def message_context() -> dict:
     return dict(
         directive=SimpleNamespace(
             title_th="การขับเคลื่อนการดำเนินงานศูนย์ผู้นำจิตอาสาพัฒนาชุมชน ประจำปีงบประมาณ พ.ศ. 2567",
-            reference_no="สก 0019/ว 252"),
+            reference_no="สก 0019/ว 252", slug="fy2567-sakaeo-volunteer-centers"),
         step=SimpleNamespace(code="g2", title_th="จัดประชุมกลไกขับเคลื่อน & จัดทำแผน",
                              due_on=due),
         district=SimpleNamespace(name_th="เมืองสระแก้ว", code="2701"),

@@ -28,6 +28,7 @@ def test_renders_thai_with_buddhist_era_dates(message_context, name, per_distric
     assert '"จัดประชุมกลไกขับเคลื่อน & จัดทำแผน"' in subject  # text templates are not escaped
     assert "9 สิงหาคม 2567" in body
     assert "สก 0019/ว 252" in body
+    assert "หนังสือ สก 0019/ว 252" in subject  # every message names its letter
     assert body.startswith("เรียน ")
     assert not body.endswith("\n")
 
@@ -35,7 +36,7 @@ def test_renders_thai_with_buddhist_era_dates(message_context, name, per_distric
 def test_reminder_links_the_item_and_counts_days(message_context):
     subject, body = render_message("reminder.txt.j2", **message_context)
     assert subject == ('แจ้งเตือน: "จัดประชุมกลไกขับเคลื่อน & จัดทำแผน" ครบกำหนด 9 ส.ค. 2567 '
-                       "(อีก 3 วันทำการ)")
+                       "(อีก 3 วันทำการ) · หนังสือ สก 0019/ว 252")
     assert "อำเภอเมืองสระแก้ว" in body
     assert "https://tidtam.example.go.th/items/42" in body
 
@@ -54,7 +55,7 @@ def test_grouped_messages_list_every_late_district(message_context, name):
     _, body = render_message(name, **(message_context | {"item_id": None}))
     assert "1. อำเภอคลองหาด เลยกำหนด 2 วันทำการ" in body
     assert "2. อำเภอตาพระยา เลยกำหนด 5 วันทำการ" in body
-    assert "https://tidtam.example.go.th/\n" in body
+    assert "https://tidtam.example.go.th/directives/fy2567-sakaeo-volunteer-centers\n" in body
 
 
 @pytest.mark.parametrize("name", [t[0] for t in TEMPLATES])

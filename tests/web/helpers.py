@@ -9,13 +9,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from models.directive import TrackedItem, find_item, latest_directive
+from models.directive import TrackedItem, find_item, get_directive_by_slug
 from models.user import User, get_by_username
 from tidtam.demo.province import DEMO_PASSWORD
 
 # 10:00 in Bangkok on Thursday 18 July 2567: G1 and A1 (due the 17th) are overdue where open.
 CLOCK = datetime(2024, 7, 18, 3, 0, tzinfo=UTC)
 PASSWORD = DEMO_PASSWORD
+SLUG = "fy2567-sakaeo-volunteer-centers"  # the demo's provincial directive
 
 def form_token(html: str) -> str:
     """The CSRF token a page's forms carry."""
@@ -50,7 +51,7 @@ def api_token(client: TestClient, username: str, password: str = PASSWORD) -> di
 def item_of(engine: Engine, district: str, step: str) -> TrackedItem:
     """A fresh read of one tracked item, straight from the database."""
     with Session(engine) as session:
-        directive = latest_directive(session, "27")
+        directive = get_directive_by_slug(session, SLUG)
         return find_item(session, directive.id, district, step)
 
 

@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from models.audit import entries_for
-from models.directive import ItemStatus, latest_directive
+from models.directive import ItemStatus, get_directive_by_slug
 from models.report import Report, ReportStatus, get_report, photos_of
 from tests.web.conftest import make_app
-from tests.web.helpers import api_token, csrf, form_token, item_of, signed_in
+from tests.web.helpers import SLUG, api_token, csrf, form_token, item_of, signed_in
 
 CODE = "2706"
+D = f"/directives/{SLUG}"  # the Sa Kaeo FY 2567 directive's pages
 TOO_FEW = "ครั้งที่ 2 · จำนวนผู้เข้าร่วมรวม: มีผู้เข้าร่วม 15 คน ต้องไม่น้อยกว่า 20 คนต่อครั้ง"
 KEYS = ["a1" * 16, "b2" * 16, "c3" * 16]
 
@@ -79,7 +80,7 @@ def jpeg(colour=(30, 120, 60), size=(640, 480)) -> bytes:
 
 def draft(client: TestClient, body: dict, version: int, code: str = CODE):
     """The page script's autosave: JSON with the token in a header."""
-    return client.post(f"/districts/{code}/report/draft", json={"version": version, "report": body},
+    return client.post(f"{D}/districts/{code}/report/draft", json={"version": version, "report": body},
                        headers={"x-csrftoken": csrf(client), "accept": "application/json"})
 
 
@@ -87,14 +88,14 @@ def upload(client: TestClient, key: str, *files: tuple[str, bytes], json: bool =
            code: str = CODE):
     """The page script's upload (multipart, token in a header)."""
     headers = {"x-csrftoken": csrf(client), **({"accept": "application/json"} if json else {})}
-    return client.post(f"/districts/{code}/report/photos", data={"session_key": key},
+    return client.post(f"{D}/districts/{code}/report/photos", data={"session_key": key},
                        files=[("files", (name, data, "image/jpeg")) for name, data in files],
                        headers=headers, follow_redirects=False)
 
 
 def stored(engine: Engine, code: str = CODE) -> Report | None:
     with Session(engine) as session:
-        return get_report(session, latest_directive(session, "27").id, code)
+        return get_report(session, get_directive_by_slug(session, SLUG).id, code)
 
 
 def ready_to_submit(client: TestClient) -> int:
@@ -115,7 +116,7 @@ def post_form(client: TestClient, path: str, **fields) -> object:
 
 def test_the_form_renders_for_its_staff_and_the_coordinator_and_is_refused_to_other_districts(any_app):
     with client_for(any_app, f"staff-{CODE}") as staff:
-        page = staff.get(f"/districts/{CODE}/report")
+        page = staff.get(f"{D}/districts/{CODE}/report")
         assert page.status_code == 200
         html = page.text
         assert "แบบรายงาน อำเภออรัญประเทศ" in html and "ยังไม่ได้บันทึก" in html
@@ -127,14 +128,14 @@ def test_the_form_renders_for_its_staff_and_the_coordinator_and_is_refused_to_ot
             assert title in html
         assert 'accept="image/*" capture="environment" multiple' in html
         assert 'src="/static/report.js"' in html
-        assert 'formaction="/districts/2706/report/submit"' in html  # submitting saves the form too
+        assert f'formaction="{D}/districts/2706/report/submit"' in html  # submitting saves the form too
     with client_for(any_app, "coordinator") as coordinator:
-        page = coordinator.get(f"/districts/{CODE}/report")
+        page = coordinator.get(f"{D}/districts/{CODE}/report")
         assert page.status_code == 200
         assert '<fieldset class="plain" disabled>' in page.text
         assert "capture=" not in page.text and "report.js" not in page.text
     with client_for(any_app, "staff-2701") as other:
-        refused = other.get(f"/districts/{CODE}/report")
+        refused = other.get(f"{D}/districts/{CODE}/report")
         assert refused.status_code == 403
         assert "ทำรายการไม่ได้" in refused.text
 
@@ -184,28 +185,28 @@ def test_autosave_answers_in_english_for_the_english_ui(staff):
     body = draft(staff, report(), 0).json()
     assert body["errors"][0]["text"] == \
         "Session 2 · Total participants: 15 participants; at least 20 are required each time"
-    page = staff.get(f"/districts/{CODE}/report").text
+    page = staff.get(f"{D}/districts/{CODE}/report").text
     assert '<html lang="en">' in page and "Report form, Aranyaprathet district" in page
     assert "Session 2 · Total participants" in page
 
 
 def test_the_form_works_without_javascript_post_redirect_get(staff, engine):
-    token = form_token(staff.get(f"/districts/{CODE}/report").text)
+    token = form_token(staff.get(f"{D}/districts/{CODE}/report").text)
     fields = {"csrftoken": token, "version": "0", "sessions-form": "1", "op": "add-session",
               "sessions-0-key": KEYS[0], "sessions-0-held_on": "2024-07-10",
               "sessions-0-center": "ศูนย์ฯ ตำบลโคกสูง", "sessions-0-place": "บ้านโคกสูง",
               "sessions-0-kind": "other", "sessions-0-kind_other": "ทำแนวกันไฟ",
               "sessions-0-p-community": "๒๕", "outcomes": ["ข้อหนึ่ง", ""]}
-    answer = staff.post(f"/districts/{CODE}/report", data=fields, follow_redirects=False)
+    answer = staff.post(f"{D}/districts/{CODE}/report", data=fields, follow_redirects=False)
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/districts/2706/report#sessions-end"
+    assert answer.headers["location"] == f"{D}/districts/2706/report#sessions-end"
     saved = stored(engine)
     assert len(saved.content["sessions"]) == 2 and saved.content["outcomes"] == ["ข้อหนึ่ง"]
     assert saved.content["sessions"][0]["kind_other"] == "ทำแนวกันไฟ"
-    page = staff.get(f"/districts/{CODE}/report").text
+    page = staff.get(f"{D}/districts/{CODE}/report").text
     assert "บันทึกร่างรายงานแล้ว" in page and 'name="sessions-1-held_on"' in page
     assert "ทำแนวกันไฟ" in page  # item 3 shows the district's own kind
-    removed = staff.post(f"/districts/{CODE}/report", follow_redirects=False, data={
+    removed = staff.post(f"{D}/districts/{CODE}/report", follow_redirects=False, data={
         "csrftoken": token, "version": str(saved.version), "op": "remove-session-0",
         "sessions-0-key": KEYS[0], "sessions-1-key": saved.content["sessions"][1]["key"]})
     assert removed.status_code == 303
@@ -242,8 +243,8 @@ def test_a_real_jpeg_is_kept_and_a_text_file_renamed_jpg_is_refused_with_the_rea
         # without the script: a redirect back, the reason flashed in Thai and English
         plain = upload(staff, KEYS[0], ("notes.jpg", "สวัสดี".encode()), json=False)
         assert plain.status_code == 303
-        assert plain.headers["location"] == f"/districts/2706/report#session-{KEYS[0]}"
-        page = staff.get(f"/districts/{CODE}/report").text
+        assert plain.headers["location"] == f"{D}/districts/2706/report#session-{KEYS[0]}"
+        page = staff.get(f"{D}/districts/{CODE}/report").text
         assert "ไม่รับไฟล์: notes.jpg: ไฟล์นี้ไม่ใช่รูปภาพ JPEG, PNG หรือ HEIC" in page
         assert "not a photo" in page
 
@@ -291,7 +292,7 @@ def test_removing_a_session_removes_its_photos(staff, engine):
 
 def test_submit_is_refused_with_the_thai_message_naming_the_15_participant_session(staff, engine):
     version = draft(staff, report(), 0).json()["version"]
-    answer = post_form(staff, f"/districts/{CODE}/report/submit", version=str(version))
+    answer = post_form(staff, f"{D}/districts/{CODE}/report/submit", version=str(version))
     assert answer.status_code == 422
     assert "ยังส่งรายงานไม่ได้" in answer.text and TOO_FEW in answer.text
     assert "บ้านหนองแวง" in answer.text  # nothing typed is lost
@@ -305,7 +306,7 @@ def test_submitting_from_the_form_saves_what_was_typed_first(staff, engine):
     for i, entry in enumerate(report(second_heads=22)["sessions"]):
         fields.update({f"sessions-{i}-{k}": v for k, v in entry.items() if k != "participants"})
         fields.update({f"sessions-{i}-p-{c}": v for c, v in entry["participants"].items()})
-    answer = post_form(staff, f"/districts/{CODE}/report/submit", **fields)
+    answer = post_form(staff, f"{D}/districts/{CODE}/report/submit", **fields)
     assert answer.status_code == 303, answer.text
     saved = stored(engine)
     assert saved.status == ReportStatus.SUBMITTED and saved.content["outcomes"] == ["ผลใหม่จากฟอร์ม"]
@@ -315,7 +316,7 @@ def test_return_accept_and_reopen_are_the_coordinators_alone(any_app, any_engine
     staff = client_for(any_app, f"staff-{CODE}")
     coordinator = client_for(any_app, "coordinator")
     head = client_for(any_app, "province-head")
-    path = f"/districts/{CODE}/report"
+    path = f"{D}/districts/{CODE}/report"
     version = ready_to_submit(staff)
     assert post_form(staff, f"{path}/submit", version=str(version)).status_code == 303
     assert item_of(any_engine, CODE, "R1").status == ItemStatus.DONE
@@ -361,13 +362,13 @@ def test_return_accept_and_reopen_are_the_coordinators_alone(any_app, any_engine
 
 
 def test_a_form_or_autosave_without_its_csrf_token_is_a_403(staff, engine):
-    answer = staff.post(f"/districts/{CODE}/report/draft", json={"version": 0, "report": report()})
+    answer = staff.post(f"{D}/districts/{CODE}/report/draft", json={"version": 0, "report": report()})
     assert answer.status_code == 403
-    posted = staff.post(f"/districts/{CODE}/report", data={"version": "0", "op": "save"})
+    posted = staff.post(f"{D}/districts/{CODE}/report", data={"version": "0", "op": "save"})
     assert posted.status_code == 403 and "แบบฟอร์มหมดอายุ" in posted.text
-    wrong = staff.post(f"/districts/{CODE}/report/submit", data={"version": "0", "csrftoken": "x"})
+    wrong = staff.post(f"{D}/districts/{CODE}/report/submit", data={"version": "0", "csrftoken": "x"})
     assert wrong.status_code == 403
-    forged = staff.post(f"/districts/{CODE}/report/draft", json={"version": 0, "report": report()},
+    forged = staff.post(f"{D}/districts/{CODE}/report/draft", json={"version": 0, "report": report()},
                         headers={"x-csrftoken": "forged"})
     assert forged.status_code == 403
     assert stored(engine) is None
@@ -376,7 +377,7 @@ def test_a_form_or_autosave_without_its_csrf_token_is_a_403(staff, engine):
 def test_a_photo_form_posted_without_script_carries_its_token_in_the_body(staff, engine):
     """The upload form's token is a body field (no header without JavaScript)."""
     draft(staff, report(), 0)
-    answer = staff.post(f"/districts/{CODE}/report/photos", follow_redirects=False,
+    answer = staff.post(f"{D}/districts/{CODE}/report/photos", follow_redirects=False,
                         data={"csrftoken": csrf(staff), "session_key": KEYS[0]},
                         files=[("files", ("a.jpg", jpeg(), "image/jpeg"))])
     assert answer.status_code == 303
@@ -387,7 +388,7 @@ def test_a_photo_form_without_a_valid_token_in_its_body_is_refused(staff, engine
     """asgi-csrf reads a multipart token with our parser (web/csrf_multipart.py): no token, no upload."""
     draft(staff, report(), 0)
     data = {"session_key": KEYS[0]} | ({"csrftoken": token} if token else {})
-    answer = staff.post(f"/districts/{CODE}/report/photos", follow_redirects=False, data=data,
+    answer = staff.post(f"{D}/districts/{CODE}/report/photos", follow_redirects=False, data=data,
                         files=[("files", ("a.jpg", jpeg(), "image/jpeg"))])
     assert answer.status_code == 403
 
@@ -398,56 +399,56 @@ def test_the_reports_page_lists_every_district_and_the_totals_of_accepted_report
     staff = client_for(app, f"staff-{CODE}")
     coordinator = client_for(app, "coordinator")
     version = ready_to_submit(staff)
-    post_form(staff, f"/districts/{CODE}/report/submit", version=str(version))
+    post_form(staff, f"{D}/districts/{CODE}/report/submit", version=str(version))
     draft(client_for(app, "staff-2701"), report(), 0, code="2701")
-    page = coordinator.get("/reports")
+    page = coordinator.get(f"{D}/reports")
     assert page.status_code == 200
     rows = dict(re.findall(r'<tr data-district="(\d{4})" data-status="(\w+)">', page.text))
     assert len(rows) == 9 and rows[CODE] == "submitted" and rows["2701"] == "draft"
     assert rows["2709"] == "none"
     assert 'data-total="total">0<' in page.text  # nothing accepted yet
-    post_form(coordinator, f"/districts/{CODE}/report/accept", version=str(stored(engine).version))
-    page = coordinator.get("/reports").text
+    post_form(coordinator, f"{D}/districts/{CODE}/report/accept", version=str(stored(engine).version))
+    page = coordinator.get(f"{D}/reports").text
     assert 'data-total="total">89<' in page and 'data-total="centers">2<' in page
     assert "รับรายงานแล้ว 1 จาก 9 อำเภอ" in page
-    for link in ("/reports/print", "/reports/compiled.pdf", "/reports/compiled.xlsx",
-                 "/reports/compiled-totals.csv", "/reports/compiled-sessions.csv"):
+    for link in (f"{D}/reports/print", f"{D}/reports/compiled.pdf", f"{D}/reports/compiled.xlsx",
+                 f"{D}/reports/compiled-totals.csv", f"{D}/reports/compiled-sessions.csv"):
         assert f'href="{link}"' in page
-    assert staff.get("/reports").status_code == 403
-    assert 'href="/reports"' in page and 'href="/reports"' not in staff.get("/board").text
+    assert staff.get(f"{D}/reports").status_code == 403
+    assert f'href="{D}/districts/{CODE}/report"' in page
 
 
 def test_downloads_have_their_types_and_file_names(app, engine):
     staff = client_for(app, f"staff-{CODE}")
     coordinator = client_for(app, "coordinator")
     version = ready_to_submit(staff)
-    post_form(staff, f"/districts/{CODE}/report/submit", version=str(version))
-    post_form(coordinator, f"/districts/{CODE}/report/accept", version=str(stored(engine).version))
+    post_form(staff, f"{D}/districts/{CODE}/report/submit", version=str(version))
+    post_form(coordinator, f"{D}/districts/{CODE}/report/accept", version=str(stored(engine).version))
 
-    xlsx = coordinator.get("/reports/compiled.xlsx")
+    xlsx = coordinator.get(f"{D}/reports/compiled.xlsx")
     assert xlsx.status_code == 200
     assert xlsx.headers["content-type"] == \
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    assert xlsx.headers["content-disposition"] == 'attachment; filename="report-27.xlsx"'
+    assert xlsx.headers["content-disposition"] == f'attachment; filename="report-{SLUG}.xlsx"'
     assert load_workbook(io.BytesIO(xlsx.content)).sheetnames == ["totals", "districts", "sessions"]
-    csv = coordinator.get("/reports/compiled-sessions.csv")
+    csv = coordinator.get(f"{D}/reports/compiled-sessions.csv")
     assert csv.headers["content-type"] == "text/csv; charset=utf-8"
-    assert csv.headers["content-disposition"] == 'attachment; filename="report-27-sessions.csv"'
+    assert csv.headers["content-disposition"] == f'attachment; filename="report-{SLUG}-sessions.csv"'
     assert csv.content.startswith("\ufeff".encode()) and "บ้านหนองแวง" in csv.content.decode("utf-8-sig")
-    assert coordinator.get("/reports/compiled-secrets.csv").status_code == 404
-    printed = coordinator.get(f"/districts/{CODE}/report/print")
+    assert coordinator.get(f"{D}/reports/compiled-secrets.csv").status_code == 404
+    printed = coordinator.get(f"{D}/districts/{CODE}/report/print")
     assert printed.status_code == 200 and "text/html" in printed.headers["content-type"]
     assert "อรัญประเทศ" in printed.text
-    in_thai_digits = coordinator.get(f"/districts/{CODE}/report/print?thai_digits=true").text
+    in_thai_digits = coordinator.get(f"{D}/districts/{CODE}/report/print?thai_digits=true").text
     assert "๒๕๖๗" in in_thai_digits and "2567" not in in_thai_digits
-    assert "thai_digits=true" in coordinator.get("/reports").text  # offered on the page
-    assert coordinator.get("/reports/print").status_code == 200
-    assert staff.get(f"/districts/{CODE}/report/print").status_code == 200
-    assert staff.get("/reports/print").status_code == 403
-    assert staff.get("/reports/compiled.xlsx").status_code == 403
+    assert "thai_digits=true" in coordinator.get(f"{D}/reports").text  # offered on the page
+    assert coordinator.get(f"{D}/reports/print").status_code == 200
+    assert staff.get(f"{D}/districts/{CODE}/report/print").status_code == 200
+    assert staff.get(f"{D}/reports/print").status_code == 403
+    assert staff.get(f"{D}/reports/compiled.xlsx").status_code == 403
     other = client_for(app, "staff-2701")
-    assert other.get(f"/districts/{CODE}/report/print").status_code == 403
-    assert other.get(f"/districts/{CODE}/report.pdf").status_code == 403
+    assert other.get(f"{D}/districts/{CODE}/report/print").status_code == 403
+    assert other.get(f"{D}/districts/{CODE}/report.pdf").status_code == 403
 
 
 @pytest.mark.browser
@@ -458,10 +459,10 @@ def test_the_district_pdf_is_made_by_chromium(app, engine):
         unavailable("chromium not installed")
     staff = client_for(app, f"staff-{CODE}")
     draft(staff, report(), 0)
-    pdf = staff.get(f"/districts/{CODE}/report.pdf")
+    pdf = staff.get(f"{D}/districts/{CODE}/report.pdf")
     assert pdf.status_code == 200, pdf.text
     assert pdf.headers["content-type"] == "application/pdf"
-    assert pdf.headers["content-disposition"] == 'attachment; filename="report-2706.pdf"'
+    assert pdf.headers["content-disposition"] == f'attachment; filename="report-{SLUG}-2706.pdf"'
     assert pdf.content.startswith(b"%PDF")
 
 
@@ -487,9 +488,9 @@ def test_the_api_reads_saves_and_submits_a_report_with_the_version_check(client,
 
 def test_an_autosave_that_is_not_a_form_or_far_too_big_is_refused(staff, engine):
     headers = {"x-csrftoken": csrf(staff), "content-type": "application/json"}
-    garbage = staff.post(f"/districts/{CODE}/report/draft", content=b"{not json", headers=headers)
+    garbage = staff.post(f"{D}/districts/{CODE}/report/draft", content=b"{not json", headers=headers)
     assert garbage.status_code == 422
-    huge = staff.post(f"/districts/{CODE}/report/draft", headers=headers,
+    huge = staff.post(f"{D}/districts/{CODE}/report/draft", headers=headers,
                       content=b'{"version": 0, "report": {"outcomes": ["' + b"x" * 4_000_000 + b'"]}}')
     assert huge.status_code == 422 and "ใหญ่เกิน" in huge.text
     too_many = draft(staff, {"sessions": [{}] * 201}, 0)

@@ -5,6 +5,12 @@ It lists, per directive, the districts late on each step, the steps due in the n
 and, for the province, the people whose LINE route LINE refused. It carries the ladder's
 ``via_digest`` rung (the coordinator's): the sweep sends no separate message for it, and the
 districts that have reached it are marked "to chase". Runs inside the `coordinator-digest` flow.
+
+A province following several letters gets ONE digest: a section per active directive, headed by
+the letter's reference number and title, with that directive's own links. A directive whose
+closing day has come is closed first (``close_due_directives``); loaded and closed directives
+are never in it. The idempotency key stays one per coordinator, channel and day
+(``digest|<day>|province:<code>|user:<id>|<channel>``), whatever the number of letters.
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ from sqlmodel import Session, select
 from domain.access import Role
 from domain.calendar import WorkCalendar
 from domain.ladder import reaches, rung_due
-from models.directive import Directive, DirectiveStep, TrackedItem, open_items_due_by
+from models.directive import (
+    Directive,
+    DirectiveStep,
+    TrackedItem,
+    active_directives,
+    open_items_due_by,
+)
 from models.org import District, Province
 from models.outbox import Channel
 from models.report import ReportStatus, reports_of
 from models.user import User, active_users, broken_routes
 from notifications.render import render_message
+from tidtam.app.directives import close_due_directives
 from tidtam.app.escalation import DirectiveRules, rules_for
 from tidtam.app.outbox import Message, OutboxBatch
 
@@ -110,6 +123,7 @@ class DigestResult:
     already_queued: int = 0
     no_channel: int = 0
     skipped: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # slugs closed automatically by this run
 
 
 # --- What the digest says (plain computation over rows already read) ---------------------------
@@ -153,9 +167,10 @@ def _everyone(districts: list[DistrictLine], province_districts: int) -> bool:
 # --- Reading and enqueueing --------------------------------------------------------------------
 
 def build_digests(session: Session, today: date) -> list[Digest]:
-    """Each province's digest for ``today``; a directive closed today (holiday, weekend, closure)
-    says nothing, and a province with nothing to say gets no digest."""
-    directives = list(session.exec(select(Directive).order_by(Directive.id)))
+    """Each province's digest for ``today``: a section per active directive (loaded and closed
+    ones never); a directive whose offices are closed today (holiday, weekend, closure) says
+    nothing, and a province with nothing to say gets no digest."""
+    directives = sorted(active_directives(session), key=lambda d: d.id)
     rules = {d.id: rules_for(d) for d in directives}
     working = [d for d in directives if rules[d.id].calendar.is_working_day(today)]
     if not working:
@@ -194,7 +209,7 @@ def send_digests(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str
     (08:30 when the flow runs at 08:00).
     """
     today = now.astimezone(tz).date()
-    result = DigestResult()
+    result = DigestResult(closed=[d.slug for d in close_due_directives(session, now, today)])
     coordinators = defaultdict(list)
     for user in active_users(session):
         if user.role == Role.COORDINATOR:

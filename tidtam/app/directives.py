@@ -19,6 +19,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from domain.access import NATIONAL_ROLES, can_close_directive, can_see_province
+from domain.directive import DirectiveSpec
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from models import audit
 from models.directive import (
@@ -243,11 +244,9 @@ AUTO_CLOSE_ACTOR = "system:auto-close"
 def close_due_directives(session: Session, now: datetime, today: date) -> list[Directive]:
     """Close every active directive whose YAML's closing day has come (the sweep and the digest
     call this first, so a directive is never chased on or after that day)."""
-    from tidtam.app.reporting import spec_of
-
     closed = []
     for directive in active_directives(session):
-        closes_on = spec_of(directive).closes_on()
+        closes_on = DirectiveSpec.model_validate(directive.definition).closes_on()
         if closes_on is not None and closes_on <= today:
             reason = f"closed automatically on {closes_on.isoformat()} (close_after_working_days)"
             closed.append(_close(session, directive, now=now, actor=AUTO_CLOSE_ACTOR,

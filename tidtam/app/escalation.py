@@ -2,6 +2,11 @@
 
 Runs inside the `escalation-sweep` flow; `now` is always given. Rungs marked ``via_digest``
 (by default the coordinator's) enqueue nothing here: the `coordinator-digest` flow carries them.
+
+One run handles every active directive of every province (or the one it is given): a directive
+whose closing day has come is closed first (``close_due_directives``), and a loaded or closed
+directive is never chased. Idempotency keys name the item or step (``item:{id}``,
+``step:{id}``), which belong to one directive, so two letters never share a key.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from models.directive import (
     ItemStatus,
     OpenItem,
     TrackedItem,
+    active_directives,
     open_items_due_by,
 )
 from models.line import groups_by_district
@@ -32,6 +38,7 @@ from models.org import District
 from models.outbox import Channel, OutboxMessage, OutboxStatus, cancel_grouped_for_closed_steps
 from models.user import User, active_users
 from notifications.render import render_message
+from tidtam.app.directives import close_due_directives
 from tidtam.app.outbox import Message, OutboxBatch
 
 TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "overdue": "overdue",
@@ -46,6 +53,8 @@ class SweepResult:
     items_considered: int = 0
     cancelled: int = 0
     by_rung: dict[str, int] = field(default_factory=dict)
+    closed: list[str] = field(default_factory=list)  # slugs closed automatically by this run
+    directives: list[str] = field(default_factory=list)  # the active directives swept
 
 
 @dataclass(frozen=True)
@@ -61,15 +70,20 @@ def rules_for(directive: Directive) -> DirectiveRules:
     return DirectiveRules(spec.ladder, spec.work_calendar())
 
 
-def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str) -> SweepResult:
+def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
+          directive: Directive | None = None) -> SweepResult:
     """Enqueue every message the ladder calls for at ``now``; a repeat at ``now`` adds none.
 
-    First cancels what is still queued about items that are no longer open, so nothing
-    chases an item done since the last sweep even if its use case did not cancel it.
+    First closes the directives whose closing day has come (their queued messages cancelled),
+    then cancels what is still queued about items that are no longer open, so nothing chases
+    an item done since the last sweep even if its use case did not cancel it. ``directive``:
+    sweep only that one (nothing when it is not active); default: every active directive.
     """
+    closed = close_due_directives(session, now, now.astimezone(tz).date())
     cancelled = cancel_settled(session)
-    result = _Sweep(session, now, tz, base_url).run()
+    result = _Sweep(session, now, tz, base_url, directive).run()
     result.cancelled = cancelled
+    result.closed = [d.slug for d in closed]
     return result
 
 
@@ -116,11 +130,14 @@ def _lookahead(ladder: Ladder) -> int:
 class _Sweep:
     """One sweep: the directives, districts and people are read once, then each item decided."""
 
-    def __init__(self, session: Session, now: datetime, tz: ZoneInfo, base_url: str) -> None:
+    def __init__(self, session: Session, now: datetime, tz: ZoneInfo, base_url: str,
+                 only: Directive | None = None) -> None:
         self.session, self.now, self.base_url = session, now, base_url
         self.today = now.astimezone(tz).date()
         self.result = SweepResult()
-        self.directives = {d.id: d for d in session.exec(select(Directive))}
+        self.directives = {d.id: d for d in active_directives(session)
+                           if only is None or d.id == only.id}
+        self.result.directives = [d.slug for d in self.directives.values()]
         self.rules = {d_id: rules_for(d) for d_id, d in self.directives.items()}
         alike: dict[Hashable, int] = {}  # rules compared once here, then by a small number
         self.rules_key = {d_id: alike.setdefault(_rules_key(r), len(alike)) for d_id, r in self.rules.items()}
@@ -142,6 +159,8 @@ class _Sweep:
         grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
         steps: dict[int, DirectiveStep] = {}
         for item, step in open_items_due_by(self.session, horizon):
+            if item.directive_id not in self.directives:
+                continue  # another directive than the one asked for
             self.result.items_considered += 1
             steps[step.id] = step
             due, days = self._decide(item.directive_id, item.due_on)

@@ -16,6 +16,7 @@ from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select, update
 
 from domain.access import NATIONAL_ROLES, PROVINCE_ROLES
+from domain.amendment import Amendment, amend_copy
 from domain.directive import DirectiveSpec, province_slug
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.national import ProvincialAddition, merge_addition
@@ -23,9 +24,11 @@ from domain.rates import Completion, Rate, on_time_cutoff, rates_by_key, total
 from models import audit
 from models.directive import (
     Directive,
+    DirectiveStatus,
     DirectiveStep,
     ItemStatus,
     TrackedItem,
+    active_directives,
     get_directive_by_slug,
     national_directives,
     province_copies,
@@ -40,7 +43,9 @@ from models.report import (
     update_provincial_report,
 )
 from models.user import User
-from tidtam.app.reporting import compilation_summary, compile_directive, current_directive_for, spec_of
+from tidtam.app.amendment import amend_directive, check_amendment
+from tidtam.app.directives import DirectiveProgress, progress_of
+from tidtam.app.reporting import compilation_summary, compile_directive, spec_of
 from tidtam.app.tracking import LaunchResult, create_directive, ensure_steps, launch_directive
 
 
@@ -50,6 +55,7 @@ class NationalLaunch:
     created_directive: bool
     provinces: int
     created_items: int
+    amendment: Amendment | None = None  # a higher revision of the Department's letter, applied
 
 
 def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
@@ -58,14 +64,26 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
 
     Re-running adds copies for provinces loaded since and items for new districts; it never
     undoes a province's addition (its copy is re-launched from its own stored definition).
+    A higher ``revision:`` amends the Department's row and every province's copy, keeping what
+    each province added (``domain.amendment.amend_copy``).
     """
     if not spec.is_national:
         raise InvalidInput(f"{spec.slug} is not a national directive (scope: national)",
                            f"{spec.slug} ไม่ใช่หนังสือสั่งการระดับกรมฯ (scope: national)")
     directive = get_directive_by_slug(session, spec.slug)
     created = directive is None
+    before: DirectiveSpec | None = None
+    amendment = None
     if directive is None:
         directive = create_directive(session, spec, now)
+    else:
+        before = spec_of(directive)
+        if spec.revision != before.revision:  # every copy first: a refusal changes nothing
+            for copy in province_copies(session, directive.id):
+                if copy.status != DirectiveStatus.CLOSED:
+                    check_amendment(session, copy, amend_copy(before, spec, spec_of(copy)))
+        amended = amend_directive(session, directive, spec, now=now, actor=actor)
+        amendment = amended.amendment if amended.applied else None
     ensure_steps(session, directive, spec)
     codes = _provinces_with_districts(session)
     if not codes:
@@ -75,7 +93,14 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
     new_items = 0
     for code in codes:
         copy = copies.get(code)
-        province_spec = spec_of(copy) if copy else spec.for_province(code)
+        if copy is not None and copy.status == DirectiveStatus.CLOSED:
+            continue  # the province closed its copy: it stays as it was, readable
+        if copy is None:
+            province_spec = spec.for_province(code)
+        elif amendment is not None and before is not None:
+            province_spec = amend_copy(before, spec, spec_of(copy))
+        else:
+            province_spec = spec_of(copy)
         result: LaunchResult = launch_directive(session, province_spec, now=now, actor=actor,
                                                 parent_id=directive.id)
         new_items += result.created_items
@@ -84,7 +109,7 @@ def launch_national(session: Session, spec: DirectiveSpec, *, now: datetime,
                      entity="directive", entity_id=directive.id,
                      after={"slug": spec.slug, "provinces": len(codes), "items": new_items})
     session.flush()
-    return NationalLaunch(directive, created, len(codes), new_items)
+    return NationalLaunch(directive, created, len(codes), new_items, amendment)
 
 
 def _provinces_with_districts(session: Session) -> list[str]:
@@ -145,18 +170,25 @@ def apply_addition(session: Session, addition: ProvincialAddition, *, now: datet
 
 # --- the province's report to the Department --------------------------------------------------
 
-def submit_provincial_report(session: Session, actor: User, *, now: datetime,
-                             note: str | None = None) -> ProvincialReport:
-    """The coordinator or provincial head sends the compiled accepted reports to the Department.
+def submit_provincial_report(session: Session, actor: User, *, directive: Directive,
+                             now: datetime, note: str | None = None) -> ProvincialReport:
+    """The coordinator or provincial head sends the directive's compiled accepted reports to
+    the Department.
 
     The snapshot is what the Department reads; a later submission replaces it (the first
     submission's time still decides "on time"). Districts without an accepted report are listed
     in it, so the Department sees who is missing.
+
+    A closed directive's report may still be sent (and sent again): the Department's report is
+    due after the districts' work is over, and closing a directive stops the chasing, not the
+    province's reporting of what was done.
     """
     if actor.role not in PROVINCE_ROLES or actor.province_code is None:
         raise Forbidden("only the province submits its report to the Department",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่ส่งรายงานถึงกรมฯ ได้")
-    directive = current_directive_for(session, actor)
+    if directive.province_code != actor.province_code:
+        raise Forbidden(f"directive {directive.slug} belongs to another province",
+                        "หนังสือสั่งการนี้เป็นของจังหวัดอื่น")
     compilation = compile_directive(session, directive)
     if not compilation.accepted:
         raise InvalidInput("no district report has been accepted yet: nothing to send",
@@ -209,6 +241,7 @@ class NationalRow:
     cells: dict[str, Rate]
     report: ProvincialReport | None
     report_rate: Rate
+    copy_slug: str | None = None  # the province's copy: its board is /directives/{copy_slug}
 
     @property
     def overall(self) -> Rate:
@@ -287,8 +320,10 @@ def build_national_board(session: Session, directive: Directive, today: date,
     rates = {(province, code): Rate(expected, actual, on_time,
                                     expected - actual if due_by_code[code] < today else 0)
              for province, code, expected, actual, on_time in counts}
-    copies = dict(session.exec(select(Directive.province_code, Directive.id)
-                               .where(Directive.parent_id == directive.id)).all())
+    copy_rows = session.exec(select(Directive.province_code, Directive.id, Directive.slug)
+                             .where(Directive.parent_id == directive.id)).all()
+    copies = {code: copy_id for code, copy_id, _ in copy_rows}
+    slugs = {code: slug for code, _, slug in copy_rows}
     reports = {r.province_code: r for r in provincial_reports_of(session, copies.values())}
     due = department_due(directive)
     board_rows = []
@@ -299,8 +334,26 @@ def build_national_board(session: Session, directive: Directive, today: date,
         report = reports.get(province.code)
         board_rows.append(NationalRow(
             province, copy, {c: rates.get((province.code, c), Rate()) for c in codes}, report,
-            report_rate(report, due, today, tz)))
+            report_rate(report, due, today, tz), slugs[province.code]))
     return NationalBoard(directive, steps, board_rows, today)
+
+
+@dataclass(frozen=True)
+class ProvinceLetter:
+    """A province's own active directive (not a copy of the Department's) where it stands."""
+
+    province: Province
+    progress: DirectiveProgress
+
+
+def provinces_letters(session: Session, actor: User, today: date) -> list[ProvinceLetter]:
+    """Every province's own active directives with their progress, by province, newest first:
+    the national board lists them below the Department's own directives' rates."""
+    require_national(actor)
+    own = [d for d in active_directives(session) if d.parent_id is None]
+    provinces = {p.code: p for p in all_provinces(session)}
+    lines = sorted(progress_of(session, own, today), key=lambda p: p.directive.province_code)
+    return [ProvinceLetter(provinces[p.directive.province_code], p) for p in lines]
 
 
 def department_due(directive: Directive) -> date:

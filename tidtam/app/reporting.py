@@ -1,6 +1,9 @@
 """Use cases of the report form: save a draft, attach photos, submit, review, compile.
 
-A report is addressed by (the actor's current directive, a district code). Every change bumps
+A report is addressed by (a directive, a district code): every use case takes the directive it
+acts on as the keyword ``directive`` (never "the newest"), so a province following several
+letters at once keeps each letter's reports apart. A closed directive's reports stay readable,
+printable and exportable, and take no more changes (Conflict). Every change bumps
 the report's version in one conditional UPDATE — of two writers holding the same version, one
 gets a Conflict instead of silently overwriting the other — and writes one audit entry in the
 same transaction. Submitting completes the directive's report step on the board, so the
@@ -18,7 +21,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session
 
-from domain.access import PROVINCE_ROLES, can_edit_report, can_review_report
+from domain.access import DISTRICT_ROLES, PROVINCE_ROLES, can_edit_report, can_review_report
 from domain.directive import DirectiveSpec
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.report import (
@@ -36,10 +39,12 @@ from models import audit
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
+    DirectiveStatus,
     ItemStatus,
     TrackedItem,
+    active_directives,
     find_item,
-    latest_directive,
+    get_directive_by_slug,
     update_item,
 )
 from models.org import District, districts_of
@@ -58,8 +63,9 @@ from models.report import (
     update_report,
 )
 from models.user import User
+from tidtam.app.directives import visible_directive
 from tidtam.app.labels import status_th
-from tidtam.app.tracking import visible_district
+from tidtam.app.tracking import ensure_active, visible_district
 from tidtam.infra.photos import PhotoLimits, PhotoStore, StoredPhoto, sanitise_filename
 
 MAX_COMMENT = 2000
@@ -71,30 +77,58 @@ def spec_of(directive: Directive) -> DirectiveSpec:
     return DirectiveSpec.model_validate(directive.definition)
 
 
-def current_directive_for(session: Session, actor: User) -> Directive:
-    """The newest directive of the actor's province: the one whose report they work on."""
-    if actor.province_code is None:  # the Department reads districts' reports, compiles none
+def directive_named(session: Session, actor: User, slug: str) -> Directive:
+    """The directive a page's address names, if the actor may see it (NotFound, Forbidden
+    otherwise): the province's and the Department's people as its board, and a district's
+    people too — their own district's report is checked when it is read."""
+    directive = get_directive_by_slug(session, slug)
+    if directive is not None and directive.province_code is not None and \
+            actor.role in DISTRICT_ROLES and actor.province_code == directive.province_code:
+        return directive
+    return visible_directive(session, actor, slug)
+
+
+def directive_for_report(session: Session, actor: User, district_code: str,
+                         slug: str | None) -> Directive:
+    """The directive an API call about a district's report means: the one it names, or else the
+    district's province's only active directive; with several active and none named, a
+    Conflict that lists them."""
+    if slug:
+        return directive_named(session, actor, slug)
+    return _only_active(session, visible_district(session, actor, district_code).province_code)
+
+
+def directive_for_province(session: Session, actor: User, slug: str | None) -> Directive:
+    """The directive an API call of the province (its compilation, its report to the
+    Department) means: the one it names, or else the actor's province's only active one."""
+    if slug:
+        return directive_named(session, actor, slug)
+    if actor.province_code is None:
         raise Forbidden("only a province compiles its districts' reports",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่รวบรวมรายงานของอำเภอได้")
-    return directive_of_province(session, actor.province_code)
+    return _only_active(session, actor.province_code)
 
 
-def directive_of_province(session: Session, province_code: str) -> Directive:
-    """The newest directive of a province (NotFound when none was launched there)."""
-    directive = latest_directive(session, province_code)
-    if directive is None:
-        raise NotFound(f"no directive launched for province {province_code}",
-                       "ยังไม่มีหนังสือสั่งการของจังหวัดนี้")
-    return directive
+def _only_active(session: Session, province_code: str) -> Directive:
+    active = active_directives(session, province_code)
+    if len(active) == 1:
+        return active[0]
+    if not active:
+        raise NotFound(f"province {province_code} follows no active directive; name one with "
+                       "?directive=", "จังหวัดนี้ไม่มีหนังสือสั่งการที่กำลังติดตาม ระบุฉบับด้วย ?directive=")
+    slugs = ", ".join(d.slug for d in active)
+    raise Conflict(f"the province follows several directives; name one with ?directive=: {slugs}",
+                   f"จังหวัดนี้ติดตามหนังสือสั่งการหลายฉบับ ระบุฉบับด้วย ?directive= : {slugs}")
 
 
 @dataclass(frozen=True)
 class ReportView:
     """One district's report as a page shows it: what was typed, what is wrong, what is derived.
 
-    ``can_edit``: the actor may change it now (their district, draft or returned).
-    ``can_review``: the actor is the coordinator and it is submitted (accept/return) or
-    accepted (reopen).
+    ``can_edit``: the actor may change it now (their district, draft or returned, the
+    directive active). ``can_review``: the actor is the coordinator and it is submitted
+    (accept/return) or accepted (reopen), the directive active. ``closed``: the directive is
+    closed, the report read-only.
     """
 
     directive: Directive
@@ -113,6 +147,10 @@ class ReportView:
         """What the next write sends as ``expected_version`` (0: nothing saved yet)."""
         return self.report.version if self.report else 0
 
+    @property
+    def closed(self) -> bool:
+        return self.directive.status == DirectiveStatus.CLOSED
+
 
 @dataclass(frozen=True)
 class _Handle:
@@ -121,11 +159,16 @@ class _Handle:
     district: District
 
 
-def _handle(session: Session, actor: User, district_code: str,
-            directive: Directive | None = None) -> _Handle:
-    """The district (NotFound/Forbidden as the board's), its directive and the form's spec."""
+def _handle(session: Session, actor: User, district_code: str, directive: Directive,
+            *, changing: bool = False) -> _Handle:
+    """The district (NotFound/Forbidden as the board's), in the directive's province, and the
+    form's spec. ``changing``: the directive must be active (a closed one is read-only)."""
     district = visible_district(session, actor, district_code)
-    directive = directive or directive_of_province(session, district.province_code)
+    if district.province_code != directive.province_code:
+        raise NotFound(f"district {district.code} is not in directive {directive.slug}",
+                       f"อำเภอ{district.name_th}ไม่อยู่ในหนังสือสั่งการ {directive.reference_no}")
+    if changing:
+        ensure_active(session, directive.id)
     spec = spec_of(directive)
     form_of(spec)  # a directive without a form has no report to work on
     return _Handle(directive, spec, district)
@@ -133,9 +176,10 @@ def _handle(session: Session, actor: User, district_code: str,
 
 # --- reading ----------------------------------------------------------------------------------
 
-def report_view(session: Session, actor: User, district_code: str) -> ReportView:
-    """The district's report for the current directive; an empty form if none was saved yet."""
-    handle = _handle(session, actor, district_code)
+def report_view(session: Session, actor: User, district_code: str, *,
+                directive: Directive) -> ReportView:
+    """The district's report for the directive; an empty form if none was saved yet."""
+    handle = _handle(session, actor, district_code, directive)
     return _view(session, actor, handle, get_report(session, handle.directive.id,
                                                       handle.district.code))
 
@@ -145,12 +189,13 @@ def _view(session: Session, actor: User, handle: _Handle, report: Report | None)
     checked = check_report(report.content if report else {}, handle.spec,
                            Counter(p.session_key for p in photos))
     status = report.status if report else ReportStatus.DRAFT
+    active = handle.directive.status == DirectiveStatus.ACTIVE
     return ReportView(
         directive=handle.directive, spec=handle.spec, district=handle.district, report=report,
         checked=checked, summary=summarise(checked.content, handle.spec), photos=photos,
         can_edit=can_edit_report(actor.role, actor.district_code, handle.district.code)
-        and status in EDITABLE,
-        can_review=can_review_report(actor.role) and status in REVIEWABLE,
+        and status in EDITABLE and active,
+        can_review=can_review_report(actor.role) and status in REVIEWABLE and active,
         history=entries_for(session, "report", report.id) if report else [])
 
 
@@ -159,26 +204,27 @@ def get_photo_for(session: Session, actor: User, photo_id: int) -> ReportPhoto:
     return _photo_context(session, actor, photo_id)[0]
 
 
-def _photo_context(session: Session, actor: User,
-                   photo_id: int) -> tuple[ReportPhoto, Report, _Handle]:
+def _photo_context(session: Session, actor: User, photo_id: int,
+                   changing: bool = False) -> tuple[ReportPhoto, Report, _Handle]:
     photo = session.get(ReportPhoto, photo_id)
     if photo is None:
         raise NotFound(f"no photo {photo_id}", f"ไม่พบรูปภาพเลขที่ {photo_id}")
     report = session.get(Report, photo.report_id)
     handle = _handle(session, actor, report.district_code,
-                     session.get(Directive, report.directive_id))
+                     session.get(Directive, report.directive_id), changing=changing)
     return photo, report, handle
 
 
 # --- the district writes ----------------------------------------------------------------------
 
 def save_draft(session: Session, actor: User, district_code: str, raw: Any, *,
-               expected_version: int, now: datetime, store: PhotoStore | None = None) -> ReportView:
+               directive: Directive, expected_version: int, now: datetime,
+               store: PhotoStore | None = None) -> ReportView:
     """Store the form as typed (errors and all: nothing is lost); expected_version 0 creates it.
 
     With ``store``, the photos of sessions the new draft no longer has are removed with them.
     """
-    handle = _handle(session, actor, district_code)
+    handle = _handle(session, actor, district_code, directive, changing=True)
     _require_editor(actor, handle.district)
     content = normalise_raw(raw, handle.spec)
     report = get_report(session, handle.directive.id, handle.district.code)
@@ -214,9 +260,10 @@ def _create(session: Session, actor: User, handle: _Handle, content: dict,
 
 
 def add_photo(session: Session, actor: User, district_code: str, session_key: str,
-              data: bytes, filename: str, *, store: PhotoStore, now: datetime) -> ReportPhoto:
+              data: bytes, filename: str, *, directive: Directive, store: PhotoStore,
+              now: datetime) -> ReportPhoto:
     """Attach a photo to a saved session of the draft; its files go if the row does not stay."""
-    handle = _handle(session, actor, district_code)
+    handle = _handle(session, actor, district_code, directive, changing=True)
     _require_editor(actor, handle.district)
     report = get_report(session, handle.directive.id, handle.district.code)
     if report is not None:
@@ -259,7 +306,7 @@ def _attach(session: Session, actor: User, report: Report, session_key: str,
 def remove_photo(session: Session, actor: User, photo_id: int, *, store: PhotoStore,
                  now: datetime) -> None:
     """Detach a photo; its files are deleted once the change is committed (kept on rollback)."""
-    photo, report, handle = _photo_context(session, actor, photo_id)
+    photo, report, handle = _photo_context(session, actor, photo_id, changing=True)
     _require_editor(actor, handle.district)
     _require_editable(report)
     before = _bump_editable(session, report, actor, now)
@@ -294,10 +341,10 @@ def _bump_editable(session: Session, report: Report, actor: User, now: datetime)
     return {**_state(report), "version": report.version - 1}
 
 
-def submit_report(session: Session, actor: User, district_code: str, *, expected_version: int,
-                  now: datetime) -> ReportView:
+def submit_report(session: Session, actor: User, district_code: str, *, directive: Directive,
+                  expected_version: int, now: datetime) -> ReportView:
     """Send the report to the province: only without errors; completes the report step."""
-    handle = _handle(session, actor, district_code)
+    handle = _handle(session, actor, district_code, directive, changing=True)
     _require_editor(actor, handle.district)
     report = _existing(session, handle)
     _require_editable(report)
@@ -316,10 +363,10 @@ def submit_report(session: Session, actor: User, district_code: str, *, expected
 
 # --- the province reviews ---------------------------------------------------------------------
 
-def return_report(session: Session, actor: User, district_code: str, *, comment: str,
-                  expected_version: int, now: datetime) -> ReportView:
+def return_report(session: Session, actor: User, district_code: str, *, directive: Directive,
+                  comment: str, expected_version: int, now: datetime) -> ReportView:
     """Send a submitted report back with what to correct; the report step is open again."""
-    handle, report = _for_review(session, actor, district_code)
+    handle, report = _for_review(session, actor, district_code, directive)
     _require_status(report, ReportStatus.SUBMITTED)
     comment = _required_text(comment, ("comment: write what to correct",
                                        "ความเห็น: ต้องระบุสิ่งที่ต้องแก้ไข"))
@@ -332,10 +379,10 @@ def return_report(session: Session, actor: User, district_code: str, *, comment:
     return _view(session, actor, handle, report)
 
 
-def accept_report(session: Session, actor: User, district_code: str, *, expected_version: int,
-                  now: datetime) -> ReportView:
+def accept_report(session: Session, actor: User, district_code: str, *, directive: Directive,
+                  expected_version: int, now: datetime) -> ReportView:
     """Accept a submitted report: it is locked, and counts in the provincial compilation."""
-    handle, report = _for_review(session, actor, district_code)
+    handle, report = _for_review(session, actor, district_code, directive)
     _require_status(report, ReportStatus.SUBMITTED)
     before = _state(report)
     _change(session, report, expected_version, (ReportStatus.SUBMITTED,),
@@ -346,10 +393,10 @@ def accept_report(session: Session, actor: User, district_code: str, *, expected
     return _view(session, actor, handle, report)
 
 
-def reopen_report(session: Session, actor: User, district_code: str, *, reason: str,
-                  expected_version: int, now: datetime) -> ReportView:
+def reopen_report(session: Session, actor: User, district_code: str, *, directive: Directive,
+                  reason: str, expected_version: int, now: datetime) -> ReportView:
     """Unlock an accepted report for correction; the reason goes to the district and the log."""
-    handle, report = _for_review(session, actor, district_code)
+    handle, report = _for_review(session, actor, district_code, directive)
     if report.status != ReportStatus.ACCEPTED:
         raise Conflict("only an accepted report can be reopened",
                        "เปิดให้แก้ไขได้เฉพาะรายงานที่จังหวัดรับแล้ว")
@@ -364,8 +411,9 @@ def reopen_report(session: Session, actor: User, district_code: str, *, reason: 
     return _view(session, actor, handle, report)
 
 
-def _for_review(session: Session, actor: User, district_code: str) -> tuple[_Handle, Report]:
-    handle = _handle(session, actor, district_code)
+def _for_review(session: Session, actor: User, district_code: str,
+                directive: Directive) -> tuple[_Handle, Report]:
+    handle = _handle(session, actor, district_code, directive, changing=True)
     if not can_review_report(actor.role):
         raise Forbidden("only the provincial coordinator reviews reports",
                         "เฉพาะผู้ประสานงานของจังหวัดเท่านั้นที่ตรวจรายงานได้")
@@ -374,12 +422,12 @@ def _for_review(session: Session, actor: User, district_code: str) -> tuple[_Han
 
 # --- the provincial compilation ---------------------------------------------------------------
 
-def compile_for(session: Session, actor: User, directive: Directive | None = None) -> Compilation:
-    """The province's totals over accepted reports; for the coordinator and provincial head."""
+def compile_for(session: Session, actor: User, *, directive: Directive) -> Compilation:
+    """The province's totals over the directive's accepted reports; for the coordinator and the
+    provincial head (a closed directive's too: its compilation stays readable)."""
     if actor.role not in PROVINCE_ROLES:
         raise Forbidden("only the province compiles the districts' reports",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่รวบรวมรายงานของอำเภอได้")
-    directive = directive or current_directive_for(session, actor)
     if directive.province_code != actor.province_code:
         raise Forbidden(f"directive {directive.slug} belongs to another province",
                         "หนังสือสั่งการนี้เป็นของจังหวัดอื่น")

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from domain.access import can_mark_item, can_see_district, can_waive_item
+from domain.amendment import Amendment
 from domain.directive import DirectiveSpec
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from models import audit
@@ -29,6 +30,7 @@ from models.directive import (
 from models.org import District, districts_of, get_district
 from models.outbox import cancel_pending_for_item
 from models.user import User
+from tidtam.app.amendment import amend_directive
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class LaunchResult:
     directive: Directive
     created_directive: bool
     created_items: int
+    amendment: Amendment | None = None  # a higher revision of the YAML, applied
 
 
 def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
@@ -44,6 +47,8 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
     """Create the directive, its steps and one tracked item per district × step; re-runs add none.
 
     ``parent_id``: the national directive this is a province's copy of (``tidtam.app.national``).
+    Launching a higher ``revision:`` of a launched directive's YAML applies the amended letter
+    (``tidtam.app.amendment``); the same revision with a different content is refused.
     """
     if spec.province_code is None:
         raise InvalidInput(f"{spec.slug} is national: launch it with tidtam launch (all provinces)",
@@ -54,15 +59,18 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
                            f"ยังไม่มีข้อมูลอำเภอของจังหวัดรหัส {spec.province_code} — เรียก tidtam init ก่อน")
     directive = get_directive_by_slug(session, spec.slug)
     created_directive = directive is None
+    amended = None
     if directive is None:
         directive = create_directive(session, spec, now, parent_id)
     elif directive.status == DirectiveStatus.CLOSED:
         raise Conflict(f"{spec.slug} is closed ({directive.close_reason}); it is not launched again",
                        f"{spec.slug} ปิดแล้ว ({directive.close_reason}) — นำเข้าซ้ำไม่ได้")
-    elif directive.status == DirectiveStatus.LOADED:
-        directive.status = DirectiveStatus.ACTIVE
-        directive.launched_at = now
-        session.add(directive)
+    else:
+        amended = amend_directive(session, directive, spec, now=now, actor=actor)
+        if directive.status == DirectiveStatus.LOADED:
+            directive.status = DirectiveStatus.ACTIVE
+            directive.launched_at = now
+            session.add(directive)
     steps = ensure_steps(session, directive, spec)
     existing = {(i.step_id, i.district_code) for i in items_of(session, directive.id)}
     new_items = [TrackedItem(directive_id=directive.id, step_id=step.id, district_code=d.code,
@@ -73,6 +81,9 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
         audit.record(session, at=now, actor=actor, action="directive.launch", entity="directive",
                      entity_id=directive.id, after={"slug": spec.slug, "items": len(new_items)})
     session.flush()
+    if amended is not None and amended.applied:
+        return LaunchResult(directive, False, amended.created_items + len(new_items),
+                            amended.amendment)
     return LaunchResult(directive, created_directive, len(new_items))
 
 

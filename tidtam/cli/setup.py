@@ -18,6 +18,9 @@ def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July
          provinces: Annotated[str, typer.Option(
              help="'all' (the Department's 76 provinces, Bangkok left out) or DOPA codes, e.g. 27,50"
          )] = "27",
+         follow_up: Annotated[bool, typer.Option(
+             help="with --demo: also the second Sa Kaeo letter (26 Jul 2567), followed side by "
+                  "side with a few steps done, and its progress (make run does)")] = False,
          now: Now = None) -> None:
     """Migrate, load the provinces' districts (Sa Kaeo's 9 by default), launch the FY 2567 directive."""
     from tidtam.app.orgtree import parse_province_codes
@@ -25,13 +28,14 @@ def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July
     from tidtam.infra.db import get_engine
     from tidtam.infra.photos import PhotoStore
     from tidtam.infra.settings import get_settings
-    from tidtam.ops.bootstrap import initialise
+    from tidtam.ops.bootstrap import DEMO_FOLLOW_UPS, initialise
 
     instant = instant_for(now)
     try:
         result = initialise(get_engine(), demo=demo, now=instant, exist_ok=exist_ok,
                             photos=PhotoStore(get_settings().data_dir / "photos"),
-                            provinces=parse_province_codes(provinces))
+                            provinces=parse_province_codes(provinces),
+                            follow_ups=DEMO_FOLLOW_UPS if demo and follow_up else ())
     except TidtamError as error:
         fail(error, 2 if isinstance(error, InvalidInput) else 1)
     if result is None:
@@ -40,8 +44,13 @@ def init(demo: Annotated[bool, typer.Option(help="add demo accounts and mid-July
     plural = "s" if result.provinces != 1 else ""
     typer.echo(f"loaded {result.provinces} province{plural}, {result.districts} districts; directive "
                f"{result.directive.reference_no}: {result.items} tracked items")
+    for follow_up in result.follow_ups:
+        typer.echo(f"directive {follow_up.directive.reference_no} ({follow_up.directive.slug}): "
+                   f"{follow_up.items} tracked items, {follow_up.done} steps done (demo)")
     if result.demo_users:
         typer.echo(f"demo accounts: {', '.join(result.demo_users)}")
+        if "department" in result.demo_users:
+            typer.echo("the Department's view (national board, every province): department")
         typer.secho(f"demo password (demo only / ใช้สาธิตเท่านั้น): {DEMO_PASSWORD}", bold=True)
         typer.echo(f"demo progress: {result.demo_done} steps marked done as of 16 Jul 2567; "
                    f"{result.demo_reports} report drafts with photos")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
+    from models.directive import Directive
     from models.user import User
     from tidtam.infra.photos import PhotoStore, StoredPhoto
 
@@ -673,6 +674,12 @@ class _Context:
     def staff(self, district: str) -> User:
         return self.people[f"staff-{district}"]
 
+    def directive(self, session: Session) -> Directive:
+        """The province's copy, which the report events act on."""
+        from models.directive import Directive
+
+        return session.get(Directive, self.directive_id)
+
     def version(self, session: Session, district: str) -> int:
         from models.report import get_report
 
@@ -691,6 +698,7 @@ def _draft(writer: _Writer, session: Session, context: _Context, event: Event) -
     from tidtam.app.reporting import save_draft
 
     save_draft(session, context.staff(event.district), event.district, event.content,
+               directive=context.directive(session),
                expected_version=context.version(session, event.district), now=event.at)
 
 
@@ -698,20 +706,23 @@ def _photo(writer: _Writer, session: Session, context: _Context, event: Event) -
     from tidtam.app.reporting import add_photo
 
     add_photo(session, context.staff(event.district), event.district, event.session_key,
-              writer.pictures[event.picture], event.text, store=writer.store, now=event.at)
+              writer.pictures[event.picture], event.text, directive=context.directive(session),
+              store=writer.store, now=event.at)
 
 
 def _submit(writer: _Writer, session: Session, context: _Context, event: Event) -> None:
     from tidtam.app.reporting import submit_report
 
     submit_report(session, context.staff(event.district), event.district,
+                  directive=context.directive(session),
                   expected_version=context.version(session, event.district), now=event.at)
 
 
 def _return(writer: _Writer, session: Session, context: _Context, event: Event) -> None:
     from tidtam.app.reporting import return_report
 
-    return_report(session, context.coordinator, event.district, comment=event.text,
+    return_report(session, context.coordinator, event.district,
+                  directive=context.directive(session), comment=event.text,
                   expected_version=context.version(session, event.district), now=event.at)
 
 
@@ -719,13 +730,15 @@ def _accept(writer: _Writer, session: Session, context: _Context, event: Event) 
     from tidtam.app.reporting import accept_report
 
     accept_report(session, context.coordinator, event.district,
+                  directive=context.directive(session),
                   expected_version=context.version(session, event.district), now=event.at)
 
 
 def _provincial(writer: _Writer, session: Session, context: _Context, event: Event) -> None:
     from tidtam.app.national import submit_provincial_report
 
-    submit_provincial_report(session, context.coordinator, now=event.at)
+    submit_provincial_report(session, context.coordinator, directive=context.directive(session),
+                             now=event.at)
 
 
 HANDLERS = {"done": _done, "draft": _draft, "photo": _photo, "submit": _submit, "return": _return,

@@ -1,11 +1,13 @@
-"""The Sa Kaeo demo of `tidtam init --demo` and `make run`: accounts, mid-July progress, two report
-drafts with photos. Everything goes through the use cases, as a user's clicks would."""
+"""The Sa Kaeo demo of `tidtam init --demo` and `make run`: accounts (and the Department's), two
+letters followed side by side (the FY 2567 directive with mid-July progress and two report drafts
+with photos; a follow-up letter of late July with early-August progress). Everything goes through
+the use cases, as a user's clicks would."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
@@ -20,8 +22,13 @@ if TYPE_CHECKING:
 
 SA_KAEO = "27"
 DEMO_PASSWORD = "tidtam-demo-2567"
+DEPARTMENT = "department"  # the demo's Department viewer: the national board, every province
 # Mid-July 2567: the moment the demo's progress is "as of".
 DEMO_AS_OF = datetime(2024, 7, 16, 3, 0, tzinfo=UTC)  # 10:00 Asia/Bangkok
+# The follow-up letter (directives/fy2567-sakaeo-outstanding-centers.yaml) is launched on its day,
+# 26 Jul 2567, and its first steps are marked in the first days of August.
+FOLLOW_UP_LAUNCH = datetime(2024, 7, 26, 3, 0, tzinfo=UTC)  # 10:00 Asia/Bangkok
+FOLLOW_UP_AS_OF = datetime(2024, 8, 1, 3, 0, tzinfo=UTC)
 
 
 def create_demo_accounts(session: Session, now: datetime, *, with_line: bool = False) -> list[str]:
@@ -53,6 +60,15 @@ def create_demo_accounts(session: Session, now: datetime, *, with_line: bool = F
         add(f"head-{district.code}", f"พัฒนาการอำเภอ{district.name_th} (สาธิต)",
             Role.DISTRICT_HEAD, district.code)
     return made
+
+
+def create_department_account(session: Session, now: datetime) -> list[str]:
+    """``department``: a Department viewer (no province), with the demo password and an e-mail."""
+    _, created = ensure_user(session, username=DEPARTMENT, full_name="กรมการพัฒนาชุมชน (สาธิต)",
+                             role=Role.DEPARTMENT_VIEWER, province_code=None, district_code=None,
+                             password_hash=hash_password(DEMO_PASSWORD), now=now,
+                             email=f"{DEPARTMENT}@demo.tidtam.local")
+    return [DEPARTMENT] if created else []
 
 
 def demo_line_id(username: str) -> str:
@@ -90,6 +106,36 @@ def mark_demo_progress(session: Session, directive: Directive) -> int:
     return count
 
 
+# The follow-up letter as of 1-5 Aug 2567: a few districts have begun. staff-2703, who has done
+# nothing of the first letter yet, has studied the criteria (S1) and owes the rest of both.
+FOLLOW_UP_SLUG = "fy2567-sakaeo-outstanding-centers"
+FOLLOW_UP_PROGRESS = {
+    "2701": ["S1", "S2"],
+    "2703": ["S1"],
+    "2704": ["S1", "S2"],
+    "2708": ["S1"],
+}
+
+
+def mark_follow_up_progress(session: Session, directive: Directive) -> int:
+    """Mark the follow-up letter's early-August progress, each by the district's staff (another
+    letter than the demo's follow-up gets none)."""
+    from models.directive import find_item
+    from models.user import get_by_username
+
+    if directive.slug != FOLLOW_UP_SLUG:
+        return 0
+    count = 0
+    for offset, (district_code, codes) in enumerate(FOLLOW_UP_PROGRESS.items()):
+        staff = get_by_username(session, f"staff-{district_code}")
+        for n, code in enumerate(codes):
+            item = find_item(session, directive.id, district_code, code)
+            at = FOLLOW_UP_AS_OF + timedelta(days=(offset + n) % 2, hours=n)
+            mark_done(session, staff, item.id, now=at, note="ดำเนินการแล้ว (ข้อมูลสาธิต)")
+            count += 1
+    return count
+
+
 # Two districts ahead of the rest have begun their report (activities held in early July).
 DEMO_REPORTS = {
     "2701": [("2024-07-05", "ศูนย์ผู้นำจิตอาสาพัฒนาชุมชนตำบลท่าเกษม", "บ้านท่าเกษม ต.ท่าเกษม",
@@ -101,8 +147,9 @@ DEMO_REPORTS = {
 }
 
 
-def draft_demo_reports(session: Session, photos: PhotoStore) -> int:
-    """Report drafts (as typed by each district's staff) with a generated photo per session."""
+def draft_demo_reports(session: Session, photos: PhotoStore, directive: Directive) -> int:
+    """The directive's report drafts (as typed by each district's staff), a generated photo per
+    session."""
     from domain.report import new_session_key
     from models.user import get_by_username
     from tidtam.app.reporting import add_photo, save_draft
@@ -114,10 +161,11 @@ def draft_demo_reports(session: Session, photos: PhotoStore) -> int:
                      "kind": kind, "participants": dict(zip(categories, counts, strict=True))}
                     for held_on, center, place, kind, counts in rows]
         raw = {"sessions": sessions, "outcomes": ["ชุมชนมีส่วนร่วมทำความดีถวายในหลวง (ข้อมูลสาธิต)"]}
-        save_draft(session, staff, district_code, raw, expected_version=0, now=DEMO_AS_OF)
+        save_draft(session, staff, district_code, raw, directive=directive, expected_version=0,
+                   now=DEMO_AS_OF)
         for n, entry in enumerate(sessions):
             add_photo(session, staff, district_code, entry["key"], _demo_photo(n), f"IMG_{n + 1:04d}.jpg",
-                      store=photos, now=DEMO_AS_OF)
+                      directive=directive, store=photos, now=DEMO_AS_OF)
     return len(DEMO_REPORTS)
 
 

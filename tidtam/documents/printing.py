@@ -31,7 +31,7 @@ from models.org import get_province
 from models.report import ReportPhoto, get_report, photos_of
 from models.user import User
 from tidtam.app.labels import labels
-from tidtam.app.reporting import compile_for, current_directive_for, report_view, spec_of
+from tidtam.app.reporting import compile_for, report_view, spec_of
 from tidtam.documents.exports import session_heads, session_kind
 from tidtam.infra.photos import PhotoStore
 
@@ -105,10 +105,12 @@ class SessionRow:
 
 # --- the pages --------------------------------------------------------------------------------
 
-def printable_district(session: Session, actor: User, district_code: str, *, store: PhotoStore,
-                       thai_digits: bool = False, tz: ZoneInfo | None = None) -> str:
-    """The district's form as it stands (any status the actor may see; "ฉบับร่าง" unless accepted)."""
-    view = report_view(session, actor, district_code)
+def printable_district(session: Session, actor: User, district_code: str, *,
+                       directive: Directive, store: PhotoStore, thai_digits: bool = False,
+                       tz: ZoneInfo | None = None) -> str:
+    """The district's form for the directive as it stands (any status the actor may see;
+    "ฉบับร่าง" unless accepted); a closed directive's prints all the same."""
+    view = report_view(session, actor, district_code, directive=directive)
     province = get_province(session, view.district.province_code)
     content = view.checked.content
     status = str(view.report.status) if view.report else NO_REPORT
@@ -123,12 +125,11 @@ def printable_district(session: Session, actor: User, district_code: str, *, sto
         sessions=_session_rows(view.spec, content))
 
 
-def printable_province(session: Session, actor: User, *, store: PhotoStore, thai_digits: bool = False,
-                       directive: Directive | None = None, as_of: datetime | None = None,
+def printable_province(session: Session, actor: User, *, directive: Directive, store: PhotoStore,
+                       thai_digits: bool = False, as_of: datetime | None = None,
                        tz: ZoneInfo | None = None) -> str:
-    """The compiled form of the actor's province (coordinator and provincial head only)."""
-    directive = directive or current_directive_for(session, actor)
-    compilation = compile_for(session, actor, directive)
+    """The directive's compiled form (its province's coordinator and provincial head only)."""
+    compilation = compile_for(session, actor, directive=directive)
     return province_page(session, directive, compilation, store=store, thai_digits=thai_digits,
                          as_of=as_of, tz=tz)
 

@@ -134,3 +134,14 @@ def test_a_multiline_text_survives_the_round_trip(last_year):
     last_year["contact_th"] = "บรรทัดหนึ่ง\nบรรทัดสอง: # ไม่ใช่ความเห็น"
     text = to_yaml(next_year(last_year, 2568), source="x")
     assert parse_directive(text, "x.yaml").contact_th == "บรรทัดหนึ่ง\nบรรทัดสอง: # ไม่ใช่ความเห็น"
+
+
+@pytest.mark.parametrize("path", sorted((SAKAEO.parent).glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_letter_gives_a_next_year_that_loads(path):
+    last = load_directive(path)
+    draft = next_year(last.model_dump(mode="json"), last.fiscal_year + 1)
+    spec = parse_directive(to_yaml(draft, source=last.slug), f"{path.stem}-next.yaml")
+    assert spec.fiscal_year == last.fiscal_year + 1 and spec.slug != last.slug
+    assert [s.code for s in spec.steps] == [s.code for s in last.steps]
+    assert [s.due_on for s in spec.steps] == [move_date(s.due_on, 1) for s in last.steps]
+    assert spec.close_after_working_days == last.close_after_working_days

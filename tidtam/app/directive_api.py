@@ -63,15 +63,6 @@ def _own_province_district_role(actor: User, province_code: str | None) -> bool:
             and actor.province_code is not None and actor.province_code == province_code)
 
 
-def directive_in(session: Session, actor: User, province_code: str, slug: str | None) -> Directive:
-    """The directive an older endpoint is about: the one ``?directive=`` names (of this province;
-    unknown → NotFound listing its active ones), else the province's one active directive
-    (several → Conflict listing them: ``boards.directive_named``)."""
-    if slug:
-        return find_directive(session, slug, province_code)
-    return directive_named(session, actor, province_code, None)
-
-
 # --- the list, one directive, its board ----------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -143,14 +134,14 @@ def board_of_caller(session: Session, actor: User, today: date, slug: str | None
 def province_board_of(session: Session, actor: User, province_code: str, today: date,
                       slug: str | None) -> Board:
     province = visible_province(session, actor, province_code)
-    return board(session, directive_in(session, actor, province.code, slug), today)
+    return board(session, directive_named(session, province.code, slug), today)
 
 
 def district_board(session: Session, actor: User, district_code: str, today: date,
                    slug: str | None) -> Board:
     """One district's row of a directive of its province."""
     district = visible_district(session, actor, district_code)
-    return board(session, directive_in(session, actor, district.province_code, slug), today,
+    return board(session, directive_named(session, district.province_code, slug), today,
                  district.code)
 
 

@@ -38,7 +38,7 @@ from bench._common import machine, print_table
 from bench._national import DEMO_AS_OF as AS_OF
 from bench._national import demo_dataset, scratch_database
 from domain.rates import Rate
-from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, latest_directive
+from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem, directives_of
 from models.org import all_provinces, districts_of
 from tidtam.app.boards import Board, BoardCell, BoardRow, is_overdue
 from tidtam.app.national import NationalBoard, NationalRow, build_national_board
@@ -132,7 +132,7 @@ def naive_province(engine, province: str) -> Callable[[], object]:
     """The districts, then each district's items and each item's step, one query at a time."""
     def run() -> Board:
         with Session(engine) as session:
-            directive = latest_directive(session, province)
+            directive = directives_of(session, province)[0]
             rows = []
             for district in districts_of(session, province):
                 items = session.exec(select(TrackedItem).where(

@@ -136,19 +136,6 @@ def get_directive_by_slug(session: Session, slug: str) -> Directive | None:
     return session.exec(select(Directive).where(Directive.slug == slug)).first()
 
 
-def latest_directive(session: Session, province_code: str | None = None) -> Directive | None:
-    """The newest directive a province carries out (of any province without ``province_code``).
-
-    National directives are never returned: their work is tracked in the provinces' copies.
-    """
-    query = select(Directive).order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())
-    if province_code:
-        query = query.where(Directive.province_code == province_code)
-    else:
-        query = query.where(col(Directive.province_code).is_not(None))
-    return session.exec(query).first()
-
-
 def directives_of(session: Session, province_code: str | None = None,
                   statuses: tuple[DirectiveStatus, ...] | None = None) -> list[Directive]:
     """A province's directives (every province's without ``province_code``; never the national

@@ -313,7 +313,7 @@ def test_a_cli_sweep_is_a_flow_run_on_the_running_server_never_a_temporary_one(p
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             name=FlowRunFilterName(any_=[_run_name(output)])))
     assert [(r.state_name, r.parameters) for r in runs] == [
-        ("Completed", {"now": "2024-08-12T08:30:00+07:00"})]
+        ("Completed", {"now": "2024-08-12T08:30:00+07:00", "directive_slug": None})]
 
 
 def _run_name(output: str) -> str:

@@ -176,3 +176,15 @@ def test_directive_new_writes_next_year_which_loads_and_launches(tidtam, cli_dat
     assert listed[spec.slug] == "loaded"
     assert "108 new tracked items" in tidtam("launch", str(out))[1]
     assert {d["slug"]: d["status"] for d in js(tidtam, "directives")}[spec.slug] == "active"
+
+
+def test_a_coordinator_closes_as_on_the_web_and_a_national_file_is_not_loaded(tidtam, cli_database):
+    out = tidtam("close", SAKAEO, "--reason", "ครบกำหนดแล้ว / done", "--user", "coordinator")[1]
+    assert f"closed {SAKAEO}" in out
+    with session_of(cli_database) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "directive.close")).one()
+        assert entry.actor == "coordinator"
+    code, _, err = tidtam("close", SAKAEO, "--reason", "x", "--user", "nobody", ok=False)
+    assert code == 2 and "nobody" in err and "ไม่พบผู้ใช้" in err
+    code, _, err = tidtam("load", "directives/fy2567-national-volunteer-centers.yaml", ok=False)
+    assert code == 2 and "national" in err and "กรมฯ" in err

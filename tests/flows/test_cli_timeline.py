@@ -21,13 +21,14 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from models.audit import AuditEntry
-from models.directive import find_item, latest_directive
+from models.directive import find_item, get_directive_by_slug
 from models.outbox import OutboxMessage
 from models.user import get_by_username
 from tidtam.cli import app
 from tidtam.infra import db
 
 PASSWORD = "a-long-enough-password"
+SAKAEO = "fy2567-sakaeo-volunteer-centers"
 
 
 @pytest.fixture
@@ -96,12 +97,12 @@ def test_a_timeline_replayed_through_the_cli_alone(tidtam):
         g1 = next(line for line in digest.body.splitlines() if line.startswith("อ.เมืองสระแก้ว"))
         assert g1.count("(2)*") == 8 and "ตาพระยา" not in g1
         staff = get_by_username(session, "staff-2703")
-        item = find_item(session, latest_directive(session, "27").id, "2703", "G1")
+        item = find_item(session, get_directive_by_slug(session, SAKAEO).id, "2703", "G1")
         assert (item.status, item.completed_by_id, item.completed_at) == (
             "done", staff.id, datetime(2024, 7, 15, 7, 0, tzinfo=UTC))
         entry = session.exec(select(AuditEntry).where(AuditEntry.action == "item.done")).one()
         assert entry.at == datetime(2024, 7, 15, 7, 0, tzinfo=UTC) and entry.actor == "staff-2703"
-        assert latest_directive(session, "27").launched_at == datetime(2024, 7, 10, 2, 0, tzinfo=UTC)
+        assert get_directive_by_slug(session, SAKAEO).launched_at == datetime(2024, 7, 10, 2, 0, tzinfo=UTC)
         assert staff.created_at == datetime(2024, 7, 10, 2, 5, tzinfo=UTC)
 
 

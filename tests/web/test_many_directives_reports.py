@@ -1,6 +1,7 @@
-"""A province following two directives keeps each one's reports apart: launching the Department's
-national directive on top of the Sa Kaeo demo leaves the provincial directive's report pages,
-printouts and exports exactly as they were, and the copy's are at its own addresses. A closed
+"""A province following two directives keeps each apart: launching the Department's national
+directive on top of the Sa Kaeo demo leaves the provincial directive's board, district pages,
+report pages, printouts and exports exactly as they were, the copy's are at its own addresses, and
+both letters show on the directives page, the national board and in `tidtam directives`. A closed
 directive's reports are read-only and still print and export; old links redirect.
 
 Through the real app, on SQLite and PostgreSQL.
@@ -9,6 +10,7 @@ Through the real app, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
+from typer.testing import CliRunner
 
 from domain.directive import load_directive, province_slug
 from models.audit import AuditEntry
@@ -43,7 +46,10 @@ from tests.web.test_report_pages import (
 )
 from tidtam.app.directives import close_directive
 from tidtam.app.national import launch_national
+from tidtam.cli import app as tidtam_cli
+from tidtam.infra import db
 from tidtam.infra.paths import DIRECTIVES
+from tidtam.infra.settings import get_settings
 
 NATIONAL = DIRECTIVES / "fy2567-national-volunteer-centers.yaml"
 COPY_SLUG = province_slug("fy2567-national-volunteer-centers", "27")
@@ -77,8 +83,10 @@ def cells(xlsx: bytes) -> dict[str, list[tuple]]:
 def outputs(coordinator: TestClient, staff: TestClient, api: TestClient,
             headers: dict[str, str], base: str = D, slug: str = SLUG) -> dict[str, object]:
     """Everything the province and the district see of a directive's reports."""
-    seen: dict[str, object] = {}
+    seen: dict[str, object] = {"board": main_of(ok(coordinator, base).text),
+                               "staff's district": main_of(ok(staff, f"{base}/districts/{CODE}").text)}
     for code in (CODE, "2701", "2709"):
+        seen[f"district {code}"] = main_of(ok(coordinator, f"{base}/districts/{code}").text)
         seen[f"page {code}"] = main_of(ok(coordinator, f"{base}/districts/{code}/report").text)
         seen[f"print {code}"] = ok(coordinator, f"{base}/districts/{code}/report/print").text
     seen["staff page"] = main_of(ok(staff, f"{base}/districts/{CODE}/report").text)
@@ -167,8 +175,44 @@ def test_launching_the_national_directive_leaves_the_provincial_reports_as_they_
     assert unnamed.status_code == 409
     detail = unnamed.json()["detail"]
     assert SLUG in detail["en"] and COPY_SLUG in detail["en"] and COPY_SLUG in detail["th"]
+    both_everywhere(any_app, any_engine, coordinator)
     for client in (staff, coordinator, api):
         client.close()
+
+
+def both_everywhere(app: FastAPI, engine: Engine, coordinator: TestClient) -> None:
+    """Both letters on the province's directives page, on the national board and in
+    `tidtam directives`."""
+    page = main_of(ok(coordinator, "/provinces/27/directives").text)
+    with Session(engine) as session:
+        ours, theirs = (get_directive_by_slug(session, s) for s in (SLUG, COPY_SLUG))
+    for directive in (ours, theirs):
+        assert f'href="/directives/{directive.slug}"' in page
+        assert directive.reference_no in page
+    with client_for(app, "department") as department:
+        board = main_of(ok(department, "/national").text)
+    assert ours.reference_no in board and f"/directives/{SLUG}" in board
+    assert f"/directives/{COPY_SLUG}" in board
+    listed = json.loads(cli("directives", "--province", "27", "--json", engine=engine))
+    assert {(d["slug"], d["status"]) for d in listed} == {(SLUG, "active"), (COPY_SLUG, "active")}
+
+
+def cli(*args: str, engine: Engine) -> str:
+    """`tidtam …` in this process against the test's database."""
+    url = engine.url.render_as_string(hide_password=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TIDTAM_DATABASE_URL", url)
+        patch.setenv("TIDTAM_DEMO", "1")
+        patch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(tidtam_cli, list(args))
+        finally:
+            get_settings.cache_clear()
+            db.engine_for(url).dispose()
+            db.engine_for.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 @pytest.mark.browser

@@ -15,14 +15,11 @@ from functools import cached_property
 from sqlmodel import Session
 
 from domain.access import (
-    DISTRICT_ROLES,
-    NATIONAL_ROLES,
-    PROVINCE_ROLES,
     can_mark_item,
     can_see_province,
     can_waive_item,
 )
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Forbidden, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
@@ -31,7 +28,6 @@ from models.directive import (
     ItemStatus,
     StepKind,
     TrackedItem,
-    active_directives,
     items_of,
     steps_of,
 )
@@ -39,29 +35,6 @@ from models.org import District, Province, districts_of, get_district, get_provi
 from models.user import User
 from tidtam.app.directives import find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
-
-
-def directive_named(session: Session, province_code: str, slug: str | None) -> Directive:
-    """The directive a request about a province is for: the one it names (``slug``, which must
-    be that province's), else the province's one active directive. The caller has checked that
-    the actor may see the province (or the district).
-
-    Never "the newest": with several active and none named, a Conflict lists their slugs; an
-    unknown slug, or none active, is NotFound (listing the active ones).
-    """
-    if slug:
-        return find_directive(session, slug, province_code)
-    active = active_directives(session, province_code)
-    if len(active) == 1:
-        return active[0]
-    if not active:
-        raise NotFound(f"province {province_code} follows no active directive",
-                       f"จังหวัดรหัส {province_code} ไม่มีหนังสือสั่งการที่ติดตามอยู่")
-    slugs = ", ".join(d.slug for d in active)
-    raise Conflict(f"province {province_code} follows several directives; name one "
-                   f"(?directive=SLUG): {slugs}",
-                   f"จังหวัดรหัส {province_code} ติดตามหนังสือสั่งการหลายฉบับ — ระบุฉบับ "
-                   f"(?directive=SLUG): {slugs}")
 
 
 def visible_province(session: Session, actor: User, province_code: str) -> Province:
@@ -169,11 +142,10 @@ class DistrictView:
 
 
 def district_view(session: Session, actor: User, district_code: str, today: date, *,
-                  directive: Directive | None = None) -> DistrictView:
+                  directive: Directive) -> DistrictView:
     """One district's items of a directive, and whether the actor may mark them (never on a
-    closed directive). ``directive``: None for the province's one active directive."""
+    closed directive)."""
     district = visible_district(session, actor, district_code)
-    directive = directive or directive_named(session, district.province_code, None)
     if directive.province_code != district.province_code:
         raise NotFound(f"directive {directive.slug} is not district {district.code}'s",
                        f"หนังสือสั่งการ {directive.slug} ไม่ใช่ของอำเภอรหัส {district.code}")
@@ -195,38 +167,6 @@ def directive_district(session: Session, actor: User, slug: str, district_code: 
     district = visible_district(session, actor, district_code)
     directive = find_directive(session, slug, district.province_code)
     return district_view(session, actor, district.code, today, directive=directive)
-
-
-def board_for(session: Session, actor: User, today: date, *,
-              directive: Directive | None = None) -> Board:
-    """The whole province for province roles; only their own district for district roles.
-    ``directive``: None for the province's one active directive (several: a Conflict).
-
-    The Department has no province of its own: it opens one with ``province_board``.
-    """
-    if actor.role in DISTRICT_ROLES and actor.district_code:
-        return district_view(session, actor, actor.district_code, today,
-                             directive=directive).board
-    if actor.role in NATIONAL_ROLES:
-        raise NotFound("the Department opens a province's board: /provinces/{code}",
-                       "กรมฯ เลือกดูกระดานติดตามทีละจังหวัด: /provinces/{รหัสจังหวัด}")
-    if actor.role not in PROVINCE_ROLES or actor.province_code is None:
-        raise Forbidden("your role may not see the provincial board",
-                        "บทบาทของคุณไม่มีสิทธิ์ดูกระดานติดตามของจังหวัด")
-    return province_board(session, actor, actor.province_code, today, directive=directive)
-
-
-def province_board(session: Session, actor: User, province_code: str, today: date, *,
-                   directive: Directive | None = None) -> Board:
-    """One province's board of a directive (None: its one active directive): for its
-    coordinator and head, and for the Department."""
-    province = visible_province(session, actor, province_code)
-    if directive is None:
-        directive = directive_named(session, province.code, None)
-    elif directive.province_code != province.code:
-        raise NotFound(f"directive {directive.slug} is not province {province.code}'s",
-                       f"หนังสือสั่งการ {directive.slug} ไม่ใช่ของจังหวัดรหัส {province.code}")
-    return board(session, directive, today)
 
 
 def provinces_for(session: Session, actor: User) -> list[Province]:

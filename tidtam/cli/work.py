@@ -43,7 +43,9 @@ def sweep(directive: DirectiveSlug = None, now: Now = None) -> None:
         fail(error)
     typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
                f"queued, {result['no_channel']} with no channel) at {shown(instant)}")
-    typer.echo(f"directives swept / หนังสือที่ติดตาม: {', '.join(result['directives']) or '-'}")
+    swept = result["directives"]
+    shown_slugs = ", ".join(swept[:10]) + (f" … (+{len(swept) - 10})" if len(swept) > 10 else "")
+    typer.echo(f"directives swept / หนังสือที่ติดตาม: {shown_slugs or '-'}")
     for slug in result["closed"]:
         typer.echo(f"closed automatically / ปิดอัตโนมัติ: {slug}")
 

@@ -19,7 +19,7 @@ from domain.access import (
     can_see_province,
     can_waive_item,
 )
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Forbidden, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
@@ -28,7 +28,6 @@ from models.directive import (
     ItemStatus,
     StepKind,
     TrackedItem,
-    active_directives,
     items_of,
     steps_of,
 )
@@ -36,31 +35,6 @@ from models.org import District, Province, districts_of, get_district, get_provi
 from models.user import User
 from tidtam.app.directives import find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
-
-
-def directive_named(session: Session, actor: User, province_code: str,
-                    slug: str | None) -> Directive:
-    """The directive a request about a province is for: the one it names (``slug``, which must
-    be that province's; unknown → NotFound listing the active ones), else the province's one
-    active directive. The caller has checked that ``actor`` may see the province (or district).
-
-    Never "the newest": with several active and none named, a Conflict lists their slugs; with
-    none active, NotFound. (The API's older endpoints use it; the pages' old links go to the
-    same place through ``web.links.legacy_path``.)
-    """
-    if slug:
-        return find_directive(session, slug, province_code)
-    active = active_directives(session, province_code)
-    if len(active) == 1:
-        return active[0]
-    if not active:
-        raise NotFound(f"province {province_code} follows no active directive",
-                       f"จังหวัดรหัส {province_code} ไม่มีหนังสือสั่งการที่ติดตามอยู่")
-    slugs = ", ".join(d.slug for d in active)
-    raise Conflict(f"province {province_code} follows several directives; name one "
-                   f"(?directive=SLUG): {slugs}",
-                   f"จังหวัดรหัส {province_code} ติดตามหนังสือสั่งการหลายฉบับ — ระบุฉบับ "
-                   f"(?directive=SLUG): {slugs}")
 
 
 def visible_province(session: Session, actor: User, province_code: str) -> Province:

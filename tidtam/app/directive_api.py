@@ -15,14 +15,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from domain.access import DISTRICT_ROLES, NATIONAL_ROLES, can_see_province
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Forbidden, NotFound
 from models.directive import (
     Directive,
     DirectiveStatus,
     DirectiveStep,
     ItemStatus,
     TrackedItem,
-    active_directives,
     directives_of,
 )
 from models.user import User
@@ -30,6 +29,7 @@ from tidtam.app.boards import Board, board, visible_province
 from tidtam.app.directives import (
     DirectiveProgress,
     close_directive,
+    directive_in,
     find_directive,
     progress_of,
     province_for_listing,
@@ -62,35 +62,6 @@ def readable_directive(session: Session, actor: User, slug: str) -> Directive:
 def _own_province_district_role(actor: User, province_code: str | None) -> bool:
     return (actor.role in DISTRICT_ROLES and actor.district_code is not None
             and actor.province_code is not None and actor.province_code == province_code)
-
-
-def directive_in(session: Session, province_code: str, slug: str | None) -> Directive:
-    """The directive a request about a province is for (the caller has checked the actor may see
-    the province or district): the one ``?directive=`` names, which must be that province's
-    (unknown → NotFound listing its active ones), else the province's one active directive.
-
-    Never "the newest": several active and none named → Conflict listing their slugs; none
-    active → NotFound listing every directive of the province, to name one.
-    """
-    if slug:
-        return find_directive(session, slug, province_code)
-    active = active_directives(session, province_code)
-    if len(active) == 1:
-        return active[0]
-    if active:
-        raise Conflict(f"province {province_code} follows several directives: name one with "
-                       f"?directive= ({_slugs(active)})",
-                       f"จังหวัดรหัส {province_code} ติดตามหนังสือสั่งการหลายฉบับ "
-                       f"ระบุฉบับด้วย ?directive= ({_slugs(active)})")
-    every = directives_of(session, province_code)
-    raise NotFound(f"province {province_code} follows no active directive; name one with "
-                   f"?directive= ({_slugs(every)})",
-                   f"จังหวัดรหัส {province_code} ไม่มีหนังสือสั่งการที่ติดตามอยู่ "
-                   f"ระบุฉบับด้วย ?directive= ({_slugs(every)})")
-
-
-def _slugs(directives: list[Directive]) -> str:
-    return ", ".join(d.slug for d in directives) or "-"
 
 
 # --- the list, one directive, its board ----------------------------------------------------------

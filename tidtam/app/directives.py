@@ -198,6 +198,31 @@ def only_active(session: Session, province_code: str) -> Directive | None:
     return active[0] if len(active) == 1 else None
 
 
+def directive_in(session: Session, province_code: str, slug: str | None) -> Directive:
+    """The directive a request about a province is for (the caller has checked the actor may see
+    the province or district): the one ``?directive=`` names, which must be that province's
+    (unknown → NotFound listing its active ones), else the province's one active directive.
+
+    Never "the newest": several active and none named → Conflict listing their slugs; none
+    active → NotFound listing every directive of the province, to name one.
+    """
+    if slug:
+        return find_directive(session, slug, province_code)
+    active = active_directives(session, province_code)
+    if len(active) == 1:
+        return active[0]
+    if active:
+        raise Conflict(f"province {province_code} follows several directives: name one with "
+                       f"?directive= ({_active_list(active)})",
+                       f"จังหวัดรหัส {province_code} ติดตามหนังสือสั่งการหลายฉบับ "
+                       f"ระบุฉบับด้วย ?directive= ({_active_list(active)})")
+    every = directives_of(session, province_code)
+    raise NotFound(f"province {province_code} follows no active directive; name one with "
+                   f"?directive= ({_active_list(every)})",
+                   f"จังหวัดรหัส {province_code} ไม่มีหนังสือสั่งการที่ติดตามอยู่ "
+                   f"ระบุฉบับด้วย ?directive= ({_active_list(every)})")
+
+
 def close_directive(session: Session, actor: User, slug: str, *, reason: str,
                     now: datetime) -> Directive:
     """The coordinator closes a directive, with a reason: never chased again, still readable.

@@ -42,7 +42,6 @@ from models.directive import (
     DirectiveStatus,
     ItemStatus,
     TrackedItem,
-    active_directives,
     find_item,
     get_directive_by_slug,
     update_item,
@@ -63,7 +62,7 @@ from models.report import (
     update_report,
 )
 from models.user import User
-from tidtam.app.directives import visible_directive
+from tidtam.app.directives import directive_in, visible_directive
 from tidtam.app.labels import status_th
 from tidtam.app.tracking import ensure_active, visible_district
 from tidtam.infra.photos import PhotoLimits, PhotoStore, StoredPhoto, sanitise_filename
@@ -95,7 +94,7 @@ def directive_for_report(session: Session, actor: User, district_code: str,
     Conflict that lists them."""
     if slug:
         return directive_named(session, actor, slug)
-    return _only_active(session, visible_district(session, actor, district_code).province_code)
+    return directive_in(session, visible_district(session, actor, district_code).province_code, None)
 
 
 def directive_for_province(session: Session, actor: User, slug: str | None) -> Directive:
@@ -106,19 +105,7 @@ def directive_for_province(session: Session, actor: User, slug: str | None) -> D
     if actor.province_code is None:
         raise Forbidden("only a province compiles its districts' reports",
                         "เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่รวบรวมรายงานของอำเภอได้")
-    return _only_active(session, actor.province_code)
-
-
-def _only_active(session: Session, province_code: str) -> Directive:
-    active = active_directives(session, province_code)
-    if len(active) == 1:
-        return active[0]
-    if not active:
-        raise NotFound(f"province {province_code} follows no active directive; name one with "
-                       "?directive=", "จังหวัดนี้ไม่มีหนังสือสั่งการที่กำลังติดตาม ระบุฉบับด้วย ?directive=")
-    slugs = ", ".join(d.slug for d in active)
-    raise Conflict(f"the province follows several directives; name one with ?directive=: {slugs}",
-                   f"จังหวัดนี้ติดตามหนังสือสั่งการหลายฉบับ ระบุฉบับด้วย ?directive= : {slugs}")
+    return directive_in(session, actor.province_code, None)
 
 
 @dataclass(frozen=True)

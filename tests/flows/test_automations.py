@@ -237,10 +237,10 @@ def alerts(session):
 
 def test_ops_alert_tells_every_coordinator_on_line_and_by_email(session, alert):
     result = alert("escalation-sweep", "failed", flow_run_name="witty-otter", state="Crashed",
-                   now="2024-08-13T08:31:00+07:00")
+                   now=bkk(2024, 8, 13, 8, 31))
     rows = alerts(session)
     coordinator = get_by_username(session, "coordinator")
-    assert result["enqueued"] == 2 and result["recipients"] == ["coordinator"]
+    assert result.enqueued == 2 and result.recipients == ["coordinator"]
     assert [(r.user_id, r.channel, r.status, r.recipient) for r in rows] == [
         (coordinator.id, "line", OutboxStatus.QUEUED, "U" + "c" * 32),
         (coordinator.id, "email", OutboxStatus.QUEUED, "coordinator@demo.tidtam.local")]
@@ -256,10 +256,10 @@ def test_ops_alert_tells_every_coordinator_on_line_and_by_email(session, alert):
 
 
 def test_the_same_failed_run_alerts_once_and_at_night_waits_for_the_office(session, alert):
-    alert("coordinator-digest", "failed", flow_run_name="calm-heron", now="2024-08-13T20:00:00+07:00")
+    alert("coordinator-digest", "failed", flow_run_name="calm-heron", now=bkk(2024, 8, 13, 20, 0))
     again = alert("coordinator-digest", "failed", flow_run_name="calm-heron",
-                  now="2024-08-13T20:05:00+07:00")
-    assert again["enqueued"] == 0 and again["already_queued"] == 2
+                  now=bkk(2024, 8, 13, 20, 5))
+    assert again.enqueued == 0 and again.already_queued == 2
     rows = alerts(session)
     assert {r.next_try_at.astimezone(BKK) for r in rows} == {bkk(2024, 8, 14, 8, 30)}
     assert "สรุปงานประจำวันของผู้ประสานงาน" in rows[0].subject
@@ -267,22 +267,22 @@ def test_the_same_failed_run_alerts_once_and_at_night_waits_for_the_office(sessi
 
 
 def test_a_weekend_silence_tells_nobody_a_weekday_one_does(session, alert):
-    sunday = alert("escalation-sweep", "missed", now="2024-08-11T14:00:00+07:00", schedules=SWEEP)
-    assert sunday == {"enqueued": 0, "expected_silence": True} and alerts(session) == []
-    tuesday = alert("escalation-sweep", "missed", now="2024-08-13T10:00:00+07:00", schedules=SWEEP)
-    assert tuesday["enqueued"] == 2
+    sunday = alert("escalation-sweep", "missed", now=bkk(2024, 8, 11, 14, 0), schedules=SWEEP)
+    assert (sunday.enqueued, sunday.expected_silence) == (0, True) and alerts(session) == []
+    tuesday = alert("escalation-sweep", "missed", now=bkk(2024, 8, 13, 10, 0), schedules=SWEEP)
+    assert (tuesday.enqueued, tuesday.expected_silence) == (2, False)
     assert "ไม่ได้ทำงานมา 1 วัน / tidtam: escalation-sweep has not run for a day" in \
         alerts(session)[0].subject
 
 
 def test_a_silence_of_a_flow_whose_schedule_is_unknown_is_always_told(session, alert):
     """Run by hand (no automation handing over the schedule): better a word too many."""
-    assert alert("escalation-sweep", "missed", now="2024-08-11T14:00:00+07:00")["enqueued"] == 2
+    assert alert("escalation-sweep", "missed", now=bkk(2024, 8, 11, 14, 0)).enqueued == 2
 
 
 def test_an_unknown_reason_is_refused(session, alert):
     with pytest.raises(ValueError, match="reason must be one of"):
-        alert("escalation-sweep", "bored", now="2024-08-13T10:00:00+07:00")
+        alert("escalation-sweep", "bored", now=bkk(2024, 8, 13, 10, 0))
 
 
 # --- A one-off command runs as a tracked flow run on the server that answers -------------------

@@ -204,8 +204,9 @@ def test_the_flow_runs_the_same_code(session, province, monkeypatch):
 
     monkeypatch.setattr(module, "session_scope", this_session)
     monkeypatch.setattr(module, "get_engine", lambda: None)
-    result = module.coordinator_digest.fn(now="2024-08-13T08:00:00+07:00")
-    assert (result["provinces"], result["enqueued"]) == (1, 2)
+    result = module.coordinator_digest.fn(now=bkk(2024, 8, 13, 8, 0))
+    assert (result.provinces, result.enqueued, result.artifacts) == (1, 2, []), \
+        "untracked (no flow run), it publishes no artifact"
 
 
 # --- The plain computation, on rows that never touch a database -----------------------------------

@@ -124,6 +124,8 @@ class DigestResult:
     no_channel: int = 0
     skipped: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)  # slugs closed automatically by this run
+    # Each digest told and the coordinators it went to (for the flow's artifacts), in order.
+    told: list[tuple[Digest, list[User]]] = field(default_factory=list, repr=False)
 
 
 # --- What the digest says (plain computation over rows already read) ---------------------------
@@ -166,11 +168,11 @@ def _everyone(districts: list[DistrictLine], province_districts: int) -> bool:
 
 # --- Reading and enqueueing --------------------------------------------------------------------
 
-def build_digests(session: Session, today: date) -> list[Digest]:
-    """Each province's digest for ``today``: a section per active directive (loaded and closed
-    ones never); a directive whose offices are closed today (holiday, weekend, closure) says
-    nothing, and a province with nothing to say gets no digest."""
-    directives = sorted(active_directives(session), key=lambda d: d.id)
+def build_digests(session: Session, today: date, province_code: str | None = None) -> list[Digest]:
+    """Each province's digest for ``today`` (or only ``province_code``'s): a section per active
+    directive (loaded and closed ones never); a directive whose offices are closed today
+    (holiday, weekend, closure) says nothing, and a province with nothing to say gets no digest."""
+    directives = sorted(active_directives(session, province_code), key=lambda d: d.id)
     rules = {d.id: rules_for(d) for d in directives}
     working = [d for d in directives if rules[d.id].calendar.is_working_day(today)]
     if not working:
@@ -202,11 +204,14 @@ def _section(session: Session, directive: Directive, rules: DirectiveRules,
     return DirectiveDigest(directive, late, upcoming, waiting)
 
 
-def send_digests(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str) -> DigestResult:
-    """Enqueue today's digest to every active coordinator, once per channel; a re-run adds none.
+def send_digests(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
+                 province_code: str | None = None) -> DigestResult:
+    """Enqueue today's digest to every active coordinator (of ``province_code`` only, when given),
+    once per channel; a re-run adds none.
 
     Nothing on a day the offices are closed. The rows wait for the first office-hour slot
-    (08:30 when the flow runs at 08:00).
+    (08:30 when the flow runs at 08:00). Directives due to close are closed first, in every
+    province.
     """
     today = now.astimezone(tz).date()
     result = DigestResult(closed=[d.slug for d in close_due_directives(session, now, today)])
@@ -215,8 +220,9 @@ def send_digests(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str
         if user.role == Role.COORDINATOR:
             coordinators[user.province_code].append(user)
     batch = OutboxBatch(session, now)
-    for digest in build_digests(session, today):
+    for digest in build_digests(session, today, province_code):
         result.provinces += 1
+        result.told.append((digest, coordinators[digest.province.code]))
         if not coordinators[digest.province.code]:
             result.skipped.append(f"{digest.province.code}: no active coordinator")
         send_at = _calendar_of(digest).next_send_slot(now, tz)

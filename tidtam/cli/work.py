@@ -24,10 +24,12 @@ def launch(file: Path, now: Now = None) -> None:
 
     instant = instant_for(now)
     try:
-        summary = run_flow(launch_directive, path=str(file.resolve()), now=shown(instant))
+        report = run_flow(launch_directive, path=str(file.resolve()), now=local(instant))
     except TidtamError as error:
         fail(error, 1)
-    typer.echo(f"{summary['directive']}: {summary['created_items']} new tracked items")
+    typer.echo(f"{report.directive}: {report.created_items} new tracked items")
+    if report.amendment_summary:
+        typer.echo(f"{report.directive}: amended letter applied: {report.amendment_summary}")
 
 
 @app.command()
@@ -51,18 +53,24 @@ def sweep(directive: DirectiveSlug = None, now: Now = None) -> None:
 
 
 @app.command()
-def digest(now: Now = None) -> None:
+def digest(now: Now = None, province: Annotated[str | None, typer.Option(
+               "--province", metavar="CODE",
+               help="only this province's coordinators (e.g. 27); default: every province")] = None
+           ) -> None:
     """Enqueue the coordinators' daily digest once, now or at the given instant."""
     from flows.coordinator_digest import coordinator_digest
 
     instant = instant_for(now)
-    result = run_flow(coordinator_digest, now=shown(instant))
-    typer.echo(f"digest for {result['provinces']} province(s): enqueued {result['enqueued']} "
-               f"messages ({result['already_queued']} already queued, {result['no_channel']} "
+    try:
+        report = run_flow(coordinator_digest, now=local(instant), province_code=province)
+    except TidtamError as error:
+        fail(error, 2 if isinstance(error, InvalidInput) else 1)
+    typer.echo(f"digest for {report.provinces} province(s): enqueued {report.enqueued} "
+               f"messages ({report.already_queued} already queued, {report.no_channel} "
                f"with no channel) at {shown(instant)}")
-    for reason in result["skipped"]:
+    for reason in report.skipped:
         typer.echo(f"  nobody to send to in province {reason}")
-    for slug in result["closed"]:
+    for slug in report.closed:
         typer.echo(f"closed automatically / ปิดอัตโนมัติ: {slug}")
 
 
@@ -85,17 +93,26 @@ def compile_(directive: Annotated[str | None, typer.Option(
     instant = instant_for(now)
     try:
         with redirect_stdout(sys.stderr):  # the flow's log lines must not mix with --json
-            result = run_flow(compile_provincial_report, directive_slug=directive,
+            report = run_flow(compile_provincial_report, directive_slug=directive,
                               out_dir=str(out.resolve()) if out else None, pdf=pdf,
-                              thai_digits=thai_digits, now=shown(instant))
+                              thai_digits=thai_digits, now=local(instant))
     except TidtamError as error:
         fail(error, 2 if isinstance(error, InvalidInput) else 1)
+    result = report.model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         from tidtam.cli.views import print_compilation
 
         print_compilation(result)
+
+
+def local(instant):
+    """The instant handed to a flow: aware, in the office's time zone (a tracked run's
+    parameters then read like the command's ``--now``)."""
+    from tidtam.infra.settings import get_settings
+
+    return instant.astimezone(get_settings().tz)
 
 
 @app.command("mark-done")

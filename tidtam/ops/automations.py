@@ -12,6 +12,15 @@ The "for a day" triggers are Prefect's proactive triggers: they fire at the end 
 window without a Completed event, weekends included. The flows run Mon–Fri only, so the alert
 first asks the watched flow's cron (prefect.yaml, handed to it as the ``schedules`` parameter)
 whether a run was due in that window; a weekend's silence is expected and tells nobody anything.
+
+A fourth acts on the process itself: when a `tidtam.report.accepted` event says that this
+acceptance made every district's report of a directive accepted (its resource's
+``tidtam.all_accepted`` label is ``"true"``; the event contract is tidtam/app/events.py's), it runs
+the `compile-provincial-report` deployment for that directive (``directive_slug`` from the
+resource's ``tidtam.directive`` label), with the PDF. An event delivered twice (the outbox
+retrying) has the same id, and Prefect's trigger service acts on an id once (it remembers ids
+for 30 minutes; a later redelivery compiles again, which rewrites the same files).
+It is created only when that deployment exists on the server (`tidtam serve` registers it first).
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from flows.ops_alert import SILENCE
 
 WATCHED_FLOWS = ("escalation-sweep", "coordinator-digest")
 OPS_ALERT = "ops-alert"
+COMPILE = "compile-provincial-report"
+REPORT_ACCEPTED = "tidtam.report.accepted"
 FAILED_STATES = ("Failed", "Crashed", "TimedOut")
 TAG = "tidtam"
 # (cron, timezone) of each schedule a watched flow's deployment has in prefect.yaml.
@@ -40,9 +51,10 @@ def _flow_runs_of(flows: str | list[str]) -> dict:
             "match_related": {"prefect.resource.role": "flow", "prefect.resource.name": flows}}
 
 
-def declared_automations(ops_alert_deployment_id: UUID,
-                         schedules: Schedules) -> list[AutomationCore]:
-    """The automations `tidtam serve` keeps on the Prefect server, each running `ops-alert`."""
+def declared_automations(ops_alert_deployment_id: UUID, schedules: Schedules,
+                         compile_deployment_id: UUID | None = None) -> list[AutomationCore]:
+    """The automations `tidtam serve` keeps on the Prefect server: three running `ops-alert`,
+    and, given its deployment, the one running `compile-provincial-report`."""
     failed = AutomationCore(
         name="tidtam: an escalation flow run failed",
         description="A run of escalation-sweep or coordinator-digest ended Failed, Crashed or "
@@ -55,8 +67,28 @@ def declared_automations(ops_alert_deployment_id: UUID,
                                parameters={"flow_name": "{{ flow.name }}", "reason": "failed",
                                            "flow_run_name": "{{ flow_run.name }}",
                                            "state": "{{ flow_run.state.name }}"})])
-    return [failed, *(_silence(flow, ops_alert_deployment_id, schedules.get(flow, []))
-                      for flow in WATCHED_FLOWS)]
+    silences = [_silence(flow, ops_alert_deployment_id, schedules.get(flow, []))
+                for flow in WATCHED_FLOWS]
+    compiles = [compile_when_all_accepted(compile_deployment_id)] if compile_deployment_id else []
+    return [failed, *silences, *compiles]
+
+
+def compile_when_all_accepted(compile_deployment_id: UUID) -> AutomationCore:
+    """The last district's report of a directive is accepted: compile the province's report."""
+    return AutomationCore(
+        name="tidtam: every district's report accepted, compile the provincial report",
+        description="A tidtam.report.accepted event whose resource says tidtam.all_accepted "
+                    "= true runs compile-provincial-report for its directive (tidtam.directive), "
+                    "with the PDF; its link artifacts lead to the files.",
+        tags=[TAG],
+        trigger=EventTrigger(expect={REPORT_ACCEPTED}, posture=Posture.Reactive, threshold=1,
+                             within=timedelta(0),
+                             match={"prefect.resource.id": "tidtam.report.*",
+                                    "tidtam.all_accepted": "true"}),
+        actions=[RunDeployment(source="selected", deployment_id=compile_deployment_id,
+                               parameters={"directive_slug":
+                                           '{{ event.resource.get("tidtam.directive") }}',
+                                           "pdf": True})])
 
 
 def _silence(flow: str, ops_alert_deployment_id: UUID,
@@ -75,12 +107,14 @@ def _silence(flow: str, ops_alert_deployment_id: UUID,
 
 def ensure_automations(ops_alert_deployment_id: UUID, schedules: Schedules) -> list[UUID]:
     """Create each declared automation, or update the one of that name: running it twice leaves
-    one of each. Automations tagged ``tidtam`` that are no longer declared are deleted."""
+    one of each. Automations tagged ``tidtam`` that are no longer declared are deleted. The
+    compile automation is declared when the `compile-provincial-report` deployment exists."""
     from prefect.client.orchestration import get_client
 
-    wanted = declared_automations(ops_alert_deployment_id, schedules)
     ids = []
     with get_client(sync_client=True) as client:
+        wanted = declared_automations(ops_alert_deployment_id, schedules,
+                                      _deployment_id(client, COMPILE))
         for automation in wanted:
             same_name = client.read_automations_by_name(automation.name)
             if same_name:
@@ -95,3 +129,13 @@ def ensure_automations(ops_alert_deployment_id: UUID, schedules: Schedules) -> l
             if TAG in stale.tags and stale.name not in names:
                 client.delete_automation(stale.id)
     return ids
+
+
+def _deployment_id(client, name: str) -> UUID | None:
+    """The id of the deployment ``name`` of the flow ``name`` (as prefect.yaml names them)."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return client.read_deployment_by_name(f"{name}/{name}").id
+    except ObjectNotFound:
+        return None

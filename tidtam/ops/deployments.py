@@ -17,7 +17,7 @@ from prefect import serve
 from prefect.schedules import Cron
 
 from tidtam.infra.paths import PREFECT_YAML
-from tidtam.ops.automations import OPS_ALERT, WATCHED_FLOWS, ensure_automations
+from tidtam.ops.automations import COMPILE, OPS_ALERT, WATCHED_FLOWS, ensure_automations
 
 DEFAULT_TIMEZONE = "Asia/Bangkok"
 
@@ -56,18 +56,22 @@ def deployments_from_yaml(path: Path = PREFECT_YAML) -> list:
 
 
 def watch_the_flows(deployments: list) -> None:
-    """Register the `ops-alert` deployment, then the automations that run it.
+    """Register the `ops-alert` and `compile-provincial-report` deployments, then the
+    automations that run them.
 
     A failure here is reported, not fatal: the reminders matter more than their watcher.
     """
     try:
         ops_alert = next(d for d in deployments if d.name == OPS_ALERT)
+        for compile_ in (d for d in deployments if d.name == COMPILE):
+            compile_.apply()  # the compile automation needs it (ensure_automations finds it)
         watch(ops_alert.apply())
     except Exception as error:  # any Prefect or API error: report it and serve on
         print(f"tidtam: could not create the Prefect automations that watch the flows: {error!r}",
               file=sys.stderr)
     else:
-        print("tidtam: Prefect automations watching escalation-sweep and coordinator-digest are set")
+        print("tidtam: Prefect automations watching escalation-sweep and coordinator-digest, "
+              "and compiling a directive's report once every district's is accepted, are set")
 
 
 def watch(ops_alert_deployment_id: UUID) -> list[UUID]:

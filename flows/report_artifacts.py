@@ -105,8 +105,8 @@ def digest_artifacts(digest, coordinators: Iterable, *, base_url: str,
     """One artifact per coordinator of the digest's province (read while the session is open)."""
     found = []
     for user in coordinators:
-        key = artifact_key("digest", digest.province.code, user.username) or \
-            artifact_key("digest", digest.province.code, f"user-{user.id}")
+        who = user.username if artifact_key(user.username) else f"user-{user.id}"
+        key = artifact_key("digest", digest.province.code, who)
         recipient = f"{user.full_name} ({user.username})"
         found.append(DigestArtifact(
             key, digest_markdown(digest, recipient=recipient, base_url=base_url, tz=tz),

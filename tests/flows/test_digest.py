@@ -195,6 +195,20 @@ def test_the_email_is_also_html(session, province):
     assert '<html lang="th">' in html and f'<a href="{BOARD}/reports"' in html
 
 
+def test_a_digest_for_one_province_tells_only_that_provinces_coordinators(session, province):
+    """`tidtam digest --province 27` (the flow's ``province_code``): another province's run
+    enqueues nothing here; Sa Kaeo's is the same as the whole country's."""
+    elsewhere = send_digests(session, bkk(2024, 8, 13, 8, 0), tz=BKK, base_url="http://tidtam.test",
+                             province_code="10")
+    assert (elsewhere.provinces, elsewhere.enqueued, rows(session)) == (0, 0, [])
+    sakaeo = send_digests(session, bkk(2024, 8, 13, 8, 0), tz=BKK, base_url="http://tidtam.test",
+                          province_code="27")
+    assert (sakaeo.provinces, sakaeo.enqueued) == (1, 2)
+    [(told, to)] = sakaeo.told
+    assert told.province.code == "27" and [u.username for u in to] == ["coordinator"]
+    assert digest(session, bkk(2024, 8, 13, 8, 0)).already_queued == 2
+
+
 def test_the_flow_runs_the_same_code(session, province, monkeypatch):
     import flows.coordinator_digest as module
 

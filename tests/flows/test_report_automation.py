@@ -42,8 +42,6 @@ from tidtam.infra import db
 from tidtam.infra.photos import PhotoStore
 from tidtam.ops.bootstrap import DEMO_FOLLOW_UPS, initialise
 
-pytestmark = pytest.mark.prefect_server
-
 ROOT = Path(__file__).resolve().parents[2]
 BKK = ZoneInfo("Asia/Bangkok")
 SLUG = "fy2567-sakaeo-volunteer-centers"
@@ -213,6 +211,7 @@ def _until_the_automation_listens(api: str, demo: Demo) -> int:
 
 # --- The automation ----------------------------------------------------------------------------
 
+@pytest.mark.prefect_server
 def test_the_last_acceptance_compiles_once_and_its_links_lead_to_the_files(prefect_api, demo,  # noqa: F811
                                                                               served):
     if shutil.which("chromium") is None:
@@ -273,6 +272,7 @@ def _download_through_the_web(demo: Demo, url: str, kind: str, written: Path) ->
     assert totals[("participants", "total")] == 23 * 3 * DISTRICTS
 
 
+@pytest.mark.prefect_server
 def test_the_totals_table_holds_the_provincial_totals(prefect_api, demo, served):  # noqa: F811
     """Run in this process, tracked on the module's server (as `tidtam compile` does)."""
     from flows.compile_provincial_report import compile_provincial_report
@@ -296,6 +296,7 @@ def test_the_totals_table_holds_the_provincial_totals(prefect_api, demo, served)
 
 # --- The digest's markdown artifact ------------------------------------------------------------
 
+@pytest.mark.prefect_server
 def test_each_coordinators_digest_is_a_markdown_artifact(prefect_api, demo, served):  # noqa: F811
     from flows.coordinator_digest import coordinator_digest
 
@@ -383,3 +384,27 @@ def test_a_malformed_slug_or_province_is_refused_in_thai_and_english():
         compile_provincial_report.validate_parameters({"directive_slug": "Sa Kaeo!"})
     with pytest.raises(ParameterTypeError, match="ไม่ใช่รหัสจังหวัดสองหลัก.*two-digit"):
         coordinator_digest.validate_parameters({"province_code": "sakaeo"})
+
+
+def test_an_artifact_key_is_lowercase_letters_digits_and_dashes():
+    from flows.report_artifacts import artifact_key
+
+    assert artifact_key("digest", "27", "Somchai.K_01") == "digest-27-somchai-k-01"
+    assert artifact_key("totals", SLUG) == f"totals-{SLUG}"
+    assert artifact_key("digest", "27", "สมชาย") == "digest-27", "nothing left of a Thai name"
+
+
+def test_a_coordinator_whose_username_has_no_latin_letter_is_keyed_by_id():
+    from types import SimpleNamespace
+
+    from flows.report_artifacts import digest_artifacts
+
+    province = SimpleNamespace(code="27", name_th="สระแก้ว")
+    digest = SimpleNamespace(province=province, today=datetime(2024, 8, 13).date(), sections=[],
+                             broken=[], late_count=0, waiting_count=0)
+    people = [SimpleNamespace(id=7, username="สมชาย", full_name="สมชาย ใจดี"),
+              SimpleNamespace(id=8, username="Coordinator.2", full_name="ผู้ประสานงาน")]
+    found = digest_artifacts(digest, people, base_url=BASE_URL, tz=BKK)
+    assert [a.key for a in found] == ["digest-27-user-7", "digest-27-coordinator-2"]
+    assert found[0].markdown.startswith("# สรุปงานประจำวัน · จังหวัดสระแก้ว · 13 สิงหาคม 2567\n")
+    assert "ถึง สมชาย ใจดี (สมชาย)" in found[0].markdown

@@ -294,6 +294,28 @@ def test_the_totals_table_holds_the_provincial_totals(prefect_api, demo, served)
     assert sorted(report.accepted) == sorted(demo.report_ids)
 
 
+@pytest.mark.prefect_server
+def test_watching_again_leaves_one_compile_automation(served):
+    """`tidtam watch-flows` after `tidtam serve` (or serve started twice): still one of each."""
+    from tidtam.ops.automations import OPS_ALERT, TAG
+    from tidtam.ops.deployments import watch
+
+    with _client() as client:
+        ops_alert = client.read_deployment_by_name(f"{OPS_ALERT}/{OPS_ALERT}").id
+        before = sorted(a.id for a in client.read_automations() if TAG in a.tags)
+    assert sorted(watch(ops_alert)) == sorted(watch(ops_alert)) == before
+    with _client() as client:
+        [automation] = client.read_automations_by_name(
+            "tidtam: every district's report accepted, compile the provincial report")
+    assert automation.trigger.expect == {"tidtam.report.accepted"}
+    assert automation.trigger.match.model_dump() == {"prefect.resource.id": "tidtam.report.*",
+                                                     "tidtam.all_accepted": "true"}
+    [action] = automation.actions
+    assert (action.deployment_id, action.parameters) == (_compile_deployment().id, {
+        "directive_slug": '{{ event.resource.get("tidtam.directive") }}', "pdf": True})
+    assert len(before) == 4
+
+
 # --- The digest's markdown artifact ------------------------------------------------------------
 
 @pytest.mark.prefect_server

@@ -81,7 +81,8 @@ def pump() -> None:
 @app.command("watch-flows")
 def watch_flows() -> None:
     """Create or update the Prefect automations that run ops-alert when the escalation flows
-    fail or fall silent; run it after `prefect deploy --all` (`serve` does it by itself)."""
+    fail or fall silent, and compile-provincial-report when a directive's last district report
+    is accepted; run it after `prefect deploy --all` (`serve` does it by itself)."""
     from prefect.client.orchestration import get_client
 
     from tidtam.ops.automations import OPS_ALERT
@@ -96,8 +97,10 @@ def watch_flows() -> None:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(f"{OPS_ALERT}/{OPS_ALERT}")
     ids = watch(deployment.id)
-    typer.echo(f"{len(ids)} Prefect automations run {OPS_ALERT} ({deployment.id}) when "
-               "escalation-sweep or coordinator-digest fails or falls silent")
+    typer.echo(f"{len(ids)} Prefect automations set: {OPS_ALERT} ({deployment.id}) runs when "
+               "escalation-sweep or coordinator-digest fails or falls silent; "
+               "compile-provincial-report runs when a directive's last district report is "
+               "accepted (if that deployment exists)")
 
 
 @app.command("fake-line")

@@ -62,6 +62,7 @@ from models.report import (
     update_report,
 )
 from models.user import User
+from tidtam.app import review
 from tidtam.app.directives import directive_in, visible_directive
 from tidtam.app.events import EventName, emit, report_event
 from tidtam.app.labels import status_th
@@ -347,6 +348,7 @@ def submit_report(session: Session, actor: User, district_code: str, *, directiv
     _audit(session, actor, now, "report.submit", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.submit")
     _emit(session, EventName.REPORT_SUBMITTED, report, actor, now)
+    review.enqueue_nudge(session, report, handle.directive, now)
     return _view(session, actor, handle, report)
 
 
@@ -366,6 +368,7 @@ def return_report(session: Session, actor: User, district_code: str, *, directiv
     _audit(session, actor, now, "report.return", report, before, comment=comment)
     _set_item(session, actor, handle, now, done=False, via="report.return")
     _emit(session, EventName.REPORT_RETURNED, report, actor, now, comment=comment)
+    review.cancel(session, report)
     return _view(session, actor, handle, report)
 
 
@@ -381,6 +384,7 @@ def accept_report(session: Session, actor: User, district_code: str, *, directiv
     _audit(session, actor, now, "report.accept", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.accept")
     _emit(session, EventName.REPORT_ACCEPTED, report, actor, now)
+    review.cancel(session, report)
     return _view(session, actor, handle, report)
 
 

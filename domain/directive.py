@@ -169,6 +169,9 @@ class DirectiveSpec(Strict):
     close_after_working_days: int | None = Field(None, ge=0, le=260, description=(
         "close the directive automatically this many working days after department_due "
         "(province_due without one); none: only the coordinator closes it"))
+    review_within_working_days: int = Field(3, ge=1, le=60, description=(
+        "a submitted report not accepted or returned within this many working days reminds the "
+        "province's coordinators (domain.review)"))
     refers_to: str | None = None
     contact_th: str | None = None
     contact_en: str | None = None

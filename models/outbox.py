@@ -22,6 +22,15 @@ class Channel(StrEnum):
     LINE = "line"
     EMAIL = "email"
     WEBHOOK = "webhook"
+    # A Prefect event (tidtam.app.events), for the Prefect server and its automations, not a
+    # message to anyone: sent at any hour, retried until the server takes it, kept queued (and
+    # visible) while no server is configured.
+    PREFECT_EVENT = "prefect-event"
+
+
+# Channels whose rows are for machines, not people: not in people's outbox, never counted as
+# messages, never held to office hours or an attempt budget (notifications/pump.py).
+MACHINE_CHANNELS = (Channel.PREFECT_EVENT,)
 
 
 class OutboxStatus(StrEnum):
@@ -34,6 +43,17 @@ class OutboxStatus(StrEnum):
 
 
 PENDING = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
+
+
+def to_people():
+    """The rows that are messages to people (every channel but the machines'): what the outbox
+    page, `tidtam outbox`, the API and every count of messages read."""
+    return col(OutboxMessage.channel).not_in(MACHINE_CHANNELS)
+
+
+def machine_rows():
+    """The rows for machines (Prefect events), the other side of ``to_people``."""
+    return col(OutboxMessage.channel).in_(MACHINE_CHANNELS)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -50,6 +70,11 @@ class OutboxMessage(SQLModel, table=True):
     item_id: int | None = Field(default=None, foreign_key="tracked_item.id", index=True)
     step_id: int | None = Field(default=None, foreign_key="directive_step.id")
     rung: str | None = Field(default=None, max_length=32)
+    # The directive a row is about when it names no item or step (an event, a review nudge):
+    # whose province sees it, whose calendar it keeps.
+    directive_id: int | None = Field(default=None, foreign_key="directive.id", index=True)
+    # The report a row is about (the review nudge, cancelled once the report is reviewed).
+    report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
     subject: str
     body: str
     status: OutboxStatus = Field(default=OutboxStatus.QUEUED,
@@ -142,7 +167,8 @@ def _insert_for(dialect: str):
 
 
 def claim_due(session: Session, now: datetime, *, limit: int = 50,
-              lease: timedelta = timedelta(minutes=2)) -> list[OutboxMessage]:
+              lease: timedelta = timedelta(minutes=2),
+              skip_channels: Iterable[Channel] = ()) -> list[OutboxMessage]:
     """Claim due rows by conditional update, so two pumps never send the same row.
 
     Oldest first (by creation): after an outage every waiting row is due at once, and they
@@ -152,10 +178,16 @@ def claim_due(session: Session, now: datetime, *, limit: int = 50,
     A claim counts in ``claims`` (the fencing token of its result), not in ``attempts``: the
     try is counted when its result is written, so a claim that died with its pump spends
     none of the row's attempt budget.
+
+    ``skip_channels``: rows this pump leaves alone, queued as they are (events while no Prefect
+    server is configured: they wait, visible, for a pump that has one).
     """
     due = or_(
         (OutboxMessage.status == OutboxStatus.QUEUED) & (OutboxMessage.next_try_at <= now),
         (OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.lease_until < now))
+    skip = [Channel(c) for c in skip_channels]
+    if skip:
+        due = due & col(OutboxMessage.channel).not_in(skip)
     # On PostgreSQL, SKIP LOCKED lets concurrent pumps take different rows instead of racing
     # for the same first batch; SQLite has one writer at a time and ignores the clause.
     candidates = session.exec(
@@ -205,14 +237,18 @@ def cancel_pending_for_item(session: Session, item_id: int, step_id: int | None 
 
 def cancel_pending_for_directive(session: Session, directive_id: int,
                                  reason: str = "directive closed before sending") -> int:
-    """Cancel every queued message about a directive's items or steps (it was closed)."""
+    """Cancel every queued message about a directive's items, steps or reports (it was closed).
+
+    Its events stay: they say what happened, and go out all the same.
+    """
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.QUEUED,
+        .where(OutboxMessage.status == OutboxStatus.QUEUED, to_people(),
                or_(col(OutboxMessage.item_id).in_(
                        select(TrackedItem.id).where(TrackedItem.directive_id == directive_id)),
                    col(OutboxMessage.step_id).in_(
-                       select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id))))
+                       select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id)),
+                   OutboxMessage.directive_id == directive_id))
         .values(status=OutboxStatus.CANCELLED, last_error=reason)
         .execution_options(synchronize_session=False))
     return result.rowcount
@@ -246,8 +282,23 @@ def cancel_grouped_for_closed_steps(session: Session, step_id: int | None = None
     return result.rowcount
 
 
-def all_messages(session: Session, *, limit: int | None = None) -> list[OutboxMessage]:
+def cancel_pending_for_report(session: Session, report_id: int, rung: str, reason: str) -> int:
+    """Cancel the queued messages of a rung about a report (the review nudge, once reviewed)."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.report_id == report_id, OutboxMessage.rung == rung,
+               OutboxMessage.status == OutboxStatus.QUEUED)
+        .values(status=OutboxStatus.CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def all_messages(session: Session, *, limit: int | None = None,
+                 events: bool = False) -> list[OutboxMessage]:
+    """Every message to people, newest first; ``events``: the Prefect events too."""
     query = select(OutboxMessage).order_by(col(OutboxMessage.id).desc())
+    if not events:
+        query = query.where(to_people())
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
@@ -332,7 +383,8 @@ def queued_on_channel(session: Session, channel: Channel,
     """(row id, directive id or None) of queued rows of the channel due before ``before``."""
     from models.directive import DirectiveStep, TrackedItem
 
-    directive_id = func.coalesce(TrackedItem.directive_id, DirectiveStep.directive_id)
+    directive_id = func.coalesce(OutboxMessage.directive_id, TrackedItem.directive_id,
+                                 DirectiveStep.directive_id)
     query = (select(OutboxMessage.id, directive_id)
              .outerjoin(TrackedItem, col(TrackedItem.id) == OutboxMessage.item_id)
              .outerjoin(DirectiveStep, col(DirectiveStep.id) == OutboxMessage.step_id)
@@ -356,9 +408,11 @@ def postpone(session: Session, message_ids: list[int], next_try_at: datetime, no
 
 
 def directive_of(session: Session, message: OutboxMessage) -> int | None:
-    """The directive a message is about (through its item or its step), if any."""
+    """The directive a message is about (its own, or through its item or its step), if any."""
     from models.directive import DirectiveStep, TrackedItem
 
+    if message.directive_id is not None:
+        return message.directive_id
     if message.item_id is not None:
         return session.exec(select(TrackedItem.directive_id)
                             .where(TrackedItem.id == message.item_id)).first()
@@ -371,29 +425,34 @@ def directive_of(session: Session, message: OutboxMessage) -> int | None:
 # --- Read by the web app's outbox page (web/pages.py, web/api.py) ---------------------------
 
 def messages_for_province(session: Session, province_code: str, *,
-                          limit: int | None = None,
-                          directive_id: int | None = None) -> list[OutboxMessage]:
+                          limit: int | None = None, directive_id: int | None = None,
+                          events: bool = False) -> list[OutboxMessage]:
     """A province's messages, newest first: about its districts, to its people, or unaddressed.
 
-    ``directive_id``: only the messages about that directive's items or steps.
+    ``directive_id``: only the messages about that directive (its items, steps or itself).
+    ``events``: the Prefect events about the province's directives too (never another's).
     """
+    from models.directive import Directive
     from models.org import District
     from models.user import User
 
     districts = select(District.code).where(District.province_code == province_code)
     people = select(User.id).where(User.province_code == province_code)
-    query = (select(OutboxMessage)
-             .where(or_(col(OutboxMessage.district_code).in_(districts),
-                        col(OutboxMessage.user_id).in_(people),
-                        col(OutboxMessage.district_code).is_(None)
-                        & col(OutboxMessage.user_id).is_(None)))
-             .order_by(col(OutboxMessage.id).desc()))
+    messages = to_people() & or_(col(OutboxMessage.district_code).in_(districts),
+                                 col(OutboxMessage.user_id).in_(people),
+                                 col(OutboxMessage.district_code).is_(None)
+                                 & col(OutboxMessage.user_id).is_(None))
+    if events:
+        ours = select(Directive.id).where(Directive.province_code == province_code)
+        messages = messages | (machine_rows() & col(OutboxMessage.directive_id).in_(ours))
+    query = select(OutboxMessage).where(messages).order_by(col(OutboxMessage.id).desc())
     if directive_id is not None:
         query = query.where(or_(
             col(OutboxMessage.item_id).in_(
                 select(TrackedItem.id).where(TrackedItem.directive_id == directive_id)),
             col(OutboxMessage.step_id).in_(
-                select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id))))
+                select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id)),
+            OutboxMessage.directive_id == directive_id))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))

@@ -11,6 +11,11 @@ as soon as it is known, and all of them before the pass returns (so before the n
 Every next try is stored in the row (``next_try_at``) and falls inside office hours of the
 calendar of the row's directive, so a restarted pump simply resumes the schedule.
 
+A machine's channel (Prefect events: a transport with ``office_hours = False`` and
+``gives_up = False``) is sent at any hour, retried after a short capped backoff for as long as
+its service is down (never failed for too many tries), and left queued, untouched, by a pump
+that has no transport for it (it waits, visible, for a pump that has one).
+
 Attempts count tries, not claims: a try is counted when its result is written, so a claim
 that dies with its pump (kill -9, a lost machine) spends none of the row's ``MAX_ATTEMPTS``;
 each claim only takes a new fencing token (``claims``). The retry key (LINE) and Message-ID
@@ -46,6 +51,7 @@ from sqlmodel import Session
 
 from domain.calendar import WorkCalendar
 from models.outbox import (
+    MACHINE_CHANNELS,
     Channel,
     OutboxMessage,
     claim_due,
@@ -89,6 +95,10 @@ RECONNECT_CAP = 2.0
 # Rows a pass of the scheduled job claims: LINE sends them 50 at a time, so a bigger batch
 # keeps every slot busy for longer between two claims (mail still stops at half the lease).
 BATCH = 500
+# A machine's channel (events) retries sooner: 5 s doubling, at most a minute apart, so what
+# happened while its server was down arrives within a minute of its return.
+MACHINE_BACKOFF_BASE = 5.0
+MACHINE_BACKOFF_CAP = 60.0
 
 
 @dataclass
@@ -110,7 +120,7 @@ class PumpResult:
 
 
 def backoff(attempts: int, retry_after: float | None = None, *,
-            jitter: float = 0.0) -> timedelta:
+            jitter: float = 0.0, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> timedelta:
     """Wait before the next try: 30 s doubling per attempt, capped at 1 h, minus the jitter.
 
     ``jitter`` (clamped to 0–0.2) takes up to a fifth off, so rows that failed together do
@@ -118,7 +128,7 @@ def backoff(attempts: int, retry_after: float | None = None, *,
     never shortened (nor capped: the service knows when it will take us back).
     """
     jitter = max(0.0, min(JITTER, jitter))
-    seconds = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1)) * (1 - jitter)
+    seconds = min(cap, base * 2 ** max(0, attempts - 1)) * (1 - jitter)
     return timedelta(seconds=max(seconds, retry_after or 0.0))
 
 
@@ -129,6 +139,25 @@ def next_try(now: datetime, attempts: int, error: TransportError, calendar: Work
     if error.retry_at is not None:
         earliest = max(earliest, error.retry_at)
     return calendar.next_send_slot(earliest, tz)
+
+
+def keeps_office_hours(transport: object) -> bool:
+    """People's channels wait for office hours; a machine's (``office_hours = False``) does not."""
+    return getattr(transport, "office_hours", True)
+
+
+def gives_up(transport: object) -> bool:
+    """People's channels stop after ``MAX_ATTEMPTS``; a machine's (``gives_up = False``) retries
+    until its service answers."""
+    return getattr(transport, "gives_up", True)
+
+
+def next_machine_try(now: datetime, attempts: int, error: TransportError, *,
+                     jitter: float = 0.0) -> datetime:
+    """When a machine's row is tried again: soon, at any hour, after the service's Retry-After."""
+    earliest = now + backoff(attempts, error.retry_after, jitter=jitter,
+                             base=MACHINE_BACKOFF_BASE, cap=MACHINE_BACKOFF_CAP)
+    return max(earliest, error.retry_at) if error.retry_at is not None else earliest
 
 
 class Skipped(enum.Enum):
@@ -214,8 +243,9 @@ def deliver_due(session_factory: SessionFactory,
     Blocks the calling thread until every result is written: call it from a worker thread
     (the APScheduler job), never from a running event loop.
     """
+    unserved = [c for c in MACHINE_CHANNELS if c.value not in transports]
     with session_factory() as session:
-        rows = claim_due(session, now, limit=limit, lease=lease)
+        rows = claim_due(session, now, limit=limit, lease=lease, skip_channels=unserved)
         session.expunge_all()  # plain objects from here on; each result gets a fresh session
     started = time.monotonic()
     run = _Pass(session_factory, transports, now, tz, max_attempts,
@@ -272,6 +302,9 @@ def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
                               if transport is None
                               else f"recipient has no {row.channel!s} address")
                     outcomes.append((row, NoChannel(reason)))
+                    continue
+                if not keeps_office_hours(transport):
+                    ready.append(row)
                     continue
                 calendar = run.calendar(session, directive_of(session, row))
                 slot = calendar.next_send_slot(run.now, run.tz)
@@ -551,10 +584,14 @@ def _write_failure(run: _Pass, session: Session, row: OutboxMessage,
                    exc: TransportError) -> str:
     """Retry a transient failure later; fail a permanent one, or one retried too often."""
     tries = row.attempts + 1  # this one included: it is counted as the result is written
-    if exc.permanent or tries >= run.max_attempts:
+    transport = run.transports[row.channel]
+    if exc.permanent or (tries >= run.max_attempts and gives_up(transport)):
         return _write_final_failure(run, session, row, exc)
-    calendar = run.calendar(session, directive_of(session, row))
-    when = next_try(run.now, tries, exc, calendar, run.tz, jitter=random.uniform(0, JITTER))
+    if keeps_office_hours(transport):
+        calendar = run.calendar(session, directive_of(session, row))
+        when = next_try(run.now, tries, exc, calendar, run.tz, jitter=random.uniform(0, JITTER))
+    else:
+        when = next_machine_try(run.now, tries, exc, jitter=random.uniform(0, JITTER))
     _warn_if_lost(row, mark_retry(session, row.id, row.claims, when, exc.message))
     if exc.channel_down:
         # The service, not this message, failed: the rest of the channel's queue waits with it.
@@ -586,8 +623,10 @@ def _hold_channel(run: _Pass, channel: Channel, until: datetime, reason: str) ->
             by_directive: dict[int | None, list[int]] = {}
             for row_id, directive_id in rows:
                 by_directive.setdefault(directive_id, []).append(row_id)
+            office_hours = keeps_office_hours(run.transports[channel.value])
             for directive_id, ids in by_directive.items():
-                slot = run.calendar(session, directive_id).next_send_slot(until, run.tz)
+                slot = (run.calendar(session, directive_id).next_send_slot(until, run.tz)
+                        if office_hours else until)
                 postpone(session, ids, slot, note)
             session.commit()
     except DBAPIError as exc:

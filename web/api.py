@@ -165,10 +165,14 @@ def item_unwaive(item_id: int, body: UnwaiveIn, user: ApiUser, session: SessionD
 def outbox(user: ApiUser, session: SessionDep,
            directive: Annotated[str | None, Query(
                description="only the messages about this directive (else every one)")] = None,
+           events: Annotated[bool, Query(
+               description="the Prefect events of the province's directives too")] = False,
            ) -> list[OutboxMessagePublic]:
-    """The province's messages, newest first (coordinator and provincial head)."""
+    """The province's messages to people, newest first (coordinator and provincial head);
+    ``events=true``: with the Prefect events (channel ``prefect-event``) of its directives."""
     return [OutboxMessagePublic.of(m)
-            for m in outbox_for(session, user, directive=outbox_directive(session, user, directive))]
+            for m in outbox_for(session, user, directive=outbox_directive(session, user, directive),
+                                events=events)]
 
 
 DirectiveQuery = Annotated[str | None, Query(

@@ -161,10 +161,12 @@ def old_province_page(code: str, user: CurrentUser, session: SessionDep) -> Resp
 
 @router.get("/outbox")
 def outbox_page(request: Request, user: CurrentUser, session: SessionDep,
-                directive: Annotated[str, Query()] = "") -> Response:
-    """The province's messages; ``?directive=SLUG``: only those about that directive."""
+                directive: Annotated[str, Query()] = "",
+                events: Annotated[bool, Query()] = False) -> Response:
+    """The province's messages; ``?directive=SLUG``: only those about that directive;
+    ``?events=1``: the Prefect events of the province's directives too."""
     chosen = visible_directive(session, user, directive) if directive else None
-    messages = outbox_for(session, user, directive=chosen)
+    messages = outbox_for(session, user, directive=chosen, events=events)
     return render(request, "outbox.html", {
-        "messages": messages, "chosen": chosen,
+        "messages": messages, "chosen": chosen, "events": events,
         "directives": directives_of(session, user.province_code) if user.province_code else []})

@@ -22,7 +22,7 @@ from models.directive import (
     items_of,
     steps_of,
 )
-from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
+from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue, to_people
 from models.report import Report, insert_report
 from models.user import get_by_username
 from tests.conftest import NOW
@@ -117,7 +117,7 @@ def test_a_moved_date_moves_open_items_only_and_is_audited_once(session, launche
     assert next(s for s in steps_of(session, launched.id) if s.code == "G5").due_on == date(2024, 8, 5)
     assert session.get(Directive, launched.id).revision == 2
     assert session.get(Directive, launched.id).definition["revision"] == 2
-    [message] = session.exec(select(OutboxMessage)).all()
+    [message] = session.exec(select(OutboxMessage).where(to_people())).all()
     assert message.status == OutboxStatus.CANCELLED  # the reminder was for the old date
     [entry] = [e for e in entries_for(session, "directive", launched.id)
                if e.action == "directive.amend"]
@@ -201,7 +201,7 @@ def test_a_step_nothing_was_recorded_for_is_removed_with_its_items(session, laun
     assert result.amendment.removed_steps == ("G6",)
     assert "G6" not in [s.code for s in steps_of(session, launched.id)]
     assert len(items_of(session, launched.id)) == 9 * 11
-    [message] = session.exec(select(OutboxMessage)).all()
+    [message] = session.exec(select(OutboxMessage).where(to_people())).all()
     assert (message.status, message.item_id, message.step_id) == (OutboxStatus.CANCELLED, None, None)
     [entry] = [e for e in entries_for(session, "directive", launched.id)
                if e.action == "directive.amend"]

@@ -399,8 +399,8 @@ def _latest_waiver(column: str) -> Callable[[dict, dict], Any]:
 
 
 # The migrations whose batch operations rebuild a table on SQLite (copy, DROP, rename); 0008
-# only adds a column, which SQLite does in place.
-REBUILDING = ("0004", "0005", "0007")
+# only adds a column, which SQLite does in place; 0010 adds foreign keys to outbox (a rebuild).
+REBUILDING = ("0004", "0005", "0007", "0010")
 
 # What a column a migration adds holds for the rows that existed before it (the migration's
 # documented default). A new column missing here fails the upgrade test: document it.
@@ -420,6 +420,9 @@ NEW_COLUMNS: dict[tuple[str, str], Callable[[dict, dict], Any]] = {
     ("directive", "closed_by"): lambda row, data: None,
     ("directive", "close_reason"): lambda row, data: None,
     ("directive", "revision"): lambda row, data: _definition(row).get("revision") or 1,
+    # 0010: every earlier row is about an item, a step or nothing; no event, no review nudge.
+    ("outbox", "directive_id"): lambda row, data: None,
+    ("outbox", "report_id"): lambda row, data: None,
 }
 
 
@@ -546,7 +549,9 @@ def test_a_database_at_every_migration_upgrades_to_head_with_every_row_kept(new_
 def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, backend):
     """head → head-1 → head on a database with data (plain rows in every table, and rows the
     application writes: a launched directive, its accounts, a waiver, outbox rows pointing at
-    items, which a rebuild of tracked_item on SQLite must not break). No row changes."""
+    items, which a rebuild of tracked_item on SQLite must not break). No row changes, but for
+    the Prefect events (0010's channel), which the code before 0010 cannot read: the downgrade
+    deletes them, and nothing else."""
     from models.directive import find_item
     from models.outbox import Channel, OutboxMessage, enqueue
     from models.user import get_by_username
@@ -575,6 +580,10 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     with engine.connect() as connection:
         before = snapshot(connection)
     assert any(row["waiver_reason"] for row in before["tracked_item"].values())
+    events = {key for key, row in before["outbox"].items() if row["channel"] == "prefect-event"}
+    assert len(events) == 2  # the launch and the waiver
+    for key in events:
+        del before["outbox"][key]
 
     command.downgrade(db.alembic_config(url), REVISIONS[-2])
     with engine.connect() as connection:

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from domain.directive import DirectiveSpec
 from models.directive import Directive, DirectiveStatus, DirectiveStep, TrackedItem
-from models.outbox import OutboxMessage, OutboxStatus
+from models.outbox import OutboxMessage, OutboxStatus, to_people
 from models.report import Report, ReportStatus
 from models.user import get_by_username
 from tests.conftest import NOW
@@ -58,8 +58,9 @@ def letters(session, launched):
 
 
 def outbox(session) -> list[OutboxMessage]:
+    """The messages to people (the launches' and closings' Prefect events are not)."""
     session.expire_all()  # bulk cancels bypass the rows already loaded
-    return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)))
+    return list(session.exec(select(OutboxMessage).where(to_people()).order_by(OutboxMessage.id)))
 
 
 def directive_of(session, message: OutboxMessage) -> Directive:

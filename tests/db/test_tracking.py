@@ -11,7 +11,7 @@ from domain.directive import load_directive
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from models.audit import AuditEntry, entries_for
 from models.directive import ItemStatus, TrackedItem, find_item, items_of
-from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue
+from models.outbox import Channel, OutboxMessage, OutboxStatus, enqueue, to_people
 from tests.conftest import NOW
 from tidtam.app.boards import board
 from tidtam.app.tracking import launch_directive, mark_done, mark_done_by_codes
@@ -105,7 +105,7 @@ def test_enqueue_is_idempotent_by_key(session, launched):
                              subject="s", body="b", next_try_at=NOW, created_at=NOW)
     assert enqueue(session, message()) is True
     assert enqueue(session, message()) is False
-    assert len(session.exec(select(OutboxMessage)).all()) == 1
+    assert len(session.exec(select(OutboxMessage).where(to_people())).all()) == 1
 
 
 def test_board_counts_overdue_open_items(session, launched):

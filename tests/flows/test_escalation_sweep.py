@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from models.directive import ItemStatus, find_item
 from models.line import LineGroup
-from models.outbox import OutboxMessage, OutboxStatus
+from models.outbox import OutboxMessage, OutboxStatus, to_people
 from models.user import get_by_username
 from tests.conftest import NOW
 from tidtam.app.escalation import cancel_grouped_for_closed_steps, sweep
@@ -36,7 +36,8 @@ def run(session, when=AUG_12_0900):
 
 
 def messages(session, **where):
-    query = select(OutboxMessage)
+    """The messages to people (the launch's Prefect event is none)."""
+    query = select(OutboxMessage).where(to_people())
     for name, value in where.items():
         query = query.where(getattr(OutboxMessage, name) == value)
     return session.exec(query).all()

@@ -37,6 +37,7 @@ from models.org import District, Province, get_province
 from models.outbox import cancel_pending_for_directive
 from models.report import Report, ReportStatus
 from models.user import User
+from tidtam.app.events import EventName, directive_event, emit
 
 MAX_REASON = 2000
 
@@ -280,6 +281,8 @@ def _close(session: Session, directive: Directive, *, now: datetime, actor: str,
     audit.record(session, at=now, actor=actor, actor_id=actor_id, action="directive.close",
                  entity="directive", entity_id=directive.id, before=before,
                  after={"status": "closed", "reason": reason, "cancelled_messages": cancelled})
+    emit(session, directive_event(session, EventName.DIRECTIVE_CLOSED, directive, actor=actor,
+                                  now=now, reason=reason))
     session.flush()
     return directive
 

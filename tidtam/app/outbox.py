@@ -147,10 +147,12 @@ class OutboxListing(list[OutboxMessage]):
 
 
 def outbox_for(session: Session, actor: User, *, limit: int = 500,
-               directive: Directive | None = None) -> OutboxListing:
+               directive: Directive | None = None, events: bool = False) -> OutboxListing:
     """The province's outbox, newest first: for the coordinator and the provincial head only.
 
     ``directive``: only the messages about that directive (one of the actor's province).
+    ``events``: the Prefect events about the province's directives too (never another
+    province's); without it, only messages to people.
     """
     if actor.role not in PROVINCE_ROLES:
         raise Forbidden("only the provincial coordinator and head may see the outbox",
@@ -160,7 +162,7 @@ def outbox_for(session: Session, actor: User, *, limit: int = 500,
                         f"คุณไม่มีสิทธิ์ดูหนังสือสั่งการ {directive.slug}")
     listing = OutboxListing(messages_for_province(
         session, actor.province_code, limit=limit,
-        directive_id=directive.id if directive is not None else None))
+        directive_id=directive.id if directive is not None else None, events=events))
     people = broken_routes(session, actor.province_code)
     since = route_broken_since(session, [p.id for p in people])
     listing.broken_routes = [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))

@@ -62,7 +62,9 @@ from models.report import (
     update_report,
 )
 from models.user import User
+from tidtam.app import review
 from tidtam.app.directives import directive_in, visible_directive
+from tidtam.app.events import EventName, emit, report_event
 from tidtam.app.labels import status_th
 from tidtam.app.tracking import ensure_active, visible_district
 from tidtam.infra.photos import PhotoLimits, PhotoStore, StoredPhoto, sanitise_filename
@@ -345,6 +347,8 @@ def submit_report(session: Session, actor: User, district_code: str, *, directiv
             submitted_at=now, submitted_by_id=actor.id)
     _audit(session, actor, now, "report.submit", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.submit")
+    _emit(session, EventName.REPORT_SUBMITTED, report, actor, now)
+    review.enqueue_nudge(session, report, handle.directive, now)
     return _view(session, actor, handle, report)
 
 
@@ -363,6 +367,8 @@ def return_report(session: Session, actor: User, district_code: str, *, directiv
             reviewed_by_id=actor.id)
     _audit(session, actor, now, "report.return", report, before, comment=comment)
     _set_item(session, actor, handle, now, done=False, via="report.return")
+    _emit(session, EventName.REPORT_RETURNED, report, actor, now, comment=comment)
+    review.cancel(session, report)
     return _view(session, actor, handle, report)
 
 
@@ -377,6 +383,8 @@ def accept_report(session: Session, actor: User, district_code: str, *, directiv
             reviewed_by_id=actor.id)
     _audit(session, actor, now, "report.accept", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.accept")
+    _emit(session, EventName.REPORT_ACCEPTED, report, actor, now)
+    review.cancel(session, report)
     return _view(session, actor, handle, report)
 
 
@@ -395,6 +403,7 @@ def reopen_report(session: Session, actor: User, district_code: str, *, directiv
             reviewed_by_id=actor.id, accepted_at=None)
     _audit(session, actor, now, "report.reopen", report, before, reason=reason)
     _set_item(session, actor, handle, now, done=False, via="report.reopen")
+    _emit(session, EventName.REPORT_REOPENED, report, actor, now, reason=reason)
     return _view(session, actor, handle, report)
 
 
@@ -529,6 +538,12 @@ def _set_item(session: Session, actor: User, handle: _Handle, now: datetime, *, 
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id,
                  action="item.done" if done else "item.reopen", entity="tracked_item",
                  entity_id=item.id, before=before, after=after)
+
+
+def _emit(session: Session, name: EventName, report: Report, actor: User, now: datetime,
+          **payload: Any) -> None:
+    emit(session, report_event(session, name, report, actor=actor.username, now=now, **payload),
+         report_id=report.id)
 
 
 def _item_state(item: TrackedItem) -> dict:

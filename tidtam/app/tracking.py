@@ -31,6 +31,7 @@ from models.org import District, districts_of, get_district
 from models.outbox import cancel_pending_for_item
 from models.user import User
 from tidtam.app.amendment import amend_directive
+from tidtam.app.events import EventName, directive_event, emit, item_event
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
                            f"ยังไม่มีข้อมูลอำเภอของจังหวัดรหัส {spec.province_code} — เรียก tidtam init ก่อน")
     directive = get_directive_by_slug(session, spec.slug)
     created_directive = directive is None
+    starts = created_directive or directive.status == DirectiveStatus.LOADED
     amended = None
     if directive is None:
         directive = create_directive(session, spec, now, parent_id)
@@ -81,6 +83,10 @@ def launch_directive(session: Session, spec: DirectiveSpec, *, now: datetime,
         audit.record(session, at=now, actor=actor, action="directive.launch", entity="directive",
                      entity_id=directive.id, after={"slug": spec.slug, "items": len(new_items)})
     session.flush()
+    if starts:  # one event for the launch, however many items it made
+        emit(session, directive_event(session, EventName.DIRECTIVE_LAUNCHED, directive,
+                                      actor=actor, now=now, items=len(new_items),
+                                      districts=len(districts)))
     if amended is not None and amended.applied:
         return LaunchResult(directive, False, amended.created_items + len(new_items),
                             amended.amendment)
@@ -197,6 +203,8 @@ def mark_done(session: Session, actor: User, item_id: int, *, now: datetime,
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.done",
                  entity="tracked_item", entity_id=item.id, before=before,
                  after={**_item_state(item), "cancelled_messages": cancelled})
+    emit(session, item_event(session, EventName.ITEM_COMPLETED, item, actor=actor.username,
+                             now=now, note=note))
     session.flush()
     return item
 
@@ -233,6 +241,8 @@ def waive(session: Session, actor: User, item_id: int, *, reason: str, now: date
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.waive",
                  entity="tracked_item", entity_id=item.id, before=before,
                  after={**_waiver_state(item), "reason": reason, "cancelled_messages": cancelled})
+    emit(session, item_event(session, EventName.ITEM_WAIVED, item, actor=actor.username, now=now,
+                             reason=reason))
     session.flush()
     return item
 
@@ -259,6 +269,8 @@ def reopen_waived(session: Session, actor: User, item_id: int, *, now: datetime,
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action="item.unwaive",
                  entity="tracked_item", entity_id=item.id, before=before,
                  after={**_waiver_state(item), "reason": reason})
+    emit(session, item_event(session, EventName.ITEM_REOPENED, item, actor=actor.username,
+                             now=now, reason=reason))
     session.flush()
     return item
 

@@ -60,9 +60,12 @@ def _day(text: str) -> date:
 
 @app.command()
 def outbox(as_json: Annotated[bool, typer.Option("--json")] = False,
-           directive: DirectiveSlug = None) -> None:
-    """Every message (key, directive, channel, recipient, district, item, rung, status), grouped
-    by directive, active ones first; --directive: only the messages about that one."""
+           directive: DirectiveSlug = None,
+           events: Annotated[bool, typer.Option(
+               "--events", help="the Prefect events (channel prefect-event) too")] = False) -> None:
+    """Every message to people (key, directive, channel, recipient, district, item, rung,
+    status), grouped by directive, active ones first; --directive: only the messages about that
+    one; --events: the Prefect events too."""
     from models.directive import active_directives
     from tidtam.app.directives import find_directive
     from tidtam.cli.views import outbox_json, print_outbox
@@ -71,7 +74,7 @@ def outbox(as_json: Annotated[bool, typer.Option("--json")] = False,
     try:
         with session_scope() as session:
             chosen = find_directive(session, directive) if directive else None
-            rows = outbox_json(session, chosen)
+            rows = outbox_json(session, chosen, events=events)
             order = [chosen] if chosen else active_directives(session)
     except TidtamError as error:
         fail(error)

@@ -107,11 +107,13 @@ def print_board(data: dict) -> None:
                     "✔ done  · open  ✗ overdue  – waived")
 
 
-def outbox_json(session: Session, directive: Directive | None = None) -> list[dict]:
-    """Every message, oldest first, each with the directive it is about (``None``: a digest or an
-    alert, about no one directive); ``directive``: only the messages about it."""
+def outbox_json(session: Session, directive: Directive | None = None, *,
+                events: bool = False) -> list[dict]:
+    """Every message to people, oldest first, each with the directive it is about (``None``: a
+    digest or an alert, about no one directive); ``directive``: only the messages about it;
+    ``events``: the Prefect events too."""
     slugs = _directive_of_messages(session)
-    messages = reversed(all_messages(session))
+    messages = reversed(all_messages(session, events=events))
     return [{"key": m.idempotency_key, "directive": slugs.get(m.id), "channel": str(m.channel),
              "recipient": m.recipient,
              "district_code": m.district_code, "item_id": m.item_id, "step_id": m.step_id,
@@ -123,7 +125,10 @@ def outbox_json(session: Session, directive: Directive | None = None) -> list[di
 
 
 def _directive_of_messages(session: Session) -> dict[int, str]:
-    """Message id → the slug of the directive its item or step belongs to (two queries)."""
+    """Message id → the slug of the directive it names, or its item's or step's (three queries)."""
+    own = session.exec(
+        select(OutboxMessage.id, Directive.slug)
+        .join(Directive, Directive.id == OutboxMessage.directive_id)).all()
     by_item = session.exec(
         select(OutboxMessage.id, Directive.slug)
         .join(TrackedItem, TrackedItem.id == OutboxMessage.item_id)
@@ -133,7 +138,7 @@ def _directive_of_messages(session: Session) -> dict[int, str]:
         .join(DirectiveStep, DirectiveStep.id == OutboxMessage.step_id)
         .join(Directive, Directive.id == DirectiveStep.directive_id)
         .where(col(OutboxMessage.item_id).is_(None))).all()
-    return dict(by_step) | dict(by_item)
+    return dict(own) | dict(by_step) | dict(by_item)
 
 
 def print_outbox(rows: list[dict], order: list[Directive] | None = None) -> None:

@@ -749,15 +749,18 @@ def _send_due(session: Session, instant: datetime, share: float) -> int:
     """The pump's work at ``instant``, oldest first: ``share`` of the due rows marked sent.
 
     One conditional UPDATE per 500 rows instead of ``claim_due`` + ``mark_sent`` per row
-    (about 5 ms a row: some 200 s for a national run's 40,000 messages).
+    (about 5 ms a row: some 200 s for a national run's 40,000 messages). Messages to people
+    only: the demo's Prefect events stay queued, for the pump of `tidtam serve` to send to its
+    Prefect server (they were never sent anywhere).
     """
     from sqlalchemy import update
     from sqlmodel import col, select
 
-    from models.outbox import OutboxMessage, OutboxStatus
+    from models.outbox import OutboxMessage, OutboxStatus, to_people
 
     due = (select(OutboxMessage.id)
-           .where(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_try_at <= instant)
+           .where(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_try_at <= instant,
+                  to_people())
            .order_by(OutboxMessage.created_at, OutboxMessage.id))
     ids = list(session.exec(due))
     ids = ids[:round(len(ids) * share)]
@@ -777,7 +780,7 @@ def _summary(session: Session, writer: _Writer) -> DemoDataResult:
     from sqlmodel import col, func, select
 
     from models.directive import Directive, ItemStatus, TrackedItem
-    from models.outbox import OutboxMessage
+    from models.outbox import OutboxMessage, to_people
     from models.report import ProvincialReport, Report, ReportPhoto
 
     copies = [p.copy_id for p in writer.provinces]
@@ -810,7 +813,8 @@ def _summary(session: Session, writer: _Writer) -> DemoDataResult:
     result.photos = session.exec(select(func.count()).select_from(ReportPhoto).join(
         Report, Report.id == ReportPhoto.report_id).where(col(Report.directive_id).in_(copies))).one()
     result.outbox = {str(status): n for status, n in session.exec(
-        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        select(OutboxMessage.status, func.count()).where(to_people())
+        .group_by(OutboxMessage.status)
         .order_by(OutboxMessage.status))}
     return result
 

@@ -17,6 +17,7 @@ from models.outbox import Channel
 from notifications.base import AsyncTransport, Transport
 from notifications.line import AsyncLineTransport, line_clients
 from notifications.mail import SmtpTransport
+from notifications.prefect_events import PrefectEventsTransport
 from notifications.pump import start_pump
 from notifications.webhook import WebhookTransport
 from tidtam.infra.clock import Clock
@@ -29,7 +30,8 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 def transports_from_settings(settings: Settings, client: httpx.Client
                              ) -> dict[str, Transport | AsyncTransport]:
-    """The channels this deployment can use; a missing one leaves rows 'not sent: no channel'.
+    """The channels this deployment can use; a missing one leaves rows 'not sent: no channel',
+    except the Prefect events, which stay queued while ``PREFECT_API_URL`` is unset.
 
     LINE gets its own AsyncClients (``pump_line_shards`` of them, with ``client``'s timeout),
     used on the pump's loop and closed by ``close_transports``.
@@ -44,6 +46,9 @@ def transports_from_settings(settings: Settings, client: httpx.Client
             clients, token.get_secret_value(), settings.line_api_base,
             concurrency=settings.pump_line_concurrency,
             per_second=settings.pump_line_requests_per_second)
+    if settings.prefect_api_url:
+        transports[Channel.PREFECT_EVENT.value] = PrefectEventsTransport(client,
+                                                                         settings.prefect_api_url)
     if settings.smtp_host:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         transports[Channel.EMAIL.value] = SmtpTransport(

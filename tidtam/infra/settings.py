@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "placeholder"}
@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     line_channel_access_token: SecretStr | None = None
     line_channel_secret: SecretStr | None = None
     line_api_base: str = "https://api.line.me"
+
+    # Where the pump sends the Prefect events (Prefect's own variable, as every Prefect client
+    # reads it; `tidtam serve` sets it to the server it found or started). Unset: the events
+    # stay queued in the outbox, visible, until a pump that has it sends them.
+    prefect_api_url: str | None = Field(
+        None, validation_alias=AliasChoices("prefect_api_url", "PREFECT_API_URL"))
 
     # The database connections one process may hold: a pool of this many kept open, and up to
     # this many more opened under load (README "Running it for a whole country": the sum over

@@ -97,6 +97,8 @@ def run_all(*, host: str, port: int, prefect_port: int) -> int:
         # Every child starts here, before uvicorn's threads exist (preexec_fn and threads).
         children.start("prefect deployments (prefect.yaml)",
                        [sys.executable, "-m", "tidtam.ops.deployments"], env, logs / "flows.log")
+        # The pump in this process sends the Prefect events to the server found or started.
+        settings = settings.model_copy(update={"prefect_api_url": api_url})
         _serve_web(settings, clock, host, port, api_url, line_page)
     except KeyboardInterrupt:
         pass

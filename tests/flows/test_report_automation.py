@@ -211,32 +211,78 @@ def _until_the_automation_listens(api: str, demo: Demo) -> int:
 
 # --- The automation ----------------------------------------------------------------------------
 
+def deliver_the_events(api: str, demo: Demo) -> int:
+    """Run the outbox pump over the demo's queued Prefect events (the launches, and the nine
+    acceptances `tidtam.app.reporting` recorded in the fixture), as `tidtam serve`'s pump does."""
+    from sqlmodel import Session
+
+    from models.outbox import Channel
+    from notifications.prefect_events import PrefectEventsTransport
+    from notifications.pump import deliver_due
+
+    engine = db.engine_for(demo.url)
+    sent = 0
+    with httpx.Client(timeout=10) as http:
+        transports = {Channel.PREFECT_EVENT.value: PrefectEventsTransport(http, api)}
+        while (result := deliver_due(lambda: Session(engine), transports,
+                                     datetime.now(UTC))).sent:
+            sent += result.sent
+    return sent
+
+
+def requeue_the_acceptances(demo: Demo) -> int:
+    """A redelivery: the pump lost the server's answer and sends the same rows again."""
+    from sqlmodel import Session, update
+
+    from models.outbox import Channel, OutboxMessage, OutboxStatus
+
+    engine = db.engine_for(demo.url)
+    with Session(engine) as session:
+        count = session.exec(update(OutboxMessage).where(
+            OutboxMessage.channel == Channel.PREFECT_EVENT,
+            OutboxMessage.subject == "tidtam.report.accepted").values(
+            status=OutboxStatus.QUEUED)).rowcount
+        session.commit()
+    return count
+
+
+def _marker_behind(api: str, demo: Demo) -> None:
+    """One fresh event for the second letter, after everything sent so far: the trigger service
+    reads events in order, so once its compile run exists every earlier event was handled."""
+    def follow_ups() -> list:
+        return [r for r in compile_runs() if r.parameters.get("directive_slug") == FOLLOW_UP]
+
+    before = len(follow_ups())
+    report_accepted(api, demo, slug=FOLLOW_UP, district="2701", all_accepted=True,
+                    event_id=uuid.uuid4())
+    wait_until(lambda: len(follow_ups()) > before, timeout=60, interval=0.3,
+               message="the marker event started no compile run")
+
+
 @pytest.mark.prefect_server
 def test_the_last_acceptance_compiles_once_and_its_links_lead_to_the_files(prefect_api, demo,  # noqa: F811
                                                                               served):
+    """The whole path: the fixture accepted the nine district reports through
+    tidtam.app.reporting, each acceptance an event row in the outbox (the last one with
+    tidtam.all_accepted = "true"); the pump delivers them; the automation compiles once."""
     if shutil.which("chromium") is None:
         unavailable("chromium not installed: the automation compiles with the PDF")
     before = _until_the_automation_listens(prefect_api, demo)
-    last = max(demo.report_ids)
-    # A "not yet all accepted" event first: it must start nothing. Then the last acceptance,
-    # delivered twice with the same id (the outbox retrying after a lost answer).
-    report_accepted(prefect_api, demo, slug=SLUG, district="2708", all_accepted=False,
-                    event_id=uuid.uuid4())
-    once = uuid.uuid5(uuid.NAMESPACE_URL, f"tidtam:report-accepted:{demo.report_ids[last]}")
-    for _ in range(2):
-        report_accepted(prefect_api, demo, slug=SLUG, district=last, all_accepted=True,
-                        event_id=once)
+    assert deliver_the_events(prefect_api, demo) >= DISTRICTS
     ours = wait_until(lambda: [r for r in compile_runs()
                                if r.parameters.get("directive_slug") == SLUG], timeout=60,
                       interval=0.3, message="the last acceptance started no compile run")
     run = wait_until(lambda: finished(ours[0].id), timeout=180, interval=0.5,
                      message="the compile run did not finish")
     assert run.state_name == "Completed", run.state.message
-    # Every event was handled before the run finished (one consumer, in order): one compile for
-    # the directive, none for the "false" event nor for the second delivery.
+    # Delivered again (same ids): Prefect keeps each event once and compiles nothing more.
+    assert requeue_the_acceptances(demo) == DISTRICTS
+    assert deliver_the_events(prefect_api, demo) == DISTRICTS
+    _marker_behind(prefect_api, demo)
+    # One compile for the directive: none for the eight "false" events nor for the redelivery.
     assert [r.parameters for r in compile_runs()
             if r.parameters.get("directive_slug") == SLUG] == [{"directive_slug": SLUG, "pdf": True}]
-    assert len(compile_runs()) == before + 1
+    assert len(compile_runs()) > before
     assert re.fullmatch(r"compile-provincial-report · สระแก้ว · สก ๐๐๑๙/ว ๒๕๒ · "
                         r"\d{1,2} \S+ 25\d\d \d\d:\d\d", run.name), run.name
 

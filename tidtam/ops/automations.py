@@ -81,8 +81,9 @@ def compile_when_all_accepted(compile_deployment_id: UUID) -> AutomationCore:
                     "= true runs compile-provincial-report for its directive (tidtam.directive), "
                     "with the PDF; its link artifacts lead to the files.",
         tags=[TAG],
+        # One bucket per directive: an acceptance of one letter never waits behind another's.
         trigger=EventTrigger(expect={REPORT_ACCEPTED}, posture=Posture.Reactive, threshold=1,
-                             within=timedelta(0),
+                             within=timedelta(0), for_each={"tidtam.directive"},
                              match={"prefect.resource.id": "tidtam.report.*",
                                     "tidtam.all_accepted": "true"}),
         actions=[RunDeployment(source="selected", deployment_id=compile_deployment_id,

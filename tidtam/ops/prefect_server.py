@@ -41,6 +41,10 @@ def server_env(data_dir: Path, port: int) -> dict[str, str]:
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_UI_API_URL": LOCAL_API.format(port=port),
     })
+    # tidtam's events carry the instant of the change they report (the one clock): the demo's are
+    # dated August 2024, and Prefect's default 7-day retention would delete them within the hour.
+    # Ten years keeps a campaign's history; a national deployment sets its own.
+    env.setdefault("PREFECT_SERVER_EVENTS_RETENTION_PERIOD", "P3650D")
     env.setdefault("PREFECT_SERVER_DATABASE_CONNECTION_URL",
                    f"sqlite+aiosqlite:///{home / 'prefect.db'}")
     return env

@@ -20,6 +20,7 @@ from domain.access import (
     can_waive_item,
 )
 from domain.errors import Forbidden, NotFound
+from domain.standing import is_late
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
@@ -49,7 +50,8 @@ def visible_province(session: Session, actor: User, province_code: str) -> Provi
 
 
 def is_overdue(item: TrackedItem, today: date) -> bool:
-    return item.status == ItemStatus.OPEN and item.due_on < today
+    """Late, as ``domain.standing`` says (the sweep's district task runs use the same rule)."""
+    return is_late(item.status == ItemStatus.OPEN, item.due_on, today)
 
 
 @dataclass(frozen=True)

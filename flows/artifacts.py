@@ -3,9 +3,10 @@ step board under `board-<slug>` and its share of items settled under `progress-<
 
 A key keeps its history in the Prefect UI, so `board-<slug>` read down the page is the board day
 by day. Publishing one artifact is one API call (~25 ms on a Prefect server), and the whole
-country has ~150 of them: they go out concurrently through Prefect's async client, and a
-board whose table is what its key already shows is left alone (its history only gets a row when
-something changed: an item done, an item turning late). Read with ``latest_boards``.
+country has ~150 of them. What its key already shows is left alone (a table's history gets a
+row when the board changed: an item done, an item turning late; a progress figure when the share
+did), and the rest go out through Prefect's async client, several at once (bench/README.md, P1
+whole flow, has the figures). Read back with ``latest_boards``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def board_artifacts(board: Board, instant: datetime, tz: ZoneInfo) -> BoardArtif
 @dataclass(frozen=True)
 class Published:
     boards: int
-    published: int  # artifacts written (a table and a progress figure per changed board)
+    published: int  # artifacts written: the tables and progress figures that changed
     unchanged: int  # boards whose key already showed this table
     seconds: float
 
@@ -95,8 +96,12 @@ async def _publish(boards: list[BoardArtifacts], flow_run_id: UUID | None,
 
     gate = asyncio.Semaphore(at_once)
     async with get_client() as client:
-        shown = await _latest_tables(client, [b.table_key for b in boards]) if only_changed else {}
-        changed = [b for b in boards if shown.get(b.table_key) != b.table_data]
+        keys = [k for b in boards for k in (b.table_key, b.progress_key)]
+        shown = await _latest(client, keys) if only_changed else {}
+        wanted = [("table", b.table_key, b.description, b.table_data) for b in boards
+                  if shown.get(b.table_key) != b.table_data]
+        wanted += [("progress", b.progress_key, b.progress_description, b.progress) for b in boards
+                   if shown.get(b.progress_key) != b.progress]
 
         async def create(kind: str, key: str, description: str, data: object) -> None:
             async with gate:
@@ -104,22 +109,24 @@ async def _publish(boards: list[BoardArtifacts], flow_run_id: UUID | None,
                     type=kind, key=key, description=description, data=data,
                     flow_run_id=flow_run_id, task_run_id=task_run_id))
 
-        await asyncio.gather(*(create(*args) for b in changed for args in (
-            ("table", b.table_key, b.description, b.table_data),
-            ("progress", b.progress_key, b.progress_description, b.progress))))
-    return 2 * len(changed), len(boards) - len(changed)
+        await asyncio.gather(*(create(*args) for args in wanted))
+    changed = {key for _kind, key, *_ in wanted if _kind == "table"}
+    return len(wanted), sum(b.table_key not in changed for b in boards)
 
 
-async def _latest_tables(client, keys: list[str]) -> dict[str, str]:
-    """Key → the data its latest version shows, for these keys, in one API call."""
+async def _latest(client, keys: list[str]) -> dict[str, object]:
+    """Key → the data its latest version shows, for these keys (a call per 200 keys, the API's
+    most at once)."""
     from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
-    if not keys:
-        return {}
-    latest = await client.read_latest_artifacts(
-        artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=keys)),
-        limit=len(keys))
-    return {a.key: a.data for a in latest}
+    found: dict[str, object] = {}
+    for first in range(0, len(keys), 200):
+        chunk = keys[first:first + 200]
+        latest = await client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=chunk)),
+            limit=len(chunk))
+        found.update({a.key: a.data for a in latest})
+    return found
 
 
 def latest_boards(keys: list[str]) -> dict[str, list[dict[str, str]]]:
@@ -127,8 +134,8 @@ def latest_boards(keys: list[str]) -> dict[str, list[dict[str, str]]]:
     from prefect.client.orchestration import get_client
     from prefect.utilities.asyncutils import run_coro_as_sync
 
-    async def read() -> dict[str, str]:
+    async def read() -> dict[str, object]:
         async with get_client() as client:
-            return await _latest_tables(client, keys)
+            return await _latest(client, keys)
 
     return {key: json.loads(data) for key, data in run_coro_as_sync(read()).items()}

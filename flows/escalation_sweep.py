@@ -94,8 +94,8 @@ class SweepReport(BaseModel):
     now: datetime
     district_tasks: bool
     provinces: list[ProvinceReport] = Field(default_factory=list)
-    boards_published: int = 0
-    boards_unchanged: int = 0
+    boards_published: int = Field(0, description="artifacts written: tables and progress figures")
+    boards_unchanged: int = Field(0, description="boards whose table artifact was already current")
 
 
 class ProvincePlan(BaseModel):
@@ -214,7 +214,7 @@ def publish_boards(now: datetime, directive_ids: list[int]) -> tuple[int, int]:
     published = publish(made)
     _logger().info("board artifacts: %d boards, %d artifacts written, %d boards unchanged, %.2f s",
                    published.boards, published.published, published.unchanged, published.seconds)
-    return published.published // 2, published.unchanged
+    return published.published, published.unchanged
 
 
 # --- The flow --------------------------------------------------------------------------------
@@ -234,6 +234,10 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
                     else district_tasks)
     report = SweepReport(now=instant, district_tasks=per_district and tracked,
                          cancelled=plan.cancelled, closed=plan.closed, directives=plan.directives)
+    swept = [d_id for province in plan.provinces for d_id in province.directive_ids]
+    # The sweep changes no item, so the boards are what they are once `start` has closed what
+    # was due: published (server-bound) while the provinces are decided (database-bound).
+    boards = publish_boards.submit(instant, swept) if tracked and swept else None
     for province in plan.provinces:
         part = _call(sweep_province, instant, province, per_district)
         report.provinces.append(part)
@@ -241,9 +245,8 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
             setattr(report, name, getattr(report, name) + getattr(part, name))
         for rung, n in part.by_rung.items():
             report.by_rung[rung] = report.by_rung.get(rung, 0) + n
-    if tracked and plan.directives:
-        swept = [d_id for province in plan.provinces for d_id in province.directive_ids]
-        report.boards_published, report.boards_unchanged = publish_boards(instant, swept)
+    if boards is not None:
+        report.boards_published, report.boards_unchanged = boards.result()
     _log(report)
     return report
 

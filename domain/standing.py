@@ -32,10 +32,6 @@ class DistrictStanding:
     settled: int
     late: int
 
-    def __add__(self, other: DistrictStanding) -> DistrictStanding:
-        return DistrictStanding(self.items + other.items, self.settled + other.settled,
-                                self.late + other.late)
-
     @property
     def standing(self) -> Standing:
         if self.items == 0:
@@ -55,6 +51,3 @@ class DistrictStanding:
             case Standing.ON_TRACK:
                 return "ตามกำหนด / on track"
         return "ไม่มีรายการ / nothing tracked"
-
-
-NO_ITEMS = DistrictStanding(0, 0, 0)

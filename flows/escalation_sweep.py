@@ -34,7 +34,7 @@ from models.directive import directives_by_id
 from models.org import get_province
 from tidtam.app.boards import boards_of
 from tidtam.app.directives import find_directive
-from tidtam.app.escalation import DistrictOutcome, ProvinceSweep, start_sweep
+from tidtam.app.escalation import DistrictOutcome, ProvinceSweep, read_provinces, start_sweep
 from tidtam.infra.clock import process_clock
 from tidtam.infra.db import get_engine, session_scope
 from tidtam.infra.settings import get_settings
@@ -144,20 +144,25 @@ def _active_provinces(session: Session) -> list[str]:
 
 # --- The tasks -------------------------------------------------------------------------------
 
-@task(name="start-sweep", task_run_name="ปิดหนังสือที่ครบกำหนด · ยกเลิกข้อความที่ไม่ต้องส่ง",
+@task(name="start-sweep", task_run_name="ปิดหนังสือที่ครบกำหนด · อ่านงานที่ค้าง",
       cache_policy=NO_CACHE, **TASK_RETRIES)
-def start(now: datetime, directive_slug: str | None, province_code: str | None) -> SweepPlan:
-    """Close what is due to close, cancel what no longer needs saying, list what to chase."""
+def start(now: datetime, directive_slug: str | None, province_code: str | None,
+          ) -> tuple[SweepPlan, list[ProvinceSweep]]:
+    """Close what is due to close, cancel what no longer needs saying, and read what every
+    province to sweep needs, in a few queries for all of them."""
     settings = get_settings()
     with session_scope(get_engine()) as session:
         directive = find_directive(session, directive_slug) if directive_slug else None
         begun = start_sweep(session, now, tz=settings.tz, directive=directive,
                             province_code=province_code)
-        provinces = [ProvincePlan(code=code, name_th=_province_name(session, code),
-                                  directive_ids=[d.id for d in directives])
-                     for code, directives in begun.provinces.items()]
-        return SweepPlan(closed=begun.closed, cancelled=begun.cancelled,
-                         directives=begun.directives, provinces=provinces)
+        provinces = read_provinces(session, now, tz=settings.tz, base_url=settings.base_url,
+                                   start=begun)
+        names = {code: _province_name(session, code) for code in begun.provinces}
+        plan = SweepPlan(closed=begun.closed, cancelled=begun.cancelled, directives=begun.directives,
+                         provinces=[ProvincePlan(code=code, name_th=names[code],
+                                                 directive_ids=[d.id for d in directives])
+                                    for code, directives in begun.provinces.items()])
+    return plan, provinces
 
 
 def _province_name(session: Session, code: str) -> str:
@@ -166,23 +171,21 @@ def _province_name(session: Session, code: str) -> str:
 
 
 @task(name="sweep-province", task_run_name="{plan.name_th}", cache_policy=NO_CACHE, **TASK_RETRIES)
-def sweep_province(now: datetime, plan: ProvincePlan, district_tasks: bool) -> ProvinceReport:
+def sweep_province(province: ProvinceSweep, plan: ProvincePlan, district_tasks: bool,
+                   ) -> ProvinceReport:
     """Decide each district of the province (a task run each, or in this one), then enqueue the
     province's rows in one insert."""
-    settings = get_settings()
+    codes = province.district_codes
+    if district_tasks and FlowRunContext.get() is not None:
+        labels = [district_task_name(province.districts[c].name_th, c) for c in codes]
+        futures = decide_district.map(unmapped(quote(province)), codes, labels)
+        districts = [future.result() for future in futures]
+    else:
+        districts = [_report(province.district(code)) for code in codes]
     with session_scope(get_engine()) as session:
-        directives = directives_by_id(session, plan.directive_ids)
-        province = ProvinceSweep(session, now, tz=settings.tz, base_url=settings.base_url,
-                                 province_code=plan.code, directives=directives)
-        codes = province.district_codes
-        if district_tasks and FlowRunContext.get() is not None:
-            labels = [district_task_name(province.districts[c].name_th, c) for c in codes]
-            futures = decide_district.map(unmapped(quote(province)), codes, labels)
-            districts = [future.result() for future in futures]
-        else:
-            districts = [_report(province.district(code)) for code in codes]
-        written = province.write()
-    return ProvinceReport(code=plan.code, name_th=plan.name_th, directives=[d.slug for d in directives],
+        written = province.write(session)
+    return ProvinceReport(code=plan.code, name_th=plan.name_th,
+                          directives=[d.slug for d in province.directives.values()],
                           enqueued=written.enqueued, already_queued=written.already_queued,
                           no_channel=written.no_channel, items_considered=written.items_considered,
                           by_rung=written.by_rung, districts=districts)
@@ -229,7 +232,7 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
     (default: when the run covers at most DISTRICT_TASKS_UP_TO provinces)."""
     instant = aware(now) if now else process_clock().now()
     tracked = FlowRunContext.get() is not None
-    plan = _call(start, instant, directive_slug, province_code)
+    plan, provinces = _call(start, instant, directive_slug, province_code)
     per_district = (len(plan.provinces) <= DISTRICT_TASKS_UP_TO if district_tasks is None
                     else district_tasks)
     report = SweepReport(now=instant, district_tasks=per_district and tracked,
@@ -238,8 +241,9 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
     # The sweep changes no item, so the boards are what they are once `start` has closed what
     # was due: published (server-bound) while the provinces are decided (database-bound).
     boards = publish_boards.submit(instant, swept) if tracked and swept else None
-    for province in plan.provinces:
-        part = _call(sweep_province, instant, province, per_district)
+    for province, province_plan in zip(provinces, plan.provinces, strict=True):
+        part = _call(sweep_province, quote(province) if tracked else province, province_plan,
+                     per_district)
         report.provinces.append(part)
         for name in ("enqueued", "already_queued", "no_channel", "items_considered"):
             setattr(report, name, getattr(report, name) + getattr(part, name))

@@ -29,7 +29,7 @@ from models.outbox import OutboxMessage
 from tests.flows.test_automations import prefect_api  # noqa: F401 - the module's Prefect server
 from tests.helpers.poll import wait_until
 from tidtam.app.boards import board, board_table
-from tidtam.app.escalation import ProvinceSweep, start_sweep, sweep
+from tidtam.app.escalation import read_provinces, start_sweep, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 BKK = ZoneInfo("Asia/Bangkok")
@@ -263,12 +263,10 @@ def test_a_province_decided_district_by_district_from_threads_enqueues_what_swee
     assert expected, "a day the ladder says nothing proves nothing"
     assert _outbox(session) == []
     begun = start_sweep(session, now, tz=BKK)
-    [(code, directives)] = begun.provinces.items()
-    province = ProvinceSweep(session, now, tz=BKK, base_url="http://tidtam.test",
-                             province_code=code, directives=directives)
+    [province] = read_provinces(session, now, tz=BKK, base_url="http://tidtam.test", start=begun)
     with ThreadPoolExecutor(4) as pool:  # any order, several threads: as the district tasks run
         outcomes = list(pool.map(province.district, reversed(province.district_codes)))
-    part = province.write()
+    part = province.write(session)
     assert _outbox(session) == expected
     assert (part.enqueued, part.items_considered, part.by_rung) == (
         whole.enqueued, whole.items_considered, whole.by_rung)

@@ -41,7 +41,7 @@ from models.directive import (
     open_items_due_by,
 )
 from models.line import groups_by_district
-from models.org import districts_of
+from models.org import District, districts_in
 from models.outbox import Channel, OutboxMessage, OutboxStatus, cancel_grouped_for_closed_steps
 from models.user import User, active_users
 from notifications.render import render_message
@@ -128,12 +128,10 @@ def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
     start = start_sweep(session, now, tz=tz, directive=directive)
     result = SweepResult(cancelled=start.cancelled, closed=start.closed,
                          directives=[d.slug for d in _newest_first(start)])
-    for code, directives in start.provinces.items():
-        province = ProvinceSweep(session, now, tz=tz, base_url=base_url, province_code=code,
-                                 directives=directives)
+    for province in read_provinces(session, now, tz=tz, base_url=base_url, start=start):
         for district in province.district_codes:
             province.district(district)
-        result.add(province.write())
+        result.add(province.write(session))
     return result
 
 
@@ -193,48 +191,73 @@ class DistrictOutcome:
     due_items: int
 
 
-class ProvinceSweep:
-    """One province's part of a sweep: its directives, districts, people and open items are read
-    once; then each district is decided (``district``, in any order, from any thread: nothing
-    is read or written there); then ``write`` enqueues every row of the province in one insert.
-    """
+def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
+                   start: SweepStart) -> list[ProvinceSweep]:
+    """What every province of the sweep needs, read in a few queries for all of them (the open
+    items, the districts, the people, the items' counts, the LINE groups), one ``ProvinceSweep``
+    each: at national scale a query per province would cost more than the deciding."""
+    directives = [d for ds in start.provinces.values() for d in ds]
+    if not directives:
+        return []
+    rules = {d.id: rules_for(d) for d in directives}
+    today = now.astimezone(tz).date()
+    horizon = max(r.calendar.add_working_days(today, _lookahead(r.ladder)) for r in rules.values())
+    ids = list(rules)
+    items: dict[str, list[tuple[OpenItem, DirectiveStep]]] = defaultdict(list)
+    province_of = {d.id: d.province_code for d in directives}
+    for item, step in open_items_due_by(session, horizon, ids):
+        items[province_of[item.directive_id]].append((item, step))
+    districts: dict[str, list[District]] = defaultdict(list)
+    for district in districts_in(session, list(start.provinces)):
+        districts[district.province_code].append(district)
+    people: dict[str, list[User]] = defaultdict(list)
+    for user in active_users(session):
+        people[user.province_code].append(user)
+    counts = item_counts_by_district(session, ids, today)
+    groups = {code: group.group_id for code, group in groups_by_district(
+        session, [d.code for ds in districts.values() for d in ds]).items()}
+    return [ProvinceSweep(now, tz=tz, base_url=base_url, province_code=code, directives=ds,
+                          rules=rules, districts=districts[code], people=people[code],
+                          items=items[code], counts=counts, groups=groups)
+            for code, ds in start.provinces.items()]
 
-    def __init__(self, session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
-                 province_code: str, directives: list[Directive]) -> None:
-        self.session, self.now, self.base_url = session, now, base_url
-        self.province_code = province_code
+
+class ProvinceSweep:
+    """One province's part of a sweep, on what ``read_provinces`` read: each district is decided
+    (``district``, in any order, from any thread: nothing is read or written there), then
+    ``write`` enqueues every row of the province in one insert."""
+
+    def __init__(self, now: datetime, *, tz: ZoneInfo, base_url: str, province_code: str,
+                 directives: list[Directive], rules: dict[int, DirectiveRules],
+                 districts: list[District], people: list[User],
+                 items: list[tuple[OpenItem, DirectiveStep]],
+                 counts: dict[str, tuple[int, int, int]], groups: dict[str, str]) -> None:
+        self.now, self.base_url, self.province_code = now, base_url, province_code
         self.today = now.astimezone(tz).date()
         self.directives = {d.id: d for d in directives}
-        self.rules = {d_id: rules_for(d) for d_id, d in self.directives.items()}
+        self.rules = {d_id: rules[d_id] for d_id in self.directives}
         alike: dict[Hashable, int] = {}  # rules compared once here, then by a small number
         self.rules_key = {d_id: alike.setdefault(_rules_key(r), len(alike)) for d_id, r in self.rules.items()}
         self.decided: dict[tuple[int, date], tuple[RungDue | None, int]] = {}
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
-        self.districts = {d.code: d for d in districts_of(session, province_code)}
+        self.districts = {d.code: d for d in districts}
         self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
-        for user in active_users(session, province_code):
+        for user in people:
             in_district = user.district_code if user.role in DISTRICT_ROLES else None
             self.people[(user.role, user.province_code, in_district)].append(user)
-        self.items = self._open_items()
+        self.items = items
         self.by_district: dict[str, list[tuple[OpenItem, DirectiveStep]]] = defaultdict(list)
         for item, step in self.items:
             self.by_district[item.district_code].append((item, step))
-        self.counts = item_counts_by_district(session, list(self.directives), self.today)
+        self.counts = counts
+        self.groups = groups
         self.due: dict[str, list[tuple[OpenItem, RungDue, int]]] = {}
-        self.groups: dict[str, str] | None = None
         self._lock = Lock()
 
     @property
     def district_codes(self) -> list[str]:
         """Every district of the province, by code (one without items stands at "nothing")."""
         return sorted(self.districts.keys() | self.by_district.keys())
-
-    def _open_items(self) -> list[tuple[OpenItem, DirectiveStep]]:
-        if not self.rules:
-            return []
-        horizon = max(r.calendar.add_working_days(self.today, _lookahead(r.ladder))
-                      for r in self.rules.values())
-        return open_items_due_by(self.session, horizon, list(self.directives))
 
     def district(self, code: str) -> DistrictOutcome:
         """Decide the district's open items (the rung due today, if any) and say where it stands."""
@@ -249,14 +272,14 @@ class ProvinceSweep:
         return DistrictOutcome(code, district.name_th if district else code,
                                DistrictStanding(*self.counts.get(code, (0, 0, 0))), len(due))
 
-    def write(self) -> SweepResult:
+    def write(self, session: Session) -> SweepResult:
         """Every row of the province at once (a district not decided yet is decided first): the
         keys already queued read in one go, so a repeat sweep renders nothing
         (tidtam/app/outbox.py). Rows are added in the items' order: due date, district, step."""
         for code in self.by_district.keys() - self.due.keys():
             self.district(code)
         decided = {item.id: (rung, days) for due in self.due.values() for item, rung, days in due}
-        batch = OutboxBatch(self.session, self.now)
+        batch = OutboxBatch(session, self.now)
         grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
         steps: dict[int, DirectiveStep] = {}
         for item, step in self.items:
@@ -294,13 +317,6 @@ class ProvinceSweep:
             people += self.people[(role, province, district if role in DISTRICT_ROLES else None)]
         return people
 
-    def _group_of(self, district_code: str) -> str | None:
-        """The district's bound LINE group; every district's is read at once, on first use."""
-        if self.groups is None:
-            self.groups = {code: group.group_id
-                           for code, group in groups_by_district(self.session, list(self.districts)).items()}
-        return self.groups.get(district_code)
-
     def _for_item(self, batch: OutboxBatch, step: DirectiveStep, item: OpenItem, due: RungDue,
                   days: int) -> None:
         directive = self.directives[item.directive_id]
@@ -314,7 +330,7 @@ class ProvinceSweep:
         for user in self._recipients(due.rung, directive.province_code, item.district_code):
             for channel in due.rung.channels:
                 batch.to_user(user, channel, message, **row)
-        group = self._group_of(item.district_code)
+        group = self.groups.get(item.district_code)
         if group and Channel.LINE in due.rung.channels and _speaks_to_district(due.rung):
             batch.add(Channel.LINE, message, address=group, recipient_ref=f"line-group:{group}",
                       who=f"LINE group of district {item.district_code}", **row)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint, case, func
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
@@ -190,16 +190,20 @@ class OpenItem(NamedTuple):
     due_on: date
 
 
-def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, DirectiveStep]]:
+def open_items_due_by(session: Session, last_due: date, directive_ids: list[int] | None = None,
+                      ) -> list[tuple[OpenItem, DirectiveStep]]:
     """Open items of active directives whose due date is on or before ``last_due`` (one indexed
     query), with their steps. A loaded or closed directive's items are never chased.
+    ``directive_ids``: only those directives' items (one province's sweep).
 
     Items come as plain column tuples (no ORM objects: there can be 10,000 of them); their
     steps, a few per directive, are loaded as models by a second query.
     """
+    active = select(Directive.id).where(Directive.status == DirectiveStatus.ACTIVE)
+    if directive_ids is not None:
+        active = active.where(col(Directive.id).in_(directive_ids))
     due = ((TrackedItem.status == ItemStatus.OPEN) & (TrackedItem.due_on <= last_due)
-           & col(TrackedItem.directive_id).in_(
-               select(Directive.id).where(Directive.status == DirectiveStatus.ACTIVE)))
+           & col(TrackedItem.directive_id).in_(active))
     rows = session.exec(
         select(TrackedItem.id, TrackedItem.directive_id, TrackedItem.step_id,
                TrackedItem.district_code, TrackedItem.due_on)
@@ -211,6 +215,42 @@ def open_items_due_by(session: Session, last_due: date) -> list[tuple[OpenItem, 
     steps = {step.id: step for step in session.exec(select(DirectiveStep).where(
         col(DirectiveStep.id).in_(select(TrackedItem.step_id).where(due))))}
     return [(item, steps[item.step_id]) for item in map(OpenItem._make, rows)]
+
+
+def item_counts_by_district(session: Session, directive_ids: list[int], today: date,
+                            ) -> dict[str, tuple[int, int, int]]:
+    """District code → (items, settled, late) over these directives, in one grouped query:
+    settled = no longer open; late = open with a due day before ``today``."""
+    if not directive_ids:
+        return {}
+    is_open = TrackedItem.status == ItemStatus.OPEN
+    rows = session.exec(
+        select(TrackedItem.district_code, func.count(),
+               func.sum(case((is_open, 0), else_=1)),
+               func.sum(case((is_open & (TrackedItem.due_on < today), 1), else_=0)))
+        .where(col(TrackedItem.directive_id).in_(directive_ids))
+        .group_by(TrackedItem.district_code)).all()
+    return {code: (int(n), int(settled or 0), int(late or 0)) for code, n, settled, late in rows}
+
+
+def directives_by_id(session: Session, directive_ids: list[int]) -> list[Directive]:
+    """These directives, in the order of ``directive_ids``, in one query."""
+    found = {d.id: d for d in session.exec(select(Directive).where(col(Directive.id).in_(directive_ids)))}
+    return [found[d_id] for d_id in directive_ids if d_id in found]
+
+
+def steps_of_many(session: Session, directive_ids: list[int]) -> list[DirectiveStep]:
+    """The steps of several directives at once, each directive's in order."""
+    return list(session.exec(select(DirectiveStep).where(
+        col(DirectiveStep.directive_id).in_(directive_ids))
+        .order_by(DirectiveStep.directive_id, DirectiveStep.order)))
+
+
+def items_of_many(session: Session, directive_ids: list[int]) -> list[TrackedItem]:
+    """The items of several directives at once (for their boards, in one query)."""
+    return list(session.exec(select(TrackedItem).where(
+        col(TrackedItem.directive_id).in_(directive_ids))
+        .order_by(TrackedItem.directive_id, TrackedItem.district_code, TrackedItem.step_id)))
 
 
 def update_item(session: Session, item_id: int, *, expected_version: int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 
 class Province(SQLModel, table=True):
@@ -21,6 +21,12 @@ class District(SQLModel, table=True):
 def districts_of(session: Session, province_code: str) -> list[District]:
     return list(session.exec(
         select(District).where(District.province_code == province_code).order_by(District.code)))
+
+
+def districts_in(session: Session, province_codes: list[str]) -> list[District]:
+    """The districts of several provinces, by code."""
+    return list(session.exec(select(District).where(col(District.province_code).in_(province_codes))
+                             .order_by(District.code)))
 
 
 def get_district(session: Session, code: str) -> District | None:

@@ -41,8 +41,12 @@ def get_by_username(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
 
 
-def active_users(session: Session) -> list[User]:
-    return list(session.exec(select(User).where(User.is_active == True).order_by(User.id)))  # noqa: E712
+def active_users(session: Session, province_code: str | None = None) -> list[User]:
+    """Everyone active (of one province, with ``province_code``), by id."""
+    query = select(User).where(User.is_active == True)  # noqa: E712
+    if province_code is not None:
+        query = query.where(User.province_code == province_code)
+    return list(session.exec(query.order_by(User.id)))
 
 
 # --- Broken delivery routes (set by the outbox pump, shown on the outbox page and the digest) --

@@ -312,11 +312,13 @@ def test_a_cli_sweep_is_a_flow_run_on_the_running_server_never_a_temporary_one(p
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             name=FlowRunFilterName(any_=[_run_name(output)])))
-    assert [(r.state_name, r.parameters) for r in runs] == [
-        ("Completed", {"now": "2024-08-12T08:30:00+07:00", "directive_slug": None})]
+    assert [(r.name, r.state_name, r.parameters) for r in runs] == [
+        ("escalation-sweep · สระแก้ว · 12 ส.ค. 2567 08:30", "Completed",
+         {"now": "2024-08-12T08:30:00+07:00", "directive_slug": None, "province_code": None,
+          "district_tasks": None})]
 
 
 def _run_name(output: str) -> str:
     import re
 
-    return re.search(r"Flow run '([a-z0-9-]+)'", output).group(1)
+    return re.search(r"Flow run '([^']+)'", output).group(1)

@@ -20,6 +20,8 @@ from domain.access import (
     can_waive_item,
 )
 from domain.errors import Forbidden, NotFound
+from domain.standing import is_late
+from domain.thaidate import thai_date
 from models.audit import AuditEntry, entries_for
 from models.directive import (
     Directive,
@@ -29,9 +31,18 @@ from models.directive import (
     StepKind,
     TrackedItem,
     items_of,
+    items_of_many,
     steps_of,
+    steps_of_many,
 )
-from models.org import District, Province, districts_of, get_district, get_province
+from models.org import (
+    District,
+    Province,
+    districts_in,
+    districts_of,
+    get_district,
+    get_province,
+)
 from models.user import User
 from tidtam.app.directives import find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
@@ -49,7 +60,8 @@ def visible_province(session: Session, actor: User, province_code: str) -> Provi
 
 
 def is_overdue(item: TrackedItem, today: date) -> bool:
-    return item.status == ItemStatus.OPEN and item.due_on < today
+    """Late, as ``domain.standing`` says (the sweep's district task runs use the same rule)."""
+    return is_late(item.status == ItemStatus.OPEN, item.due_on, today)
 
 
 @dataclass(frozen=True)
@@ -117,16 +129,71 @@ class Board:
 def board(session: Session, directive: Directive, today: date,
           district_code: str | None = None) -> Board:
     """The district × step board; an open item past its due date is overdue."""
-    steps = steps_of(session, directive.id)
+    return _assemble(directive, steps_of(session, directive.id),
+                     items_of(session, directive.id, district_code),
+                     districts_of(session, directive.province_code), today)
+
+
+def boards_of(session: Session, directives: list[Directive], today: date) -> list[Board]:
+    """Several directives' boards (every province's, for the sweep's artifacts) in three
+    queries: their steps, their items, the districts of their provinces."""
+    if not directives:
+        return []
+    ids = [d.id for d in directives]
+    steps: dict[int, list[DirectiveStep]] = {d_id: [] for d_id in ids}
+    for step in steps_of_many(session, ids):
+        steps[step.directive_id].append(step)
+    items: dict[int, list[TrackedItem]] = {d_id: [] for d_id in ids}
+    for item in items_of_many(session, ids):
+        items[item.directive_id].append(item)
+    districts = districts_in(session, sorted({d.province_code for d in directives}))
+    return [_assemble(d, steps[d.id], items[d.id], districts, today) for d in directives]
+
+
+def _assemble(directive: Directive, steps: list[DirectiveStep], items: list[TrackedItem],
+              districts: list[District], today: date) -> Board:
     step_by_id = {s.id: s for s in steps}
-    districts = {d.code: d for d in districts_of(session, directive.province_code)}
+    by_code = {d.code: d for d in districts}
     rows: dict[str, list[BoardCell]] = {}
-    for item in items_of(session, directive.id, district_code):
+    for item in items:
         rows.setdefault(item.district_code, []).append(
             BoardCell(item, step_by_id[item.step_id], is_overdue(item, today)))
     return Board(directive, steps, [
-        BoardRow(districts[code], sorted(cells, key=lambda c: c.step.order))
+        BoardRow(by_code[code], sorted(cells, key=lambda c: c.step.order))
         for code, cells in sorted(rows.items())], today)
+
+
+# --- The board as a table of words (the sweep's board artifact) -------------------------------
+
+CELL_WORDS = {"done": "เสร็จ {due}", "waived": "ยกเว้น {due}", "overdue": "ช้า · {due}",
+              "open": "ภายใน {due}"}
+DISTRICT_COLUMN = "อำเภอ"
+DONE_COLUMN = "เสร็จ / done"
+
+
+def cell_text(cell: BoardCell) -> str:
+    """`เสร็จ 9 ส.ค. 2567`, `ช้า · 9 ส.ค. 2567`: the cell's state and its step's due day (B.E.)."""
+    return CELL_WORDS[cell.state].format(due=thai_date(cell.item.due_on))
+
+
+def board_table(board: Board) -> list[dict[str, str]]:
+    """One row per district (its Thai name and code), one column per step (its code), and the
+    settled count: the board as the Prefect table artifact shows it."""
+    table = []
+    for row in board.rows:
+        line = {DISTRICT_COLUMN: f"{row.district.name_th} {row.district.code}"}
+        for step in board.steps:
+            cell = row.cell(step)
+            line[step.code] = cell_text(cell) if cell else "—"
+        line[DONE_COLUMN] = f"{row.done_count}/{len(row.cells)}"
+        table.append(line)
+    return table
+
+
+def settled_share(board: Board) -> float:
+    """Percent of the board's items settled (done, accepted or waived): the progress artifact."""
+    cells = [c for row in board.rows for c in row.cells]
+    return 100.0 * sum(c.state in ("done", "waived") for c in cells) / len(cells) if cells else 0.0
 
 
 @dataclass(frozen=True)

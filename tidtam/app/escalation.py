@@ -7,6 +7,10 @@ One run handles every active directive of every province (or the one it is given
 whose closing day has come is closed first (``close_due_directives``), and a loaded or closed
 directive is never chased. Idempotency keys name the item or step (``item:{id}``,
 ``step:{id}``), which belong to one directive, so two letters never share a key.
+
+The work goes province by province (``ProvinceSweep``: read once, decide each district, one bulk
+insert), so the flow can show each province and each district as a task run of its own, and
+each district's standing (``domain.standing``) is the board's, at the same instant.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from threading import Lock
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -24,6 +29,7 @@ from domain.access import DISTRICT_ROLES, Role
 from domain.calendar import WorkCalendar
 from domain.directive import DirectiveSpec
 from domain.ladder import EscalationRung, Ladder, RungDue, rung_due
+from domain.standing import DistrictStanding
 from models.directive import (
     Directive,
     DirectiveStep,
@@ -31,10 +37,11 @@ from models.directive import (
     OpenItem,
     TrackedItem,
     active_directives,
+    item_counts_by_district,
     open_items_due_by,
 )
 from models.line import groups_by_district
-from models.org import District
+from models.org import District, districts_in
 from models.outbox import Channel, OutboxMessage, OutboxStatus, cancel_grouped_for_closed_steps
 from models.user import User, active_users
 from notifications.render import render_message
@@ -56,6 +63,15 @@ class SweepResult:
     closed: list[str] = field(default_factory=list)  # slugs closed automatically by this run
     directives: list[str] = field(default_factory=list)  # the active directives swept
 
+    def add(self, part: SweepResult) -> None:
+        """Count in one province's part of the run."""
+        self.enqueued += part.enqueued
+        self.already_queued += part.already_queued
+        self.no_channel += part.no_channel
+        self.items_considered += part.items_considered
+        for rung, n in part.by_rung.items():
+            self.by_rung[rung] = self.by_rung.get(rung, 0) + n
+
 
 @dataclass(frozen=True)
 class DirectiveRules:
@@ -70,6 +86,34 @@ def rules_for(directive: Directive) -> DirectiveRules:
     return DirectiveRules(spec.ladder, spec.work_calendar())
 
 
+@dataclass(frozen=True)
+class SweepStart:
+    """What a sweep does before it decides anything: the directives it closed, the queued rows it
+    cancelled, and the active directives left to chase, by province."""
+
+    closed: list[str]
+    cancelled: int
+    provinces: dict[str, list[Directive]]  # province code → its active directives, newest first
+
+    @property
+    def directives(self) -> list[str]:
+        return [d.slug for directives in self.provinces.values() for d in directives]
+
+
+def start_sweep(session: Session, now: datetime, *, tz: ZoneInfo, directive: Directive | None = None,
+                province_code: str | None = None) -> SweepStart:
+    """Close the directives whose closing day has come (their queued messages cancelled), cancel
+    what is still queued about items no longer open, and list what is left to chase:
+    ``directive`` only (nothing when it is not active), or ``province_code``'s, or every one."""
+    closed = close_due_directives(session, now, now.astimezone(tz).date())
+    cancelled = cancel_settled(session)
+    provinces: dict[str, list[Directive]] = {}
+    for active in active_directives(session, province_code):
+        if directive is None or active.id == directive.id:
+            provinces.setdefault(active.province_code, []).append(active)
+    return SweepStart([d.slug for d in closed], cancelled, dict(sorted(provinces.items())))
+
+
 def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
           directive: Directive | None = None) -> SweepResult:
     """Enqueue every message the ladder calls for at ``now``; a repeat at ``now`` adds none.
@@ -78,13 +122,23 @@ def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
     then cancels what is still queued about items that are no longer open, so nothing chases
     an item done since the last sweep even if its use case did not cancel it. ``directive``:
     sweep only that one (nothing when it is not active); default: every active directive.
+    Province by province, district by district, one bulk insert per province: what the
+    `escalation-sweep` flow does in tasks.
     """
-    closed = close_due_directives(session, now, now.astimezone(tz).date())
-    cancelled = cancel_settled(session)
-    result = _Sweep(session, now, tz, base_url, directive).run()
-    result.cancelled = cancelled
-    result.closed = [d.slug for d in closed]
+    start = start_sweep(session, now, tz=tz, directive=directive)
+    result = SweepResult(cancelled=start.cancelled, closed=start.closed,
+                         directives=[d.slug for d in _newest_first(start)])
+    for province in read_provinces(session, now, tz=tz, base_url=base_url, start=start):
+        for district in province.district_codes:
+            province.district(district)
+        result.add(province.write(session))
     return result
+
+
+def _newest_first(start: SweepStart) -> list[Directive]:
+    """The swept directives in ``active_directives``' order (newest letter first)."""
+    every = [d for directives in start.provinces.values() for d in directives]
+    return sorted(every, key=lambda d: (d.issued_on, d.id), reverse=True)
 
 
 # --- Cancelling what no longer needs saying -----------------------------------------------------
@@ -127,53 +181,122 @@ def _lookahead(ladder: Ladder) -> int:
     return max(0, -min(r.offset for r in ladder.rungs))
 
 
-class _Sweep:
-    """One sweep: the directives, districts and people are read once, then each item decided."""
+@dataclass(frozen=True)
+class DistrictOutcome:
+    """What deciding one district gave: where it stands, and the open items a rung is due for."""
 
-    def __init__(self, session: Session, now: datetime, tz: ZoneInfo, base_url: str,
-                 only: Directive | None = None) -> None:
-        self.session, self.now, self.base_url = session, now, base_url
+    code: str
+    name_th: str
+    standing: DistrictStanding
+    due_items: int
+
+
+def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
+                   start: SweepStart) -> list[ProvinceSweep]:
+    """What every province of the sweep needs, read in a few queries for all of them (the open
+    items, the districts, the people, the items' counts, the LINE groups), one ``ProvinceSweep``
+    each: at national scale a query per province would cost more than the deciding."""
+    directives = [d for ds in start.provinces.values() for d in ds]
+    if not directives:
+        return []
+    rules = {d.id: rules_for(d) for d in directives}
+    today = now.astimezone(tz).date()
+    horizon = max(r.calendar.add_working_days(today, _lookahead(r.ladder)) for r in rules.values())
+    ids = list(rules)
+    items: dict[str, list[tuple[OpenItem, DirectiveStep]]] = defaultdict(list)
+    province_of = {d.id: d.province_code for d in directives}
+    for item, step in open_items_due_by(session, horizon, ids):
+        items[province_of[item.directive_id]].append((item, step))
+    districts: dict[str, list[District]] = defaultdict(list)
+    for district in districts_in(session, list(start.provinces)):
+        districts[district.province_code].append(district)
+    people: dict[str, list[User]] = defaultdict(list)
+    for user in active_users(session):
+        people[user.province_code].append(user)
+    counts = item_counts_by_district(session, ids, today)
+    groups = {code: group.group_id for code, group in groups_by_district(
+        session, [d.code for ds in districts.values() for d in ds]).items()}
+    return [ProvinceSweep(now, tz=tz, base_url=base_url, province_code=code, directives=ds,
+                          rules=rules, districts=districts[code], people=people[code],
+                          items=items[code], counts=counts, groups=groups)
+            for code, ds in start.provinces.items()]
+
+
+class ProvinceSweep:
+    """One province's part of a sweep, on what ``read_provinces`` read: each district is decided
+    (``district``, in any order, from any thread: nothing is read or written there), then
+    ``write`` enqueues every row of the province in one insert."""
+
+    def __init__(self, now: datetime, *, tz: ZoneInfo, base_url: str, province_code: str,
+                 directives: list[Directive], rules: dict[int, DirectiveRules],
+                 districts: list[District], people: list[User],
+                 items: list[tuple[OpenItem, DirectiveStep]],
+                 counts: dict[str, tuple[int, int, int]], groups: dict[str, str]) -> None:
+        self.now, self.base_url, self.province_code = now, base_url, province_code
         self.today = now.astimezone(tz).date()
-        self.result = SweepResult()
-        self.directives = {d.id: d for d in active_directives(session)
-                           if only is None or d.id == only.id}
-        self.result.directives = [d.slug for d in self.directives.values()]
-        self.rules = {d_id: rules_for(d) for d_id, d in self.directives.items()}
+        self.directives = {d.id: d for d in directives}
+        self.rules = {d_id: rules[d_id] for d_id in self.directives}
         alike: dict[Hashable, int] = {}  # rules compared once here, then by a small number
         self.rules_key = {d_id: alike.setdefault(_rules_key(r), len(alike)) for d_id, r in self.rules.items()}
         self.decided: dict[tuple[int, date], tuple[RungDue | None, int]] = {}
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
-        self.districts = {d.code: d for d in session.exec(select(District))}
-        self.groups: dict[str, str] | None = None
-        self.batch = OutboxBatch(session, now)
+        self.districts = {d.code: d for d in districts}
         self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
-        for user in active_users(session):
+        for user in people:
             in_district = user.district_code if user.role in DISTRICT_ROLES else None
             self.people[(user.role, user.province_code, in_district)].append(user)
+        self.items = items
+        self.by_district: dict[str, list[tuple[OpenItem, DirectiveStep]]] = defaultdict(list)
+        for item, step in self.items:
+            self.by_district[item.district_code].append((item, step))
+        self.counts = counts
+        self.groups = groups
+        self.due: dict[str, list[tuple[OpenItem, RungDue, int]]] = {}
+        self._lock = Lock()
 
-    def run(self) -> SweepResult:
-        if not self.rules:
-            return self.result
-        horizon = max(r.calendar.add_working_days(self.today, _lookahead(r.ladder))
-                      for r in self.rules.values())
+    @property
+    def district_codes(self) -> list[str]:
+        """Every district of the province, by code (one without items stands at "nothing")."""
+        return sorted(self.districts.keys() | self.by_district.keys())
+
+    def district(self, code: str) -> DistrictOutcome:
+        """Decide the district's open items (the rung due today, if any) and say where it stands."""
+        due = []
+        for item, _step in self.by_district.get(code, []):
+            rung, days = self._decide(item.directive_id, item.due_on)
+            if rung is not None and not rung.rung.via_digest:
+                due.append((item, rung, days))
+        with self._lock:
+            self.due[code] = due
+        district = self.districts.get(code)
+        return DistrictOutcome(code, district.name_th if district else code,
+                               DistrictStanding(*self.counts.get(code, (0, 0, 0))), len(due))
+
+    def write(self, session: Session) -> SweepResult:
+        """Every row of the province at once (a district not decided yet is decided first): the
+        keys already queued read in one go, so a repeat sweep renders nothing
+        (tidtam/app/outbox.py). Rows are added in the items' order: due date, district, step."""
+        for code in self.by_district.keys() - self.due.keys():
+            self.district(code)
+        decided = {item.id: (rung, days) for due in self.due.values() for item, rung, days in due}
+        batch = OutboxBatch(session, self.now)
         grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
         steps: dict[int, DirectiveStep] = {}
-        for item, step in open_items_due_by(self.session, horizon):
-            if item.directive_id not in self.directives:
-                continue  # another directive than the one asked for
-            self.result.items_considered += 1
-            steps[step.id] = step
-            due, days = self._decide(item.directive_id, item.due_on)
-            if due is None or due.rung.via_digest:
+        for item, step in self.items:
+            if item.id not in decided:
                 continue
+            due, days = decided[item.id]
             if due.rung.grouped:
+                steps[step.id] = step
                 grouped[(step.id, due)].append((item, days))
             else:
-                self._for_item(step, item, due, abs(days))
+                self._for_item(batch, step, item, due, abs(days))
         for (step_id, due), late in grouped.items():
-            self._grouped(steps[step_id], due, late)
-        self._write()
-        return self.result
+            self._grouped(batch, steps[step_id], due, late)
+        written = batch.write()
+        return SweepResult(enqueued=written.enqueued, already_queued=written.already_queued,
+                           no_channel=written.no_channel, by_rung=written.by_rung,
+                           items_considered=len(self.items))
 
     def _decide(self, directive_id: int, due_on: date) -> tuple[RungDue | None, int]:
         """The rung due today for an item due on ``due_on``, and the working days from it to today.
@@ -194,14 +317,8 @@ class _Sweep:
             people += self.people[(role, province, district if role in DISTRICT_ROLES else None)]
         return people
 
-    def _group_of(self, district_code: str) -> str | None:
-        """The district's bound LINE group; every district's is read at once, on first use."""
-        if self.groups is None:
-            self.groups = {code: group.group_id
-                           for code, group in groups_by_district(self.session, list(self.districts)).items()}
-        return self.groups.get(district_code)
-
-    def _for_item(self, step: DirectiveStep, item: OpenItem, due: RungDue, days: int) -> None:
+    def _for_item(self, batch: OutboxBatch, step: DirectiveStep, item: OpenItem, due: RungDue,
+                  days: int) -> None:
         directive = self.directives[item.directive_id]
         message = Message(lambda: render_message(
             TEMPLATE_FOR_RUNG.get(due.rung.code, "overdue"), directive=directive, step=step,
@@ -212,13 +329,14 @@ class _Sweep:
                    item_id=item.id, step_id=step.id)
         for user in self._recipients(due.rung, directive.province_code, item.district_code):
             for channel in due.rung.channels:
-                self.batch.to_user(user, channel, message, **row)
-        group = self._group_of(item.district_code)
+                batch.to_user(user, channel, message, **row)
+        group = self.groups.get(item.district_code)
         if group and Channel.LINE in due.rung.channels and _speaks_to_district(due.rung):
-            self.batch.add(Channel.LINE, message, address=group, recipient_ref=f"line-group:{group}",
-                           who=f"LINE group of district {item.district_code}", **row)
+            batch.add(Channel.LINE, message, address=group, recipient_ref=f"line-group:{group}",
+                      who=f"LINE group of district {item.district_code}", **row)
 
-    def _grouped(self, step: DirectiveStep, due: RungDue, late: list[tuple[OpenItem, int]]) -> None:
+    def _grouped(self, batch: OutboxBatch, step: DirectiveStep, due: RungDue,
+                 late: list[tuple[OpenItem, int]]) -> None:
         directive = self.directives[step.directive_id]
 
         def render() -> tuple[str, str]:
@@ -234,17 +352,10 @@ class _Sweep:
         message = Message(render)
         for user in self._recipients(due.rung, directive.province_code, None):
             for channel in due.rung.channels:
-                self.batch.to_user(user, channel, message, rung=due.rung.code,
-                                   occurrence=due.occurrence, subject_ref=f"step:{step.id}",
-                                   send_at=self.send_at[directive.id], district_code=None,
-                                   item_id=None, step_id=step.id)
-
-    def _write(self) -> None:
-        """Every row of the sweep at once: the keys already queued read in one go, so a repeat
-        sweep renders nothing (tidtam/app/outbox.py)."""
-        written = self.batch.write()
-        self.result.enqueued, self.result.already_queued = written.enqueued, written.already_queued
-        self.result.no_channel, self.result.by_rung = written.no_channel, written.by_rung
+                batch.to_user(user, channel, message, rung=due.rung.code,
+                              occurrence=due.occurrence, subject_ref=f"step:{step.id}",
+                              send_at=self.send_at[directive.id], district_code=None,
+                              item_id=None, step_id=step.id)
 
 
 def _speaks_to_district(rung: EscalationRung) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -33,23 +34,48 @@ def launch(file: Path, now: Now = None) -> None:
 
 
 @app.command()
-def sweep(directive: DirectiveSlug = None, now: Now = None) -> None:
-    """Run the escalation sweep once, now or at the given instant: every active directive, or
-    the one named. Directives whose closing day has come are closed first."""
+def sweep(directive: DirectiveSlug = None,
+          province: Annotated[str | None, typer.Option(
+              "--province", metavar="CODE", help="only this province's directives (e.g. 27)")] = None,
+          district_tasks: Annotated[bool | None, typer.Option(
+              "--district-tasks/--province-tasks",
+              help="a Prefect task run per district, or per province only (default: per district "
+                   "when the run covers a few provinces)")] = None,
+          as_json: Annotated[bool, typer.Option("--json")] = False,
+          now: Now = None) -> None:
+    """Run the escalation sweep once, now or at the given instant: every active directive, one
+    province's, or the one named. Directives whose closing day has come are closed first."""
+    from contextlib import redirect_stdout
+
     from flows.escalation_sweep import escalation_sweep
 
     instant = instant_for(now)
     try:
-        result = run_flow(escalation_sweep, now=shown(instant), directive_slug=directive)
+        with redirect_stdout(sys.stderr) if as_json else nullcontext():
+            report = run_flow(escalation_sweep, now=instant.astimezone(_tz()),
+                              directive_slug=directive, province_code=province,
+                              district_tasks=district_tasks)
     except TidtamError as error:
         fail(error)
-    typer.echo(f"enqueued {result['enqueued']} messages ({result['already_queued']} already "
-               f"queued, {result['no_channel']} with no channel) at {shown(instant)}")
-    swept = result["directives"]
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    typer.echo(f"enqueued {report.enqueued} messages ({report.already_queued} already "
+               f"queued, {report.no_channel} with no channel) at {shown(instant)}")
+    swept = report.directives
     shown_slugs = ", ".join(swept[:10]) + (f" … (+{len(swept) - 10})" if len(swept) > 10 else "")
     typer.echo(f"directives swept / หนังสือที่ติดตาม: {shown_slugs or '-'}")
-    for slug in result["closed"]:
+    for slug in report.closed:
         typer.echo(f"closed automatically / ปิดอัตโนมัติ: {slug}")
+    late = [d for p in report.provinces for d in p.districts if d.late]
+    if late and len(report.provinces) == 1:
+        typer.echo("late / ช้า: " + ", ".join(f"{d.name_th} {d.late}" for d in late))
+
+
+def _tz():
+    from tidtam.infra.settings import get_settings
+
+    return get_settings().tz
 
 
 @app.command()

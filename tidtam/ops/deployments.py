@@ -14,6 +14,7 @@ from uuid import UUID
 
 import yaml
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.schedules import Cron
 
 from tidtam.infra.paths import PREFECT_YAML
@@ -42,8 +43,20 @@ def schedules_of(deployment_name: str, path: Path = PREFECT_YAML) -> list[tuple[
     raise KeyError(f"no deployment named {deployment_name!r} in {path}")
 
 
+def concurrency_of(entry: dict) -> ConcurrencyLimitConfig | None:
+    """prefect.yaml's ``concurrency_limit`` (a number, or ``{limit, collision_strategy}``) as
+    `serve` takes it, so a served deployment runs one at a time just as a deployed one does."""
+    limit = entry.get("concurrency_limit")
+    if limit is None:
+        return None
+    if isinstance(limit, int):
+        return ConcurrencyLimitConfig(limit=limit)
+    return ConcurrencyLimitConfig.model_validate(limit)
+
+
 def deployments_from_yaml(path: Path = PREFECT_YAML) -> list:
-    """Each deployment of prefect.yaml, with its cron schedules, ready for `serve`."""
+    """Each deployment of prefect.yaml, with its cron schedules and concurrency limit, ready for
+    `serve`."""
     result = []
     for entry in _entries(path):
         schedules = [Cron(s["cron"], timezone=s.get("timezone", DEFAULT_TIMEZONE))
@@ -51,7 +64,8 @@ def deployments_from_yaml(path: Path = PREFECT_YAML) -> list:
         flow = load_flow(entry["entrypoint"])
         result.append(flow.to_deployment(name=entry["name"], schedules=schedules,
                                          tags=entry.get("tags"),
-                                         description=entry.get("description")))
+                                         description=entry.get("description"),
+                                         concurrency_limit=concurrency_of(entry)))
     return result
 
 

@@ -1,0 +1,141 @@
+"""The board as Prefect artifacts: per directive (one province's letter), a table of the district ×
+step board under `board-<slug>` and its share of items settled under `progress-<slug>`.
+
+A key keeps its history in the Prefect UI, so `board-<slug>` read down the page is the board day
+by day. Publishing one artifact is one API call (~25 ms on a Prefect server), and the whole
+country has ~150 of them. What its key already shows is left alone (a table's history gets a
+row when the board changed: an item done, an item turning late; a progress figure when the share
+did), and the rest go out through Prefect's async client, several at once (bench/README.md, P1
+whole flow, has the figures). Read back with ``latest_boards``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from domain.runs import run_name
+from domain.thaidate import thai_date
+from tidtam.app.boards import Board, board_table, settled_share
+
+PUBLISH_AT_ONCE = 16  # API calls in flight; the server's own database is the limit beyond this
+
+
+def artifact_key(prefix: str, slug: str) -> str:
+    """`board-fy2567-sakaeo-volunteer-centers`: lowercase letters, digits and dashes only, as
+    Prefect requires of a key."""
+    text = re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{slug}".lower()).strip("-")
+    return re.sub(r"-{2,}", "-", text)
+
+
+@dataclass(frozen=True)
+class BoardArtifacts:
+    """What one directive's board becomes: a table and a progress figure, each under its key."""
+
+    slug: str
+    table_key: str
+    table: list[dict[str, str]]
+    description: str
+    progress_key: str
+    progress: float
+    progress_description: str
+
+    @property
+    def table_data(self) -> str:
+        return json.dumps(self.table)  # as prefect.artifacts.TableArtifact stores it
+
+
+def board_artifacts(board: Board, instant: datetime, tz: ZoneInfo) -> BoardArtifacts:
+    """The board's table (rows: districts; columns: steps; cells: state and due day in B.E.)."""
+    d = board.directive
+    as_of = run_name("escalation-sweep", instant, tz)
+    legend = "\n".join(f"- **{s.code}** {s.title_th} (ภายใน {thai_date(s.due_on)})"
+                       for s in board.steps)
+    description = (f"**{d.reference_no}** {d.title_th}\n\n"
+                   f"กระดานติดตาม อำเภอ × ขั้นตอน / district × step board, {as_of}; "
+                   f"เลยกำหนด / late: {board.overdue_count}\n\n{legend}")
+    share = round(settled_share(board), 1)
+    return BoardArtifacts(
+        slug=d.slug, table_key=artifact_key("board", d.slug), table=board_table(board),
+        description=description, progress_key=artifact_key("progress", d.slug), progress=share,
+        progress_description=f"**{d.reference_no}** {d.title_th}: เสร็จ / settled {share:g}% "
+                             f"({as_of})")
+
+
+@dataclass(frozen=True)
+class Published:
+    boards: int
+    published: int  # artifacts written: the tables and progress figures that changed
+    unchanged: int  # boards whose key already showed this table
+    seconds: float
+
+
+def publish(boards: list[BoardArtifacts], *, only_changed: bool = True,
+            at_once: int = PUBLISH_AT_ONCE) -> Published:
+    """Publish each board's two artifacts, linked to the current flow and task run."""
+    from prefect.utilities.asyncutils import run_coro_as_sync
+    from prefect.utilities.context import get_task_and_flow_run_ids
+
+    task_run_id, flow_run_id = get_task_and_flow_run_ids()
+    started = time.perf_counter()
+    published, unchanged = run_coro_as_sync(
+        _publish(boards, flow_run_id, task_run_id, only_changed, at_once))
+    return Published(len(boards), published, unchanged, time.perf_counter() - started)
+
+
+async def _publish(boards: list[BoardArtifacts], flow_run_id: UUID | None,
+                   task_run_id: UUID | None, only_changed: bool, at_once: int) -> tuple[int, int]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    gate = asyncio.Semaphore(at_once)
+    async with get_client() as client:
+        keys = [k for b in boards for k in (b.table_key, b.progress_key)]
+        shown = await _latest(client, keys) if only_changed else {}
+        wanted = [("table", b.table_key, b.description, b.table_data) for b in boards
+                  if shown.get(b.table_key) != b.table_data]
+        wanted += [("progress", b.progress_key, b.progress_description, b.progress) for b in boards
+                   if shown.get(b.progress_key) != b.progress]
+
+        async def create(kind: str, key: str, description: str, data: object) -> None:
+            async with gate:
+                await client.create_artifact(ArtifactCreate(
+                    type=kind, key=key, description=description, data=data,
+                    flow_run_id=flow_run_id, task_run_id=task_run_id))
+
+        await asyncio.gather(*(create(*args) for args in wanted))
+    changed = {key for _kind, key, *_ in wanted if _kind == "table"}
+    return len(wanted), sum(b.table_key not in changed for b in boards)
+
+
+async def _latest(client, keys: list[str]) -> dict[str, object]:
+    """Key → the data its latest version shows, for these keys (a call per 200 keys, the API's
+    most at once)."""
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    found: dict[str, object] = {}
+    for first in range(0, len(keys), 200):
+        chunk = keys[first:first + 200]
+        latest = await client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=chunk)),
+            limit=len(chunk))
+        found.update({a.key: a.data for a in latest})
+    return found
+
+
+def latest_boards(keys: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Key → the table its latest version shows (what a coordinator sees in the UI)."""
+    from prefect.client.orchestration import get_client
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def read() -> dict[str, object]:
+        async with get_client() as client:
+            return await _latest(client, keys)
+
+    return {key: json.loads(data) for key, data in run_coro_as_sync(read()).items()}

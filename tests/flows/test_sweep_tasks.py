@@ -25,7 +25,7 @@ import pytest
 from sqlmodel import select
 
 from domain.runs import district_task_name
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, to_people
 from tests.flows.test_automations import prefect_api  # noqa: F401 - the module's Prefect server
 from tests.helpers.poll import wait_until
 from tidtam.app.boards import board, board_table
@@ -248,7 +248,7 @@ def test_artifact_keys_are_what_prefect_accepts():
 def _outbox(session) -> list[tuple]:
     session.expire_all()
     return sorted((m.idempotency_key, m.subject, m.body, m.next_try_at, m.status)
-                  for m in session.exec(select(OutboxMessage)))
+                  for m in session.exec(select(OutboxMessage).where(to_people())))
 
 
 @pytest.mark.parametrize("day", [date(2024, 7, 16), date(2024, 8, 6), date(2024, 8, 14),

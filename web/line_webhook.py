@@ -4,6 +4,12 @@ LINE signs the raw body: ``x-line-signature`` = base64(HMAC-SHA256(channel secre
 signature is checked before the body is parsed; a missing or wrong one (or no channel secret
 configured) gets 401 and changes nothing. LINE waits about two seconds for a 2xx, so the handful
 of rows an event touches are written in the request, in one transaction.
+
+Answers (a reminder's "ทำแล้ว" postback, "งาน" typed in the chat; ``tidtam.app.line_answers``)
+are replied to with the event's reply token after that transaction has committed, in a
+background task once the 200 is written. Replies never go through the outbox: a reply token is
+good for one use within about a minute, so a reply is sent once, and a failed one is logged while
+the change it reports stands.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ import json
 import logging
 from datetime import datetime
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tidtam.app.line_linking import handle_events
+from notifications.line_reply import LineReplier
+from tidtam.app.line_answers import Reply, handle_events
 from tidtam.infra.db import session_scope
 from tidtam.infra.settings import Settings
 
@@ -59,16 +68,30 @@ async def line_webhook(request: Request) -> Response:
     events = _events_of(body)
     if events is None:
         return _answer(400, "not a webhook body")
-    if events:  # an empty list is LINE's "Verify" button: just answer 200
-        async with request.app.state.admission.slot(write=True):
-            await run_in_threadpool(_apply, request.app.state.write_engine, events,
-                                    request.app.state.clock.now())
-    return JSONResponse({})
+    if not events:  # LINE's "Verify" button: just answer 200
+        return JSONResponse({})
+    async with request.app.state.admission.slot(write=True):
+        replies = await run_in_threadpool(_apply, request.app.state.write_engine, events,
+                                          request.app.state.clock.now())
+    after = BackgroundTask(send_replies, request.app.state.settings, replies) if replies else None
+    return JSONResponse({}, background=after)
 
 
-def _apply(engine: Engine, events: list, now: datetime) -> list[str]:
+def _apply(engine: Engine, events: list, now: datetime) -> list[Reply]:
+    """Apply the events in one transaction; what to reply comes back once it has committed."""
     with session_scope(engine) as session:
-        return handle_events(session, events, now)
+        return handle_events(session, events, now).replies
+
+
+async def send_replies(settings: Settings, replies: list[Reply]) -> int:
+    """Reply to each answered event; a failure is logged and changes nothing already committed."""
+    token = settings.line_channel_access_token
+    if token is None or not token.get_secret_value():
+        log.warning("LINE replies not sent: no channel access token configured")
+        return 0
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        replier = LineReplier(client, token.get_secret_value(), settings.line_api_base)
+        return await replier.reply_all([(reply.token, reply.messages) for reply in replies])
 
 
 async def _bounded_body(request: Request) -> bytes | None:

@@ -146,3 +146,167 @@ def test_the_command_line_stand_in(tmp_path, line_user):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- replies, the page, and the user's part ------------------------------------------------------
+
+REPLY = "/v2/bot/message/reply"
+GROUP = "C" + "ab" * 16
+MEMBER = "U" + "cd" * 16
+
+
+def confirm_template(item: int = 7) -> dict:
+    return {"type": "template", "altText": "ยืนยันว่าทำแล้ว?", "template": {
+        "type": "confirm", "text": "ยืนยันว่า \"ศึกษาแนวทาง\" ของอำเภอวัฒนานคร ทำแล้ว?", "actions": [
+            {"type": "postback", "label": "ยืนยัน", "data": f"action=done-confirm&item={item}"},
+            {"type": "postback", "label": "ยกเลิก", "data": f"action=cancel&item={item}"}]}}
+
+
+def test_the_reply_endpoint_takes_a_token_once(line_api, fake_line):
+    token = uuid.uuid4().hex
+    body = {"replyToken": token, "messages": [{"type": "text", "text": "บันทึกแล้ว"},
+                                              confirm_template()]}
+    first = line_api.post(REPLY, json=body)
+    assert first.status_code == 200 and len(first.json()["sentMessages"]) == 2
+    again = line_api.post(REPLY, json=body)
+    assert (again.status_code, again.json()) == (400, {"message": "Invalid reply token"})
+    [reply] = line_api.get("/_fake/replies").json()
+    assert reply["reply_token"] == token and reply["messages"] == body["messages"]
+    assert fake_line.state.pushes == []  # a reply is not a push: it counts against no quota
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"replyToken": "not a token!", "messages": [{"type": "text", "text": "x"}]}, 400,
+     "Invalid reply token"),
+    ({"replyToken": "", "messages": []}, 400, "The request body has 2 error(s)"),
+    ({"replyToken": uuid.uuid4().hex, "messages": [dict(confirm_template(), template={
+        "type": "confirm", "text": "?", "actions": [{"type": "postback", "label": "ok"}]})]},
+     400, "The request body has 1 error(s)"),
+    ({"replyToken": uuid.uuid4().hex, "messages": [dict(confirm_template(), template={
+        "type": "confirm", "text": "?", "actions": [
+            {"type": "postback", "label": "ok", "data": "a"},
+            {"type": "uri", "label": "x" * 21, "uri": ""}]})]},
+     400, "The request body has 2 error(s)"),
+])
+def test_a_bad_reply_gets_lines_400(line_api, body, status, message):
+    response = line_api.post(REPLY, json=body)
+    assert (response.status_code, response.json()["message"]) == (status, message)
+    assert line_api.get("/_fake/replies").json() == []
+
+
+def test_a_reply_needs_the_channel_token(fake_line):
+    response = httpx.post(fake_line.base_url + REPLY, json={"replyToken": uuid.uuid4().hex,
+                                                            "messages": [{"type": "text",
+                                                                          "text": "x"}]})
+    assert response.status_code == 401
+
+
+def flex_carousel() -> dict:
+    """A reminder as DELIVERY sends it: a carousel of cards, each with its buttons."""
+    def card(step: str, item: int | None) -> dict:
+        button = ({"type": "button", "style": "primary", "action": {
+            "type": "postback", "label": "ทำแล้ว", "data": f"action=done&item={item}"}}
+            if item else {"type": "button", "style": "link", "action": {
+                "type": "uri", "label": "เปิดแบบรายงาน", "uri": "http://127.0.0.1:8000/report"}})
+        return {"type": "bubble",
+                "header": {"type": "box", "layout": "vertical", "contents": [
+                    {"type": "text", "text": "สก ๐๐๑๙/ว ๒๕๒", "size": "xs", "color": "#5b6470"}]},
+                "body": {"type": "box", "layout": "vertical", "contents": [
+                    {"type": "text", "text": step, "weight": "bold", "wrap": True},
+                    {"type": "separator"},
+                    {"type": "box", "layout": "baseline", "contents": [
+                        {"type": "text", "text": "ครบกำหนด", "size": "sm"},
+                        {"type": "text", "text": "๑๗ ก.ค. ๒๕๖๗", "size": "sm"}]}]},
+                "footer": {"type": "box", "layout": "vertical", "contents": [button]}}
+    return {"type": "flex", "altText": "งานวันนี้ 2 รายการ", "contents": {
+        "type": "carousel", "contents": [card("ศึกษาแนวทางการดำเนินงาน", 7),
+                                         card("ส่งแบบรายงาน", None)]}}
+
+
+def test_the_page_shows_flex_and_templates_as_cards_with_buttons(line_api, fake_line, line_user):
+    # Pushed Flex is accepted once DELIVERY's body checks take it; the page is shown here.
+    with fake_line.state.lock:
+        fake_line.state.pushes.append({"to": line_user, "messages": [flex_carousel()],
+                                       "retry_key": None, "received_at": "2024-07-18T01:30:00+00:00"})
+        fake_line.state.pushes.append({"to": GROUP, "messages": [flex_carousel()],
+                                       "retry_key": None, "received_at": "2024-07-18T01:31:00+00:00"})
+    token = uuid.uuid4().hex
+    assert line_api.post(REPLY, json={"replyToken": token,
+                                      "messages": [confirm_template()]}).status_code == 200
+    page = line_api.get("/").text
+    assert page.count('<div class="carousel">') == 2
+    assert page.count('<div class="card flex">') == 4
+    for part in ('<section class="header">', '<section class="body">', '<section class="footer">',
+                 '<div class="box baseline">', '<hr class="separator">',
+                 '<div class="text md bold">ศึกษาแนวทางการดำเนินงาน</div>',
+                 'href="http://127.0.0.1:8000/report"', ">เปิดแบบรายงาน</a>",
+                 '<div class="card template confirm">', ">ยืนยัน</button>", ">ยกเลิก</button>",
+                 f"replyToken {token}"):
+        assert part in page, part
+    assert page.count('data-postback="action=done&amp;item=7"') == 2  # one card per chat
+    assert 'data-postback="action=done-confirm&amp;item=7"' in page
+    assert page.count('name="user_id"') == 1  # in the group's card, whoever presses names themself
+
+
+@pytest.fixture
+def webhook(fake_line, monkeypatch):
+    """Point the stand-in at a webhook that records what it is sent."""
+    received: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(200, json={})
+
+    monkeypatch.setattr(fake_line.state, "webhook_url", "http://tidtam.test/line/webhook")
+    monkeypatch.setattr(fake_line.state, "channel_secret", "8c570fa6dd201bb328f1c1eac23a96d8")
+    monkeypatch.setattr(fake_line.state, "webhook_client",
+                        httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return received
+
+
+def test_pressing_a_postback_button_sends_a_signed_event_as_line_does(line_api, webhook, line_user):
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    answer = line_api.post("/_fake/press", json={"data": "action=done&item=7", "to": line_user,
+                                                 "label": "ทำแล้ว"})
+    assert answer.status_code == 200 and answer.json()["status"] == 200
+    [request] = webhook
+    assert str(request.url) == "http://tidtam.test/line/webhook"
+    expected = base64.b64encode(hmac.new(b"8c570fa6dd201bb328f1c1eac23a96d8", request.content,
+                                         hashlib.sha256).digest()).decode()
+    assert request.headers["x-line-signature"] == expected
+    [event] = json.loads(request.content)["events"]
+    assert event["type"] == "postback" and event["postback"] == {"data": "action=done&item=7"}
+    assert event["source"] == {"type": "user", "userId": line_user}
+    assert event["deliveryContext"] == {"isRedelivery": False} and event["webhookEventId"]
+    # The reply token it issued is good for one reply, shown in that user's chat.
+    reply = line_api.post(REPLY, json={"replyToken": event["replyToken"],
+                                       "messages": [{"type": "text", "text": "ok"}]})
+    assert reply.status_code == 200
+    assert line_api.get("/_fake/replies").json()[0]["to"] == line_user
+    assert "ทำแล้ว" in line_api.get("/").text  # the user's tap, on their side of the chat
+
+
+def test_in_a_group_the_member_who_presses_is_named(line_api, webhook):
+    import json
+
+    refused = line_api.post("/_fake/press", json={"data": "action=done&item=7", "to": GROUP})
+    assert refused.status_code == 400 and webhook == []
+    form = line_api.post("/_fake/press", data={"data": "action=done&item=7", "to": GROUP,
+                                               "user_id": MEMBER}, follow_redirects=False)
+    assert form.status_code == 303  # the page's button comes back to the page
+    said = line_api.post("/_fake/say", json={"text": "งาน", "to": GROUP, "user_id": MEMBER})
+    assert said.status_code == 200
+    pressed, typed = (json.loads(r.content)["events"][0] for r in webhook)
+    assert pressed["source"] == {"type": "group", "groupId": GROUP, "userId": MEMBER}
+    assert typed["type"] == "message" and typed["message"]["text"] == "งาน"
+
+
+def test_without_a_webhook_the_buttons_are_off(line_api, fake_line, line_user):
+    assert fake_line.state.webhook_url is None
+    response = line_api.post("/_fake/press", json={"data": "action=done&item=7", "to": line_user})
+    assert response.status_code == 409
+    assert "ยังกดปุ่มไม่ได้" in line_api.get("/").text

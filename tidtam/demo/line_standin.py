@@ -1,4 +1,4 @@
-"""A stand-in for the LINE Messaging API push endpoint, for tests and offline demos.
+"""A stand-in for the LINE Messaging API (push and reply), for tests and offline demos.
 
 It answers like LINE does: ``{"sentMessages": [...]}`` with ``x-line-request-id`` on success,
 error JSON ``{"message", "details"}``, and for a replayed ``X-Line-Retry-Key`` a 409
@@ -12,6 +12,16 @@ error JSON ``{"message", "details"}``, and for a replayed ``X-Line-Retry-Key`` a
 ``{"by_recipient": {"U…": 500}}``; ``GET /_fake/stats`` counts requests, pushes, duplicates,
 injected failures and the most requests it had in flight at once (``max_in_flight``);
 ``POST /_fake/reset`` forgets everything.
+
+Replies: ``POST /v2/bot/message/reply`` takes ``{replyToken, messages}`` as LINE does (the
+token's format checked, each token good for one reply: a second use is LINE's 400 "Invalid reply
+token"); ``GET /_fake/replies`` lists them. The page shows pushes and replies as LINE would (text
+bubbles; Flex bubbles and carousels as cards; confirm and buttons templates with their buttons)
+and plays the user's part: pressing a postback button, or typing in the chat box, makes the
+stand-in send a webhook event, signed with the channel secret (``x-line-signature``) and with a
+fresh reply token, to ``webhook_url`` — as LINE would when someone taps "ทำแล้ว" on a reminder.
+``POST /_fake/press`` (form or JSON ``{data, to, user_id}``) and ``POST /_fake/say``
+(``{text, to, user_id}``) do the same for tests; ``GET /_fake/events`` lists what was sent.
 In-process, ``FakeLineState.on_accepted`` runs after a push is recorded and before the 200 is
 written, ``on_answered`` after the 200 was written (the crash test uses both); while
 ``holding`` is set, every push is handled as usual (accepted, refused, or 409) but its answer
@@ -22,6 +32,10 @@ its claimed rows for as long as the test likes, some of them already delivered.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import random
 import re
 import socket
@@ -36,17 +50,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+import httpx
 import uvicorn
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tidtam.infra.clock import Clock, SystemClock
 
 PUSH_PATH = "/v2/bot/message/push"
+REPLY_PATH = "/v2/bot/message/reply"
+REPLY_TOKEN_PATTERN = re.compile(r"^[0-9A-Za-z]{16,64}$")
+BOT_USER_ID = "U" + "0" * 31 + "b"  # the Official Account itself: the webhook's ``destination``
+TEMPLATE_TYPES = {"confirm": 2, "buttons": 4}  # template type → most actions LINE allows
 TO_PATTERN = re.compile(r"^[UCR][0-9a-f]{32}$")
 MAX_MESSAGES = 5
 MAX_TEXT = 5000
@@ -86,6 +105,13 @@ class FakeLineState:
     holding: bool = False
     answers_held: int = 0
     clock: Clock = field(default_factory=SystemClock)  # LINE's own: when a push arrived
+    replies: list[dict] = field(default_factory=list)
+    used_reply_tokens: set[str] = field(default_factory=set)
+    issued: dict[str, dict] = field(default_factory=dict)  # reply token we issued → its chat
+    events: list[dict] = field(default_factory=list)  # webhook events sent, with the answer
+    webhook_url: str | None = None  # where a pressed button's event goes (tidtam's /line/webhook)
+    channel_secret: str | None = None  # signs those events as LINE does
+    webhook_client: httpx.AsyncClient | None = None  # tests inject one; else one per call
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def snapshot(self) -> list[dict]:
@@ -114,6 +140,10 @@ class FakeLineState:
             self.duplicates = self.injected = self.max_in_flight = 0
             self.on_accepted = self.on_answered = None
             self.holding = False
+            self.replies.clear()
+            self.used_reply_tokens.clear()
+            self.issued.clear()
+            self.events.clear()
         self.set_mode()
 
     def stats(self) -> dict[str, int]:
@@ -291,6 +321,172 @@ def accept(state: FakeLineState, request: Request, body: dict) -> JSONResponse:
                         background=after)
 
 
+# --- replies -------------------------------------------------------------------------------------
+
+def reply_body_errors(body: object) -> list[dict]:
+    """The shape checks LINE makes on a reply body: a reply token and 1–5 messages."""
+    if not isinstance(body, dict):
+        return [{"message": "must be a JSON object", "property": ""}]
+    errors = []
+    if not isinstance(body.get("replyToken"), str) or not body["replyToken"]:
+        errors.append({"message": "Must not be empty", "property": "replyToken"})
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
+        return [*errors, {"message": "Size must be between 1 and 5", "property": "messages"}]
+    for i, message in enumerate(messages):
+        errors.extend(reply_message_errors(i, message))
+    return errors
+
+
+def reply_message_errors(i: int, message: object) -> list[dict]:
+    """A template message (a reply's confirm or buttons) is checked here; others as pushes are."""
+    if isinstance(message, dict) and message.get("type") == "template":
+        return template_errors(i, message)
+    return message_errors(i, message)
+
+
+def template_errors(i: int, message: dict) -> list[dict]:
+    where = f"messages[{i}]"
+    errors = []
+    if not isinstance(message.get("altText"), str) or not 1 <= len(message["altText"]) <= 400:
+        errors.append({"message": "Length must be between 1 and 400", "property": f"{where}.altText"})
+    template = message.get("template")
+    kind = template.get("type") if isinstance(template, dict) else None
+    if kind not in TEMPLATE_TYPES:
+        return [*errors, {"message": "Must be one of the following values: [buttons, confirm]",
+                          "property": f"{where}.template.type"}]
+    text = template.get("text")
+    if not isinstance(text, str) or not 1 <= len(text) <= (240 if kind == "confirm" else 160):
+        errors.append({"message": "Length must be between 1 and "
+                       f"{240 if kind == 'confirm' else 160}", "property": f"{where}.template.text"})
+    actions = template.get("actions")
+    low = 2 if kind == "confirm" else 1
+    if not isinstance(actions, list) or not low <= len(actions) <= TEMPLATE_TYPES[kind]:
+        return [*errors, {"message": f"Size must be between {low} and {TEMPLATE_TYPES[kind]}",
+                          "property": f"{where}.template.actions"}]
+    for j, action in enumerate(actions):
+        errors.extend(action_errors(f"{where}.template.actions[{j}]", action))
+    return errors
+
+
+def action_errors(where: str, action: object) -> list[dict]:
+    """An action as LINE checks it: a label, and the field its type needs."""
+    needs = {"postback": "data", "message": "text", "uri": "uri"}
+    kind = action.get("type") if isinstance(action, dict) else None
+    if kind not in needs:
+        return [{"message": "Must be one of the following values: [message, postback, uri]",
+                 "property": f"{where}.type"}]
+    errors = []
+    if not isinstance(action.get("label"), str) or not 1 <= len(action["label"]) <= 20:
+        errors.append({"message": "Length must be between 1 and 20", "property": f"{where}.label"})
+    if not isinstance(action.get(needs[kind]), str) or not action[needs[kind]]:
+        errors.append({"message": "Must not be empty", "property": f"{where}.{needs[kind]}"})
+    return errors
+
+
+async def parse_reply(state: FakeLineState, request: Request) -> tuple[dict | None, JSONResponse | None]:
+    """The reply body, or LINE's 400: bad JSON, bad shape, or a token that is malformed,
+    already used, or (when the stand-in issued tokens) one it never issued."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None, line_error(400, "The request body could not be parsed as JSON")
+    errors = reply_body_errors(body)
+    if errors:
+        return None, line_error(400, f"The request body has {len(errors)} error(s)", errors)
+    token = body["replyToken"]
+    with state.lock:
+        used = token in state.used_reply_tokens
+    if not REPLY_TOKEN_PATTERN.match(token) or used:
+        return None, line_error(400, "Invalid reply token")
+    return body, None
+
+
+def accept_reply(state: FakeLineState, request: Request, body: dict) -> JSONResponse:
+    """Record a reply (its token now used up) and answer as LINE does."""
+    request_id = str(uuid.uuid4())
+    sent = [{"id": str(time.time_ns() + i), "quoteToken": uuid.uuid4().hex}
+            for i, _ in enumerate(body["messages"])]
+    with state.lock:
+        state.used_reply_tokens.add(body["replyToken"])
+        chat = state.issued.get(body["replyToken"], {})
+        state.replies.append({
+            "reply_token": body["replyToken"], "messages": body["messages"],
+            "to": chat.get("to"), "user_id": chat.get("user_id"),
+            "headers": dict(request.headers), "request_id": request_id, "sent_messages": sent,
+            "received_at": state.clock.now().isoformat()})
+    return JSONResponse({"sentMessages": sent}, headers={"x-line-request-id": request_id})
+
+
+# --- playing the user: webhook events, signed as LINE signs them --------------------------------
+
+def line_signature(secret: str, body: bytes) -> str:
+    """``x-line-signature``: base64 of HMAC-SHA256 of the raw body, keyed by the channel secret."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook_event(state: FakeLineState, kind: str, to: str, user_id: str | None,
+                  **content: object) -> dict:
+    """An event as LINE sends it, with a fresh webhookEventId and reply token."""
+    if to.startswith("C"):
+        source = {"type": "group", "groupId": to, "userId": user_id}
+    elif to.startswith("R"):
+        source = {"type": "room", "roomId": to, "userId": user_id}
+    else:
+        source = {"type": "user", "userId": to}
+    reply_token = uuid.uuid4().hex
+    with state.lock:
+        state.issued[reply_token] = {"to": to, "user_id": source["userId"]}
+    return {"type": kind, "mode": "active",
+            "timestamp": int(state.clock.now().timestamp() * 1000), "source": source,
+            "webhookEventId": "01" + uuid.uuid4().hex[:24].upper(),
+            "deliveryContext": {"isRedelivery": False}, "replyToken": reply_token, **content}
+
+
+async def send_event(state: FakeLineState, event: dict, label: str) -> dict:
+    """POST the event to the webhook, signed; record what was sent and how it was answered."""
+    if not state.webhook_url or not state.channel_secret:
+        raise ValueError("no webhook_url or channel_secret: the stand-in cannot send events")
+    body = json.dumps({"destination": BOT_USER_ID, "events": [event]},
+                      ensure_ascii=False).encode()
+    headers = {"content-type": "application/json; charset=utf-8",
+               "x-line-signature": line_signature(state.channel_secret, body)}
+    try:
+        if state.webhook_client is not None:
+            response = await state.webhook_client.post(state.webhook_url, content=body,
+                                                       headers=headers)
+        else:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(state.webhook_url, content=body, headers=headers)
+        status = response.status_code
+    except httpx.HTTPError as exc:
+        status = f"{type(exc).__name__}"
+    record = {"event": event, "label": label, "status": status,
+              "sent_at": state.clock.now().isoformat()}
+    with state.lock:
+        state.events.append(record)
+    return record
+
+
+async def user_input(request: Request) -> dict:
+    """A form (the page's buttons) or JSON (tests), as a plain dict of strings."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        data = await request.json()
+        return {k: str(v) for k, v in data.items() if v is not None} if isinstance(data, dict) else {}
+    form = await request.form()
+    return {k: str(v) for k, v in form.items()}
+
+
+def chat_of(data: dict) -> tuple[str, str | None] | None:
+    """The chat (``to``) and, in a group, the member acting; None if they are not LINE ids."""
+    to, user_id = data.get("to", ""), data.get("user_id") or None
+    if not TO_PATTERN.match(to):
+        return None
+    if to[0] in "CR" and (user_id is None or not TO_PATTERN.match(user_id) or user_id[0] != "U"):
+        return None
+    return to, user_id
+
+
 def create_app(state: FakeLineState) -> Starlette:
     """The Starlette app; ``state`` is shared with whoever started it."""
 
@@ -353,9 +549,62 @@ def create_app(state: FakeLineState) -> Starlette:
     async def inbox(request: Request) -> HTMLResponse:
         return HTMLResponse(inbox_page(state))
 
+    async def reply(request: Request) -> JSONResponse:
+        refused = check_auth(request, state.token)
+        if refused is not None:
+            return refused
+        body, refused = await parse_reply(state, request)
+        return refused if refused is not None else accept_reply(state, request, body)
+
+    async def replies(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse([dict(r) for r in state.replies])
+
+    async def events(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse([dict(e) for e in state.events])
+
+    async def press(request: Request) -> Response:
+        """A postback button pressed (``data``), or a message action (``text``)."""
+        data = await user_input(request)
+        if data.get("text"):
+            return await _act(request, data, "message",
+                              message={"id": str(time.time_ns()), "type": "text",
+                                       "text": data["text"][:5000]})
+        if not data.get("data"):
+            return line_error(400, "data or text is required")
+        return await _act(request, data, "postback", postback={"data": data["data"][:300]})
+
+    async def say(request: Request) -> Response:
+        data = await user_input(request)
+        if not data.get("text"):
+            return line_error(400, "text is required")
+        return await _act(request, data, "message",
+                          message={"id": str(time.time_ns()), "type": "text",
+                                   "text": data["text"][:5000]})
+
+    async def _act(request: Request, data: dict, kind: str, **content: object) -> Response:
+        chat = chat_of(data)
+        if chat is None:
+            return line_error(400, "to must be a LINE user or group id; in a group, user_id "
+                                   "names the member (U…)")
+        event = webhook_event(state, kind, chat[0], chat[1], **content)
+        try:
+            record = await send_event(state, event, data.get("label") or data.get("text", ""))
+        except ValueError as exc:
+            return line_error(409, str(exc))
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return JSONResponse(record)
+        return RedirectResponse("/", status_code=303)
+
     return Starlette(routes=[
         Route("/", inbox, methods=["GET"]),
         Route(PUSH_PATH, push, methods=["POST"]),
+        Route(REPLY_PATH, reply, methods=["POST"]),
+        Route("/_fake/replies", replies, methods=["GET"]),
+        Route("/_fake/events", events, methods=["GET"]),
+        Route("/_fake/press", press, methods=["POST"]),
+        Route("/_fake/say", say, methods=["POST"]),
         Route("/_fake/pushes", pushes, methods=["GET"]),
         Route("/_fake/requests", requests, methods=["GET"]),
         Route("/_fake/stats", stats, methods=["GET"]),
@@ -370,9 +619,10 @@ class RunningFakeLine(NamedTuple):
     state: FakeLineState
 
 
-def run_in_thread(token: str, host: str = "127.0.0.1") -> RunningFakeLine:
+def run_in_thread(token: str, host: str = "127.0.0.1", *, webhook_url: str | None = None,
+                  channel_secret: str | None = None) -> RunningFakeLine:
     """Start the fake on a free port in a daemon thread; call ``stop()`` when done."""
-    state = FakeLineState(token=token)
+    state = FakeLineState(token=token, webhook_url=webhook_url, channel_secret=channel_secret)
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does, and
     # without it every answer waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -412,12 +662,33 @@ def fake_line(token: str) -> Iterator[RunningFakeLine]:
 
 
 def inbox_page(state: FakeLineState) -> str:
-    """What the stand-in received, newest first, as LINE would show it (Thai text and all)."""
+    """What the stand-in received and sent, newest first, as LINE would show it: pushes and
+    replies from the Official Account, and the user's own taps and words."""
     with state.lock:
-        pushes = [dict(p, shown_at=_bangkok(p["received_at"])) for p in reversed(state.pushes)]
+        entries = [dict(p, kind="push", at=p["received_at"]) for p in state.pushes]
+        entries += [dict(r, kind="reply", at=r["received_at"]) for r in state.replies]
+        entries += [_user_entry(e) for e in state.events]
         counts = {"requests": len(state.requests), "pushes": len(state.pushes),
-                  "duplicates": state.duplicates, "injected": state.injected}
-    return _inbox_template().render(pushes=pushes, counts=counts)
+                  "duplicates": state.duplicates, "injected": state.injected,
+                  "replies": len(state.replies), "events": len(state.events)}
+        can_act = bool(state.webhook_url and state.channel_secret)
+        webhook_url = state.webhook_url
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    for entry in entries:
+        entry["shown_at"] = _bangkok(entry["at"])
+    return _inbox_template().render(entries=entries, counts=counts, can_act=can_act,
+                                    webhook_url=webhook_url)
+
+
+def _user_entry(record: dict) -> dict:
+    """A webhook event the stand-in sent: the user's side of the chat."""
+    event = record["event"]
+    source = event["source"]
+    to = source.get("groupId") or source.get("roomId") or source["userId"]
+    said = event.get("message", {}).get("text") if event["type"] == "message" else None
+    return {"kind": "user", "at": record["sent_at"], "to": to, "user_id": source.get("userId"),
+            "text": said or record["label"] or event.get("postback", {}).get("data", ""),
+            "event_type": event["type"], "status": record["status"]}
 
 
 @lru_cache(maxsize=1)
@@ -436,11 +707,25 @@ def _bangkok(iso: str) -> str:
         "%Y-%m-%d %H:%M:%S")
 
 
+def _webhook_from_settings() -> dict[str, str | None]:
+    """tidtam's own webhook and channel secret (``TIDTAM_BASE_URL``,
+    ``TIDTAM_LINE_CHANNEL_SECRET``): the stand-in signs what it sends as LINE would."""
+    from tidtam.infra.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValueError:  # a settings error is tidtam's to report; the stand-in just cannot act
+        return {"webhook_url": None, "channel_secret": None}
+    secret = settings.line_channel_secret.get_secret_value() if settings.line_channel_secret else None
+    return {"webhook_url": settings.base_url.rstrip("/") + "/line/webhook",
+            "channel_secret": secret or None}
+
+
 def serve_forever(port: int = 8099, token: str = "fake-line-token", host: str = "127.0.0.1",
                   *, latency_ms: float = 0, rate_429: float = 0.0, rate_500: float = 0.0,
                   retry_after: float | None = None) -> None:
     """Run in the foreground, for ``tidtam fake-line --port N``."""
-    state = FakeLineState(token=token)
+    state = FakeLineState(token=token, **_webhook_from_settings())
     state.set_mode(latency_ms=latency_ms, rate_429=rate_429, rate_500=rate_500,
                    retry_after=retry_after)
     uvicorn.run(create_app(state), host=host, port=port, log_level="info")

@@ -468,6 +468,17 @@ async def send_event(state: FakeLineState, event: dict, label: str) -> dict:
     return record
 
 
+async def reply_arrived(state: FakeLineState, reply_token: str, seconds: float = 2.0) -> bool:
+    """Wait a little for the reply to an event we sent, so the page shows it when it reloads."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with state.lock:
+            if reply_token in state.used_reply_tokens:
+                return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def user_input(request: Request) -> dict:
     """A form (the page's buttons) or JSON (tests), as a plain dict of strings."""
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -595,6 +606,7 @@ def create_app(state: FakeLineState) -> Starlette:
             return line_error(409, str(exc))
         if request.headers.get("content-type", "").startswith("application/json"):
             return JSONResponse(record)
+        await reply_arrived(state, event["replyToken"])  # tidtam replies after its 200
         return RedirectResponse("/", status_code=303)
 
     return Starlette(routes=[
@@ -676,8 +688,9 @@ def inbox_page(state: FakeLineState) -> str:
     entries.sort(key=lambda e: e["at"], reverse=True)
     for entry in entries:
         entry["shown_at"] = _bangkok(entry["at"])
+    last_chat = next((e["to"] for e in entries if e.get("to")), "")
     return _inbox_template().render(entries=entries, counts=counts, can_act=can_act,
-                                    webhook_url=webhook_url)
+                                    webhook_url=webhook_url, last_chat=last_chat)
 
 
 def _user_entry(record: dict) -> dict:

@@ -310,3 +310,21 @@ def test_without_a_webhook_the_buttons_are_off(line_api, fake_line, line_user):
     response = line_api.post("/_fake/press", json={"data": "action=done&item=7", "to": line_user})
     assert response.status_code == 409
     assert "ยังกดปุ่มไม่ได้" in line_api.get("/").text
+
+
+def test_the_demos_stand_in_signs_for_the_demos_webhook(tmp_path):
+    """`make run` (tidtam serve, demo, no LINE channel): the stand-in and the web app share a
+    demo channel secret, and the stand-in's buttons post to the web app's port."""
+    from tidtam.infra.settings import Settings
+    from tidtam.ops.supervisor import DEMO_LINE_SECRET, Children, _demo_line
+
+    children = Children()
+    try:
+        settings, env, page = _demo_line(children, Settings(demo=True, _env_file=None), tmp_path,
+                                         8123)
+        assert settings.line_channel_secret.get_secret_value() == DEMO_LINE_SECRET
+        assert env["TIDTAM_LINE_CHANNEL_SECRET"] == DEMO_LINE_SECRET
+        html = httpx.get(page, timeout=5).text
+        assert "http://127.0.0.1:8123/line/webhook" in html and "ยังกดปุ่มไม่ได้" not in html
+    finally:
+        children.stop()

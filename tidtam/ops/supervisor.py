@@ -33,6 +33,8 @@ PR_SET_PDEATHSIG = 1
 # Demo mode without a LINE channel: the LINE stand-in, and the token the pump presents to it.
 DEMO_LINE_PORT = 8010
 DEMO_LINE_TOKEN = "tidtam-demo-line-stand-in-token"
+# …and the channel secret both sign and check the webhook events its page sends (ทำแล้ว pressed).
+DEMO_LINE_SECRET = "tidtam-demo-line-stand-in-secret"
 
 
 def _die_with_parent() -> None:
@@ -88,7 +90,7 @@ def run_all(*, host: str, port: int, prefect_port: int) -> int:
     children = Children()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        settings, line_env, line_page = _demo_line(children, settings, logs)
+        settings, line_env, line_page = _demo_line(children, settings, logs, port)
         api_url = _ensure_prefect(children, settings.data_dir, prefect_port, logs)
         env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
                    DO_NOT_TRACK="1", TIDTAM_HOME=str(ROOT), **line_env, **epoch_env(clock))
@@ -108,8 +110,8 @@ def run_all(*, host: str, port: int, prefect_port: int) -> int:
     return 0
 
 
-def _demo_line(children: Children, settings: Settings,
-               logs: Path) -> tuple[Settings, dict[str, str], str | None]:
+def _demo_line(children: Children, settings: Settings, logs: Path,
+               web_port: int) -> tuple[Settings, dict[str, str], str | None]:
     """In demo mode with no LINE channel configured, start the LINE stand-in and point the
     LINE transport at it; returns the settings to use, env for children, and its page's URL."""
     token = settings.line_channel_access_token
@@ -117,14 +119,20 @@ def _demo_line(children: Children, settings: Settings,
         return settings, {}, None
     port = DEMO_LINE_PORT if _port_free(DEMO_LINE_PORT) else _any_free_port()
     base = f"http://127.0.0.1:{port}"
+    secret = settings.line_channel_secret
+    secret = secret.get_secret_value() if secret and secret.get_secret_value() else DEMO_LINE_SECRET
+    signing = {"TIDTAM_LINE_CHANNEL_SECRET": secret,
+               "TIDTAM_BASE_URL": f"http://127.0.0.1:{web_port}"}  # its buttons post here
     proc = children.start("LINE stand-in", [sys.executable, "-m", "tidtam.cli", "fake-line",
                                             "--port", str(port), "--token", DEMO_LINE_TOKEN],
-                          dict(os.environ), logs / "fake-line.log")
+                          dict(os.environ, **signing), logs / "fake-line.log")
     if not _wait_answering(base + "/", is_alive=lambda: proc.poll() is None):
         raise SystemExit(f"the LINE stand-in did not start; see {logs / 'fake-line.log'}")
     demo = settings.model_copy(update={"line_api_base": base,
-                                       "line_channel_access_token": SecretStr(DEMO_LINE_TOKEN)})
-    env = {"TIDTAM_LINE_API_BASE": base, "TIDTAM_LINE_CHANNEL_ACCESS_TOKEN": DEMO_LINE_TOKEN}
+                                       "line_channel_access_token": SecretStr(DEMO_LINE_TOKEN),
+                                       "line_channel_secret": SecretStr(secret)})
+    env = {"TIDTAM_LINE_API_BASE": base, "TIDTAM_LINE_CHANNEL_ACCESS_TOKEN": DEMO_LINE_TOKEN,
+           "TIDTAM_LINE_CHANNEL_SECRET": secret}
     return demo, env, base + "/"
 
 

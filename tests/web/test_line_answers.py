@@ -176,11 +176,12 @@ def test_done_is_confirmed_then_marked_as_the_person_and_a_replay_changes_nothin
     assert "ศึกษาแนวทางการดำเนินงาน" not in text.split("งานที่ยังค้าง")[1]  # G1 is no longer open
     assert "จัดประชุมกลไก" in text  # G2 still is
 
-    before, sent = snapshot(any_engine), len(replies(line))
+    before, calls = snapshot(any_engine), line.state.stats()["reply_requests"]
+    assert calls == 2
     deliver(any_client, dict(press, deliveryContext={"isRedelivery": True}))
     deliver(any_client, dict(ask, deliveryContext={"isRedelivery": True}))
     assert snapshot(any_engine) == before
-    assert len(replies(line)) == sent  # no second reply
+    assert line.state.stats()["reply_requests"] == calls  # not even an attempt at a second reply
 
 
 def test_pressing_done_on_a_done_item_says_so(client, engine, line):
@@ -287,6 +288,7 @@ def test_a_refused_reply_leaves_the_change_in_place(client, engine, line):
                              reply_token=used))
     assert item_of(engine, "2703", "G4").status == ItemStatus.DONE
     assert len(replies(line)) == 1
+    assert line.state.reply_requests[-1]["status"] == 400  # it was tried, and refused
 
 
 def test_with_lines_api_down_the_change_stands(engine, line):

@@ -20,6 +20,7 @@ bubbles; Flex bubbles and carousels as cards; confirm and buttons templates with
 and plays the user's part: pressing a postback button, or typing in the chat box, makes the
 stand-in send a webhook event, signed with the channel secret (``x-line-signature``) and with a
 fresh reply token, to ``webhook_url`` — as LINE would when someone taps "ทำแล้ว" on a reminder.
+``GET /_fake/stats`` counts ``reply_requests`` (refused ones too).
 ``POST /_fake/press`` (form or JSON ``{data, to, user_id}``) and ``POST /_fake/say``
 (``{text, to, user_id}``) do the same for tests; ``GET /_fake/events`` lists what was sent.
 In-process, ``FakeLineState.on_accepted`` runs after a push is recorded and before the 200 is
@@ -107,6 +108,7 @@ class FakeLineState:
     clock: Clock = field(default_factory=SystemClock)  # LINE's own: when a push arrived
     replies: list[dict] = field(default_factory=list)
     used_reply_tokens: set[str] = field(default_factory=set)
+    reply_requests: list[dict] = field(default_factory=list)  # every call, refused ones too
     issued: dict[str, dict] = field(default_factory=dict)  # reply token we issued → its chat
     events: list[dict] = field(default_factory=list)  # webhook events sent, with the answer
     webhook_url: str | None = None  # where a pressed button's event goes (tidtam's /line/webhook)
@@ -142,6 +144,7 @@ class FakeLineState:
             self.holding = False
             self.replies.clear()
             self.used_reply_tokens.clear()
+            self.reply_requests.clear()
             self.issued.clear()
             self.events.clear()
         self.set_mode()
@@ -150,7 +153,8 @@ class FakeLineState:
         with self.lock:
             return {"requests": len(self.requests), "pushes": len(self.pushes),
                     "duplicates": self.duplicates, "injected": self.injected,
-                    "max_in_flight": self.max_in_flight}
+                    "max_in_flight": self.max_in_flight,
+                    "reply_requests": len(self.reply_requests), "replies": len(self.replies)}
 
     def entered(self) -> None:
         """A push request has arrived: count it in flight until ``left``."""
@@ -561,6 +565,13 @@ def create_app(state: FakeLineState) -> Starlette:
         return HTMLResponse(inbox_page(state))
 
     async def reply(request: Request) -> JSONResponse:
+        response = await answer_reply(request)
+        with state.lock:
+            state.reply_requests.append({"path": request.url.path,
+                                         "status": response.status_code})
+        return response
+
+    async def answer_reply(request: Request) -> JSONResponse:
         refused = check_auth(request, state.token)
         if refused is not None:
             return refused

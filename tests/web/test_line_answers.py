@@ -304,3 +304,17 @@ def test_with_lines_api_down_the_change_stands(engine, line):
 def _user(engine, username: str) -> User:
     with Session(engine) as session:
         return get_by_username(session, username)
+
+
+def test_a_waived_item_is_refused_as_on_the_web(client, engine, line):
+    from tidtam.app.tracking import waive
+
+    item = item_of(engine, "2703", "G5")
+    with Session(engine) as session:
+        waive(session, get_by_username(session, "coordinator"), item.id, reason="ไม่มีศูนย์ในอำเภอ",
+              now=CLOCK)
+        session.commit()
+    before = snapshot(engine)
+    deliver(client, postback(user(STAFF_LINE), f"action=done&item={item.id}"))
+    assert "รายการนี้ได้รับการยกเว้นแล้ว" in reply_text(replies(line)[0])
+    assert snapshot(engine)[:2] == before[:2]

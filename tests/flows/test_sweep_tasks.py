@@ -233,8 +233,8 @@ def test_now_must_say_its_time_zone():
     assert valid["now"] == datetime(2024, 8, 14, 8, 30, tzinfo=BKK)
     with pytest.raises(ParameterTypeError) as refused:
         escalation_sweep.validate_parameters({"now": "2024-08-14T08:30:00"})
-    assert "ต้องระบุเขตเวลา" in str(refused.value)
-    assert "needs a timezone offset" in str(refused.value)
+    assert "ไม่ได้ระบุเขตเวลา" in str(refused.value)  # flows/_common.py's check, as every flow's
+    assert "has no UTC offset" in str(refused.value)
 
 
 def test_artifact_keys_are_what_prefect_accepts():

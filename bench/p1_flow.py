@@ -18,6 +18,8 @@ task runs), again, and the morning after. Timed:
 - **call**: the wall time of calling the flow in an already-warm process (flow-run creation on the
   server, state reports, the run, the result) — what a worker adds to a scheduled run, minus the
   process start;
+- **client CPU / server CPU**: CPU seconds this process and the Prefect server (with its
+  children) spent during the call: what a busy machine cannot stretch, unlike the wall times;
 - **process**: ``tidtam sweep --now …`` as a fresh process, imports and all (the default: a task
   run per province at national scale).
 Peer: SpiffWorkflow 3 on the same 878 districts (``bench.p1_sweep``'s BPMN and its timing of
@@ -107,6 +109,26 @@ async def run_record(run_id) -> tuple[float, str, float | None]:
                 published[0] if published else None)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and every process below it (the Prefect server
+    runs its API in a child), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total = {pid}, 0.0
+    for _ in range(4):
+        tree |= {p for p, (parent, _cpu) in stats.items() if parent in tree}
+    for p in tree:
+        total += stats.get(p, (0, 0.0))[1]
+    return total
+
+
 def sweep_when_the_server_answers(at: str, per_district: bool):
     """The flow run, started once the Prefect server takes it: after 956 task runs it may answer
     503 for a while (recording their events) and refuse to create the next flow run at all."""
@@ -128,7 +150,7 @@ def sweep_when_the_server_answers(at: str, per_district: bool):
     raise AssertionError("unreachable")
 
 
-def measure(kind: str, folder: Path, api_url: str) -> list[list[object]]:
+def measure(kind: str, folder: Path, api_url: str, server_pid: int) -> list[list[object]]:
     from tidtam.infra.settings import get_settings
 
     rows = []
@@ -139,19 +161,22 @@ def measure(kind: str, folder: Path, api_url: str) -> list[list[object]]:
         get_settings.cache_clear()
         engine_for.cache_clear()
         for label, at, per_district in RUNS:
+            client, server = time.process_time(), cpu_seconds(server_pid)
             state, call = sweep_when_the_server_answers(at, per_district)
+            client, server = time.process_time() - client, cpu_seconds(server_pid) - server
             report = state.result()
             duration, final, publish = asyncio.run(run_record(state.state_details.flow_run_id))
             rows.append([kind, label, report.task_runs, report.enqueued, report.boards_published,
                          f"{publish:.2f}" if publish is not None else "", f"{duration:.2f}",
-                         f"{call:.2f}", "", final, "yes" if duration <= 2.0 else "NO"])
+                         f"{call:.2f}", f"{client:.2f}", f"{server:.2f}", "", final,
+                         "yes" if duration <= 2.0 else "NO"])
         env = dict(os.environ)
         started = time.perf_counter()
         subprocess.run([str(ROOT / ".venv" / "bin" / "tidtam"), "sweep", "--now", MORNING_AFTER],
                        env=env, check=True, capture_output=True)
         process = time.perf_counter() - started
         rows.append([kind, "`tidtam sweep` (default), fresh process, again", "", "", "", "", "",
-                     "", f"{process:.2f}", "", ""])
+                     "", "", "", f"{process:.2f}", "", ""])
         engine.dispose()
     return rows
 
@@ -170,15 +195,17 @@ def main() -> None:
         rows: list[list[object]] = []
         try:
             for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
-                rows += measure(kind, folder, api_url)
+                rows += measure(kind, folder, api_url, server.pid)
         finally:
             server.terminate()
             try:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         print_table(["db", "run", "task runs", "enqueued", "artifacts written", "publish task s",
-                     "flow run s", "call s", "process s", "state", "≤ 2 s"], rows)
+                     "flow run s", "call s", "client CPU s", "server CPU s", "process s", "state",
+                     "≤ 2 s"], rows)
         if not args.skip_peer:
             from bench.p1_sweep import spiff_refresh_all, spiff_store
 

@@ -34,7 +34,7 @@ from flows._common import (
     run_parameters,
 )
 from flows._runs import TASK_RETRIES
-from flows.artifacts import board_artifacts, publish
+from flows.artifacts import BoardArtifacts, board_artifacts, publish
 from models.directive import directives_by_id
 from models.org import get_province
 from tidtam.app.boards import boards_of
@@ -245,14 +245,18 @@ def _report(outcome: DistrictOutcome) -> DistrictReport:
 
 @task(name="publish-boards", task_run_name="กระดานติดตาม · board artifacts", cache_policy=NO_CACHE,
       **TASK_RETRIES)
-def publish_boards(now: datetime, directive_ids: list[int]) -> tuple[int, int]:
-    """Each swept directive's board as a table artifact and its progress, read in a few queries."""
+def publish_boards(now: datetime, directive_ids: list[int], slugs: list[str]) -> tuple[int, int]:
+    """Each swept directive's board as a table artifact and its progress, read in a few queries
+    while the server says what their keys show."""
     settings = get_settings()
-    with session_scope(get_engine()) as session:
-        directives = directives_by_id(session, directive_ids)
-        boards = boards_of(session, directives, now.astimezone(settings.tz).date())
-        made = [board_artifacts(b, now, settings.tz) for b in boards]
-    published = publish(made)
+
+    def read() -> list[BoardArtifacts]:
+        with session_scope(get_engine()) as session:
+            directives = directives_by_id(session, directive_ids)
+            boards = boards_of(session, directives, now.astimezone(settings.tz).date())
+            return [board_artifacts(b, now, settings.tz) for b in boards]
+
+    published = publish(read, slugs=slugs)
     run_logger("escalation_sweep").info(
         "board artifacts: %d boards, %d artifacts written, %d boards unchanged, %.2f s",
         published.boards, published.published, published.unchanged, published.seconds)
@@ -279,7 +283,7 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
     swept = [d_id for province in plan.provinces for d_id in province.directive_ids]
     # The sweep changes no item, so the boards are what they are once `start` has closed what
     # was due: published (server-bound) while the provinces are decided (database-bound).
-    boards = publish_boards.submit(instant, swept) if tracked and swept else None
+    boards = publish_boards.submit(instant, swept, plan.directives) if tracked and swept else None
     units = 0
     if per_district or len(provinces) <= PROVINCE_TASKS_UP_TO:
         units = len(provinces)

@@ -229,6 +229,21 @@ def test_an_amendment_is_one_event_per_revision_and_a_refused_one_none(session, 
         "G4b": ["2024-09-30", "2024-10-15"]}
 
 
+def test_a_national_amendment_is_an_event_of_the_province_copy_only(session, launched):
+    from tests.db.test_amendment import NATIONAL, amended, move
+    from tidtam.app.national import launch_national
+
+    launch_national(session, NATIONAL, now=NOW)
+    second = NATIONAL.steps[1]
+    launch_national(session, amended(NATIONAL, move(second.code, str(second.due_on + timedelta(3)))),
+                    now=LATER)
+    [row] = event_rows(session, EventName.DIRECTIVE_AMENDED)  # the Department's row has none
+    event = json.loads(row.body)
+    assert event["resource"]["tidtam.directive"] == f"{NATIONAL.slug}-p27"
+    assert (event["payload"]["revision"], event["payload"]["from_revision"]) == (2, 1)
+    assert list(event["payload"]["moved_steps"]) == [second.code]
+
+
 def test_events_are_not_messages_to_people(session, launched):
     staff = get_by_username(session, "staff-2703")
     mark_done(session, staff, find_item(session, launched.id, "2703", "G3").id, now=LATER)

@@ -9,6 +9,10 @@ In the Prefect UI a run reads as the process it drives: `escalation-sweep · ส
 district (`เมืองสระแก้ว 2701`) whose final state says where the district stands (`ครบแล้ว / all
 done`, `ตามกำหนด / on track`, `ช้า 2 รายการ / 2 late`: the board's counts at that instant); each
 directive's board as a table artifact (`board-<slug>`) and its progress (`progress-<slug>`).
+Province and district tasks only decide; one `write-outbox` task enqueues every province's rows
+in one transaction. The whole country (more than PROVINCE_TASKS_UP_TO provinces, no district task
+runs) is swept in a task run per group of provinces (their code's first digit: 9 rather than 76),
+so the national run stays within P1's 2 s (bench/README.md, P1 whole flow).
 Every task that meets the database retries on transient database errors only (flows/_runs.py).
 """
 

@@ -15,6 +15,9 @@ task runs), again, and the morning after. Timed:
   runs, deciding and enqueueing, the board artifacts (published while the provinces are decided);
 - **publish task**: the server's record of the `publish-boards` task run: reading ~76 boards in
   three queries, comparing them with what their keys show, writing those that changed;
+- **artifacts written**: in the run, and (when more than `ARTIFACTS_IN_RUN_UP_TO` changed, the
+  first run after a launch) by its on_completion hook once the run has completed, with the last
+  one's `created` after the run's `end_time`;
 - **call**: the wall time of calling the flow in an already-warm process (flow-run creation on the
   server, state reports, the run, the result) — what a worker adds to a scheduled run, minus the
   process start;
@@ -82,11 +85,13 @@ RUNS = [
 ]
 
 
-async def run_record(run_id) -> tuple[float, str, float | None]:
-    """The server's own record: the flow run's duration and final state, and its board
-    publishing task run's duration."""
+async def run_record(run_id) -> tuple[float, str, float | None, float | None]:
+    """The server's own record: the flow run's duration and final state, its board publishing
+    task run's duration, and how long after the run's end its last artifact was written."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
         FlowRunFilter,
         FlowRunFilterId,
         TaskRunFilter,
@@ -105,8 +110,11 @@ async def run_record(run_id) -> tuple[float, str, float | None]:
             if published:
                 break
             await asyncio.sleep(0.5)
+        made = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        after = [(a.created - run.end_time).total_seconds() for a in made if a.created]
         return ((run.end_time - run.start_time).total_seconds(), run.state.type.value,
-                published[0] if published else None)
+                published[0] if published else None, max(after) if after else None)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -165,8 +173,12 @@ def measure(kind: str, folder: Path, api_url: str, server_pid: int) -> list[list
             state, call = sweep_when_the_server_answers(at, per_district)
             client, server = time.process_time() - client, cpu_seconds(server_pid) - server
             report = state.result()
-            duration, final, publish = asyncio.run(run_record(state.state_details.flow_run_id))
-            rows.append([kind, label, report.task_runs, report.enqueued, report.boards_published,
+            duration, final, publish, last = asyncio.run(
+                run_record(state.state_details.flow_run_id))
+            written = (f"{report.boards_published}" if not report.boards_after_run else
+                       f"{report.boards_published} + {report.boards_after_run} after, "
+                       f"last {last:.2f} s after the run's end")
+            rows.append([kind, label, report.task_runs, report.enqueued, written,
                          f"{publish:.2f}" if publish is not None else "", f"{duration:.2f}",
                          f"{call:.2f}", f"{client:.2f}", f"{server:.2f}", "", final,
                          "yes" if duration <= 2.0 else "NO"])

@@ -222,6 +222,50 @@ def test_the_sweep_and_the_digest_run_one_at_a_time(served):
         assert deployment.concurrency_options.collision_strategy == "ENQUEUE", name
 
 
+@pytest.mark.prefect_server
+def test_many_changed_boards_are_written_once_the_run_has_completed(served, demo_env,
+                                                                   monkeypatch):
+    """More changed artifacts than `ARTIFACTS_IN_RUN_UP_TO` (the first national run) are written
+    by the run's on_completion hook: after its end, linked to it, before the call returns."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    import flows.escalation_sweep as module
+    from tidtam.app.directives import find_directive
+    from tidtam.infra.db import engine_for, session_scope
+    from tidtam.infra.settings import get_settings
+
+    for name in ("TIDTAM_DATA_DIR", "TIDTAM_HOME"):
+        monkeypatch.setenv(name, demo_env[name])
+    monkeypatch.delenv("TIDTAM_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+    monkeypatch.setattr(module, "ARTIFACTS_IN_RUN_UP_TO", 0)
+    later = date(2024, 9, 2)  # a fortnight on: more cells late, so a board changed
+    try:
+        state = module.escalation_sweep(now=datetime(2024, 9, 2, 8, 30, tzinfo=BKK),
+                                        province_code="27", return_state=True)
+        report = state.result()
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(state.state_details.flow_run_id)
+            made = client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+        assert run.state.type.value == "COMPLETED"
+        assert report.boards_published == 0 and report.boards_after_run == len(made) >= 1
+        assert all(a.created >= run.end_time for a in made)  # after the run, not in it
+        tables = {a.key: json.loads(a.data) for a in made if a.type == "table"}
+        assert tables
+        url = f"sqlite:///{Path(demo_env['TIDTAM_DATA_DIR']) / 'tidtam.db'}"
+        with session_scope(engine_for(url)) as session:
+            for slug in report.directives:
+                if f"board-{slug}" in tables:
+                    assert tables[f"board-{slug}"] == board_table(
+                        board(session, find_directive(session, slug), later))
+    finally:
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+
+
 # --- In-process --------------------------------------------------------------------------------
 
 def test_now_must_say_its_time_zone():

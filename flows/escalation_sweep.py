@@ -283,7 +283,8 @@ def publish_boards(now: datetime, directive_ids: list[int], slugs: list[str],
 
 def publish_later(flow, flow_run, state) -> None:
     """The run's on_completion hook: write the board artifacts `publish-boards` left, linked to
-    the run (its Artifacts tab and each key's history show them as any other)."""
+    the run (its Artifacts tab and each key's history show them as any other). On a failure
+    too: the boards were read before anything could fail, and nothing is left behind."""
     wanted = _LATER.pop(flow_run.id, None)
     if not wanted:
         return
@@ -295,7 +296,7 @@ def publish_later(flow, flow_run, state) -> None:
 # --- The flow --------------------------------------------------------------------------------
 
 @flow(name=FLOW, flow_run_name=sweep_run_name, validate_parameters=True,
-      on_completion=[publish_later])
+      on_completion=[publish_later], on_failure=[publish_later])
 def escalation_sweep(now: Instant | None = None, directive_slug: str | None = None,
                      province_code: str | None = None, district_tasks: bool | None = None,
                      ) -> SweepReport:

@@ -15,7 +15,8 @@ import asyncio
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -74,44 +75,95 @@ class Published:
     published: int  # artifacts written: the tables and progress figures that changed
     unchanged: int  # boards whose key already showed this table
     seconds: float
+    deferred: list[tuple] = field(default_factory=list)  # changed, left for ``write_later``
 
 
-def publish(boards: list[BoardArtifacts], *, only_changed: bool = True,
-            at_once: int = PUBLISH_AT_ONCE) -> Published:
-    """Publish each board's two artifacts, linked to the current flow and task run."""
+def publish(boards: list[BoardArtifacts] | Callable[[], list[BoardArtifacts]], *,
+            slugs: list[str] | None = None, only_changed: bool = True,
+            at_once: int = PUBLISH_AT_ONCE, write_up_to: int | None = None) -> Published:
+    """Publish each board's two artifacts, linked to the current flow and task run.
+
+    ``boards`` may be a function that reads them, given the directives' ``slugs``: what their
+    keys show is then read from the server while the boards are read from the database (the
+    sweep's nothing-new morning waits for the longer of the two, not for both).
+    ``write_up_to``: when more artifacts than this changed, none is written here: they are
+    returned (``Published.deferred``) for ``write_later``."""
     from prefect.utilities.asyncutils import run_coro_as_sync
     from prefect.utilities.context import get_task_and_flow_run_ids
 
     task_run_id, flow_run_id = get_task_and_flow_run_ids()
     started = time.perf_counter()
-    published, unchanged = run_coro_as_sync(
-        _publish(boards, flow_run_id, task_run_id, only_changed, at_once))
-    return Published(len(boards), published, unchanged, time.perf_counter() - started)
+    count, wanted, unchanged = run_coro_as_sync(
+        _publish(boards, slugs, flow_run_id, task_run_id, only_changed, at_once, write_up_to))
+    if write_up_to is not None and len(wanted) > write_up_to:
+        return Published(count, 0, unchanged, time.perf_counter() - started, wanted)
+    return Published(count, len(wanted), unchanged, time.perf_counter() - started)
 
 
-async def _publish(boards: list[BoardArtifacts], flow_run_id: UUID | None,
-                   task_run_id: UUID | None, only_changed: bool, at_once: int) -> tuple[int, int]:
+def write_later(wanted: list[tuple], flow_run_id: UUID, at_once: int = PUBLISH_AT_ONCE) -> float:
+    """Write artifacts ``publish`` left (``Published.deferred``), linked to the flow run; the
+    seconds it took."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.utilities.asyncutils import run_coro_as_sync
 
-    gate = asyncio.Semaphore(at_once)
+    async def write() -> None:
+        async with get_client() as client:
+            await _create(client, wanted, flow_run_id, None, at_once)
+
+    started = time.perf_counter()
+    run_coro_as_sync(write())
+    return time.perf_counter() - started
+
+
+def _keys(slug: str) -> tuple[str, str]:
+    return artifact_key("board", slug), artifact_key("progress", slug)
+
+
+async def _publish(boards: list[BoardArtifacts] | Callable[[], list[BoardArtifacts]],
+                   slugs: list[str] | None, flow_run_id: UUID | None, task_run_id: UUID | None,
+                   only_changed: bool, at_once: int,
+                   write_up_to: int | None) -> tuple[int, list[tuple], int]:
+    from prefect.client.orchestration import get_client
+
     async with get_client() as client:
-        keys = [k for b in boards for k in (b.table_key, b.progress_key)]
-        shown = await _latest(client, keys) if only_changed else {}
+        if callable(boards):
+            keys = [k for slug in slugs or [] for k in _keys(slug)]
+            read = _latest(client, keys) if only_changed else _nothing()
+            boards, shown = await asyncio.gather(asyncio.to_thread(boards), read)
+            missed = [k for b in boards for k in _keys(b.slug) if k not in keys]
+            if missed and only_changed:  # a board of a directive not named: read its keys too
+                shown.update(await _latest(client, missed))
+        else:
+            keys = [k for b in boards for k in (b.table_key, b.progress_key)]
+            shown = await _latest(client, keys) if only_changed else {}
         wanted = [("table", b.table_key, b.description, b.table_data) for b in boards
                   if shown.get(b.table_key) != b.table_data]
         wanted += [("progress", b.progress_key, b.progress_description, b.progress) for b in boards
                    if shown.get(b.progress_key) != b.progress]
 
-        async def create(kind: str, key: str, description: str, data: object) -> None:
-            async with gate:
-                await client.create_artifact(ArtifactCreate(
-                    type=kind, key=key, description=description, data=data,
-                    flow_run_id=flow_run_id, task_run_id=task_run_id))
+        changed = {key for _kind, key, *_ in wanted if _kind == "table"}
+        if write_up_to is None or len(wanted) <= write_up_to:
+            await _create(client, wanted, flow_run_id, task_run_id, at_once)
+    return len(boards), wanted, sum(b.table_key not in changed for b in boards)
 
-        await asyncio.gather(*(create(*args) for args in wanted))
-    changed = {key for _kind, key, *_ in wanted if _kind == "table"}
-    return len(wanted), sum(b.table_key not in changed for b in boards)
+
+async def _create(client, wanted: list[tuple], flow_run_id: UUID | None, task_run_id: UUID | None,
+                  at_once: int) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    gate = asyncio.Semaphore(at_once)
+
+    async def create(kind: str, key: str, description: str, data: object) -> None:
+        async with gate:
+            await client.create_artifact(ArtifactCreate(
+                type=kind, key=key, description=description, data=data,
+                flow_run_id=flow_run_id, task_run_id=task_run_id))
+
+    await asyncio.gather(*(create(*args) for args in wanted))
+
+
+async def _nothing() -> dict[str, object]:
+    return {}
 
 
 async def _latest(client, keys: list[str]) -> dict[str, object]:

@@ -9,33 +9,51 @@ In the Prefect UI a run reads as the process it drives: `escalation-sweep · ส
 district (`เมืองสระแก้ว 2701`) whose final state says where the district stands (`ครบแล้ว / all
 done`, `ตามกำหนด / on track`, `ช้า 2 รายการ / 2 late`: the board's counts at that instant); each
 directive's board as a table artifact (`board-<slug>`) and its progress (`progress-<slug>`).
+Province and district tasks only decide; one `write-outbox` task enqueues every province's rows
+in one transaction. The whole country (more than PROVINCE_TASKS_UP_TO provinces, no district task
+runs) is swept in a task run per group of provinces (their code's first digit: 9 rather than 76),
+so the national run stays within P1's 2 s (bench/README.md, P1 whole flow).
 Every task that meets the database retries on transient database errors only (flows/_runs.py).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
-from typing import Annotated
+from uuid import UUID
 
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.logging.loggers import flow_run_logger
 from prefect.states import Completed, State
 from prefect.utilities.annotations import quote
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from domain.errors import InvalidInput
-from domain.runs import WHOLE_COUNTRY, district_task_name, run_name
+from domain.runs import WHOLE_COUNTRY, district_task_name
+from flows._common import (
+    Instant,
+    call,
+    in_flow_run,
+    named,
+    resolve_now,
+    run_logger,
+    run_parameters,
+)
 from flows._runs import TASK_RETRIES
-from flows.artifacts import board_artifacts, publish
+from flows.artifacts import BoardArtifacts, board_artifacts, publish, write_later
 from models.directive import directives_by_id
 from models.org import get_province
 from tidtam.app.boards import boards_of
 from tidtam.app.directives import find_directive
-from tidtam.app.escalation import DistrictOutcome, ProvinceSweep, read_provinces, start_sweep
-from tidtam.infra.clock import process_clock
+from tidtam.app.escalation import (
+    DistrictOutcome,
+    ProvinceSweep,
+    SweepResult,
+    read_provinces,
+    start_sweep,
+)
+from tidtam.app.outbox import OutboxBatch
 from tidtam.infra.db import get_engine, session_scope
 from tidtam.infra.settings import get_settings
 
@@ -45,18 +63,18 @@ FLOW = "escalation-sweep"
 # and kept the Prefect server busy for a minute after; 76 province task runs alone 2.6-6.0 s;
 # one province's nine district task runs cost well under a second.
 DISTRICT_TASKS_UP_TO = 3
-
-
-def aware(value: datetime) -> datetime:
-    """A flow's `now` must say its time zone: 08:30 means nothing without one."""
-    if value.tzinfo is None:
-        raise InvalidInput(f"now {value.isoformat()} needs a timezone offset, e.g. "
-                           "2024-08-14T08:30:00+07:00",
-                           "now: ต้องระบุเขตเวลา เช่น 2024-08-14T08:30:00+07:00")
-    return value
-
-
-Instant = Annotated[datetime, AfterValidator(aware)]
+# A task run per province when the run covers at most this many provinces (and has no district
+# task runs); beyond, a task run per group of provinces sharing their code's first digit (the
+# DOPA code's region: 2x the East, 5x the upper North …): the whole country in 9 task runs, not
+# 76 (bench/README.md, P1 whole flow: a task run costs ~10 ms of the client's CPU, and as much
+# of the server's in the events it records).
+PROVINCE_TASKS_UP_TO = 12
+# Board artifacts written inside the run when at most this many changed. More (the first run after
+# a national launch: 152, ~17 ms of the Prefect server's CPU each) are written once the run has
+# completed (`publish_later`, its on_completion hook), so its duration is the sweep's, not the
+# server's queue (bench/README.md, P1 whole flow).
+ARTIFACTS_IN_RUN_UP_TO = 24
+_LATER: dict[UUID, list[tuple]] = {}  # flow run id → the artifacts its hook writes
 
 
 class DistrictReport(BaseModel):
@@ -94,9 +112,12 @@ class SweepReport(BaseModel):
     directives: list[str] = Field(default_factory=list, description="the active directives swept")
     now: datetime
     district_tasks: bool
+    task_runs: int = Field(0, description="task runs of this flow run: start, provinces (or their "
+                                          "groups), districts, write-outbox, publish-boards")
     provinces: list[ProvinceReport] = Field(default_factory=list)
     boards_published: int = Field(0, description="artifacts written: tables and progress figures")
     boards_unchanged: int = Field(0, description="boards whose table artifact was already current")
+    boards_after_run: int = Field(0, description="artifacts written once the run completed")
 
 
 class ProvincePlan(BaseModel):
@@ -117,11 +138,9 @@ class SweepPlan(BaseModel):
 def sweep_run_name() -> str:
     """`escalation-sweep · สระแก้ว · 14 ส.ค. 2567 08:30`: the place swept (the province named,
     the named directive's, the one province with active directives, else ทั้งประเทศ)."""
-    parameters = FlowRunContext.get().parameters
-    settings = get_settings()
-    instant = parameters.get("now") or process_clock().now()
+    parameters = run_parameters()
     slug = parameters.get("directive_slug")
-    return run_name(FLOW, instant, settings.tz, _place(parameters.get("province_code"), slug), slug)
+    return named(FLOW, parameters.get("now"), _place(parameters.get("province_code"), slug), slug)
 
 
 def _place(province_code: str | None, slug: str | None) -> str:
@@ -171,25 +190,57 @@ def _province_name(session: Session, code: str) -> str:
     return province.name_th if province else code
 
 
-@task(name="sweep-province", task_run_name="{plan.name_th}", cache_policy=NO_CACHE, **TASK_RETRIES)
+@task(name="sweep-province", task_run_name="{plan.name_th}", cache_policy=NO_CACHE)
 def sweep_province(province: ProvinceSweep, plan: ProvincePlan, district_tasks: bool,
                    ) -> ProvinceReport:
-    """Decide each district of the province (a task run each, or in this one), then enqueue the
-    province's rows in one insert."""
+    """Decide each district of the province (a task run each, or in this one). Reads and writes
+    nothing: `start` read, `write-outbox` writes every province's rows at once."""
     codes = province.district_codes
-    if district_tasks and FlowRunContext.get() is not None:
+    if district_tasks and in_flow_run():
         labels = [district_task_name(province.districts[c].name_th, c) for c in codes]
         futures = decide_district.map(unmapped(quote(province)), codes, labels)
         districts = [future.result() for future in futures]
     else:
         districts = [_report(province.district(code)) for code in codes]
-    with session_scope(get_engine()) as session:
-        written = province.write(session)
     return ProvinceReport(code=plan.code, name_th=plan.name_th,
                           directives=[d.slug for d in province.directives.values()],
-                          enqueued=written.enqueued, already_queued=written.already_queued,
-                          no_channel=written.no_channel, items_considered=written.items_considered,
-                          by_rung=written.by_rung, districts=districts)
+                          items_considered=len(province.items), districts=districts)
+
+
+@task(name="sweep-provinces", task_run_name="{label}", cache_policy=NO_CACHE)
+def sweep_provinces(provinces: list[ProvinceSweep], plans: list[ProvincePlan], label: str,
+                    ) -> list[ProvinceReport]:
+    """Decide a group of provinces, district by district, in one task run (the national run)."""
+    return [sweep_province.fn(province, plan, False)
+            for province, plan in zip(provinces, plans, strict=True)]
+
+
+def province_groups(plans: list[ProvincePlan]) -> list[tuple[str, list[int]]]:
+    """The provinces' places in ``plans`` grouped by their code's first digit, each with its task
+    run's name: `จังหวัด 20–27 (8) · provinces 20–27`."""
+    groups: dict[str, list[int]] = {}
+    for at, plan in enumerate(plans):
+        groups.setdefault(plan.code[0], []).append(at)
+    named = []
+    for places in groups.values():
+        first, last = plans[places[0]].code, plans[places[-1]].code
+        codes = first if first == last else f"{first}–{last}"
+        named.append((f"จังหวัด {codes} ({len(places)}) · provinces {codes}", places))
+    return named
+
+
+@task(name="write-outbox", task_run_name="ลงคิวข้อความ · outbox", cache_policy=NO_CACHE,
+      **TASK_RETRIES)
+def write_outbox(now: datetime, provinces: list[ProvinceSweep]) -> list[SweepResult]:
+    """Every province's rows in one transaction: the keys already queued read in a query per 500,
+    the new rows inserted in one statement per 500 (a repeat run, or a retry after a dropped
+    connection, adds nothing)."""
+    with session_scope(get_engine()) as session:
+        batch = OutboxBatch(session, now)
+        for province in provinces:
+            province.add_to(batch)
+        written = batch.write()
+    return [province.result_of(written) for province in provinces]
 
 
 @task(name="district", task_run_name="{label}", cache_policy=NO_CACHE)
@@ -208,22 +259,44 @@ def _report(outcome: DistrictOutcome) -> DistrictReport:
 
 @task(name="publish-boards", task_run_name="กระดานติดตาม · board artifacts", cache_policy=NO_CACHE,
       **TASK_RETRIES)
-def publish_boards(now: datetime, directive_ids: list[int]) -> tuple[int, int]:
-    """Each swept directive's board as a table artifact and its progress, read in a few queries."""
+def publish_boards(now: datetime, directive_ids: list[int], slugs: list[str],
+                   ) -> tuple[int, int, int]:
+    """Each swept directive's board as a table artifact and its progress, read in a few queries
+    while the server says what their keys show."""
     settings = get_settings()
-    with session_scope(get_engine()) as session:
-        directives = directives_by_id(session, directive_ids)
-        boards = boards_of(session, directives, now.astimezone(settings.tz).date())
-        made = [board_artifacts(b, now, settings.tz) for b in boards]
-    published = publish(made)
-    _logger().info("board artifacts: %d boards, %d artifacts written, %d boards unchanged, %.2f s",
-                   published.boards, published.published, published.unchanged, published.seconds)
-    return published.published, published.unchanged
+
+    def read() -> list[BoardArtifacts]:
+        with session_scope(get_engine()) as session:
+            directives = directives_by_id(session, directive_ids)
+            boards = boards_of(session, directives, now.astimezone(settings.tz).date())
+            return [board_artifacts(b, now, settings.tz) for b in boards]
+
+    published = publish(read, slugs=slugs, write_up_to=ARTIFACTS_IN_RUN_UP_TO)
+    if published.deferred:
+        _LATER[FlowRunContext.get().flow_run.id] = published.deferred
+    run_logger("escalation_sweep").info(
+        "board artifacts: %d boards, %d artifacts written, %d boards unchanged, %d artifacts to "
+        "write once the run has completed, %.2f s", published.boards, published.published,
+        published.unchanged, len(published.deferred), published.seconds)
+    return published.published, published.unchanged, len(published.deferred)
+
+
+def publish_later(flow, flow_run, state) -> None:
+    """The run's on_completion hook: write the board artifacts `publish-boards` left, linked to
+    the run (its Artifacts tab and each key's history show them as any other). On a failure
+    too: the boards were read before anything could fail, and nothing is left behind."""
+    wanted = _LATER.pop(flow_run.id, None)
+    if not wanted:
+        return
+    seconds = write_later(wanted, flow_run.id)
+    flow_run_logger(flow_run, flow).info(
+        "board artifacts: %d written once the run had completed, %.2f s", len(wanted), seconds)
 
 
 # --- The flow --------------------------------------------------------------------------------
 
-@flow(name=FLOW, flow_run_name=sweep_run_name, validate_parameters=True)
+@flow(name=FLOW, flow_run_name=sweep_run_name, validate_parameters=True,
+      on_completion=[publish_later], on_failure=[publish_later])
 def escalation_sweep(now: Instant | None = None, directive_slug: str | None = None,
                      province_code: str | None = None, district_tasks: bool | None = None,
                      ) -> SweepReport:
@@ -231,9 +304,9 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
     every active directive, one province's (`province_code`) or only `directive_slug` (an
     unknown slug: NotFound listing the active). `district_tasks`: a task run per district
     (default: when the run covers at most DISTRICT_TASKS_UP_TO provinces)."""
-    instant = aware(now) if now else process_clock().now()
-    tracked = FlowRunContext.get() is not None
-    plan, provinces = _call(start, instant, directive_slug, province_code)
+    instant = resolve_now(now)
+    tracked = in_flow_run()
+    plan, provinces = call(start, instant, directive_slug, province_code)
     per_district = (len(plan.provinces) <= DISTRICT_TASKS_UP_TO if district_tasks is None
                     else district_tasks)
     report = SweepReport(now=instant, district_tasks=per_district and tracked,
@@ -241,36 +314,39 @@ def escalation_sweep(now: Instant | None = None, directive_slug: str | None = No
     swept = [d_id for province in plan.provinces for d_id in province.directive_ids]
     # The sweep changes no item, so the boards are what they are once `start` has closed what
     # was due: published (server-bound) while the provinces are decided (database-bound).
-    boards = publish_boards.submit(instant, swept) if tracked and swept else None
-    for province, province_plan in zip(provinces, plan.provinces, strict=True):
-        part = _call(sweep_province, quote(province) if tracked else province, province_plan,
-                     per_district)
-        report.provinces.append(part)
+    boards = publish_boards.submit(instant, swept, plan.directives) if tracked and swept else None
+    units = 0
+    if per_district or len(provinces) <= PROVINCE_TASKS_UP_TO:
+        units = len(provinces)
+        for province, province_plan in zip(provinces, plan.provinces, strict=True):
+            report.provinces.append(call(sweep_province, quote(province) if tracked else province,
+                                         province_plan, per_district))
+    else:
+        for label, places in province_groups(plan.provinces):
+            units += 1
+            group = [provinces[at] for at in places]
+            report.provinces += call(sweep_provinces, quote(group) if tracked else group,
+                                     [plan.provinces[at] for at in places], label)
+    written = call(write_outbox, instant, quote(provinces) if tracked else provinces)
+    for part, result in zip(report.provinces, written, strict=True):
+        part.enqueued, part.already_queued = result.enqueued, result.already_queued
+        part.no_channel, part.by_rung = result.no_channel, result.by_rung
         for name in ("enqueued", "already_queued", "no_channel", "items_considered"):
             setattr(report, name, getattr(report, name) + getattr(part, name))
         for rung, n in part.by_rung.items():
             report.by_rung[rung] = report.by_rung.get(rung, 0) + n
+    if tracked:
+        report.task_runs = 2 + units + (boards is not None) + sum(
+            len(p.districts) for p in report.provinces if report.district_tasks)
     if boards is not None:
-        report.boards_published, report.boards_unchanged = boards.result()
+        (report.boards_published, report.boards_unchanged,
+         report.boards_after_run) = boards.result()
     _log(report)
     return report
 
 
-def _call(work, *args):
-    """A task run inside a tracked flow run; the plain function when the flow runs untracked
-    (`flow.fn`, no Prefect server): the same work either way."""
-    return work(*args) if FlowRunContext.get() is not None else work.fn(*args)
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except Exception:  # noqa: BLE001 - MissingContextError: run untracked
-        return logging.getLogger("tidtam.flows.escalation_sweep")
-
-
 def _log(report: SweepReport) -> None:
-    logger = _logger()
+    logger = run_logger("escalation_sweep")
     late = sum(d.late > 0 for p in report.provinces for d in p.districts)
     logger.info("escalation-sweep at %s: %d enqueued, %d already queued, %d without a channel, "
                 "%d cancelled (items done since); %d active directive(s) in %d province(s); "

@@ -188,6 +188,62 @@ def test_closing_a_directive_is_one_event_and_keeps_the_queued_events(session, l
     assert len(event_rows(session)) == 3  # launched, completed, closed
 
 
+def test_an_amendment_is_one_event_per_revision_and_a_refused_one_none(session, launched):
+    from tests.db.test_amendment import add, amended, drop, move
+
+    spec = load_directive(DEFAULT_DIRECTIVE)
+    G4 = next(s for s in spec.steps if s.code == "G4").due_on
+    revision2 = amended(spec, move("G4", str(G4 + timedelta(days=7))), add("G4b", "2024-09-30", "G4"))
+    launch_directive(session, revision2, now=LATER)
+    event = only_event(session, EventName.DIRECTIVE_AMENDED)
+    assert event["event"] == "tidtam.directive.amended"
+    assert event["resource"] == {
+        "prefect.resource.id": f"tidtam.directive.{SLUG}",
+        "prefect.resource.name": DIRECTIVE_NAME,
+        "tidtam.directive": SLUG, "tidtam.province": "27"}
+    assert roles(event) == {"directive": DIRECTIVE, "province": PROVINCE}
+    payload = event["payload"]
+    assert (payload["actor"], payload["revision"], payload["from_revision"]) == (
+        "system:launch-directive", 2, 1)
+    assert payload["moved_steps"] == {"G4": [str(G4), str(G4 + timedelta(days=7))]}
+    assert payload["added_steps"] == ["G4b"]
+    assert (payload["created_items"], payload["moved_items"]) == (9, 9)  # Sa Kaeo's 9 districts
+    assert event["occurred"] == LATER.isoformat()
+    [row] = event_rows(session, EventName.DIRECTIVE_AMENDED)
+    assert row.idempotency_key == f"event:tidtam.directive.amended:{SLUG}:2"
+    assert row.directive_id == launched.id
+    # The same revision again amends nothing and says nothing; the next one is a second event.
+    launch_directive(session, revision2, now=LATER + timedelta(hours=1))
+    assert len(event_rows(session, EventName.DIRECTIVE_AMENDED)) == 1
+    staff = get_by_username(session, "staff-2703")
+    mark_done(session, staff, find_item(session, launched.id, "2703", "G3").id, now=LATER)
+    with pytest.raises(Conflict):  # dropping a step with work done is refused, and silent
+        launch_directive(session, amended(revision2, drop("G3")), now=LATER + timedelta(hours=2))
+    assert len(event_rows(session, EventName.DIRECTIVE_AMENDED)) == 1
+    revision3 = amended(revision2, move("G4b", "2024-10-15"))
+    launch_directive(session, revision3, now=LATER + timedelta(hours=3))
+    rows = event_rows(session, EventName.DIRECTIVE_AMENDED)
+    assert [r.idempotency_key for r in rows] == [f"event:tidtam.directive.amended:{SLUG}:{n}"
+                                                 for n in (2, 3)]
+    assert json.loads(rows[1].body)["payload"]["moved_steps"] == {
+        "G4b": ["2024-09-30", "2024-10-15"]}
+
+
+def test_a_national_amendment_is_an_event_of_the_province_copy_only(session, launched):
+    from tests.db.test_amendment import NATIONAL, amended, move
+    from tidtam.app.national import launch_national
+
+    launch_national(session, NATIONAL, now=NOW)
+    second = NATIONAL.steps[1]
+    launch_national(session, amended(NATIONAL, move(second.code, str(second.due_on + timedelta(3)))),
+                    now=LATER)
+    [row] = event_rows(session, EventName.DIRECTIVE_AMENDED)  # the Department's row has none
+    event = json.loads(row.body)
+    assert event["resource"]["tidtam.directive"] == f"{NATIONAL.slug}-p27"
+    assert (event["payload"]["revision"], event["payload"]["from_revision"]) == (2, 1)
+    assert list(event["payload"]["moved_steps"]) == [second.code]
+
+
 def test_events_are_not_messages_to_people(session, launched):
     staff = get_by_username(session, "staff-2703")
     mark_done(session, staff, find_item(session, launched.id, "2703", "G3").id, now=LATER)

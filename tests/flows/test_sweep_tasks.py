@@ -222,6 +222,50 @@ def test_the_sweep_and_the_digest_run_one_at_a_time(served):
         assert deployment.concurrency_options.collision_strategy == "ENQUEUE", name
 
 
+@pytest.mark.prefect_server
+def test_many_changed_boards_are_written_once_the_run_has_completed(served, demo_env,
+                                                                   monkeypatch):
+    """More changed artifacts than `ARTIFACTS_IN_RUN_UP_TO` (the first national run) are written
+    by the run's on_completion hook: after its end, linked to it, before the call returns."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    import flows.escalation_sweep as module
+    from tidtam.app.directives import find_directive
+    from tidtam.infra.db import engine_for, session_scope
+    from tidtam.infra.settings import get_settings
+
+    for name in ("TIDTAM_DATA_DIR", "TIDTAM_HOME"):
+        monkeypatch.setenv(name, demo_env[name])
+    monkeypatch.delenv("TIDTAM_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+    monkeypatch.setattr(module, "ARTIFACTS_IN_RUN_UP_TO", 0)
+    later = date(2024, 9, 2)  # a fortnight on: more cells late, so a board changed
+    try:
+        state = module.escalation_sweep(now=datetime(2024, 9, 2, 8, 30, tzinfo=BKK),
+                                        province_code="27", return_state=True)
+        report = state.result()
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(state.state_details.flow_run_id)
+            made = client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+        assert run.state.type.value == "COMPLETED"
+        assert report.boards_published == 0 and report.boards_after_run == len(made) >= 1
+        assert all(a.created >= run.end_time for a in made)  # after the run, not in it
+        tables = {a.key: json.loads(a.data) for a in made if a.type == "table"}
+        assert tables
+        url = f"sqlite:///{Path(demo_env['TIDTAM_DATA_DIR']) / 'tidtam.db'}"
+        with session_scope(engine_for(url)) as session:
+            for slug in report.directives:
+                if f"board-{slug}" in tables:
+                    assert tables[f"board-{slug}"] == board_table(
+                        board(session, find_directive(session, slug), later))
+    finally:
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+
+
 # --- In-process --------------------------------------------------------------------------------
 
 def test_now_must_say_its_time_zone():
@@ -233,8 +277,8 @@ def test_now_must_say_its_time_zone():
     assert valid["now"] == datetime(2024, 8, 14, 8, 30, tzinfo=BKK)
     with pytest.raises(ParameterTypeError) as refused:
         escalation_sweep.validate_parameters({"now": "2024-08-14T08:30:00"})
-    assert "ต้องระบุเขตเวลา" in str(refused.value)
-    assert "needs a timezone offset" in str(refused.value)
+    assert "ไม่ได้ระบุเขตเวลา" in str(refused.value)  # flows/_common.py's check, as every flow's
+    assert "has no UTC offset" in str(refused.value)
 
 
 def test_artifact_keys_are_what_prefect_accepts():
@@ -274,3 +318,65 @@ def test_a_province_decided_district_by_district_from_threads_enqueues_what_swee
     rows = {r.district.code: r for r in board(session, launched, day).rows}
     assert {o.code: (o.standing.items, o.standing.settled, o.standing.late) for o in outcomes} \
         == {c: (len(r.cells), r.done_count, r.overdue_count) for c, r in rows.items()}
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_the_flow_decides_by_province_or_group_and_writes_once_what_sweep_does(
+        session, launched, monkeypatch, grouped):
+    """The flow (untracked: the tasks' own code) enqueues exactly what `sweep()` does, whether the
+    provinces are decided one task each or in groups (the national run), in one write."""
+    from contextlib import contextmanager
+
+    import flows.escalation_sweep as module
+
+    now = datetime(2024, 8, 14, 8, 30, tzinfo=BKK)
+    with session.begin_nested() as nested:
+        whole = sweep(session, now, tz=BKK, base_url="http://tidtam.test")
+        expected = _outbox(session)
+        nested.rollback()
+    assert expected
+
+    @contextmanager
+    def this_session(_engine=None):
+        yield session
+
+    monkeypatch.setattr(module, "session_scope", this_session)
+    monkeypatch.setattr(module, "get_engine", lambda: None)
+    monkeypatch.setattr(module, "PROVINCE_TASKS_UP_TO", 0 if grouped else 12)
+    monkeypatch.setattr(module.get_settings(), "base_url", "http://tidtam.test")
+    writes = []
+    monkeypatch.setattr(module.OutboxBatch, "write", _counting(module.OutboxBatch.write, writes))
+    report = module.escalation_sweep.fn(now=now, district_tasks=False)
+    assert _outbox(session) == expected
+    assert len(writes) == 1  # every province's rows in one batch
+    assert (report.enqueued, report.items_considered, report.by_rung) == (
+        whole.enqueued, whole.items_considered, whole.by_rung)
+    [province] = report.provinces
+    assert (province.code, province.enqueued, len(province.districts)) == ("27", whole.enqueued, 9)
+    again = module.escalation_sweep.fn(now=now, district_tasks=False)
+    assert (again.enqueued, again.already_queued) == (0, whole.enqueued)
+
+
+def _counting(write, calls: list):
+    def counted(self):
+        calls.append(self)
+        return write(self)
+    return counted
+
+
+def test_the_whole_country_is_swept_in_nine_groups_named_by_their_codes():
+    from flows.escalation_sweep import ProvincePlan, province_groups
+    from tidtam.app.orgtree import department_provinces
+
+    country = [ProvincePlan(code=c, name_th=c, directive_ids=[]) for c in department_provinces()]
+    assert (len(country), len(province_groups(country))) == (76, 9)
+    codes = ["11", "12", "20", "27", "30", "40", "50", "60", "70", "80", "90", "96"]
+    plans = [ProvincePlan(code=c, name_th=c, directive_ids=[]) for c in codes]
+    groups = province_groups(plans)
+    assert [label for label, _ in groups] == [
+        "จังหวัด 11–12 (2) · provinces 11–12", "จังหวัด 20–27 (2) · provinces 20–27",
+        "จังหวัด 30 (1) · provinces 30", "จังหวัด 40 (1) · provinces 40",
+        "จังหวัด 50 (1) · provinces 50", "จังหวัด 60 (1) · provinces 60",
+        "จังหวัด 70 (1) · provinces 70", "จังหวัด 80 (1) · provinces 80",
+        "จังหวัด 90–96 (2) · provinces 90–96"]
+    assert [at for _, places in groups for at in places] == list(range(len(codes)))

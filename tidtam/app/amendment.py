@@ -29,9 +29,10 @@ from models.directive import (
     TrackedItem,
     steps_of,
 )
-from models.org import districts_of
+from models.org import Province, districts_of
 from models.outbox import OutboxMessage, OutboxStatus
 from models.report import Report
+from tidtam.app.events import EventName, directive_event, emit
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,14 @@ def amend_directive(session: Session, directive: Directive, new_spec: DirectiveS
                  after={**amendment.describe(), "created_items": created, "moved_items": moved,
                         "removed_items": removed})
     session.flush()
+    change = {k: v for k, v in amendment.describe().items() if k != "revision"}
+    # A province's letter says it was amended; the Department's own row has no province, and
+    # each province's copy of it, amended in turn, says so for that province.
+    if session.get(Province, directive.province_code) is not None:
+        emit(session, directive_event(
+            session, EventName.DIRECTIVE_AMENDED, directive, actor=actor, now=now,
+            from_revision=amendment.from_revision, **change, created_items=created,
+            moved_items=moved, removed_items=removed))
     return AmendmentResult(directive, amendment, created, moved, removed)
 
 

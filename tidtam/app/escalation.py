@@ -46,7 +46,7 @@ from models.outbox import Channel, OutboxMessage, OutboxStatus, cancel_grouped_f
 from models.user import User, active_users
 from notifications.render import render_message
 from tidtam.app.directives import close_due_directives
-from tidtam.app.outbox import Message, OutboxBatch
+from tidtam.app.outbox import Enqueued, Message, OutboxBatch
 
 TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "overdue": "overdue",
                      "coordinator": "coordinator", "provincial-head": "provincial_head"}
@@ -273,13 +273,21 @@ class ProvinceSweep:
                                DistrictStanding(*self.counts.get(code, (0, 0, 0))), len(due))
 
     def write(self, session: Session) -> SweepResult:
-        """Every row of the province at once (a district not decided yet is decided first): the
-        keys already queued read in one go, so a repeat sweep renders nothing
-        (tidtam/app/outbox.py). Rows are added in the items' order: due date, district, step."""
+        """Every row of the province at once: ``add_to`` a batch of its own, written."""
+        batch = OutboxBatch(session, self.now)
+        self.add_to(batch)
+        return self.result_of(batch.write())
+
+    def add_to(self, batch: OutboxBatch) -> None:
+        """Every row of the province, counted under its code (``batch.part``), into a batch that
+        may hold other provinces' too (the flow writes every province's in one transaction; a
+        district not decided yet is decided first). Rows are added in the items' order: due
+        date, district, step; ``OutboxBatch.write`` reads the keys already queued in one go, so
+        a repeat sweep renders nothing (tidtam/app/outbox.py)."""
         for code in self.by_district.keys() - self.due.keys():
             self.district(code)
         decided = {item.id: (rung, days) for due in self.due.values() for item, rung, days in due}
-        batch = OutboxBatch(session, self.now)
+        batch.part = self.province_code
         grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
         steps: dict[int, DirectiveStep] = {}
         for item, step in self.items:
@@ -293,9 +301,13 @@ class ProvinceSweep:
                 self._for_item(batch, step, item, due, abs(days))
         for (step_id, due), late in grouped.items():
             self._grouped(batch, steps[step_id], due, late)
-        written = batch.write()
-        return SweepResult(enqueued=written.enqueued, already_queued=written.already_queued,
-                           no_channel=written.no_channel, by_rung=written.by_rung,
+        batch.part = None
+
+    def result_of(self, written: Enqueued) -> SweepResult:
+        """The province's part of a written batch (``add_to``), as a sweep counts it."""
+        mine = written.parts.get(self.province_code, Enqueued())
+        return SweepResult(enqueued=mine.enqueued, already_queued=mine.already_queued,
+                           no_channel=mine.no_channel, by_rung=mine.by_rung,
                            items_considered=len(self.items))
 
     def _decide(self, directive_id: int, due_on: date) -> tuple[RungDue | None, int]:

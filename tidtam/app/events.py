@@ -27,9 +27,10 @@ from sqlmodel import Session, select
 from domain.runs import SEPARATOR
 from models.directive import Directive, DirectiveStep, StepKind, TrackedItem
 from models.org import District, Province, districts_of
-from models.outbox import Channel, OutboxStatus, enqueue_many
+from models.outbox import Channel
 from models.report import Report, ReportStatus
 from notifications.base import delivery_key
+from tidtam.app.outbox import Message, OutboxBatch
 
 # Event rows have one destination, the configured Prefect server: this stands for it.
 RECIPIENT = "prefect"
@@ -45,6 +46,7 @@ class EventName(StrEnum):
     REPORT_REOPENED = "tidtam.report.reopened"
     DIRECTIVE_LAUNCHED = "tidtam.directive.launched"
     DIRECTIVE_CLOSED = "tidtam.directive.closed"
+    DIRECTIVE_AMENDED = "tidtam.directive.amended"
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,17 @@ def report_event(session: Session, name: EventName, report: Report, *, actor: st
 
 def directive_event(session: Session, name: EventName, directive: Directive, *, actor: str,
                     now: datetime, **payload: Any) -> Event:
-    """A directive's launch or closing: one event for the whole directive, never one per item."""
+    """A directive's launch, closing or amendment: one event for the whole directive, never one
+    per item. An amendment is keyed by the revision it applied (a letter is amended again and
+    again, launched and closed once)."""
     place = _place(session, directive.id, None)
     resource = {"prefect.resource.id": f"tidtam.directive.{directive.slug}",
                 "prefect.resource.name": f"{directive.reference_no} {directive.title_th}",
                 **place.labels()}
-    return Event(name, f"event:{name}:{directive.slug}", now, resource, place.related(),
+    key = f"event:{name}:{directive.slug}"
+    if name == EventName.DIRECTIVE_AMENDED:
+        key += f":{directive.revision}"
+    return Event(name, key, now, resource, place.related(),
                  {"actor": actor, "revision": directive.revision, **payload})
 
 
@@ -169,16 +176,20 @@ def all_accepted(session: Session, directive: Directive) -> bool:
 
 
 def emit(session: Session, event: Event, *, report_id: int | None = None) -> bool:
-    """Put the event in the outbox, in the caller's transaction; False when its key is there."""
+    """Put the event in the outbox, in the caller's transaction; False when its key is there.
+    An outbox row like any other (``OutboxBatch``), keyed by the event, sent from when it
+    occurred, with no rung."""
     resource = event.resource
     directive = resource["tidtam.directive"]
     directive_id = session.exec(select(Directive.id).where(Directive.slug == directive)).one()
-    row = {"idempotency_key": event.key, "channel": Channel.PREFECT_EVENT, "recipient": RECIPIENT,
-           "status": OutboxStatus.QUEUED, "district_code": resource.get("tidtam.district"),
-           "directive_id": directive_id, "report_id": report_id, "subject": str(event.name),
-           "body": json.dumps(event.body(), ensure_ascii=False), "next_try_at": event.occurred,
-           "created_at": event.occurred}
-    return bool(enqueue_many(session, [row]))
+    batch = OutboxBatch(session, event.occurred)
+    batch.add(Channel.PREFECT_EVENT, Message.written(
+                  str(event.name), json.dumps(event.body(), ensure_ascii=False)),
+              address=RECIPIENT, recipient_ref=RECIPIENT, who=RECIPIENT, key=event.key,
+              rung=None, occurrence=None, subject_ref=None, send_at=event.occurred,
+              district_code=resource.get("tidtam.district"), directive_id=directive_id,
+              report_id=report_id)
+    return batch.write().enqueued == 1
 
 
 def event_of(body: str) -> dict[str, Any]:

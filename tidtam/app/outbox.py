@@ -44,6 +44,16 @@ class Enqueued:
     already_queued: int = 0
     no_channel: int = 0
     by_rung: dict[str, int] = field(default_factory=dict)
+    parts: dict[str, Enqueued] = field(default_factory=dict)  # the same, per ``OutboxBatch.part``
+
+    def count(self, row: _Row, new: bool) -> None:
+        if not new:
+            self.already_queued += 1
+            return
+        self.enqueued += 1
+        self.no_channel += row.no_address
+        rung = row.values["rung"]
+        self.by_rung[rung] = self.by_rung.get(rung, 0) + 1
 
 
 class Message:
@@ -53,9 +63,20 @@ class Message:
     def __init__(self, render: Callable[[], Text]) -> None:
         self._render = render
 
+    @classmethod
+    def written(cls, subject: str, body: str) -> Message:
+        """A text there is nothing to render for (an event's JSON)."""
+        message = cls(lambda: (subject, body))
+        message.__dict__["text"] = (subject, body)
+        return message
+
     @cached_property
     def text(self) -> Text:
         return self._render()
+
+    @property
+    def rendered(self) -> bool:
+        return "text" in self.__dict__
 
 
 def address_of(user: User, channel: str) -> str | None:
@@ -73,14 +94,19 @@ class _Row:
     message: Message
     no_address: bool
     values: dict[str, Any]
+    part: str | None = None
 
 
 class OutboxBatch:
-    """The rows one run means to enqueue at ``now``; nothing is written before ``write``."""
+    """The rows one run means to enqueue at ``now``; nothing is written before ``write``.
+
+    ``part``: a label the rows added from now on are counted under (the sweep's province), so
+    one write for many provinces still says what each enqueued."""
 
     def __init__(self, session: Session, now: datetime) -> None:
         self.session, self.now = session, now
         self.rows: list[_Row] = []
+        self.part: str | None = None
 
     def to_user(self, user: User, channel: str, message: Message, *, rung: str,
                 occurrence: date, subject_ref: str, send_at: datetime, key_rung: str | None = None,
@@ -91,19 +117,27 @@ class OutboxBatch:
                  subject_ref=subject_ref, send_at=send_at, key_rung=key_rung, **about)
 
     def add(self, channel: str, message: Message, *, address: str | None, recipient_ref: str,
-            who: str, rung: str, occurrence: date, subject_ref: str, send_at: datetime,
-            user_id: int | None = None, key_rung: str | None = None, **about: Any) -> None:
+            who: str, rung: str | None, occurrence: date | None, subject_ref: str | None,
+            send_at: datetime, user_id: int | None = None, key_rung: str | None = None,
+            key: str | None = None, **about: Any) -> None:
         """A row for any recipient; ``key_rung`` when the key names the rung more finely than
-        the row's ``rung`` column (the ops alert's reason)."""
-        key = idempotency_key(rung=key_rung or rung, occurrence=occurrence, subject_ref=subject_ref,
-                              recipient_ref=recipient_ref, channel=str(channel))
+        the row's ``rung`` column (the ops alert's reason); ``key`` for a row keyed otherwise
+        than by its rung (an event: ``tidtam.app.events``)."""
+        if key is None:
+            key = idempotency_key(rung=key_rung or rung, occurrence=occurrence,
+                                  subject_ref=subject_ref, recipient_ref=recipient_ref,
+                                  channel=str(channel))
         values = {"idempotency_key": key, **addressing(channel, address, who), "user_id": user_id,
                   "rung": rung, "next_try_at": send_at, "created_at": self.now, **about}
-        self.rows.append(_Row(key, message, address is None, values))
+        self.rows.append(_Row(key, message, address is None, values, self.part))
 
     def write(self) -> Enqueued:
-        """Insert the rows whose key is new, in the order added; render only their messages."""
-        existing = existing_keys(self.session, (row.key for row in self.rows))
+        """Insert the rows whose key is new, in the order added; render only their messages.
+        What each part added is counted in ``Enqueued.parts`` too."""
+        # The keys already there are read first only to spare rendering their text again; rows
+        # written out already (an event) go straight to the insert, which skips a known key.
+        unrendered = [row.key for row in self.rows if not row.message.rendered]
+        existing = existing_keys(self.session, unrendered) if unrendered else set()
         new: dict[str, dict[str, Any]] = {}
         for row in self.rows:
             if row.key not in existing and row.key not in new:
@@ -112,14 +146,13 @@ class OutboxBatch:
         inserted = enqueue_many(self.session, list(new.values()))
         result = Enqueued()
         for row in self.rows:
-            if row.key in inserted:
-                inserted.discard(row.key)  # a key repeated within the batch counts once
-                result.enqueued += 1
-                result.no_channel += row.no_address
-                rung = row.values["rung"]
-                result.by_rung[rung] = result.by_rung.get(rung, 0) + 1
-            else:
-                result.already_queued += 1
+            counts = [result]
+            if row.part is not None:
+                counts.append(result.parts.setdefault(row.part, Enqueued()))
+            new_row = row.key in inserted
+            inserted.discard(row.key)  # a key repeated within the batch counts once
+            for count in counts:
+                count.count(row, new_row)
         self.rows.clear()
         return result
 

@@ -184,7 +184,9 @@ def outbox_for(session: Session, actor: User, *, limit: int = 500,
     (its days are ``tz``'s, the settings' by default).
     """
     _may_see(actor, directive)
-    wanted = (query or OutboxQuery()).as_filter(tz or _tz())
+    query = query or OutboxQuery()
+    _in_province(districts_of(session, actor.province_code), query.district_code)
+    wanted = query.as_filter(tz or _tz())
     if directive is not None:
         wanted = replace(wanted, directive_id=directive.id)
     messages, _total = province_messages(session, actor.province_code, wanted, limit=limit,
@@ -192,6 +194,13 @@ def outbox_for(session: Session, actor: User, *, limit: int = 500,
     listing = OutboxListing(messages)
     listing.broken_routes = _broken_routes(session, actor.province_code)
     return listing
+
+
+def _in_province(districts: list[District], code: str | None) -> None:
+    """A district filter names one of the province's districts (else InvalidInput)."""
+    if code and code not in {d.code for d in districts}:
+        raise InvalidInput(f"district {code} is not in your province",
+                           f"อำเภอรหัส {code} ไม่อยู่ในจังหวัดของคุณ")
 
 
 def _tz() -> ZoneInfo:
@@ -427,9 +436,7 @@ def outbox_page(session: Session, actor: User, query: OutboxQuery, *,
     _may_see(actor, directive)
     province = actor.province_code
     districts = districts_of(session, province)
-    if query.district_code and query.district_code not in {d.code for d in districts}:
-        raise InvalidInput(f"district {query.district_code} is not in your province",
-                           f"อำเภอรหัส {query.district_code} ไม่อยู่ในจังหวัดของคุณ")
+    _in_province(districts, query.district_code)
     wanted = query.as_filter(tz or _tz())
     if directive is not None:
         wanted = replace(wanted, directive_id=directive.id)

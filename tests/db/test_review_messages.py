@@ -90,6 +90,9 @@ def test_accepting_tells_the_district_and_cancels_a_return_still_queued(session,
     # The return still queued is superseded: the district need not correct anything now.
     assert {r.status for r in rows(session, review.RETURNED, Channel.EMAIL)} == {
         OutboxStatus.CANCELLED}
+    # And the coordinators' notice of the resubmission is answered by the review itself.
+    assert {r.status for r in rows(session, review.RESUBMITTED, Channel.EMAIL)} == {
+        OutboxStatus.CANCELLED}
 
 
 def test_reopening_tells_the_district_with_the_reason(session, launched, store):

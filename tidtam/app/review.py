@@ -11,7 +11,8 @@ The review messages: returning a report (with the coordinator's comment), accept
 reopening it tell the district's staff and head; a resubmission (submitted again after a
 return) tells the coordinators. Each is enqueued in the transaction of the change, keyed on the
 report's version after it: a double click is one message, a second return (after a
-resubmission) a new one. A newer outcome cancels an older one still queued for the district.
+resubmission) a new one. A newer outcome cancels an older one still queued for the district,
+and the coordinators' notice of the resubmission it answers.
 """
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ def notify_district(session: Session, report: Report, directive: Directive, rung
                     now: datetime, *, reviewer: User, comment: str | None = None,
                     tz: ZoneInfo | None = None, base_url: str | None = None) -> Enqueued:
     """Tell the district's staff and head that the province returned, accepted or reopened
-    its report (``rung``), with the comment; an older such message still queued is cancelled."""
+    its report (``rung``), with the comment; an older such message still queued is cancelled,
+    and so is the coordinators' notice of a resubmission (the review answers it)."""
     if rung not in TO_DISTRICT:
         raise ValueError(f"not a review message to a district: {rung}")
-    for older in TO_DISTRICT:
+    for older in (*TO_DISTRICT, RESUBMITTED):  # the coordinators' notice is answered too
         cancel_pending_for_report(session, report.id, older,
                                   f"superseded by a later review ({rung})")
     people = district_people(session, report.district_code)

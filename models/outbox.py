@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -456,3 +457,110 @@ def messages_for_province(session: Session, province_code: str, *,
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
+
+
+# --- The outbox page for people: a page of a province's messages, filtered ------------------
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """What the outbox page (and the API) narrows the province's messages to; None: any.
+
+    ``created_from`` / ``created_before``: UTC instants (the page turns local days into them).
+    """
+
+    status: OutboxStatus | None = None
+    channel: Channel | None = None
+    district_code: str | None = None
+    directive_id: int | None = None
+    rung: str | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _province_rows(province_code: str, events: bool):
+    """The rows a province sees: about its districts, to its people, or unaddressed (and, with
+    ``events``, the Prefect events of its directives)."""
+    from models.directive import Directive
+    from models.org import District
+    from models.user import User
+
+    districts = select(District.code).where(District.province_code == province_code)
+    people = select(User.id).where(User.province_code == province_code)
+    rows = to_people() & or_(col(OutboxMessage.district_code).in_(districts),
+                             col(OutboxMessage.user_id).in_(people),
+                             col(OutboxMessage.district_code).is_(None)
+                             & col(OutboxMessage.user_id).is_(None))
+    if events:
+        ours = select(Directive.id).where(Directive.province_code == province_code)
+        rows = rows | (machine_rows() & col(OutboxMessage.directive_id).in_(ours))
+    return rows
+
+
+def _about_directive(directive_id: int):
+    """The rows about a directive: its items, its steps, or itself."""
+    return or_(col(OutboxMessage.item_id).in_(
+                   select(TrackedItem.id).where(TrackedItem.directive_id == directive_id)),
+               col(OutboxMessage.step_id).in_(
+                   select(DirectiveStep.id).where(DirectiveStep.directive_id == directive_id)),
+               OutboxMessage.directive_id == directive_id)
+
+
+def _filtered(where, wanted: MessageFilter):
+    """``where`` narrowed by every filter that is set."""
+    for column, value in ((OutboxMessage.status, wanted.status),
+                          (OutboxMessage.channel, wanted.channel),
+                          (OutboxMessage.district_code, wanted.district_code),
+                          (OutboxMessage.rung, wanted.rung)):
+        if value is not None:
+            where = where & (column == value)
+    if wanted.directive_id is not None:
+        where = where & _about_directive(wanted.directive_id)
+    if wanted.created_from is not None:
+        where = where & (OutboxMessage.created_at >= wanted.created_from)
+    if wanted.created_before is not None:
+        where = where & (OutboxMessage.created_at < wanted.created_before)
+    return where
+
+
+def province_messages(session: Session, province_code: str, wanted: MessageFilter, *,
+                      offset: int = 0, limit: int | None = None,
+                      events: bool = False) -> tuple[list[OutboxMessage], int]:
+    """A page of the province's messages that match, newest first, and how many match in all."""
+    where = _filtered(_province_rows(province_code, events), wanted)
+    total = session.exec(select(func.count()).select_from(OutboxMessage).where(where)).one()
+    query = (select(OutboxMessage).where(where)
+             .order_by(col(OutboxMessage.created_at).desc(), col(OutboxMessage.id).desc())
+             .offset(offset))
+    if limit:
+        query = query.limit(limit)
+    return list(session.exec(query)), total
+
+
+def province_rungs(session: Session, province_code: str, events: bool = False) -> list[str]:
+    """The rungs the province's messages name (what the page's rung filter offers)."""
+    return sorted(r for r in session.exec(
+        select(OutboxMessage.rung).distinct().where(
+            _province_rows(province_code, events), col(OutboxMessage.rung).is_not(None))))
+
+
+def directive_ids_of(session: Session, message_ids: Sequence[int]) -> dict[int, int]:
+    """Message id → the directive it is about (its own, or its item's or its step's)."""
+    if not message_ids:
+        return {}
+    directive_id = func.coalesce(OutboxMessage.directive_id, TrackedItem.directive_id,
+                                 DirectiveStep.directive_id)
+    query = (select(OutboxMessage.id, directive_id)
+             .outerjoin(TrackedItem, col(TrackedItem.id) == OutboxMessage.item_id)
+             .outerjoin(DirectiveStep, col(DirectiveStep.id) == OutboxMessage.step_id)
+             .where(col(OutboxMessage.id).in_(list(message_ids))))
+    return {row_id: d_id for row_id, d_id in session.exec(query) if d_id is not None}
+
+
+def recipients_of(session: Session, user_ids: Iterable[int | None]):
+    """User id → the person a page of messages is addressed to (one query)."""
+    from models.user import User
+
+    wanted = sorted({i for i in user_ids if i is not None})
+    if not wanted:
+        return {}
+    return {u.id: u for u in session.exec(select(User).where(col(User.id).in_(wanted)))}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from models.directive import Directive
+from models.outbox import Channel, OutboxStatus
 from models.user import UserPublic
 from tidtam.app import reporting
 from tidtam.app.accounts import authenticate
@@ -31,7 +32,7 @@ from tidtam.app.national import (
     report_rate,
     submit_provincial_report,
 )
-from tidtam.app.outbox import outbox_for
+from tidtam.app.outbox import outbox_for, outbox_query
 from web import api_directives
 from web.deps import (
     ApiUser,
@@ -161,18 +162,43 @@ def item_unwaive(item_id: int, body: UnwaiveIn, user: ApiUser, session: SessionD
                                              reason=body.reason, expected_version=body.version))
 
 
-@router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403, 404))
-def outbox(user: ApiUser, session: SessionDep,
+_STATUSES = [s.value for s in OutboxStatus]
+_CHANNELS = [c.value for c in Channel]
+
+
+@router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403, 404, 422))
+def outbox(user: ApiUser, session: SessionDep, settings: SettingsDep,
            directive: Annotated[str | None, Query(
                description="only the messages about this directive (else every one)")] = None,
            events: Annotated[bool, Query(
                description="the Prefect events of the province's directives too")] = False,
+           status: Annotated[str | None, Query(
+               description="only messages in this status", json_schema_extra={"enum": _STATUSES})
+           ] = None,
+           channel: Annotated[str | None, Query(
+               description="only messages on this channel", json_schema_extra={"enum": _CHANNELS})
+           ] = None,
+           district: Annotated[str | None, Query(
+               description="only messages about this district (its 4-digit code, of your "
+                           "province)", json_schema_extra={"pattern": "^[0-9]{4}$"})] = None,
+           rung: Annotated[str | None, Query(
+               description="only messages of this rung, e.g. reminder-3, report-returned",
+               json_schema_extra={"pattern": "^[a-z0-9][a-z0-9-]{0,31}$"})] = None,
+           date_from: Annotated[str | None, Query(
+               alias="from", description="created on or after this day (YYYY-MM-DD, the "
+               "office's time zone)", json_schema_extra={"format": "date"})] = None,
+           date_to: Annotated[str | None, Query(
+               alias="to", description="created on or before this day (YYYY-MM-DD, the "
+               "office's time zone)", json_schema_extra={"format": "date"})] = None,
            ) -> list[OutboxMessagePublic]:
-    """The province's messages to people, newest first (coordinator and provincial head);
-    ``events=true``: with the Prefect events (channel ``prefect-event``) of its directives."""
+    """The province's messages to people, newest first (coordinator and provincial head), at
+    most 500; ``events=true``: with the Prefect events (channel ``prefect-event``) of its
+    directives. The filters narrow it; a bad filter value is a 422 in Thai and English."""
+    query = outbox_query(status=status, channel=channel, district=district, rung=rung,
+                         date_from=date_from, date_to=date_to)
     return [OutboxMessagePublic.of(m)
             for m in outbox_for(session, user, directive=outbox_directive(session, user, directive),
-                                events=events)]
+                                events=events, query=query, tz=settings.tz)]
 
 
 DirectiveQuery = Annotated[str | None, Query(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
 from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
-from models.directive import Directive, directives_of
+from models.directive import Directive
 from models.user import User
 from tidtam.app.boards import (
     directive_board,
@@ -24,10 +25,11 @@ from tidtam.app.directives import (
     province_directives,
     visible_directive,
 )
-from tidtam.app.outbox import outbox_for
+from tidtam.app.outbox import outbox_page as outbox_page_for
+from tidtam.app.outbox import outbox_query
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
-from web.deps import CurrentUser, NowDep, SessionDep, TodayDep
+from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
 
@@ -160,13 +162,26 @@ def old_province_page(code: str, user: CurrentUser, session: SessionDep) -> Resp
 
 
 @router.get("/outbox")
-def outbox_page(request: Request, user: CurrentUser, session: SessionDep,
+def outbox_page(request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep,
                 directive: Annotated[str, Query()] = "",
-                events: Annotated[bool, Query()] = False) -> Response:
-    """The province's messages; ``?directive=SLUG``: only those about that directive;
-    ``?events=1``: the Prefect events of the province's directives too."""
+                events: Annotated[bool, Query()] = False,
+                status: Annotated[str, Query()] = "", channel: Annotated[str, Query()] = "",
+                district: Annotated[str, Query()] = "", rung: Annotated[str, Query()] = "",
+                date_from: Annotated[str, Query(alias="from")] = "",
+                date_to: Annotated[str, Query(alias="to")] = "",
+                page: Annotated[str, Query()] = "1") -> Response:
+    """The province's messages as people read them, filtered, 50 a page; ``?directive=SLUG``:
+    only those about that directive; ``?events=1``: the Prefect events of its directives too.
+    A bad filter value is a 422 page in Thai and English."""
+    query = outbox_query(status=status, channel=channel, district=district, rung=rung,
+                         date_from=date_from, date_to=date_to, page=page)
     chosen = visible_directive(session, user, directive) if directive else None
-    messages = outbox_for(session, user, directive=chosen, events=events)
+    listing = outbox_page_for(session, user, query, directive=chosen, events=events,
+                              tz=settings.tz)
+    kept = {k: v for k, v in (("directive", directive), ("events", "1" if events else ""),
+                              ("status", status), ("channel", channel), ("district", district),
+                              ("rung", rung), ("from", date_from), ("to", date_to)) if v}
     return render(request, "outbox.html", {
-        "messages": messages, "chosen": chosen, "events": events,
-        "directives": directives_of(session, user.province_code) if user.province_code else []})
+        "listing": listing, "messages": listing.rows, "chosen": chosen, "events": events,
+        "directives": listing.directives, "query": query,
+        "page_url": lambda n: "/outbox?" + urlencode({**kept, "page": n})})

@@ -218,12 +218,16 @@ class OutboxMessagePublic(BaseModel):
     district_code: str | None
     item_id: int | None
     rung: str | None
-    subject: str
+    directive_id: int | None = Field(description="the directive it is about, when the row names "
+                                                 "it (a review message, a nudge, an event)")
+    report_id: int | None = Field(description="the report it is about (review messages)")
+    subject: str = Field(description="as rendered when it was queued, Thai first")
+    body: str = Field(description="the plain-text message, as rendered when it was queued")
     status: OutboxStatus
     attempts: int
     last_error: str | None
     next_try_at: datetime
-    created_at: datetime
+    created_at: datetime = Field(description="when it was queued (UTC)")
     sent_at: datetime | None
 
     @classmethod

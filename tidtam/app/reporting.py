@@ -349,6 +349,8 @@ def submit_report(session: Session, actor: User, district_code: str, *, directiv
     _set_item(session, actor, handle, now, done=True, via="report.submit")
     _emit(session, EventName.REPORT_SUBMITTED, report, actor, now)
     review.enqueue_nudge(session, report, handle.directive, now)
+    if before["status"] == ReportStatus.RETURNED:
+        review.notify_resubmitted(session, report, handle.directive, now, submitter=actor)
     return _view(session, actor, handle, report)
 
 
@@ -369,6 +371,8 @@ def return_report(session: Session, actor: User, district_code: str, *, directiv
     _set_item(session, actor, handle, now, done=False, via="report.return")
     _emit(session, EventName.REPORT_RETURNED, report, actor, now, comment=comment)
     review.cancel(session, report)
+    review.notify_district(session, report, handle.directive, review.RETURNED, now,
+                           reviewer=actor, comment=comment)
     return _view(session, actor, handle, report)
 
 
@@ -385,6 +389,8 @@ def accept_report(session: Session, actor: User, district_code: str, *, directiv
     _set_item(session, actor, handle, now, done=True, via="report.accept")
     _emit(session, EventName.REPORT_ACCEPTED, report, actor, now)
     review.cancel(session, report)
+    review.notify_district(session, report, handle.directive, review.ACCEPTED, now,
+                           reviewer=actor)
     return _view(session, actor, handle, report)
 
 
@@ -404,6 +410,8 @@ def reopen_report(session: Session, actor: User, district_code: str, *, directiv
     _audit(session, actor, now, "report.reopen", report, before, reason=reason)
     _set_item(session, actor, handle, now, done=False, via="report.reopen")
     _emit(session, EventName.REPORT_REOPENED, report, actor, now, reason=reason)
+    review.notify_district(session, report, handle.directive, review.REOPENED, now,
+                           reviewer=actor, comment=reason)
     return _view(session, actor, handle, report)
 
 

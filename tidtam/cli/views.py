@@ -119,6 +119,7 @@ def outbox_json(session: Session, directive: Directive | None = None, *,
              "district_code": m.district_code, "item_id": m.item_id, "step_id": m.step_id,
              "rung": m.rung, "status": str(m.status), "attempts": m.attempts,
              "created_at": m.created_at.isoformat() if m.created_at else None,
+             "subject": m.subject, "body": m.body,
              "next_try_at": m.next_try_at.isoformat(), "last_error": m.last_error,
              "sent_at": m.sent_at.isoformat() if m.sent_at else None}
             for m in messages if directive is None or slugs.get(m.id) == directive.slug]

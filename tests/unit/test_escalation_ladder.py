@@ -124,7 +124,7 @@ def test_renotify_every_n_working_days_at_the_last_escalation(every, expected):
                     every, late=None)
     seen = []
     for n in range(20):  # 9-28 Aug
-        for code, occurrence in said(REPORT_DUE, aug(9) + timedelta(days=n), ladder):
+        for _code, occurrence in said(REPORT_DUE, aug(9) + timedelta(days=n), ladder):
             if occurrence not in seen:
                 seen.append(occurrence)
     assert seen == expected

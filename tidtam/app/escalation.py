@@ -270,7 +270,8 @@ class ProvinceSweep:
             self.due[code] = due
         district = self.districts.get(code)
         return DistrictOutcome(code, district.name_th if district else code,
-                               DistrictStanding(*self.counts.get(code, (0, 0, 0))), len(due))
+                               DistrictStanding(*self.counts.get(code, (0, 0, 0))),
+                               len({item.id for item, _rung, _days in due}))
 
     def write(self, session: Session) -> SweepResult:
         """Every row of the province at once (a district not decided yet is decided first): the

@@ -225,8 +225,9 @@ def rungs_due(due_on: date, today: date, ladder: Ladder,
 def _district_rung(due_on: date, today: date, ladder: Ladder,
                    calendar: WorkCalendar) -> RungDue | None:
     """A notice holds from its day until the next one's; the last (the due date's) until the
-    first ``late`` day (with ``late: null``, for ``renotify_every`` working days). The k-th ``late`` holds from due + k × every until the (k+1)-th, the
-    ``up_to``-th until its window ends; after it the district hears nothing more."""
+    first ``late`` day (with ``late: null``, for ``renotify_every`` working days). The k-th
+    ``late`` holds from due + k × every until the (k+1)-th, the ``up_to``-th until its window
+    ends; after it the district hears nothing more."""
     every = ladder.late.every if ladder.late else ladder.renotify_every
     late_days = calendar.working_days_between(due_on, today) if today > due_on else 0
     if ladder.late and late_days >= every:

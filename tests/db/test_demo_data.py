@@ -213,7 +213,7 @@ def test_the_outbox_has_sent_and_queued_rows_from_the_sweeps(dataset):
         rungs = set(session.exec(select(OutboxMessage.rung).distinct()))
         sent = session.exec(select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT)
                             .limit(1)).one()
-    assert {"reminder-3", "overdue"} <= rungs
+    assert {"reminder-3", "due-today", "late"} <= rungs
     assert sent.sent_at >= sent.created_at and sent.attempts == 1
 
 

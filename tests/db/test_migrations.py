@@ -92,7 +92,8 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
                    launched_at=T0, activity_start=date(2024, 7, 15), activity_end=date(2024, 8, 2),
                    department_due=date(2024, 8, 23)),
         _directive(2, "fy2567-flood-survey-25", "25", "ปจ 0019/ว 567", at(-1).date(),
-                   launched_at=at(1, 2)),
+                   launched_at=at(1, 2),
+                   ladder=_renamed_ladder({"ladder": LADDER})["ladder"] if since(rev, "0012") else LADDER),
     ]
     steps = [
         _step(1, 1, 1, "G1", "guideline", date(2024, 7, 19)),
@@ -161,6 +162,7 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
     if since(rev, "0004"):
         audit.append(_audit(7, at(1), None, "system:cli", "user.create", "user", 8,
                             after={"username": "department", "role": "department_viewer"}))
+    due_day = "due-today" if since(rev, "0012") else "overdue"  # the due-day notice's rung
     outbox = [
         _outbox(1, "reminder:5:due-3:3", "line", LINE_STAFF, "queued", user_id=3, item_id=5,
                 step_id=2, rung="due-3", district_code="2401"),
@@ -174,8 +176,8 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
         _outbox(5, "reminder:2:due-3:5", "line", "", "cancelled", user_id=5, item_id=2,
                 step_id=2, rung="due-3", district_code="2402",
                 last_error="the item was waived"),
-        _outbox(6, "reminder:4:overdue:5", "email", "", "not-sent-no-channel", user_id=5,
-                item_id=4, step_id=1, rung="overdue", district_code="2402",
+        _outbox(6, f"{due_day}|2024-08-09|item:4|user:5|email", "email", "", "not-sent-no-channel",
+                user_id=5, item_id=4, step_id=1, rung=due_day, district_code="2402",
                 last_error="staff-2402 has no email address"),
         _outbox(7, "digest:2024-07-22:1", "email", "coord24@cdd.go.th", "queued", user_id=1),
     ]
@@ -231,7 +233,7 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
              "expires_at": at(4), "used_at": None, "used_by": None}]
         data["outbox"].append(_outbox(8, "reminder:4:overdue:group-2401", "line",
                                       "C4af4980629a0c21f3d8e0c0b1a2b3c4d", "sent",
-                                      district_code="2401", item_id=4, step_id=1, rung="overdue",
+                                      district_code="2401", item_id=4, step_id=1, rung=due_day,
                                       attempts=2, sent_at=at(7)))
     if since(rev, "0005"):
         data["provincial_report"] = [{
@@ -258,8 +260,17 @@ def _user(id, username, full_name, role, province, district, *, email=None, line
             "line_route_error": line_route_error, "created_at": created_at}
 
 
+# A ladder as the YAML wrote it before 0012: the due-day notice coded ``overdue``, no ``late``.
+LADDER = {"renotify_every": 2, "rungs": [
+    {"code": "reminder-1", "offset": -1, "audience": ["district_staff"], "channels": ["email"]},
+    {"code": "overdue", "offset": 0, "audience": ["district_staff", "district_head"],
+     "channels": ["line", "email"]},
+    {"code": "provincial-head", "offset": 5, "audience": ["provincial_head"], "channels": ["email"],
+     "grouped": True}]}
+
+
 def _directive(id, slug, province, reference_no, issued_on, *, launched_at, parent_id=None,
-               activity_start=None, activity_end=None, department_due=None) -> dict:
+               activity_start=None, activity_end=None, department_due=None, ladder=None) -> dict:
     row = {"id": id, "slug": slug, "province_code": province, "reference_no": reference_no,
            "title_th": f"การดำเนินงาน {slug}", "title_en": f"Carrying out {slug}",
            "issuer_th": "สำนักงานพัฒนาชุมชนจังหวัด", "issuer_en": "Provincial Community Development Office",
@@ -267,7 +278,7 @@ def _directive(id, slug, province, reference_no, issued_on, *, launched_at, pare
            "activity_end": activity_end, "province_due": date(2024, 8, 9),
            "department_due": department_due, "launched_at": launched_at,
            "definition": {"slug": slug, "steps": [{"code": "G1", "kind": "guideline"}],
-                          "ladder": [{"rung": "due-3", "days": -3}],
+                          "ladder": ladder or [{"rung": "due-3", "days": -3}],
                           "form": {"fields": [{"name": "participants", "label_th": "ผู้เข้าร่วม"}]}}}
     if parent_id is not None:
         row["parent_id"] = parent_id
@@ -437,7 +448,30 @@ CHANGED_COLUMNS: dict[tuple[str, str], tuple[str, Callable[[dict, dict], Any]]] 
     ("outbox", "attempts"): ("0008", lambda row, data: row["attempts"] - 1
                              if row["status"] == "sending" and row["attempts"] > 0
                              else row["attempts"]),
+    # 0012: the due-day notice's rung is named by meaning, in the column and in the key.
+    ("outbox", "rung"): ("0012", lambda row, data: "due-today" if row["rung"] == "overdue"
+                         else row["rung"]),
+    ("outbox", "idempotency_key"): ("0012", lambda row, data: _renamed_key(row["idempotency_key"])),
+    ("directive", "definition"): ("0012", lambda row, data: _renamed_ladder(row["definition"])),
 }
+
+
+def _renamed_key(key: str) -> str:
+    return "due-today" + key.removeprefix("overdue") if key.startswith("overdue|") else key
+
+
+def _renamed_ladder(definition: Any) -> Any:
+    """0012: a stored ladder's ``overdue`` rung is ``due-today``; the default ``late`` is written
+    out where there was none. Other shapes (this dataset's lists) are kept."""
+    if isinstance(definition, str):  # as SQLite stores it: JSON text, written by json.dumps
+        return json.dumps(_renamed_ladder(json.loads(definition)))
+    ladder = definition.get("ladder") if isinstance(definition, dict) else None
+    if not isinstance(ladder, dict) or not isinstance(ladder.get("rungs"), list):
+        return definition
+    rungs = [r | {"code": "due-today"} if r.get("code") == "overdue" else r for r in ladder["rungs"]]
+    late = ladder.get("late", {"every": 2, "up_to": 5, "audience": ["district_staff", "district_head"],
+                               "channels": ["line", "email"]})
+    return definition | {"ladder": ladder | {"rungs": rungs, "late": late}}
 
 
 def expected_value(table: str, column: str, row: dict, data: dict, start: str) -> Any:
@@ -550,8 +584,9 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     """head → head-1 → head on a database with data (plain rows in every table, and rows the
     application writes: a launched directive, its accounts, a waiver, outbox rows pointing at
     items, which a rebuild of tracked_item on SQLite must not break). No row changes, but for
-    the Prefect events (0010's channel), which the code before 0010 cannot read: the downgrade
-    deletes them, and nothing else."""
+    the Prefect events (0010's channel), which the code before 0010 cannot read: a downgrade
+    below 0010 deletes them, and nothing else. 0012 leaves every row as it was (the launched
+    directive's ladder is the default, written out in its YAML)."""
     from models.directive import find_item
     from models.outbox import Channel, OutboxMessage, enqueue
     from models.user import get_by_username
@@ -582,8 +617,9 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     assert any(row["waiver_reason"] for row in before["tracked_item"].values())
     events = {key for key, row in before["outbox"].items() if row["channel"] == "prefect-event"}
     assert len(events) == 2  # the launch and the waiver
-    for key in events:
-        del before["outbox"][key]
+    if REVISIONS[-2] < "0010":  # going below 0010 deletes them; a later newest one keeps them
+        for key in events:
+            del before["outbox"][key]
 
     command.downgrade(db.alembic_config(url), REVISIONS[-2])
     with engine.connect() as connection:

@@ -290,7 +290,7 @@ def test_an_undone_waiver_is_chased_again(session, launched):
     assert messages(session, item_id=waived.id) == []
     reopen_waived(session, coordinator(session), waived.id, now=datetime(2024, 8, 9, 10, 0, tzinfo=BKK))
     run_sweep(session, datetime(2024, 8, 9, 11, 0, tzinfo=BKK))
-    assert {m.rung for m in messages(session, item_id=waived.id)} == {"overdue"}
+    assert {m.rung for m in messages(session, item_id=waived.id)} == {"due-today"}
 
 
 def test_the_digest_never_lists_a_waived_item(session, launched):

@@ -54,8 +54,8 @@ def test_init_demo_then_sweep_on_12_august(cli_each_db):
     assert "without orchestration" in sweep.stderr
     rows = outbox(cli)
     overdue_report = {r["district_code"] for r in rows
-                      if r["rung"] == "overdue" and r["channel"] == "email"
-                      and r["key"].startswith("overdue|2024-08-09|")}
+                      if r["rung"] == "due-today" and r["channel"] == "email"
+                      and r["key"].startswith("due-today|2024-08-09|")}
     assert overdue_report == {f"270{n}" for n in range(1, 10)}
     cli("sweep", "--now", "2024-08-12T09:00:00+07:00")
     assert len(outbox(cli)) == len(rows)

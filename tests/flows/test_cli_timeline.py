@@ -4,7 +4,7 @@ Launch on Wed 10 Jul 2567, accounts, a reminder sweep on Fri 12 Jul, a step mark
 15 Jul, sweeps on Tue 16 and Wed 17 Jul, the coordinators' digest on Fri 19 Jul. What the outbox
 holds afterwards is written by hand from the default ladder (docs/architecture.md) and the 2567
 calendar: G1 and A1 are due Wed 17 Jul, so reminder-3 falls on Fri 12 Jul, reminder-1 on Tue
-16 Jul, overdue on Wed 17 Jul, and the coordinator hears of it (+2 working days) on Fri 19 Jul;
+16 Jul, due-today on Wed 17 Jul, and the coordinator hears of it (+2 working days) on Fri 19 Jul;
 G2 and A2 are due Fri 19 Jul, so their reminder-3 falls on Tue 16 Jul (and the 17 Jul sweep
 finds it queued already).
 Only 2703's staff (e-mail, no LINE) and the coordinator have accounts, so only they get rows;
@@ -81,9 +81,9 @@ def test_a_timeline_replayed_through_the_cli_alone(tidtam):
         ("reminder-3", "2024-07-16", "G2", "line", no_channel, "2024-07-16T01:30:00+00:00"),
         ("reminder-3", "2024-07-16", "A2", "email", queued, "2024-07-16T01:30:00+00:00"),
         ("reminder-3", "2024-07-16", "A2", "line", no_channel, "2024-07-16T01:30:00+00:00"),
-        # Wed 17 Jul: A1 is overdue; 2703 has no district head account.
-        ("overdue", "2024-07-17", "A1", "email", queued, "2024-07-17T01:30:00+00:00"),
-        ("overdue", "2024-07-17", "A1", "line", no_channel, "2024-07-17T01:30:00+00:00"),
+        # Wed 17 Jul: A1 is due today; 2703 has no district head account.
+        ("due-today", "2024-07-17", "A1", "email", queued, "2024-07-17T01:30:00+00:00"),
+        ("due-today", "2024-07-17", "A1", "line", no_channel, "2024-07-17T01:30:00+00:00"),
         # Fri 19 Jul 08:00: the coordinator's digest, sent from 08:30.
         ("digest", "2024-07-19", None, "email", queued, "2024-07-19T01:00:00+00:00"),
         ("digest", "2024-07-19", None, "line", no_channel, "2024-07-19T01:00:00+00:00"),

@@ -67,12 +67,12 @@ def without_digest(session, directive):
     session.flush()
 
 
-def test_overdue_report_messages_for_every_district(session, directive):
+def test_due_today_report_messages_for_every_district(session, directive):
     result = run(session)
     assert result.enqueued > 0
     for district in DISTRICTS:
         item = report_item(session, directive, district)
-        rows = messages(session, item_id=item.id, rung="overdue")
+        rows = messages(session, item_id=item.id, rung="due-today")
         recipients = {(r.user_id, r.channel) for r in rows}
         staff = get_by_username(session, f"staff-{district}")
         head = get_by_username(session, f"head-{district}")
@@ -86,7 +86,7 @@ def test_overdue_report_messages_for_every_district(session, directive):
 
 def test_line_without_a_linked_id_is_recorded_not_dropped(session, directive):
     run(session)
-    line_rows = messages(session, channel="line", rung="overdue")
+    line_rows = messages(session, channel="line", rung="due-today")
     assert line_rows and all(r.status == OutboxStatus.NOT_SENT_NO_CHANNEL for r in line_rows)
 
 
@@ -115,13 +115,13 @@ def test_a_weekend_sweep_sends_nothing_that_day_and_what_came_due_goes_out_monda
     g5 = find_item(session, directive.id, "2701", "G5")
     g6 = find_item(session, directive.id, "2701", "G6")
     assert {(r.rung, r.item_id) for r in rows if r.item_id in (g5.id, g6.id)} == {
-        ("overdue", g5.id), ("reminder-3", g6.id)}
+        ("due-today", g5.id), ("reminder-3", g6.id)}
     assert all(r.next_try_at.astimezone(BKK) == bkk(2024, 8, 5, 8, 30) for r in rows)
     count = len(messages(session))
     sunday = run(session, bkk(2024, 8, 4, 8, 30))
     assert sunday.enqueued == 0 and len(messages(session)) == count  # the same occurrences
     run(session, bkk(2024, 8, 5, 8, 30))
-    # Monday is -2 for G6 (still reminder-3's occurrence of 2 Aug) and +1 for G5 (overdue's)
+    # Monday is -2 for G6 (still reminder-3's occurrence of 2 Aug) and +1 for G5 (due-today's)
     assert (len(messages(session, item_id=g5.id)), len(messages(session, item_id=g6.id))) == (4, 2)
 
 
@@ -145,9 +145,12 @@ def test_the_coordinator_rung_goes_to_the_digest_not_to_a_message_of_its_own(ses
     result = run(session, bkk(2024, 8, 14, 9, 0))  # 2 working days after 9 Aug
     assert messages(session, rung="coordinator") == []
     assert "coordinator" not in result.by_rung
-    # ...and the district staff are no longer chased either: the province has taken it over.
-    assert messages(session, rung="overdue", item_id=report_item(session, directive, "2701").id) \
-        == []
+    # ...on top of the district's own: its staff and head hear "late" the same day (issue 13).
+    r1 = report_item(session, directive, "2701")
+    told = {(r.user_id, r.channel) for r in messages(session, rung="late", item_id=r1.id)}
+    staff, head = (get_by_username(session, f"{who}-2701") for who in ("staff", "head"))
+    assert told == {(staff.id, "email"), (staff.id, "line"), (head.id, "email"), (head.id, "line")}
+    assert result.by_rung["late"] > 0
 
 
 def test_without_the_digest_the_coordinator_gets_one_message_per_step(session, directive):
@@ -244,10 +247,14 @@ def test_district_rungs_also_push_once_to_the_districts_line_group(session, dire
     to_group = messages(session, recipient="C2701aaaaaaaaaaaaaaaaaaaaaaaaaaaa")
     r1 = report_item(session, directive, "2701")
     g8 = find_item(session, directive.id, "2701", "G8")
-    assert sorted((r.item_id, r.rung, r.channel, r.user_id) for r in to_group) == sorted([
-        (r1.id, "overdue", "line", None), (g8.id, "overdue", "line", None)])
+    assert sorted((r.item_id, r.rung, r.channel, r.user_id) for r in to_group
+                  if r.rung != "late") == sorted([
+        (r1.id, "due-today", "line", None), (g8.id, "due-today", "line", None)])
+    # the steps due earlier and still open: 2701's late reminders, once each, to its group too
+    late = [r for r in to_group if r.rung == "late"]
+    assert late and len({r.item_id for r in late}) == len(late)
     assert all(r.status == OutboxStatus.QUEUED and r.district_code == "2701" for r in to_group)
-    others = [r for r in messages(session, channel="line", rung="overdue") if r.user_id is None]
+    others = [r for r in messages(session, channel="line", rung="due-today") if r.user_id is None]
     assert {r.district_code for r in others} == {"2701"}
 
 
@@ -265,7 +272,8 @@ def test_the_provincial_rungs_do_not_go_to_the_districts_group(session, directiv
     head = get_by_username(session, "province-head")
     assert messages(session, rung="provincial-head", channel="line", user_id=head.id,
                     district_code="2702")
-    assert [r.rung for r in messages(session, recipient="C2702bbbbbbbbbbbbbbbbbbbbbbbbbbbb")] == []
+    to_group = {r.rung for r in messages(session, recipient="C2702bbbbbbbbbbbbbbbbbbbbbbbbbbbb")}
+    assert to_group == {"late"}  # the district's own rung reaches its group; the head's does not
 
 
 def test_reminders_go_to_the_group_too_and_only_its_own_districts_items(session, directive):
@@ -274,5 +282,68 @@ def test_reminders_go_to_the_group_too_and_only_its_own_districts_items(session,
     rows = messages(session, recipient="C2703cccccccccccccccccccccccccccc")
     codes = {find_item(session, directive.id, "2703", step).id: step
              for step in ("R1", "G8", "G6", "G7")}
-    assert sorted((codes[r.item_id], r.rung) for r in rows) == [
+    assert {r.district_code for r in rows} == {"2703"}
+    assert sorted((codes[r.item_id], r.rung) for r in rows if r.rung != "late") == [
         ("G6", "reminder-1"), ("G7", "reminder-1"), ("G8", "reminder-3"), ("R1", "reminder-3")]
+
+
+# --- Late districts keep hearing (issue 13) -----------------------------------------------------
+
+WORKING_DAYS_9_TO_30_AUG = [9, 13, 14, 15, 16, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30]
+
+
+def occurrences(session, item, rung):
+    """The days a rung spoke of an item: the occurrence in each row's key, once per day."""
+    return sorted({m.idempotency_key.split("|")[1] for m in messages(session, item_id=item.id,
+                                                                      rung=rung)})
+
+
+def test_a_late_district_hears_every_two_working_days_up_to_five_times_then_stops(
+        session, directive):
+    """Swept every working morning from the due date: 2705's open G8 (due 9 Aug) gets due-today on
+    the 9th, then late on +2, +4, +6, +8, +10 working days (Mother's Day, 12 Aug, not counted),
+    and nothing after the fifth; 2706, done on the 15th, heard late once and nothing after."""
+    staff, head = (get_by_username(session, f"{who}-2705") for who in ("staff", "head"))
+    r1_2705, r1_2706 = (find_item(session, directive.id, d, "G8") for d in ("2705", "2706"))
+    for day in WORKING_DAYS_9_TO_30_AUG:
+        run(session, bkk(2024, 8, day, 8, 30))
+        if day == 15:
+            mark_done(session, get_by_username(session, "staff-2706"), r1_2706.id,
+                      now=bkk(2024, 8, 15, 10, 0))
+    assert occurrences(session, r1_2705, "due-today") == ["2024-08-09"]
+    assert occurrences(session, r1_2705, "late") == [
+        "2024-08-14", "2024-08-16", "2024-08-20", "2024-08-22", "2024-08-26"]
+    for occurrence in occurrences(session, r1_2705, "late"):
+        rows = [m for m in messages(session, item_id=r1_2705.id, rung="late")
+                if f"|{occurrence}|" in m.idempotency_key]
+        assert {(m.user_id, m.channel) for m in rows} == {
+            (staff.id, "email"), (staff.id, "line"), (head.id, "email"), (head.id, "line")}
+    assert occurrences(session, r1_2706, "late") == ["2024-08-14"]
+    assert messages(session, item_id=r1_2706.id, status=OutboxStatus.QUEUED) == []
+    # The provincial head's rung ran on top all along (every 2 working days from the 19th).
+    step = [m for m in messages(session, rung="provincial-head") if m.step_id == r1_2705.step_id]
+    assert sorted({m.idempotency_key.split("|")[1] for m in step}) == [
+        "2024-08-19", "2024-08-21", "2024-08-23", "2024-08-27", "2024-08-29"]
+
+
+def test_the_provincial_head_reads_warned_only_for_districts_that_were(session, directive):
+    """The head's e-mail counts what was SENT to each district about the item since its due date:
+    2705's due-today and two late messages went out; 2707's stayed in the outbox."""
+    from models.org import District
+
+    r1_2705 = report_item(session, directive, "2705")
+    for day in (9, 13, 14, 15, 16):
+        run(session, bkk(2024, 8, day, 8, 30))
+        for m in messages(session, item_id=r1_2705.id, status=OutboxStatus.QUEUED):
+            m.status, m.sent_at = OutboxStatus.SENT, bkk(2024, 8, day, 8, 31)
+            session.add(m)
+        session.flush()
+    run(session, bkk(2024, 8, 19, 8, 30))
+    head = get_by_username(session, "province-head")
+    [email] = [m for m in messages(session, user_id=head.id, rung="provincial-head")
+               if m.step_id == r1_2705.step_id]
+    name = {code: session.get(District, code).name_th for code in ("2705", "2707")}
+    assert f"อำเภอ{name['2705']} เลยกำหนด 5 วันทำการ · แจ้งเตือนอำเภอแล้ว 3 ครั้ง" in email.body
+    assert f"อำเภอ{name['2707']} เลยกำหนด 5 วันทำการ · ยังไม่ได้แจ้งเตือนอำเภอ" in email.body
+    assert "ได้แจ้งเตือนแล้ว 1 จาก 9 อำเภอ" in email.body
+    assert "ได้แจ้งเตือนอำเภอดังกล่าวแล้ว" not in email.body

@@ -7,11 +7,14 @@ written by hand from the ladder (docs/architecture.md, "The escalation ladder") 
 
     Jul  12 Fri  reminder-3 for G1 (due Wed 17 Jul)      20-22 Jul  Asarnha Bucha, Lent, in lieu
          16 Tue  reminder-1 for G1                        28-29 Jul  the King's birthday, in lieu
-         17 Wed  overdue G1; 19 Jul: the coordinator's rung (+2, in the digest)
+         17 Wed  due-today G1; 19 Jul: the coordinator's rung (+2, in the digest) and, on top,
+                 the district's late G1 (+2), then every 2 working days five times: 24, 26, 31
+                 Jul, 2 Aug
          25 Thu  the provincial head's rung for G1 (+5), then every 2 working days:
                  30 Jul, 1, 5, 7, 9, 14 Aug (12 Aug is Mother's Day), 16 Aug ...
     Aug   6 Tue  reminder-3 for G8 and R1 (due Fri 9 Aug)
-          8 Thu  reminder-1;  9 Fri overdue;  14 Wed the coordinator's rung;  19 Mon the provincial head's
+          8 Thu  reminder-1;  9 Fri due-today;  14 Wed the coordinator's rung and late;
+                 16 Fri late;  19 Mon the provincial head's;  20 Tue late
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ EVENTS: dict[tuple[date, int], list[tuple[str, str, str]]] = {
     (date(2024, 7, 15), 14): [("2703", "G1", "done")],       # after reminder-3, before reminder-1
     (date(2024, 7, 18), 14): [("2707", "G1", "done")],       # one working day late
     (date(2024, 8, 8), 14): [("2707", "R1", "submitted")],   # after the 08:30 reminder-1
-    (date(2024, 8, 9), 10): [("2707", "G8", "done")],        # on the due date, after the overdue
+    (date(2024, 8, 9), 10): [("2707", "G8", "done")],        # on the due date, after due-today
     (date(2024, 8, 13), 14): [("2703", "R1", "submitted"), ("2707", "R1", "accepted")],
     (date(2024, 8, 15), 14): [("2709", "G1", "done")],       # the day before a re-notify
 }
@@ -95,14 +98,16 @@ def act(session, directive, district: str, step: str, how: str, now: datetime) -
     session.flush()
 
 
-def run_timeline(session, directive) -> None:
+def run_timeline(session, directive, *, last: date = LAST,
+                 events: dict[tuple[date, int], list[tuple[str, str, str]]] = EVENTS) -> None:
+    """Every day from FIRST to ``last``: the digest, the sweep, the deliveries, and ``events``."""
     day = FIRST
-    while day <= LAST:
+    while day <= last:
         send_digests(session, at(day, 8), tz=BKK, base_url=BASE)
         sweep(session, at(day, 8, 30), tz=BKK, base_url=BASE)
         deliver(session, at(day, 8, 30))
         for hour in (10, 14):
-            for district, step, how in EVENTS.get((day, hour), []):
+            for district, step, how in events.get((day, hour), []):
                 act(session, directive, district, step, how, at(day, hour))
         deliver(session, at(day, 23, 59))
         day += timedelta(days=1)
@@ -151,22 +156,32 @@ def aug(n: int) -> date:
 
 REMINDERS_G8_R1 = [(aug(6), "reminder-3", "G8"), (aug(6), "reminder-3", "R1"),
                    (aug(8), "reminder-1", "G8"), (aug(8), "reminder-1", "R1")]
-G1_ALL_THREE = [(jul(12), "reminder-3", "G1"), (jul(16), "reminder-1", "G1"), (jul(17), "overdue", "G1")]
+G1_ALL_THREE = [(jul(12), "reminder-3", "G1"), (jul(16), "reminder-1", "G1"),
+                (jul(17), "due-today", "G1")]
+# The district's late reminders: G1 (due 17 Jul) five times, the fifth on 2 Aug; G8 and R1 (due
+# 9 Aug) on +2, +4, +6 up to the 20th.
+LATE_G1 = [(d, "late", "G1") for d in (jul(19), jul(24), jul(26), jul(31), aug(2))]
+LATE_G8 = [(d, "late", "G8") for d in (aug(14), aug(16), aug(20))]
+LATE_R1 = [(d, "late", "R1") for d in (aug(14), aug(16), aug(20))]
 
 EXPECTED = {
-    # Done on 15 Jul: reminded on the 12th, not chased on the 16th. Never does G8; reports late.
+    # Done on 15 Jul: reminded on the 12th, not chased on the 16th. Never does G8; reports on the
+    # 13th, before R1's first late day.
     "staff-2703": both((jul(12), "reminder-3", "G1"), *REMINDERS_G8_R1,
-                       (aug(9), "overdue", "G8"), (aug(9), "overdue", "R1")),
-    "head-2703": both((aug(9), "overdue", "G8"), (aug(9), "overdue", "R1")),
-    # G1 a day late; R1 done on the 8th after its reminder-1; G8 done on the 9th after 08:30.
-    "staff-2707": email(*G1_ALL_THREE, *REMINDERS_G8_R1, (aug(9), "overdue", "G8")),
-    "head-2707": email((jul(17), "overdue", "G1"), (aug(9), "overdue", "G8")),
-    # G1 done only on 15 Aug; G8 and R1 never. Its LINE group hears what staff and head hear.
-    "staff-2709": email(*G1_ALL_THREE, *REMINDERS_G8_R1,
-                        (aug(9), "overdue", "G8"), (aug(9), "overdue", "R1")),
-    "head-2709": email((jul(17), "overdue", "G1"), (aug(9), "overdue", "G8"), (aug(9), "overdue", "R1")),
-    "group:2709": line(*G1_ALL_THREE, *REMINDERS_G8_R1,
-                       (aug(9), "overdue", "G8"), (aug(9), "overdue", "R1")),
+                       (aug(9), "due-today", "G8"), (aug(9), "due-today", "R1"), *LATE_G8),
+    "head-2703": both((aug(9), "due-today", "G8"), (aug(9), "due-today", "R1"), *LATE_G8),
+    # G1 a day late, before its first late day; R1 done on the 8th after its reminder-1; G8 done
+    # on the 9th after 08:30.
+    "staff-2707": email(*G1_ALL_THREE, *REMINDERS_G8_R1, (aug(9), "due-today", "G8")),
+    "head-2707": email((jul(17), "due-today", "G1"), (aug(9), "due-today", "G8")),
+    # G1 done only on 15 Aug (its five late reminders were all said by then); G8 and R1 never.
+    # Its LINE group hears what staff and head hear.
+    "staff-2709": email(*G1_ALL_THREE, *LATE_G1, *REMINDERS_G8_R1,
+                        (aug(9), "due-today", "G8"), (aug(9), "due-today", "R1"), *LATE_G8, *LATE_R1),
+    "head-2709": email((jul(17), "due-today", "G1"), *LATE_G1, (aug(9), "due-today", "G8"),
+                       (aug(9), "due-today", "R1"), *LATE_G8, *LATE_R1),
+    "group:2709": line(*G1_ALL_THREE, *LATE_G1, *REMINDERS_G8_R1,
+                       (aug(9), "due-today", "G8"), (aug(9), "due-today", "R1"), *LATE_G8, *LATE_R1),
     # G1 from +5 (25 Jul) every 2 working days until 2709 finishes on 15 Aug; G8 and R1 at +5.
     "province-head": email(*[(d, "provincial-head", "G1")
                              for d in (jul(25), jul(30), aug(1), aug(5), aug(7), aug(9), aug(14))],
@@ -190,8 +205,8 @@ def test_seven_weeks_day_by_day(session, launched):
         assert sorted(by_person.get(who, [])) == sorted(expected), who
     assert set(by_person) == set(EXPECTED)  # the six on-time districts receive nothing
     assert Counter(who for _, who, *_ in got) == {
-        "coordinator": 50, "staff-2703": 14, "staff-2709": 9, "group:2709": 9, "province-head": 9,
-        "staff-2707": 8, "head-2703": 4, "head-2709": 3, "head-2707": 2}
+        "coordinator": 50, "staff-2703": 20, "staff-2709": 20, "group:2709": 20, "province-head": 9,
+        "staff-2707": 8, "head-2703": 10, "head-2709": 14, "head-2707": 2}
 
     # No coordinator-rung message of its own: the digest carries it.
     assert not [row for row in got if row[2] == "coordinator"]
@@ -218,7 +233,7 @@ def test_seven_weeks_day_by_day(session, launched):
     users = {u.id: u.username for u in session.exec(select(User))}
     assert {r.channel for r in unsent} == {"line"}
     assert Counter(users[r.user_id] for r in unsent) == {
-        "staff-2707": 8, "head-2707": 2, "staff-2709": 9, "head-2709": 3}
+        "staff-2707": 8, "head-2707": 2, "staff-2709": 20, "head-2709": 14}
     # Everything written was due by 08:30 of a working day and went out then; nothing waits.
     assert not session.exec(select(OutboxMessage).where(
         col(OutboxMessage.status).in_([OutboxStatus.QUEUED, OutboxStatus.CANCELLED]),

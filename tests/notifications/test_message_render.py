@@ -10,7 +10,8 @@ from notifications.render import render_email_html, render_message
 # template, whether it speaks of one district, text expected in the subject
 TEMPLATES = [
     ("reminder", True, "แจ้งเตือน"),
-    ("overdue", True, "เลยกำหนด 3 วันทำการ"),
+    ("due_today", True, "เลยกำหนด 3 วันทำการ"),
+    ("late", True, "เลยกำหนด 3 วันทำการ"),
     ("coordinator", False, "2 อำเภอ"),
     ("provincial_head", False, "เพื่อโปรดทราบ"),
 ]
@@ -41,10 +42,10 @@ def test_reminder_links_the_item_and_counts_days(message_context):
     assert "https://tidtam.example.go.th/items/42" in body
 
 
-def test_overdue_with_no_working_day_late_says_due_not_today(message_context):
+def test_due_today_with_no_working_day_late_says_due_not_today(message_context):
     # A sweep on a holiday Monday after a Friday due date is 0 working days late: the message
     # must not claim the due date is today.
-    subject, body = render_message("overdue", **(message_context | {"days": 0}))
+    subject, body = render_message("due_today", **(message_context | {"days": 0}))
     assert subject.startswith("ถึงกำหนดแล้ว")
     assert "เลยกำหนด" not in body and "วันนี้" not in subject + body
 
@@ -77,3 +78,27 @@ def test_email_html_escapes_and_keeps_paragraphs():
     assert "<title>แจ้ง &#34;ทดสอบ&#34;</title>" in html
     assert "<p>บรรทัดหนึ่ง<br>\nบรรทัด &lt;b&gt;สอง&lt;/b&gt;</p>" in html
     assert '<a href="https://x.example.go.th/items/1"' in html
+
+
+@pytest.mark.parametrize(("warned", "lines", "closing"), [
+    ((2, 1), ("คลองหาด เลยกำหนด 2 วันทำการ · แจ้งเตือนอำเภอแล้ว 2 ครั้ง",
+              "ตาพระยา เลยกำหนด 5 วันทำการ · แจ้งเตือนอำเภอแล้ว 1 ครั้ง"),
+     "ได้แจ้งเตือนอำเภอดังกล่าวแล้ว"),
+    ((3, 0), ("คลองหาด เลยกำหนด 2 วันทำการ · แจ้งเตือนอำเภอแล้ว 3 ครั้ง",
+              "ตาพระยา เลยกำหนด 5 วันทำการ · ยังไม่ได้แจ้งเตือนอำเภอ"),
+     "ได้แจ้งเตือนแล้ว 1 จาก 2 อำเภอ"),
+    ((0, 0), ("คลองหาด เลยกำหนด 2 วันทำการ · ยังไม่ได้แจ้งเตือนอำเภอ",
+              "ตาพระยา เลยกำหนด 5 วันทำการ · ยังไม่ได้แจ้งเตือนอำเภอ"),
+     "ระบบยังไม่ได้ส่งคำแจ้งเตือนถึงอำเภอดังกล่าว"),
+])
+def test_the_provincial_head_hears_that_districts_were_warned_only_when_they_were(
+        message_context, warned, lines, closing):
+    del message_context["district"]
+    late = [d | {"warned": n} for d, n in zip(message_context["districts_late"], warned, strict=True)]
+    _, body = render_message("provincial_head", **(message_context | {
+        "item_id": None, "districts_late": late}))
+    for line in lines:
+        assert line in body
+    assert closing in body
+    if 0 in warned:
+        assert "ได้แจ้งเตือนอำเภอดังกล่าวแล้ว" not in body

@@ -169,11 +169,11 @@ def add_messages(engine) -> None:
     rows = [
         dict(idempotency_key="item:1:overdue:email:2024-07-17", channel=Channel.EMAIL,
              recipient="staff-2703@demo.tidtam.local", user_id=staff.id, district_code="2703",
-             item_id=item.id, rung="overdue", status=OutboxStatus.SENT, attempts=1,
+             item_id=item.id, rung="due-today", status=OutboxStatus.SENT, attempts=1,
              sent_at=CLOCK - timedelta(hours=20)),
         dict(idempotency_key="item:1:overdue:line:2024-07-17", channel=Channel.LINE,
              recipient="", user_id=staff.id, district_code="2703", item_id=item.id,
-             rung="overdue", status=OutboxStatus.NOT_SENT_NO_CHANNEL, attempts=1,
+             rung="due-today", status=OutboxStatus.NOT_SENT_NO_CHANNEL, attempts=1,
              last_error="no LINE id for this user"),
         dict(idempotency_key="step:G1:coordinator:line:2024-07-19", channel=Channel.LINE,
              recipient="Ucoordinator", user_id=coordinator.id, rung="coordinator",
@@ -200,7 +200,7 @@ def test_outbox_page_lists_every_message_with_thai_statuses_and_times(client, en
     assert "staff-2703@demo.tidtam.local" in page.text and "LINE 500: try later" in page.text
     assert "18 ก.ค. 2567 10:00 น." in page.text  # created_at, Bangkok time, B.E.
     assert "17 ก.ค. 2567 14:00 น." in page.text  # sent_at
-    assert "ถึงกำหนดแล้ว" in page.text  # the overdue rung, in Thai
+    assert "ถึงกำหนดแล้ว" in page.text  # the due-today rung, in Thai
 
 
 def test_outbox_hides_other_provinces_messages(client, engine):

@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from domain.access import Role
 from domain.calendar import WorkCalendar
-from domain.ladder import reaches, rung_due
+from domain.ladder import reaches, rungs_due
 from models.directive import (
     Directive,
     DirectiveStep,
@@ -144,8 +144,8 @@ def late_and_upcoming(items: Iterable[tuple[TrackedItem, DirectiveStep]], rules:
         steps[step.id] = step
         name = districts[item.district_code].name_th
         if item.due_on < today:
-            due = rung_due(item.due_on, today, rules.ladder, rules.calendar)
-            chase = digest_rung is not None and reaches(due, digest_rung, rules.ladder)
+            due = rungs_due(item.due_on, today, rules.ladder, rules.calendar)
+            chase = digest_rung is not None and reaches(due, digest_rung)
             days = rules.calendar.working_days_between(item.due_on, today)
             late[step.id].append(DistrictLine(item.district_code, name, days, chase))
         elif item.due_on <= horizon:

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from domain.access import DISTRICT_ROLES, Role
 from domain.calendar import WorkCalendar
 from domain.directive import DirectiveSpec
-from domain.ladder import EscalationRung, Ladder, RungDue, rung_due
+from domain.ladder import EscalationRung, Ladder, RungDue, rungs_due
 from domain.standing import DistrictStanding
 from models.directive import (
     Directive,
@@ -48,8 +48,9 @@ from notifications.render import render_message
 from tidtam.app.directives import close_due_directives
 from tidtam.app.outbox import Enqueued, Message, OutboxBatch
 
-TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "overdue": "overdue",
-                     "coordinator": "coordinator", "provincial-head": "provincial_head"}
+TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "due-today": "due_today",
+                     "late": "late", "coordinator": "coordinator",
+                     "provincial-head": "provincial_head"}
 
 
 @dataclass
@@ -238,7 +239,7 @@ class ProvinceSweep:
         self.rules = {d_id: rules[d_id] for d_id in self.directives}
         alike: dict[Hashable, int] = {}  # rules compared once here, then by a small number
         self.rules_key = {d_id: alike.setdefault(_rules_key(r), len(alike)) for d_id, r in self.rules.items()}
-        self.decided: dict[tuple[int, date], tuple[RungDue | None, int]] = {}
+        self.decided: dict[tuple[int, date], tuple[tuple[RungDue, ...], int]] = {}
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
         self.districts = {d.code: d for d in districts}
         self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
@@ -263,14 +264,14 @@ class ProvinceSweep:
         """Decide the district's open items (the rung due today, if any) and say where it stands."""
         due = []
         for item, _step in self.by_district.get(code, []):
-            rung, days = self._decide(item.directive_id, item.due_on)
-            if rung is not None and not rung.rung.via_digest:
-                due.append((item, rung, days))
+            rungs, days = self._decide(item.directive_id, item.due_on)
+            due += [(item, rung, days) for rung in rungs if not rung.rung.via_digest]
         with self._lock:
             self.due[code] = due
         district = self.districts.get(code)
         return DistrictOutcome(code, district.name_th if district else code,
-                               DistrictStanding(*self.counts.get(code, (0, 0, 0))), len(due))
+                               DistrictStanding(*self.counts.get(code, (0, 0, 0))),
+                               len({item.id for item, _rung, _days in due}))
 
     def write(self, session: Session) -> SweepResult:
         """Every row of the province at once: ``add_to`` a batch of its own, written."""
@@ -286,19 +287,20 @@ class ProvinceSweep:
         a repeat sweep renders nothing (tidtam/app/outbox.py)."""
         for code in self.by_district.keys() - self.due.keys():
             self.district(code)
-        decided = {item.id: (rung, days) for due in self.due.values() for item, rung, days in due}
+        decided: dict[int, list[tuple[RungDue, int]]] = defaultdict(list)
+        for due_here in self.due.values():
+            for item, rung, days in due_here:
+                decided[item.id].append((rung, days))
         batch.part = self.province_code
         grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
         steps: dict[int, DirectiveStep] = {}
         for item, step in self.items:
-            if item.id not in decided:
-                continue
-            due, days = decided[item.id]
-            if due.rung.grouped:
-                steps[step.id] = step
-                grouped[(step.id, due)].append((item, days))
-            else:
-                self._for_item(batch, step, item, due, abs(days))
+            for due, days in decided.get(item.id, ()):
+                if due.rung.grouped:
+                    steps[step.id] = step
+                    grouped[(step.id, due)].append((item, days))
+                else:
+                    self._for_item(batch, step, item, due, abs(days))
         for (step_id, due), late in grouped.items():
             self._grouped(batch, steps[step_id], due, late)
         batch.part = None
@@ -310,8 +312,9 @@ class ProvinceSweep:
                            no_channel=mine.no_channel, by_rung=mine.by_rung,
                            items_considered=len(self.items))
 
-    def _decide(self, directive_id: int, due_on: date) -> tuple[RungDue | None, int]:
-        """The rung due today for an item due on ``due_on``, and the working days from it to today.
+    def _decide(self, directive_id: int, due_on: date) -> tuple[tuple[RungDue, ...], int]:
+        """The rungs due today for an item due on ``due_on`` (the district's and an escalation on
+        top, ``domain.ladder.rungs_due``), and the working days from it to today.
 
         Worked out once per rules and due date: the items of a step share one due date, and
         directives with the same ladder and calendar decide alike.
@@ -319,7 +322,7 @@ class ProvinceSweep:
         key = (self.rules_key[directive_id], due_on)
         if key not in self.decided:
             rule = self.rules[directive_id]
-            self.decided[key] = (rung_due(due_on, self.today, rule.ladder, rule.calendar),
+            self.decided[key] = (rungs_due(due_on, self.today, rule.ladder, rule.calendar),
                                  rule.calendar.working_days_between(due_on, self.today))
         return self.decided[key]
 
@@ -333,7 +336,7 @@ class ProvinceSweep:
                   days: int) -> None:
         directive = self.directives[item.directive_id]
         message = Message(lambda: render_message(
-            TEMPLATE_FOR_RUNG.get(due.rung.code, "overdue"), directive=directive, step=step,
+            TEMPLATE_FOR_RUNG.get(due.rung.code, "late"), directive=directive, step=step,
             district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
             due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
         row = dict(rung=due.rung.code, occurrence=due.occurrence, subject_ref=f"item:{item.id}",
@@ -352,9 +355,12 @@ class ProvinceSweep:
         directive = self.directives[step.directive_id]
 
         def render() -> tuple[str, str]:
+            warned = warnings_sent(batch.session, [item.id for item, _ in late],
+                                   self.rules[directive.id].ladder.district_codes)
             districts_late = [{"code": item.district_code,
                                "name_th": self.districts[item.district_code].name_th,
-                               "days_late": days} for item, days in late]
+                               "days_late": days, "warned": warned.get(item.id, 0)}
+                              for item, days in late]
             return render_message(
                 TEMPLATE_FOR_RUNG.get(due.rung.code, "coordinator"), directive=directive, step=step,
                 district=None, districts_late=districts_late, rung=due.rung.code, due_on=step.due_on,
@@ -368,6 +374,22 @@ class ProvinceSweep:
                               occurrence=due.occurrence, subject_ref=f"step:{step.id}",
                               send_at=self.send_at[directive.id], district_code=None,
                               item_id=None, step_id=step.id)
+
+
+def warnings_sent(session: Session, item_ids: list[int], rungs: tuple[str, ...]) -> dict[int, int]:
+    """How many times each item's district was actually told of it since its due date: the
+    distinct (rung, occurrence) among its rows of ``rungs`` that were sent (a row still queued,
+    failed or without a channel told nobody). What lets the provincial head's message say the
+    districts "have been warned" only when they were."""
+    if not item_ids or not rungs:
+        return {}
+    told: dict[int, set[tuple[str, ...]]] = defaultdict(set)
+    for item_id, key in session.execute(
+            select(OutboxMessage.item_id, OutboxMessage.idempotency_key)
+            .where(col(OutboxMessage.item_id).in_(item_ids), col(OutboxMessage.rung).in_(rungs),
+                   OutboxMessage.status == OutboxStatus.SENT)):
+        told[item_id].add(tuple(key.split("|")[:2]))  # rung|occurrence|...
+    return {item_id: len(times) for item_id, times in told.items()}
 
 
 def _speaks_to_district(rung: EscalationRung) -> bool:

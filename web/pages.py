@@ -24,7 +24,7 @@ from tidtam.app.directives import (
     province_directives,
     visible_directive,
 )
-from tidtam.app.outbox import outbox_for
+from tidtam.app.outbox import outbox_for, push_quota
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, TodayDep
@@ -160,7 +160,7 @@ def old_province_page(code: str, user: CurrentUser, session: SessionDep) -> Resp
 
 
 @router.get("/outbox")
-def outbox_page(request: Request, user: CurrentUser, session: SessionDep,
+def outbox_page(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
                 directive: Annotated[str, Query()] = "",
                 events: Annotated[bool, Query()] = False) -> Response:
     """The province's messages; ``?directive=SLUG``: only those about that directive;
@@ -169,4 +169,5 @@ def outbox_page(request: Request, user: CurrentUser, session: SessionDep,
     messages = outbox_for(session, user, directive=chosen, events=events)
     return render(request, "outbox.html", {
         "messages": messages, "chosen": chosen, "events": events,
+        "push_quota": push_quota(session, now),
         "directives": directives_of(session, user.province_code) if user.province_code else []})

@@ -59,7 +59,7 @@ def transports_from_settings(settings: Settings, client: httpx.Client
 
 def policy_from_settings(settings: Settings) -> DeliveryPolicy:
     """Links in the cards to this deployment, and the LINE quota it keeps (0: none)."""
-    return DeliveryPolicy(base_url=settings.base_url,
+    return DeliveryPolicy(base_url=settings.base_url, group=settings.pump_group_reminders,
                           line_monthly_quota=settings.line_monthly_quota or None,
                           quota_threshold=settings.line_quota_threshold)
 

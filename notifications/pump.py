@@ -354,6 +354,9 @@ def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
 # Rungs about one item that tell its district what to do: their text is decided when sent,
 # from the item's standing then, and one person's of a day go out as one message a channel.
 REMINDER_RUNGS = frozenset({"reminder-3", "reminder-1", "overdue", "due-today", "late"})
+# Rungs about a whole step (one letter listing the late districts, to the coordinators or the
+# provincial head): sent as written, but in the recipient's one message of the day.
+STEP_RUNGS = frozenset({"coordinator", "provincial-head"})
 # Reminders that can wait for e-mail once the LINE quota runs short (the due day and after cannot).
 NON_URGENT_RUNGS = frozenset({"reminder-3", "reminder-1"})
 DIGEST_RUNG = "digest"
@@ -434,7 +437,7 @@ def delivery_key_for(channel: str, recipient: str, day: date) -> str:
 @dataclass
 class _Reminder:
     row: OutboxMessage
-    card: Card
+    card: Card | None  # None: a letter about a whole step, sent as written
     subject: str
     body: str
 
@@ -462,6 +465,12 @@ def _at_send_time(run: _Pass, ready: list[OutboxMessage]) -> list[OutboxMessage 
                 if occurrence is not None and occurrence < today:
                     outcomes.append((row, Cancelled(
                         "superseded: a digest of a day gone by is not sent beside that day's own")))
+                    continue
+                if row.item_id is None and row.step_id is not None and row.rung in STEP_RUNGS \
+                        and run.policy.group and row.channel in GROUPED_CHANNELS:
+                    key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
+                    groups.setdefault((row.channel, row.recipient, key), []).append(
+                        _Reminder(row, None, row.subject, row.body))
                     continue
                 if row.item_id is None or row.rung not in REMINDER_RUNGS:
                     sendables.append(row)
@@ -553,7 +562,8 @@ def _group(run: _Pass, session: Session, channel: str, recipient: str, key: str,
         record_rendered(session, member.row.id, member.row.claims, member.subject, member.body,
                         delivery_key=key)
     rows = [m.row for m in members]
-    cards = [m.card for m in members]
+    cards = [m.card for m in members if m.card is not None]
+    letters = [m for m in members if m.card is None]
     # The same rows make the same retry key (a retry of the same message); a part of them
     # (a group split by a failure) is another message.
     signature = ",".join(str(i) for i in sorted(r.id for r in rows))
@@ -561,12 +571,29 @@ def _group(run: _Pass, session: Session, channel: str, recipient: str, key: str,
                         idempotency_key=f"{key}|{signature}",
                         subject=members[0].subject, body=members[0].body)
     if channel == Channel.LINE:
-        delivery.line_messages = flex_messages(cards)
+        delivery.line_messages = _line_messages(cards, letters)
     elif len(members) > 1:
         salutation = _salutation(session, rows[0])
         delivery.subject, delivery.body, delivery.html = render_daily_email(
-            cards, today, salutation)
+            cards, today, salutation, [(m.subject, m.body) for m in letters])
     return delivery
+
+
+LINE_MESSAGES_PER_PUSH = 5
+LINE_TEXT_LIMIT = 5000
+
+
+def _line_messages(cards: list[Card], letters: list[_Reminder]) -> list[dict]:
+    """One push: the cards as Flex carousels, then the step letters in one text message."""
+    messages = flex_messages(cards) if cards else []
+    if letters:
+        messages = messages[:LINE_MESSAGES_PER_PUSH - 1]
+        text = "\n\n――――――――――\n\n".join(f"{m.subject}\n\n{m.body}".strip()
+                                              for m in letters)
+        if len(text) > LINE_TEXT_LIMIT:
+            text = text[:LINE_TEXT_LIMIT - 1] + "…"
+        messages.append({"type": "text", "text": text})
+    return messages
 
 
 def _salutation(session: Session, row: OutboxMessage) -> str:

@@ -60,12 +60,17 @@ def standing_of(days: int) -> str:
     return "ahead" if days < 0 else "due-today" if days == 0 else "late"
 
 
-def render_daily_email(cards: list, sent_on: object, salutation: str) -> tuple[str, str, str]:
-    """One e-mail listing a person's items of the day: (subject, plain text, HTML)."""
+def render_daily_email(cards: list, sent_on: object, salutation: str,
+                       letters: list[tuple[str, str]] = ()) -> tuple[str, str, str]:
+    """One e-mail listing a person's items of the day and the step letters (subject, body)
+    written for them: (subject, plain text, HTML)."""
     from notifications.flex import standing_text
 
     rows = [{**card.__dict__, "standing": standing_text(card.days)} for card in cards]
     context = {"cards": rows, "sent_on": sent_on, "salutation": salutation,
+               "letters": [{"subject": subject, "paragraphs": [
+                   part.splitlines() for part in body.split("\n\n") if part.strip()],
+                   "body": body} for subject, body in letters],
                "late": sum(1 for c in cards if c.days > 0),
                "today": sum(1 for c in cards if c.days == 0)}
     subject, body = render_message("daily_reminders", **context)

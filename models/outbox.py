@@ -93,6 +93,11 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The one message (a LINE push, an e-mail) a row went out in: the reminders of one
+    # recipient and channel on one local day share it (notifications/pump.py groups them), so a
+    # retry resends the same group once and LINE pushes are counted as messages, not rows.
+    # Empty for a row sent on its own (it is its own message).
+    delivery_key: str | None = Field(default=None, max_length=255, index=True)
 
 
 def addressing(channel: Channel | str, address: str | None, who: str) -> dict[str, object]:
@@ -375,6 +380,47 @@ def defer_claim(session: Session, message_id: int, claim: int, next_try_at: date
     """Hand back a claimed row to wait for ``next_try_at`` (office hours), not counting a try."""
     return _finish_claim(session, message_id, claim, status=OutboxStatus.QUEUED,
                          next_try_at=next_try_at)
+
+
+def cancel_claimed(session: Session, message_id: int, claim: int, reason: str) -> bool:
+    """Cancel a claimed row at send time (its item is done, or a newer message supersedes it)."""
+    return _finish_claim(session, message_id, claim, status=OutboxStatus.CANCELLED,
+                         last_error=reason)
+
+
+def record_rendered(session: Session, message_id: int, claim: int, subject: str, body: str,
+                    delivery_key: str | None = None) -> bool:
+    """Store the text a claimed row is sent with (decided at send time) and its delivery;
+    the row stays claimed (``sending``) until its result is written."""
+    values: dict[str, object] = {"subject": subject, "body": body}
+    if delivery_key is not None:
+        values["delivery_key"] = delivery_key
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING,
+               OutboxMessage.claims == claim)
+        .values(**values))
+    return result.rowcount == 1
+
+
+def delivery_went_out(session: Session, delivery_key: str, exclude: Iterable[int] = ()) -> bool:
+    """Whether a row of this delivery, other than ``exclude``, was sent already."""
+    query = select(OutboxMessage.id).where(OutboxMessage.delivery_key == delivery_key,
+                                           OutboxMessage.status == OutboxStatus.SENT)
+    ids = list(exclude)
+    if ids:
+        query = query.where(col(OutboxMessage.id).not_in(ids))
+    return session.exec(query.limit(1)).first() is not None
+
+
+def line_pushes_between(session: Session, start: datetime, end: datetime) -> int:
+    """LINE push messages sent in [start, end): a grouped delivery counts once, however many
+    rows it carried; a row sent on its own counts once."""
+    message = func.coalesce(OutboxMessage.delivery_key, OutboxMessage.idempotency_key)
+    return session.exec(
+        select(func.count(func.distinct(message)))
+        .where(OutboxMessage.channel == Channel.LINE, OutboxMessage.status == OutboxStatus.SENT,
+               OutboxMessage.sent_at >= start, OutboxMessage.sent_at < end)).one()
 
 
 # --- Holding a channel's queue back while its service is down --------------------------------

@@ -163,8 +163,12 @@ def push_headers(token: str, message: OutboxMessage) -> dict[str, str]:
 
 
 def push_body(message: OutboxMessage) -> dict:
+    """The push: the message objects a grouped delivery carries (a Flex carousel of the day's
+    reminders, notifications.flex), else the row's subject and body as one text message."""
+    messages = getattr(message, "line_messages", None)
     return {"to": message.recipient,
-            "messages": [{"type": "text", "text": message_text(message)}]}
+            "messages": list(messages) if messages else [{"type": "text",
+                                                          "text": message_text(message)}]}
 
 
 def message_text(message: OutboxMessage) -> str:

@@ -65,8 +65,8 @@ def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
     mail["Message-ID"] = message_id(message.idempotency_key, sender)
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office replies stay away
     mail.set_content(message.body, cte="base64")
-    mail.add_alternative(render_email_html(message.subject, message.body), subtype="html",
-                         cte="base64")
+    html = getattr(message, "html", None) or render_email_html(message.subject, message.body)
+    mail.add_alternative(html, subtype="html", cte="base64")
     return mail
 
 

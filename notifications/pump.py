@@ -42,34 +42,50 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from domain.calendar import WorkCalendar
 from models.outbox import (
     MACHINE_CHANNELS,
     Channel,
     OutboxMessage,
+    OutboxStatus,
+    addressing,
+    cancel_claimed,
     claim_due,
     defer_claim,
+    delivery_went_out,
     directive_of,
+    enqueue_many,
+    line_pushes_between,
     mark_failed,
     mark_no_channel,
     mark_retry,
     mark_sent,
     mark_sent_many,
+    outbox_values,
     postpone,
     queued_on_channel,
+    record_rendered,
     release_claim,
 )
 from models.unreachable import database_unreachable
 from models.user import clear_token_refusals, mark_line_route_broken
 from notifications.base import AsyncTransport, Transport, TransportError
+from notifications.flex import Card, flex_messages
 from notifications.line import AsyncLineTransport, token_mark
+from notifications.render import (
+    TEMPLATE_FOR_STANDING,
+    render_daily_email,
+    render_message,
+    standing_of,
+)
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -110,6 +126,7 @@ class PumpResult:
     failed: int = 0
     no_channel: int = 0
     released: int = 0
+    cancelled: int = 0
 
     @property
     def total(self) -> int:
@@ -180,8 +197,16 @@ class Deferred:
     until: datetime
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    """A claimed row that must not go out any more (its item is done, a newer message
+    supersedes it, or the LINE quota sends it by e-mail): kept, cancelled, with the reason."""
+
+    reason: str
+
+
 # A claimed row's outcome: None when delivered.
-Outcome = TransportError | Skipped | NoChannel | Deferred | None
+Outcome = TransportError | Skipped | NoChannel | Deferred | Cancelled | None
 
 
 @dataclass
@@ -195,6 +220,7 @@ class _Pass:
     max_attempts: int
     deadline: float  # time.monotonic() after which no send starts
     lease_end: float  # time.monotonic() when the claims' lease ends (results may wait till then)
+    policy: DeliveryPolicy = field(default_factory=lambda: DEFAULT_POLICY)
     result: PumpResult = field(default_factory=PumpResult)
     calendars: dict[int | None, WorkCalendar] = field(default_factory=dict)
     # channel → (the instant its service may be back, why it is down)
@@ -237,7 +263,7 @@ def _calendar_of(session: Session, directive_id: int | None) -> WorkCalendar:
 def deliver_due(session_factory: SessionFactory,
                 transports: dict[str, Transport | AsyncTransport], now: datetime, *,
                 tz: ZoneInfo = BANGKOK, limit: int = 50, max_attempts: int = MAX_ATTEMPTS,
-                lease: timedelta = LEASE) -> PumpResult:
+                lease: timedelta = LEASE, policy: DeliveryPolicy | None = None) -> PumpResult:
     """Send every due row once; safe to run in several processes at the same time.
 
     Blocks the calling thread until every result is written: call it from a worker thread
@@ -250,8 +276,8 @@ def deliver_due(session_factory: SessionFactory,
     started = time.monotonic()
     run = _Pass(session_factory, transports, now, tz, max_attempts,
                 deadline=started + lease.total_seconds() / 2,
-                lease_end=started + lease.total_seconds())
-    ready = _sendable(run, rows)
+                lease_end=started + lease.total_seconds(), policy=policy or DEFAULT_POLICY)
+    ready = _at_send_time(run, _sendable(run, rows))
     fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
                 for channel, transport in transports.items()
                 if _is_async(transport) and any(r.channel == channel for r in ready)]
@@ -276,13 +302,14 @@ def deliver_due(session_factory: SessionFactory,
 
 def drain(session_factory: SessionFactory, transports: dict[str, Transport | AsyncTransport],
           clock: Callable[[], datetime], *, tz: ZoneInfo = BANGKOK,
-          batch: int = BATCH) -> PumpResult:
+          batch: int = BATCH, policy: DeliveryPolicy | None = None) -> PumpResult:
     """Pass after pass until one comes up short, so a backlog goes out in one run of the job,
     not ``batch`` rows per interval; a pass that hands rows back (the service is down, the
     office closed, the lease ran short) ends it too, so nothing spins."""
     total = PumpResult()
     while True:
-        result = deliver_due(session_factory, transports, clock(), tz=tz, limit=batch)
+        result = deliver_due(session_factory, transports, clock(), tz=tz, limit=batch,
+                             policy=policy)
         total += result
         if result.total < batch or result.released:
             return total
@@ -320,6 +347,325 @@ def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
         return []
     _record(run, outcomes)
     return ready
+
+
+# --- At send time: the true text, one message a person a day, the LINE quota --------------
+
+# Rungs about one item that tell its district what to do: their text is decided when sent,
+# from the item's standing then, and one person's of a day go out as one message a channel.
+REMINDER_RUNGS = frozenset({"reminder-3", "reminder-1", "overdue", "due-today", "late"})
+# Rungs about a whole step (one letter listing the late districts, to the coordinators or the
+# provincial head): sent as written, but in the recipient's one message of the day.
+STEP_RUNGS = frozenset({"coordinator", "provincial-head"})
+# Reminders that can wait for e-mail once the LINE quota runs short (the due day and after cannot).
+NON_URGENT_RUNGS = frozenset({"reminder-3", "reminder-1"})
+DIGEST_RUNG = "digest"
+QUOTA_RUNG = "line-quota"
+GROUPED_CHANNELS = (Channel.LINE, Channel.EMAIL)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How the pump shapes what it sends: links in the cards, grouping, the LINE quota.
+
+    ``line_monthly_quota``: push messages the Official Account may send in a calendar month
+    (Asia/Bangkok); None: no quota kept. Past ``quota_threshold`` of it, non-urgent reminders
+    go by e-mail to whoever has one, and the coordinators are told once that month.
+    """
+
+    base_url: str = "http://127.0.0.1:8000"
+    group: bool = True
+    line_monthly_quota: int | None = None
+    quota_threshold: float = 0.8
+
+
+DEFAULT_POLICY = DeliveryPolicy()
+
+
+@dataclass
+class Delivery:
+    """One message carrying several rows (one person's reminders of the day on one channel).
+
+    Sent by the transports like a row (``recipient``, ``idempotency_key`` for the LINE retry
+    key and the e-mail Message-ID, ``subject``/``body``) plus ``line_messages`` (the Flex
+    carousel) or ``html``; every member row gets the delivery's outcome.
+    """
+
+    rows: list[OutboxMessage]
+    channel: str
+    recipient: str
+    idempotency_key: str
+    subject: str
+    body: str
+    line_messages: list[dict] | None = None
+    html: str | None = None
+
+    @property
+    def id(self) -> int | None:
+        return self.rows[0].id
+
+    @property
+    def user_id(self) -> int | None:
+        return self.rows[0].user_id
+
+
+def month_start(now: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant of ``now``'s calendar month in ``tz``."""
+    local = now.astimezone(tz)
+    return datetime(local.year, local.month, 1, tzinfo=tz)
+
+
+def next_month_start(now: datetime, tz: ZoneInfo) -> datetime:
+    start = month_start(now, tz)
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=tz)
+
+
+def quota_fallback_active(count: int, quota: int | None, threshold: float) -> bool:
+    """Whether non-urgent LINE pushes go by e-mail: the month's count reached the threshold."""
+    return quota is not None and count >= quota * threshold
+
+
+def line_pushes_this_month(session: Session, now: datetime, tz: ZoneInfo = BANGKOK) -> int:
+    return line_pushes_between(session, month_start(now, tz), next_month_start(now, tz))
+
+
+def delivery_key_for(channel: str, recipient: str, day: date) -> str:
+    """The one reminder message of a recipient on a channel on a local day."""
+    return f"daily|{day.isoformat()}|{channel}|{recipient}"
+
+
+@dataclass
+class _Reminder:
+    row: OutboxMessage
+    card: Card | None  # None: a letter about a whole step, sent as written
+    subject: str
+    body: str
+
+
+def _at_send_time(run: _Pass, ready: list[OutboxMessage]) -> list[OutboxMessage | Delivery]:
+    """Decide at send time what each ready row says, and in which message it goes.
+
+    An item's reminder is rendered from the item's standing now (done or waived: cancelled); a
+    digest of a day gone by is cancelled (that day's own digest supersedes it); one recipient's
+    reminders on LINE or e-mail go as one message, at most one a local day (rows that fall due
+    after it wait for the next working day); past the LINE quota's threshold, non-urgent
+    reminders on LINE are cancelled for the person's e-mail. The text sent is written on the row.
+    """
+    if not ready:
+        return []
+    today = run.now.astimezone(run.tz).date()
+    sendables: list[OutboxMessage | Delivery] = []
+    outcomes: list[tuple[OutboxMessage, Outcome]] = []
+    try:
+        with run.session_factory() as session:
+            fallback = _quota_fallback(run, session, ready)
+            groups: dict[tuple[str, str, str], list[_Reminder]] = {}
+            for row in ready:
+                occurrence = _occurrence(row) if row.rung == DIGEST_RUNG else None
+                if occurrence is not None and occurrence < today:
+                    outcomes.append((row, Cancelled(
+                        "superseded: a digest of a day gone by is not sent beside that day's own")))
+                    continue
+                if row.item_id is None and row.step_id is not None and row.rung in STEP_RUNGS \
+                        and run.policy.group and row.channel in GROUPED_CHANNELS:
+                    key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
+                    groups.setdefault((row.channel, row.recipient, key), []).append(
+                        _Reminder(row, None, row.subject, row.body))
+                    continue
+                if row.item_id is None or row.rung not in REMINDER_RUNGS:
+                    sendables.append(row)
+                    continue
+                reminder = _render_reminder(run, session, row, today)
+                if isinstance(reminder, Cancelled):
+                    outcomes.append((row, reminder))
+                    continue
+                if fallback and row.channel == Channel.LINE and row.rung in NON_URGENT_RUNGS:
+                    moved = _to_email(run, session, reminder)
+                    if moved is not None:
+                        outcomes.append((row, moved))
+                        continue
+                if run.policy.group and row.channel in GROUPED_CHANNELS:
+                    key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
+                    groups.setdefault((row.channel, row.recipient, key), []).append(reminder)
+                    continue
+                row.subject, row.body = reminder.subject, reminder.body
+                record_rendered(session, row.id, row.claims, row.subject, row.body)
+                sendables.append(row)
+            for (channel, recipient, key), members in groups.items():
+                delivery = _group(run, session, channel, recipient, key, members, today, outcomes)
+                if delivery is not None:
+                    sendables.append(delivery)
+            session.commit()
+    except DBAPIError as exc:
+        if not database_unreachable(exc):
+            raise
+        run.lose_database(exc)
+        run.held.extend((row, Skipped.NOT_STARTED) for row in ready)
+        return []
+    _record(run, outcomes)
+    return sendables
+
+
+def _occurrence(row: OutboxMessage) -> date | None:
+    """The day a row's idempotency key names (``rung|YYYY-MM-DD|…``), if it names one."""
+    parts = row.idempotency_key.split("|")
+    try:
+        return date.fromisoformat(parts[1]) if len(parts) > 1 else None
+    except ValueError:
+        return None
+
+
+def _render_reminder(run: _Pass, session: Session, row: OutboxMessage,
+                     today: date) -> _Reminder | Cancelled:
+    """The reminder as the item stands today: its card and its letter."""
+    from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
+    from models.org import District
+
+    item = session.get(TrackedItem, row.item_id)
+    if item is None or item.status != ItemStatus.OPEN:
+        why = "waived" if item is not None and item.status == ItemStatus.WAIVED else "completed"
+        return Cancelled(f"item {why} before sending")
+    directive = session.get(Directive, item.directive_id)
+    step = session.get(DirectiveStep, item.step_id)
+    district = session.get(District, item.district_code)
+    calendar = run.calendar(session, item.directive_id)
+    days = calendar.working_days_between(item.due_on, today)
+    url = f"{run.policy.base_url.rstrip('/')}/items/{item.id}"
+    card = Card(item_id=item.id, reference_no=directive.reference_no,
+                letter_title=directive.title_th, step_title=step.title_th, due_on=item.due_on,
+                days=days, url=url, report_step=step.kind == StepKind.REPORT,
+                district_name=district.name_th if district else None)
+    subject, body = render_message(
+        TEMPLATE_FOR_STANDING[standing_of(days)], directive=directive, step=step,
+        district=district, districts_late=[], rung=row.rung, due_on=item.due_on, days=abs(days),
+        base_url=run.policy.base_url, item_id=item.id)
+    return _Reminder(row, card, subject, body)
+
+
+def _group(run: _Pass, session: Session, channel: str, recipient: str, key: str,
+           members: list[_Reminder], today: date,
+           outcomes: list[tuple[OutboxMessage, Outcome]]) -> Delivery | None:
+    """One message for a recipient's reminders of the day, or none when today's has gone out
+    (then the rows wait for the next working day's office hours)."""
+    ids = [m.row.id for m in members]
+    if delivery_went_out(session, key, exclude=ids):
+        fresh = [m for m in members if m.row.delivery_key != key]
+        for member in fresh:
+            outcomes.append((member.row, Deferred(_next_working_morning(run, session, member.row,
+                                                                        today))))
+        members = [m for m in members if m.row.delivery_key == key]
+        if not members:
+            return None
+    for member in members:
+        member.row.subject, member.row.body = member.subject, member.body
+        member.row.delivery_key = key
+        record_rendered(session, member.row.id, member.row.claims, member.subject, member.body,
+                        delivery_key=key)
+    rows = [m.row for m in members]
+    cards = [m.card for m in members if m.card is not None]
+    letters = [m for m in members if m.card is None]
+    # The same rows make the same retry key (a retry of the same message); a part of them
+    # (a group split by a failure) is another message.
+    signature = ",".join(str(i) for i in sorted(r.id for r in rows))
+    delivery = Delivery(rows=rows, channel=channel, recipient=recipient,
+                        idempotency_key=f"{key}|{signature}",
+                        subject=members[0].subject, body=members[0].body)
+    if channel == Channel.LINE:
+        delivery.line_messages = _line_messages(cards, letters)
+    elif len(members) > 1:
+        salutation = _salutation(session, rows[0])
+        delivery.subject, delivery.body, delivery.html = render_daily_email(
+            cards, today, salutation, [(m.subject, m.body) for m in letters])
+    return delivery
+
+
+LINE_MESSAGES_PER_PUSH = 5
+LINE_TEXT_LIMIT = 5000
+
+
+def _line_messages(cards: list[Card], letters: list[_Reminder]) -> list[dict]:
+    """One push: the cards as Flex carousels, then the step letters in one text message."""
+    messages = flex_messages(cards) if cards else []
+    if letters:
+        messages = messages[:LINE_MESSAGES_PER_PUSH - 1]
+        text = "\n\n――――――――――\n\n".join(f"{m.subject}\n\n{m.body}".strip()
+                                              for m in letters)
+        if len(text) > LINE_TEXT_LIMIT:
+            text = text[:LINE_TEXT_LIMIT - 1] + "…"
+        messages.append({"type": "text", "text": text})
+    return messages
+
+
+def _salutation(session: Session, row: OutboxMessage) -> str:
+    from models.user import User
+
+    user = session.get(User, row.user_id) if row.user_id is not None else None
+    return f"คุณ{user.full_name}" if user is not None else "ผู้รับผิดชอบ"
+
+
+def _next_working_morning(run: _Pass, session: Session, row: OutboxMessage,
+                          today: date) -> datetime:
+    calendar = run.calendar(session, directive_of(session, row))
+    tomorrow = datetime.combine(today + timedelta(days=1), clock_time(0), tzinfo=run.tz)
+    return calendar.next_send_slot(tomorrow, run.tz)
+
+
+def _quota_fallback(run: _Pass, session: Session, ready: list[OutboxMessage]) -> bool:
+    """Whether this pass sends non-urgent LINE reminders by e-mail; the first pass that finds
+    the threshold passed tells the coordinators (one row each, once a month)."""
+    quota = run.policy.line_monthly_quota
+    if quota is None or not any(r.channel == Channel.LINE and r.rung in NON_URGENT_RUNGS
+                                for r in ready):
+        return False
+    count = line_pushes_this_month(session, run.now, run.tz)
+    if not quota_fallback_active(count, quota, run.policy.quota_threshold):
+        return False
+    _tell_coordinators(run, session, count, quota)
+    return True
+
+
+def _tell_coordinators(run: _Pass, session: Session, count: int, quota: int) -> None:
+    from domain.access import Role
+    from domain.thaidate import thai_date
+    from models.user import User
+
+    start = month_start(run.now, run.tz)
+    subject, body = render_message(
+        "line_quota", count=count, quota=quota, month_th=thai_date(start.date(), "long")
+        .split(" ", 1)[1], threshold_percent=round(run.policy.quota_threshold * 100),
+        base_url=run.policy.base_url)
+    coordinators = session.exec(select(User).where(User.role == Role.COORDINATOR,
+                                                   User.is_active == True)  # noqa: E712
+                                .order_by(User.id)).all()
+    rows = []
+    for user in coordinators:
+        key = f"{QUOTA_RUNG}|{start.date().isoformat()}|user:{user.id}|{Channel.EMAIL.value}"
+        rows.append(outbox_values(OutboxMessage(
+            idempotency_key=key, user_id=user.id, rung=QUOTA_RUNG, subject=subject, body=body,
+            next_try_at=run.now, created_at=run.now,
+            **addressing(Channel.EMAIL, user.email, f"user {user.username}"))))
+    enqueue_many(session, rows)
+
+
+def _to_email(run: _Pass, session: Session, reminder: _Reminder) -> Cancelled | None:
+    """A non-urgent LINE reminder sent by e-mail instead (the quota is short): its e-mail row
+    (the ladder's own, or a new one under the same key but the channel); None when the person
+    has no e-mail, so LINE it stays."""
+    from models.user import User
+
+    row = reminder.row
+    user = session.get(User, row.user_id) if row.user_id is not None else None
+    if user is None or not user.email:
+        return None
+    parts = row.idempotency_key.split("|")
+    key = "|".join([*parts[:-1], Channel.EMAIL.value]) if parts[-1] == Channel.LINE.value \
+        else f"{row.idempotency_key}|{Channel.EMAIL.value}"
+    enqueue_many(session, [outbox_values(OutboxMessage(
+        idempotency_key=key, channel=Channel.EMAIL, recipient=user.email, user_id=user.id,
+        district_code=row.district_code, item_id=row.item_id, step_id=row.step_id,
+        rung=row.rung, subject=reminder.subject, body=reminder.body,
+        status=OutboxStatus.QUEUED, next_try_at=run.now, created_at=run.now))])
+    return Cancelled("LINE quota nearly used up this month: this reminder goes by e-mail")
 
 
 def _deliver_one(run: _Pass, row: OutboxMessage) -> None:
@@ -508,6 +854,8 @@ def close_transports(transports: dict[str, Transport | AsyncTransport]) -> None:
 def _record(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> None:
     """Write results in one short transaction; while the database is unreachable, hold them
     (and start no more sends) for ``_write_held``."""
+    results = [(row, outcome) for sent, outcome in results
+               for row in (sent.rows if isinstance(sent, Delivery) else [sent])]
     if not results:
         return
     if run.database_lost:
@@ -576,6 +924,8 @@ def _write(run: _Pass, session: Session, row: OutboxMessage, outcome: Outcome) -
         return _mark(session, mark_no_channel, row, outcome.reason)
     if isinstance(outcome, Deferred):
         return _mark(session, defer_claim, row, outcome.until)
+    if isinstance(outcome, Cancelled):
+        return _mark(session, cancel_claimed, row, outcome.reason)
     assert isinstance(outcome, TransportError)
     return _write_failure(run, session, row, outcome)
 
@@ -589,7 +939,7 @@ def _write_failure(run: _Pass, session: Session, row: OutboxMessage,
         return _write_final_failure(run, session, row, exc)
     if keeps_office_hours(transport):
         calendar = run.calendar(session, directive_of(session, row))
-        when = next_try(run.now, tries, exc, calendar, run.tz, jitter=random.uniform(0, JITTER))
+        when = next_try(run.now, tries, exc, calendar, run.tz, jitter=_jitter(row))
     else:
         when = next_machine_try(run.now, tries, exc, jitter=random.uniform(0, JITTER))
     _warn_if_lost(row, mark_retry(session, row.id, row.claims, when, exc.message))
@@ -599,6 +949,12 @@ def _write_failure(run: _Pass, session: Session, row: OutboxMessage,
         if held is None or when > held[0]:
             run.down[row.channel] = (when, exc.message)
     return "retried"
+
+
+def _jitter(row: OutboxMessage) -> float:
+    """The rows of one delivery draw the same jitter, so they are retried together."""
+    draw = random.Random(row.delivery_key) if row.delivery_key else random
+    return draw.uniform(0, JITTER)
 
 
 def _write_final_failure(run: _Pass, session: Session, row: OutboxMessage,
@@ -642,7 +998,8 @@ def _hold_channel(run: _Pass, channel: Channel, until: datetime, reason: str) ->
 
 
 _OUTCOMES = {mark_sent: "sent", mark_retry: "retried", mark_failed: "failed",
-             mark_no_channel: "no_channel", release_claim: "released", defer_claim: "released"}
+             mark_no_channel: "no_channel", release_claim: "released", defer_claim: "released",
+             cancel_claimed: "cancelled"}
 
 
 def _mark(session: Session, mark: Callable[..., bool], row: OutboxMessage,
@@ -667,7 +1024,8 @@ def _first_line(exc: BaseException) -> str:
 def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
                transports: dict[str, Transport | AsyncTransport], interval_seconds: float,
                clock: Callable[[], datetime], *,
-               tz: ZoneInfo = BANGKOK, batch: int = BATCH) -> Job:
+               tz: ZoneInfo = BANGKOK, batch: int = BATCH,
+               policy: DeliveryPolicy | None = None) -> Job:
     """Run the pump every few seconds; never two passes at once in this process.
 
     First, routes marked broken because LINE refused an earlier channel token are cleared.
@@ -688,7 +1046,7 @@ def start_pump(scheduler: BaseScheduler, session_factory: SessionFactory,
 
     def pump_once() -> PumpResult:
         try:
-            return drain(session_factory, transports, clock, tz=tz, batch=batch)
+            return drain(session_factory, transports, clock, tz=tz, batch=batch, policy=policy)
         except DBAPIError as exc:
             if not database_unreachable(exc):
                 raise

@@ -48,3 +48,32 @@ def render_email_html(subject: str, body: str) -> str:
     paragraphs = [part.splitlines() for part in body.split("\n\n") if part.strip()]
     return environment().get_template("email.html.j2").render(subject=subject,
                                                               paragraphs=paragraphs)
+
+
+# The template of an item's reminder by its standing on the day it is sent (render at send
+# time, notifications/pump.py): one mapping, so renaming a template is a one-line change.
+TEMPLATE_FOR_STANDING = {"ahead": "reminder", "due-today": "overdue", "late": "overdue"}
+
+
+def standing_of(days: int) -> str:
+    """``days``: working days from the due date to the day sent (< 0 ahead, 0 today, > 0 late)."""
+    return "ahead" if days < 0 else "due-today" if days == 0 else "late"
+
+
+def render_daily_email(cards: list, sent_on: object, salutation: str,
+                       letters: list[tuple[str, str]] = ()) -> tuple[str, str, str]:
+    """One e-mail listing a person's items of the day and the step letters (subject, body)
+    written for them: (subject, plain text, HTML)."""
+    from notifications.flex import standing_text
+
+    rows = [{**card.__dict__, "standing": standing_text(card.days)} for card in cards]
+    context = {"cards": rows, "sent_on": sent_on, "salutation": salutation,
+               "letters": [{"subject": subject, "paragraphs": [
+                   part.splitlines() for part in body.split("\n\n") if part.strip()],
+                   "body": body} for subject, body in letters],
+               "late": sum(1 for c in cards if c.days > 0),
+               "today": sum(1 for c in cards if c.days == 0)}
+    subject, body = render_message("daily_reminders", **context)
+    html = environment().get_template("daily_reminders.html.j2").render(subject=subject,
+                                                                        **context)
+    return subject, body, html

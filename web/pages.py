@@ -26,7 +26,7 @@ from tidtam.app.directives import (
     visible_directive,
 )
 from tidtam.app.outbox import outbox_page as outbox_page_for
-from tidtam.app.outbox import outbox_query
+from tidtam.app.outbox import outbox_query, push_quota
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
@@ -163,6 +163,7 @@ def old_province_page(code: str, user: CurrentUser, session: SessionDep) -> Resp
 
 @router.get("/outbox")
 def outbox_page(request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep,
+                now: NowDep,
                 directive: Annotated[str, Query()] = "",
                 events: Annotated[bool, Query()] = False,
                 status: Annotated[str, Query()] = "", channel: Annotated[str, Query()] = "",
@@ -183,5 +184,5 @@ def outbox_page(request: Request, user: CurrentUser, session: SessionDep, settin
                               ("rung", rung), ("from", date_from), ("to", date_to)) if v}
     return render(request, "outbox.html", {
         "listing": listing, "messages": listing.rows, "chosen": chosen, "events": events,
-        "directives": listing.directives, "query": query,
+        "directives": listing.directives, "query": query, "push_quota": push_quota(session, now),
         "page_url": lambda n: "/outbox?" + urlencode({**kept, "page": n})})

@@ -434,6 +434,8 @@ NEW_COLUMNS: dict[tuple[str, str], Callable[[dict, dict], Any]] = {
     # 0010: every earlier row is about an item, a step or nothing; no event, no review nudge.
     ("outbox", "directive_id"): lambda row, data: None,
     ("outbox", "report_id"): lambda row, data: None,
+    # 0013: every earlier row was sent on its own, in no grouped delivery.
+    ("outbox", "delivery_key"): lambda row, data: None,
 }
 
 

@@ -129,6 +129,9 @@ def environment(url: str, data_dir: Path, line: RunningFakeLine, smtp_port: int)
         TIDTAM_LINE_CHANNEL_ACCESS_TOKEN=TOKEN, TIDTAM_LINE_API_BASE=line.base_url,
         TIDTAM_SMTP_HOST="127.0.0.1", TIDTAM_SMTP_PORT=str(smtp_port), TIDTAM_SMTP_TLS="none",
         TIDTAM_SMTP_FROM=SENDER, TIDTAM_PUMP_INTERVAL_SECONDS="1",
+        # Each row its own message: what is proven here is row-level exactly-once across
+        # processes (the day's grouping is tests/notifications/test_send_time.py's).
+        TIDTAM_PUMP_GROUP_REMINDERS="false", TIDTAM_LINE_MONTHLY_QUOTA="0",
         # No Prefect server: `tidtam sweep` runs the flow's code without orchestration.
         PREFECT_API_URL="http://127.0.0.1:9/api", PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1")

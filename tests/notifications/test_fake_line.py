@@ -328,3 +328,34 @@ def test_the_demos_stand_in_signs_for_the_demos_webhook(tmp_path):
         assert "http://127.0.0.1:8123/line/webhook" in html and "ยังกดปุ่มไม่ได้" not in html
     finally:
         children.stop()
+
+
+def flex_body(to: str, contents: dict, alt: str = "งานที่ต้องทำวันนี้") -> dict:
+    return {"to": to, "messages": [{"type": "flex", "altText": alt, "contents": contents}]}
+
+
+def bubble(data: str = "action=done&item=1") -> dict:
+    return {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [
+        {"type": "text", "text": "หนังสือ"}]},
+        "footer": {"type": "box", "layout": "vertical", "contents": [
+            {"type": "button", "action": {"type": "postback", "label": "ทำแล้ว",
+                                          "data": data}}]}}
+
+
+def test_flex_carousel_accepted(line_api, line_user):
+    body = flex_body(line_user, {"type": "carousel", "contents": [bubble(), bubble()]})
+    assert line_api.post(PUSH, json=body).status_code == 200
+
+
+@pytest.mark.parametrize(("contents", "alt", "errors"), [
+    ({"type": "carousel", "contents": [bubble()] * 13}, "x", 1),
+    ({"type": "carousel", "contents": []}, "x", 1),
+    ({"type": "bubble"}, "", 1),
+    ({"type": "bubble"}, "x" * 1501, 1),
+    ({"type": "box"}, "x", 1),
+    (bubble("x" * 301), "x", 1),
+])
+def test_bad_flex_refused_as_line_does(line_api, line_user, contents, alt, errors):
+    response = line_api.post(PUSH, json=flex_body(line_user, contents, alt))
+    assert response.status_code == 400
+    assert response.json()["message"] == f"The request body has {errors} error(s)"

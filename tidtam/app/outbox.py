@@ -492,3 +492,34 @@ def _rows(session: Session, messages: list[OutboxMessage], districts: list[Distr
                       directive=by_id.get(about.get(m.id)), address=shown_address(m),
                       reason=reason_of(m.last_error))
             for m in messages]
+
+
+@dataclass(frozen=True)
+class PushQuota:
+    """The month's LINE push messages against the Official Account's quota."""
+
+    count: int
+    quota: int | None  # None: no quota kept
+    threshold: float
+    fallback_active: bool
+    month: date
+
+    @property
+    def percent(self) -> int | None:
+        return round(100 * self.count / self.quota) if self.quota else None
+
+
+def push_quota(session: Session, now: datetime) -> PushQuota:
+    """The calendar month's (Asia/Bangkok) LINE pushes, counted as messages (a person's grouped
+    reminders of a day count once), against ``TIDTAM_LINE_MONTHLY_QUOTA``; past
+    ``TIDTAM_LINE_QUOTA_THRESHOLD`` non-urgent reminders go by e-mail."""
+    from notifications.pump import line_pushes_this_month, month_start, quota_fallback_active
+    from tidtam.infra.settings import get_settings
+
+    settings = get_settings()
+    quota = settings.line_monthly_quota or None
+    count = line_pushes_this_month(session, now, settings.tz)
+    return PushQuota(count=count, quota=quota, threshold=settings.line_quota_threshold,
+                     fallback_active=quota_fallback_active(count, quota,
+                                                           settings.line_quota_threshold),
+                     month=month_start(now, settings.tz).date())

@@ -247,8 +247,12 @@ def body_errors(body: object) -> list[dict]:
 
 
 def message_errors(i: int, message: object) -> list[dict]:
-    if not isinstance(message, dict) or message.get("type") != "text":
-        return [{"message": "Must be one of the following values: [text]",
+    """LINE's checks on one message object: a text message or a Flex Message."""
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind == "flex":
+        return flex_errors(i, message)
+    if kind != "text":
+        return [{"message": "Must be one of the following values: [text, flex]",
                  "property": f"messages[{i}].type"}]
     text = message.get("text")
     if not isinstance(text, str) or not text:
@@ -257,6 +261,106 @@ def message_errors(i: int, message: object) -> list[dict]:
         return [{"message": "Length must be between 0 and 5000",
                  "property": f"messages[{i}].text"}]
     return []
+
+
+MAX_ALT_TEXT = 1500
+MAX_BUBBLES = 12
+MAX_POSTBACK_DATA = 300
+
+
+def flex_errors(i: int, message: dict) -> list[dict]:
+    """A Flex Message as LINE checks it: altText 1-1500 characters, contents a bubble or a
+    carousel of 1-12 bubbles; buttons' actions well formed."""
+    where = f"messages[{i}]"
+    errors = []
+    alt = message.get("altText")
+    if not isinstance(alt, str) or not alt:
+        errors.append({"message": "Must not be empty", "property": f"{where}.altText"})
+    elif len(alt) > MAX_ALT_TEXT:
+        errors.append({"message": "Length must be between 0 and 1500",
+                       "property": f"{where}.altText"})
+    contents = message.get("contents")
+    kind = contents.get("type") if isinstance(contents, dict) else None
+    if kind == "bubble":
+        errors.extend(_bubble_errors(contents, f"{where}.contents"))
+    elif kind == "carousel":
+        bubbles = contents.get("contents")
+        if not isinstance(bubbles, list) or not 1 <= len(bubbles) <= MAX_BUBBLES:
+            errors.append({"message": "Size must be between 1 and 12",
+                           "property": f"{where}.contents.contents"})
+        else:
+            for j, bubble in enumerate(bubbles):
+                path = f"{where}.contents.contents[{j}]"
+                if not isinstance(bubble, dict) or bubble.get("type") != "bubble":
+                    errors.append({"message": "Must be one of the following values: [bubble]",
+                                   "property": f"{path}.type"})
+                else:
+                    errors.extend(_bubble_errors(bubble, path))
+    else:
+        errors.append({"message": "Must be one of the following values: [bubble, carousel]",
+                       "property": f"{where}.contents.type"})
+    return errors
+
+
+def _bubble_errors(bubble: dict, path: str) -> list[dict]:
+    errors = []
+    for block in ("header", "hero", "body", "footer"):
+        part = bubble.get(block)
+        if part is not None:
+            errors.extend(_component_errors(part, f"{path}.{block}"))
+    return errors
+
+
+def _component_errors(component: object, path: str) -> list[dict]:
+    if not isinstance(component, dict) or not isinstance(component.get("type"), str):
+        return [{"message": "Must not be empty", "property": f"{path}.type"}]
+    kind = component["type"]
+    errors = []
+    if kind == "box":
+        children = component.get("contents")
+        if not isinstance(children, list):
+            return [{"message": "Must not be empty", "property": f"{path}.contents"}]
+        for k, child in enumerate(children):
+            errors.extend(_component_errors(child, f"{path}.contents[{k}]"))
+    elif kind == "text":
+        if not isinstance(component.get("text"), str) or not component["text"]:
+            errors.append({"message": "Must not be empty", "property": f"{path}.text"})
+    elif kind == "button":
+        errors.extend(_action_errors(component.get("action"), f"{path}.action"))
+    elif kind not in ("separator", "filler", "spacer", "image", "icon", "span"):
+        errors.append({"message": "Must be one of the following values: "
+                       "[box, button, image, icon, text, separator, filler, spacer, span]",
+                       "property": f"{path}.type"})
+    return errors
+
+
+def _action_errors(action: object, path: str) -> list[dict]:
+    if not isinstance(action, dict):
+        return [{"message": "Must not be empty", "property": path}]
+    kind = action.get("type")
+    errors = []
+    if "label" in action and (not isinstance(action["label"], str)
+                              or len(action["label"]) > 40):
+        errors.append({"message": "Length must be between 0 and 40",
+                       "property": f"{path}.label"})
+    if kind == "uri":
+        uri = action.get("uri")
+        if not isinstance(uri, str) or not re.match(r"^(https?|line|tel):", uri):
+            errors.append({"message": "invalid uri scheme", "property": f"{path}.uri"})
+        elif len(uri) > 1000:
+            errors.append({"message": "Length must be between 0 and 1000",
+                           "property": f"{path}.uri"})
+    elif kind == "postback":
+        data = action.get("data")
+        if not isinstance(data, str) or not data:
+            errors.append({"message": "Must not be empty", "property": f"{path}.data"})
+        elif len(data) > MAX_POSTBACK_DATA:
+            errors.append({"message": "Length must be between 0 and 300",
+                           "property": f"{path}.data"})
+    elif kind != "message":
+        errors.append({"message": "Must be one of the following values: "
+                       "[uri, postback, message]", "property": f"{path}.type"})
+    return errors
 
 
 def injected_failure(state: FakeLineState, status: int) -> JSONResponse:

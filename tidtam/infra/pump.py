@@ -18,7 +18,7 @@ from notifications.base import AsyncTransport, Transport
 from notifications.line import AsyncLineTransport, line_clients
 from notifications.mail import SmtpTransport
 from notifications.prefect_events import PrefectEventsTransport
-from notifications.pump import start_pump
+from notifications.pump import DeliveryPolicy, start_pump
 from notifications.webhook import WebhookTransport
 from tidtam.infra.clock import Clock
 from tidtam.infra.settings import Settings
@@ -57,6 +57,13 @@ def transports_from_settings(settings: Settings, client: httpx.Client
     return transports
 
 
+def policy_from_settings(settings: Settings) -> DeliveryPolicy:
+    """Links in the cards to this deployment, and the LINE quota it keeps (0: none)."""
+    return DeliveryPolicy(base_url=settings.base_url, group=settings.pump_group_reminders,
+                          line_monthly_quota=settings.line_monthly_quota or None,
+                          quota_threshold=settings.line_quota_threshold)
+
+
 def start(settings: Settings, clock: Clock, session_factory: SessionFactory) -> Callable[[], None]:
     """The outbox pump on this process's clock, every ``pump_interval_seconds``; returns what
     stops it."""
@@ -66,7 +73,7 @@ def start(settings: Settings, clock: Clock, session_factory: SessionFactory) -> 
     scheduler = BackgroundScheduler(timezone=settings.tz)
     transports = transports_from_settings(settings, client)
     start_pump(scheduler, session_factory, transports, settings.pump_interval_seconds,
-               clock.now, tz=settings.tz)
+               clock.now, tz=settings.tz, policy=policy_from_settings(settings))
     if not scheduler.running:
         scheduler.start()
     log.info("outbox pump started, every %s s", settings.pump_interval_seconds)

@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(10.0, gt=0)
 
     pump_interval_seconds: float = 5.0
+    # LINE push messages the Official Account may send in a calendar month (Asia/Bangkok): 300
+    # is LINE Thailand's free (Communication) plan; set your plan's. A grouped delivery (a
+    # person's reminders of the day, one Flex push) counts once. Past line_quota_threshold of
+    # it, reminder-3 and reminder-1 go by e-mail to whoever has one, and the coordinators are
+    # told once that month. 0: no quota kept.
+    # One message a person a day per channel (a Flex carousel, one e-mail) for the reminders;
+    # false: each reminder row is its own message (tests of row-level delivery across processes).
+    pump_group_reminders: bool = True
+    line_monthly_quota: int = Field(300, ge=0)
+    line_quota_threshold: float = Field(0.8, gt=0, le=1)
     # LINE pushes in flight at once, spread over this many HTTP clients (httpx's pool slows
     # down with many connections), and never more than this many started in any second.
     pump_line_concurrency: int = Field(50, ge=1)

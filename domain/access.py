@@ -72,3 +72,28 @@ def can_review_report(role: str) -> bool:
 def can_edit_report(role: str, user_district: str | None, district_code: str) -> bool:
     """Only the district's own staff and head write its report; the province reviews it."""
     return role in DISTRICT_ROLES and user_district is not None and user_district == district_code
+
+
+def can_manage_account(role: str, user_province: str | None, target_role: str,
+                       target_province: str | None) -> bool:
+    """Who creates, disables, re-enables and resets whose account: the coordinator the district
+    accounts of their own province; the Department viewer the Department's own accounts. No one
+    manages a province role's account from the web (``tidtam user-add`` does), nor their own."""
+    if role == COORDINATOR:
+        return (target_role in DISTRICT_ROLES and user_province is not None
+                and user_province == target_province)
+    if role in NATIONAL_ROLES:
+        return target_role in NATIONAL_ROLES
+    return False
+
+
+def can_manage_accounts(role: str) -> bool:
+    """Whether the accounts page is for this role at all."""
+    return role == COORDINATOR or role in NATIONAL_ROLES
+
+
+def manageable_roles(role: str) -> frozenset[Role]:
+    """The roles of the accounts this role may create."""
+    if role == COORDINATOR:
+        return DISTRICT_ROLES
+    return NATIONAL_ROLES if role in NATIONAL_ROLES else frozenset()

@@ -7,11 +7,12 @@ from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent
 from models.org import District, Province
 from models.outbox import Channel, OutboxMessage, OutboxStatus
 from models.report import ProvincialReport, Report, ReportPhoto, ReportStatus
+from models.sessions import LoginSession, ResetLink, SignInFailure
 from models.user import User
 
 __all__ = [
     "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
-    "LineContact", "LineGroup", "LineLinkCode", "LineWebhookEvent", "OutboxMessage",
+    "LineContact", "LineGroup", "LineLinkCode", "LineWebhookEvent", "LoginSession", "OutboxMessage",
     "OutboxStatus", "Province", "ProvincialReport", "Report", "ReportPhoto", "ReportStatus",
-    "StepKind", "TrackedItem", "User",
+    "ResetLink", "SignInFailure", "StepKind", "TrackedItem", "User",
 ]

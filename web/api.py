@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
+from starlette.responses import Response
 
 from models.directive import Directive
 from models.outbox import Channel, OutboxStatus
+from models.sessions import SessionKind
 from models.user import UserPublic
 from tidtam.app import reporting
-from tidtam.app.accounts import authenticate
+from tidtam.app.accounts import Limits, TooManyAttempts, end_session, sign_in
 from tidtam.app.boards import (
     complete_item,
     item_detail,
@@ -36,14 +39,14 @@ from tidtam.app.outbox import outbox_for, outbox_query
 from web import api_directives
 from web.deps import (
     ApiUser,
-    NotAuthenticated,
     NowDep,
     SessionDep,
     SettingsDep,
     TodayDep,
-    issue_token,
-    reads_only,
+    client_address,
+    client_name,
 )
+from web.errors import bilingual
 from web.schemas import (
     BoardPublic,
     DepartmentIn,
@@ -71,15 +74,34 @@ DirectiveQuery = Annotated[str | None, Query(
     description="a directive's slug; needed (else 409) when the province follows several")]
 
 
-@router.post("/token", response_model=TokenPublic)
-@reads_only
-def token(session: SessionDep, settings: SettingsDep,
-          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenPublic:
-    """OAuth2 password flow: a bearer token valid for 12 hours."""
-    user = authenticate(session, form.username.strip(), form.password)
-    if user is None:
-        raise NotAuthenticated()
-    return TokenPublic(access_token=issue_token(settings, user))
+@router.post("/token", response_model=TokenPublic, responses=errors(429))
+def token(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep,
+          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenPublic | Response:
+    """OAuth2 password flow: a bearer token valid for TIDTAM_SESSION_MAX_HOURS (12 by default),
+    until `POST /api/v1/logout`, a password change or the account's disabling. Too many wrong
+    passwords: 429 with Retry-After, and no password is checked."""
+    try:
+        result = sign_in(session, form.username, form.password, address=client_address(request),
+                         now=now, limits=Limits.of(settings), kind=SessionKind.API,
+                         client=client_name(request))
+    except TooManyAttempts as refused:
+        return JSONResponse({"detail": {"th": refused.message_th, "en": refused.message_en}},
+                            status_code=429, headers={"Retry-After": str(refused.retry_after)})
+    if result is None:  # answered, not raised: the failure counted must be committed
+        return JSONResponse({"detail": _wrong_password()}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    return TokenPublic(access_token=result[1])
+
+
+def _wrong_password() -> dict[str, str]:
+    return bilingual("login.failed")
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+def logout(request: Request, user: ApiUser, session: SessionDep, now: NowDep) -> Response:
+    """End the bearer token of this call (other tokens and browser sessions go on)."""
+    end_session(session, request.state.api_token, SessionKind.API, now, "signed out")
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserPublic)

@@ -21,14 +21,26 @@ from tidtam.infra.clock import Clock, clock_from_settings
 from tidtam.infra.db import engine_of, session_scope, writing
 from tidtam.infra.photos import PhotoStore
 from tidtam.infra.settings import Settings
-from web import api, auth, csrf_multipart, errors, line_webhook, national, pages, profile, reports
+from web import (
+    accounts,
+    api,
+    auth,
+    csrf_multipart,
+    errors,
+    line_webhook,
+    national,
+    pages,
+    profile,
+    reports,
+)
 from web.admission import Admission
+from web.csrf_binding import SessionBoundCsrf
 from web.rendering import make_templates, render
 
 log = logging.getLogger("tidtam.web")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SESSION_MAX_AGE = 12 * 60 * 60  # seconds, like the API token: a working day on a shared PC
+SESSION_COOKIE = "tidtam_session"
 # Sign-in, sign-out and the language switch refuse a POST without the CSRF token even when
 # the browser sends no cookie at all (asgi-csrf lets cookie-less POSTs through elsewhere).
 ALWAYS_PROTECT = {"/login", "/logout", "/lang"}
@@ -63,7 +75,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
-                   line_webhook.router, api.router):
+                   accounts.router, line_webhook.router, api.router):
         app.include_router(router)
     errors.install(app)
     _add_middleware(app, settings)
@@ -76,20 +88,29 @@ def healthz() -> dict[str, bool]:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost last: security headers → session → CSRF → the app."""
+    """Outermost last: security headers → session → the session's CSRF token → CSRF → the app."""
     https = settings.base_url.startswith("https://")
     csrf_multipart.install()
     app.add_middleware(
         asgi_csrf, signing_secret=settings.session_secret, cookie_secure=https,
         always_protect=ALWAYS_PROTECT, send_csrf_failed=_csrf_failed,
-        # The API authenticates by bearer token only, never by cookie, and LINE's webhook by its
-        # signature only: nothing to forge there.
-        skip_if_scope=lambda scope: scope["path"].startswith("/api/")
-        or scope["path"] == line_webhook.PATH)
+        skip_if_scope=_no_csrf)
+    app.add_middleware(SessionBoundCsrf, secret=settings.session_secret,
+                       session_cookie=SESSION_COOKIE, secure=https,
+                       skip=lambda scope: _no_csrf(scope) or scope["path"].startswith("/static/"))
+    # The cookie itself lasts as long as the longest session; the server-side session row
+    # (web.deps) decides whether it still opens anything.
     app.add_middleware(SessionMiddleware, secret_key=settings.session_secret,
-                       session_cookie="tidtam_session", max_age=SESSION_MAX_AGE,
+                       session_cookie=SESSION_COOKIE,
+                       max_age=int(settings.session_max_hours * 3600),
                        same_site="lax", https_only=https)
     app.add_middleware(SecurityHeaders)
+
+
+def _no_csrf(scope: Scope) -> bool:
+    """The API authenticates by bearer token only, never by cookie, and LINE's webhook by its
+    signature only: nothing to forge there."""
+    return scope["path"].startswith("/api/") or scope["path"] == line_webhook.PATH
 
 
 async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:

@@ -8,9 +8,18 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from models.user import User
-from tidtam.app.accounts import authenticate
-from web.deps import OptionalUser, SessionDep, reads_only
+from models.sessions import SessionKind
+from tidtam.app.accounts import Limits, TooManyAttempts, end_session, sign_in
+from web.csrf_binding import new_seed
+from web.deps import (
+    NowDep,
+    OptionalUser,
+    SessionDep,
+    SettingsDep,
+    client_address,
+    client_name,
+    forget_browser_session,
+)
 from web.i18n import LANGUAGES
 from web.rendering import flash, render
 
@@ -28,11 +37,14 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def start_session(request: Request, user: User) -> None:
-    """A fresh session for the user (nothing carried over but the language)."""
+def start_browser_session(request: Request, secret: str, now) -> None:
+    """A fresh cookie session naming the new server-side session (nothing carried over but the
+    language); a new CSRF seed, so no token from before the sign-in works after it."""
     lang = request.session.get("lang")
     request.session.clear()
-    request.session.update({"user_id": user.id, **({"lang": lang} if lang else {})})
+    request.session.update({"sid": secret, "seen": now.isoformat(),
+                            **({"lang": lang} if lang else {})})
+    new_seed(request.session)
 
 
 @router.get("/login")
@@ -40,18 +52,27 @@ def login_form(request: Request, user: OptionalUser, next: str = "") -> Response
     if user is not None:
         return redirect(safe_next(next) or "/")
     return render(request, "login.html", {"next": safe_next(next), "username": "",
-                                          "failed": False})
+                                          "failed": False, "wait": None})
 
 
 @router.post("/login")
-@reads_only
-def login(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
-          password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
-    user = authenticate(session, username.strip(), password)
-    if user is None:  # one message for an unknown name and a wrong password alike
-        return render(request, "login.html", {"next": safe_next(next), "username": username,
-                                              "failed": True}, status_code=401)
-    start_session(request, user)
+def login(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep,
+          username: Annotated[str, Form(max_length=200)] = "",
+          password: Annotated[str, Form(max_length=1000)] = "",
+          next: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    context = {"next": safe_next(next), "username": username, "failed": False, "wait": None}
+    try:
+        result = sign_in(session, username, password, address=client_address(request), now=now,
+                         limits=Limits.of(settings), kind=SessionKind.WEB,
+                         client=client_name(request))
+    except TooManyAttempts as refused:  # no password was checked
+        response = render(request, "login.html", {**context, "wait": refused.retry_after},
+                          status_code=429)
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
+    if result is None:  # one message for an unknown name and a wrong password alike
+        return render(request, "login.html", {**context, "failed": True}, status_code=401)
+    start_browser_session(request, result[1], now)
     return redirect(safe_next(next) or "/")
 
 
@@ -63,11 +84,12 @@ def logout_form(request: Request, user: OptionalUser) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
-    lang = request.session.get("lang")
-    request.session.clear()
-    if lang:
-        request.session["lang"] = lang
+def logout(request: Request, session: SessionDep, now: NowDep) -> Response:
+    """This browser's session ends on the server (its cookie opens nothing any more); the
+    user's other sessions and tokens go on."""
+    end_session(session, request.session.get("sid"), SessionKind.WEB, now, "signed out")
+    forget_browser_session(request)
+    new_seed(request.session)
     flash(request, "flash.signed_out")
     return redirect("/login")
 

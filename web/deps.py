@@ -8,17 +8,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from models.sessions import LoginSession, SessionKind
 from models.user import User, UserPublic
+from tidtam.app.accounts import Limits, live_session
 from tidtam.infra.db import is_sqlite_busy, session_scope
 from tidtam.infra.settings import Settings
-
-API_TOKEN_SALT = "api-token"
-API_TOKEN_MAX_AGE = 12 * 60 * 60  # seconds: one working day, then sign in again
-
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -89,9 +86,15 @@ async def get_now(request: Request) -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-def _active_user(session: Session, user_id: object) -> User | None:
-    user = session.get(User, user_id) if isinstance(user_id, int) else None
-    return user if user is not None and user.is_active else None
+def client_address(request: Request) -> str:
+    """Where a sign-in attempt comes from, for the per-address limit (uvicorn has already
+    applied X-Forwarded-For from the trusted proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
+def client_name(request: Request) -> str:
+    """The browser or program as it names itself, to tell one's sessions and tokens apart."""
+    return request.headers.get("user-agent", "")[:200]
 
 
 def _page_user(user: User) -> UserPublic:
@@ -99,9 +102,43 @@ def _page_user(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
+def forget_browser_session(request: Request) -> None:
+    """Empty the cookie session but for the language and the CSRF seed (the page being drawn
+    still carries this seed's token)."""
+    kept = {k: request.session[k] for k in ("lang", "csrf") if k in request.session}
+    request.session.clear()
+    request.session.update(kept)
+
+
+def _browser_session(request: Request, session: Session) -> LoginSession | None:
+    """The live server-side session this browser's cookie names, else None (and the cookie
+    forgets it): signed out, password changed, account disabled, idle or too old."""
+    data = request.session
+    if "sid" not in data:
+        return None
+    state = request.app.state
+    now, limits = state.clock.now(), Limits.of(state.settings)
+    row = live_session(session, data.get("sid"), SessionKind.WEB, now, limits)
+    try:
+        idle = now - datetime.fromisoformat(data.get("seen", ""))
+    except (TypeError, ValueError):
+        row = None
+    if row is None or idle >= limits.idle:
+        forget_browser_session(request)
+        return None
+    data["seen"] = now.isoformat()  # the signed cookie keeps the last request's time
+    request.state.login_session_id = row.id
+    return row
+
+
+def _signed_in(request: Request, session: Session) -> User | None:
+    row = _browser_session(request, session)
+    return session.get(User, row.user_id) if row is not None else None
+
+
 def current_user(request: Request, session: SessionDep) -> User:
     """The user signed in on this browser session, else LoginRequired."""
-    user = _active_user(session, request.session.get("user_id"))
+    user = _signed_in(request, session)
     if user is None:
         raise LoginRequired()
     request.state.user = _page_user(user)
@@ -113,7 +150,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 def optional_user(request: Request, session: SessionDep) -> User | None:
     """The signed-in user, or None (the sign-in page itself)."""
-    user = _active_user(session, request.session.get("user_id"))
+    user = _signed_in(request, session)
     request.state.user = _page_user(user) if user else None
     return user
 
@@ -121,31 +158,19 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-def token_serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.session_secret, salt=API_TOKEN_SALT)
-
-
-def issue_token(settings: Settings, user: User) -> str:
-    """A bearer token over the user id, valid for API_TOKEN_MAX_AGE."""
-    return token_serializer(settings).dumps(user.id)
-
-
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
 
 
-def api_user(session: SessionDep, settings: SettingsDep,
+def api_user(request: Request, session: SessionDep,
              token: Annotated[str | None, Depends(oauth2_scheme)]) -> User:
-    """The user a bearer token names; the API never reads the session cookie (so no CSRF)."""
-    if not token:
+    """The user a live bearer token names; the API never reads the session cookie."""
+    state = request.app.state
+    row = live_session(session, token, SessionKind.API, state.clock.now(),
+                       Limits.of(state.settings))
+    if row is None:
         raise NotAuthenticated()
-    try:
-        user_id = token_serializer(settings).loads(token, max_age=API_TOKEN_MAX_AGE)
-    except BadSignature as exc:  # also SignatureExpired
-        raise NotAuthenticated() from exc
-    user = _active_user(session, user_id)
-    if user is None:
-        raise NotAuthenticated()
-    return user
+    request.state.api_token = token
+    return session.get(User, row.user_id)
 
 
 ApiUser = Annotated[User, Depends(api_user)]

@@ -1,13 +1,17 @@
-"""The profile page: the signed-in person's LINE link, and the coordinator's district groups."""
+"""The profile page: the signed-in person's LINE link, the coordinator's district groups, the
+password, and the API tokens (listed, revocable)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from starlette.responses import Response
 
-from tidtam.app import line_linking
+from domain.access import can_manage_accounts
+from domain.errors import InvalidInput
+from models.sessions import SessionKind, live_sessions
+from tidtam.app import accounts, line_linking
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.rendering import flash, render
@@ -20,8 +24,34 @@ def profile_page(request: Request, user: CurrentUser, session: SessionDep, now: 
                  settings: SettingsDep) -> Response:
     view = line_linking.profile_view(session, user, now)
     line_ready = bool(settings.line_channel_secret and settings.line_channel_access_token)
+    tokens = live_sessions(session, user.id, SessionKind.API)
     return render(request, "profile.html", {"view": view, "line_ready": line_ready,
-                                            "lifetime": line_linking.CODE_LIFETIME})
+                                            "lifetime": line_linking.CODE_LIFETIME,
+                                            "tokens": tokens,
+                                            "manages": can_manage_accounts(user.role)})
+
+
+@router.post("/profile/password")
+def change_password(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
+                    current: Annotated[str, Form(max_length=1000)],
+                    new: Annotated[str, Form(max_length=1000)],
+                    again: Annotated[str, Form(max_length=1000)]) -> Response:
+    """A new password (the current one asked first); this browser stays signed in, every other
+    session and API token of the person ends."""
+    if new != again:
+        raise InvalidInput("the two new passwords differ", "รหัสผ่านใหม่ทั้งสองช่องไม่ตรงกัน")
+    ended = accounts.change_password(session, user, current, new, now,
+                                     keep_session=getattr(request.state, "login_session_id", None))
+    flash(request, "flash.password_changed", count=ended)
+    return redirect("/profile#password")
+
+
+@router.post("/profile/tokens/{token_id}/revoke")
+def revoke_token(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
+                 token_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Response:
+    accounts.revoke_token(session, user, token_id, now)
+    flash(request, "flash.token_revoked")
+    return redirect("/profile#tokens")
 
 
 @router.post("/profile/line-code")

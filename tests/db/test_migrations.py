@@ -249,6 +249,21 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
             sending = row["status"] == "sending"
             row["claims"] = row["attempts"]
             row["attempts"] -= 1 if sending and row["attempts"] > 0 else 0
+    if since(rev, "0011"):  # sessions and tokens that end, failed sign-ins, reset links
+        data["login_session"] = [
+            {"id": 1, "key_hash": "a" * 64, "user_id": 1, "kind": "web", "created_at": at(2),
+             "last_seen_at": at(2), "ended_at": None, "end_reason": None, "client": "Firefox"},
+            {"id": 2, "key_hash": "b" * 64, "user_id": 3, "kind": "api", "created_at": at(2),
+             "last_seen_at": at(2), "ended_at": at(2, 3), "end_reason": "password changed",
+             "client": None}]
+        data["sign_in_failure"] = [
+            {"id": 1, "username": "coord-24", "address": "203.0.113.7", "at": at(2)},
+            {"id": 2, "username": "nobody", "address": "2001:db8::1", "at": at(2, 1)}]
+        data["password_reset"] = [
+            {"id": 1, "key_hash": "c" * 64, "user_id": 3, "created_by": "coord-24",
+             "created_at": at(3), "expires_at": at(3, 1), "used_at": None},
+            {"id": 2, "key_hash": "d" * 64, "user_id": 8, "created_by": "department",
+             "created_at": at(4), "expires_at": at(4, 1), "used_at": at(4, 0.5)}]
     return data
 
 
@@ -588,7 +603,9 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     items, which a rebuild of tracked_item on SQLite must not break). No row changes, but for
     the Prefect events (0010's channel), which the code before 0010 cannot read: a downgrade
     below 0010 deletes them, and nothing else. 0012 leaves every row as it was (the launched
-    directive's ladder is the default, written out in its YAML)."""
+    directive's ladder is the default, written out in its YAML).
+    0011's sign-in records (sessions, failed sign-ins, reset links) are dropped with their tables
+    when the newest step down crosses 0011."""
     from models.directive import find_item
     from models.outbox import Channel, OutboxMessage, enqueue
     from models.user import get_by_username
@@ -622,6 +639,11 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     if REVISIONS[-2] < "0010":  # going below 0010 deletes them; a later newest one keeps them
         for key in events:
             del before["outbox"][key]
+    # 0011's downgrade drops the sign-in records (everyone signs in again): nothing else changes
+    for table in ("login_session", "sign_in_failure", "password_reset"):
+        assert before[table]
+        if REVISIONS[-2] < "0011":
+            before[table] = {}
 
     command.downgrade(db.alembic_config(url), REVISIONS[-2])
     with engine.connect() as connection:

@@ -138,6 +138,7 @@ def browser(url: str, username: str) -> tuple[str, str]:
         answer = client.post("/login", data={"username": username, "password": PASSWORD,
                                              "csrftoken": token})
         assert answer.status_code == 303, answer.text
+        token = client.cookies["csrftoken"]  # signing in renews the session's CSRF token
         return "; ".join(f"{name}={value}" for name, value in client.cookies.items()), token
 
 

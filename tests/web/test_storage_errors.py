@@ -31,11 +31,11 @@ READ_ONLY_TH = "เครื่องแม่ข่ายเขียนลง�
 
 @pytest.fixture
 def tiny_disk(tmp_path) -> Iterator[Path]:
-    """A 512 kB tmpfs of its own, unmounted afterwards whatever happens."""
+    """A 1 MB tmpfs of its own (the demo database fits, little more), unmounted afterwards."""
     mount = shutil.which("mount")
     folder = tmp_path / "disk"
     folder.mkdir()
-    made = subprocess.run([mount or "mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
+    made = subprocess.run([mount or "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
                           capture_output=True, text=True) if mount else None
     if made is None or made.returncode != 0:
         unavailable(f"cannot mount a tmpfs here: {made.stderr.strip() if made else 'no mount'}")
@@ -183,8 +183,9 @@ def test_a_sqlite_database_on_a_full_disk_says_the_change_was_not_saved(tiny_dis
             item = session.exec(select(TrackedItem).where(
                 TrackedItem.district_code == CODE, TrackedItem.status == ItemStatus.OPEN)
                 .order_by(TrackedItem.id)).first()
-        fill(tiny_disk)
+        # signing in writes its session row: done before the disk fills up
         with signed_in(TestClient(make_app(engine, data_dir=tmp_path)), f"staff-{CODE}") as staff:
+            fill(tiny_disk)
             page = staff.post(f"/items/{item.id}/done", data={
                 "csrftoken": csrf(staff), "version": item.version, "note": "ก" * 1999},
                 follow_redirects=False)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
-from itsdangerous import TimestampSigner
 from sqlmodel import Session
 
 from models.audit import entries_for
 from models.directive import ItemStatus
 from tests.web.helpers import CLOCK, api_token, item_of, signed_in
-from web.deps import API_TOKEN_MAX_AGE
+from tidtam.infra.clock import FixedClock
 
 
 def test_token_flow_and_me(client):
@@ -30,22 +31,20 @@ def test_bad_password_gives_no_token(client):
     assert set(response.json()["detail"]) == {"th", "en"}
 
 
-def test_no_bad_or_expired_token_is_401(client, monkeypatch):
+def test_no_bad_or_expired_token_is_401(client):
     assert client.get("/api/v1/board").status_code == 401
     garbage = client.get("/api/v1/board", headers={"Authorization": "Bearer nonsense"})
     assert garbage.status_code == 401
     assert garbage.headers["www-authenticate"] == "Bearer"
     assert garbage.json()["detail"]["th"].startswith("ต้องใช้โทเค็น")
 
-    # The tokens' age comes from itsdangerous's clock, not the app's: that clock is moved here
-    # (no sleeping), around the real API_TOKEN_MAX_AGE.
-    wall = {"now": int(CLOCK.timestamp())}
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: wall["now"])
+    # A token lives TIDTAM_SESSION_MAX_HOURS (12 by default) on the app's clock.
     headers = api_token(client, "coordinator")
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    wall["now"] += API_TOKEN_MAX_AGE  # exactly as old as allowed: still good
+    max_age = timedelta(hours=client.app.state.settings.session_max_hours)
+    client.app.state.clock = FixedClock(CLOCK + max_age - timedelta(seconds=1))
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    wall["now"] += 1
+    client.app.state.clock = FixedClock(CLOCK + max_age)
     expired = client.get("/api/v1/me", headers=headers)
     assert expired.status_code == 401 and expired.headers["www-authenticate"] == "Bearer"
     assert client.get("/api/v1/me", headers=api_token(client, "coordinator")).status_code == 200

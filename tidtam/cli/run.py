@@ -18,10 +18,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
           prefect_port: Annotated[int, typer.Option(help="port of the Prefect server started")] = 4200,
           ) -> None:
     """Web app + outbox pump + Prefect server (unless PREFECT_API_URL is set) + deployments."""
-    from tidtam.infra.settings import SettingsError
+    from tidtam.infra.settings import SettingsError, get_settings
     from tidtam.ops.supervisor import run_all
 
     try:
+        get_settings().check_bind(host)  # a demo listens on loopback only
         code = run_all(host=host, port=port, prefect_port=prefect_port)
     except SettingsError as error:
         fail(error, 2)
@@ -42,6 +43,7 @@ def web(host: str = "127.0.0.1", port: int = 8000,
     settings = get_settings()
     try:
         _ = settings.session_secret  # outside demo mode, refuse to start without a real key
+        settings.check_bind(host)  # a demo listens on loopback only
     except SettingsError as error:
         fail(error, 2)
     # uvicorn trusts X-Forwarded-* from FORWARDED_ALLOW_IPS (default 127.0.0.1): the proxy.

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_SECRET_KEY = 32  # characters of the key that signs sessions, outside demo mode
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "placeholder"}
 
 
@@ -78,6 +80,21 @@ class Settings(BaseSettings):
     # demo only: the real instant at which the demo clock read ``demo_now`` (tidtam serve sets
     # it for every process it starts, so they agree); unset, each process starts its own.
     demo_epoch: datetime | None = None
+    # demo only: the address the web app may listen on besides loopback (the demo's session key
+    # is public, so by default a demo is reachable from this machine only).
+    demo_bind: str | None = None
+
+    # Sessions and sign-in (README "Accounts and sign-in"): a browser session ends after this
+    # many idle minutes, and any session or API token this many hours after sign-in.
+    session_idle_minutes: int = Field(60, ge=1)
+    session_max_hours: float = Field(12.0, gt=0)
+    # A password-reset link works once, for this many minutes.
+    reset_link_minutes: int = Field(30, ge=1)
+    # Wrong passwords allowed per account (and per client address) within the window; the next
+    # is answered 429 with Retry-After. From the third failure on, each waits twice as long.
+    login_window_minutes: int = Field(15, ge=1)
+    login_max_failures: int = Field(10, ge=1)
+    login_max_failures_per_address: int = Field(50, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -126,9 +143,24 @@ class Settings(BaseSettings):
             if value is not None and value.get_secret_value() and _is_placeholder(value):
                 problems.append(f"TIDTAM_{name.upper()} is a placeholder; set the real value "
                                 f"or leave it unset (ค่าลับเป็นค่าตัวอย่าง)")
+        key = self.secret_key.get_secret_value()
+        if key and len(key) < MIN_SECRET_KEY:
+            problems.append(f"TIDTAM_SECRET_KEY is {len(key)} characters; use at least "
+                            f"{MIN_SECRET_KEY} random ones, e.g. `openssl rand -base64 48` "
+                            f"(กุญแจลับต้องยาวอย่างน้อย {MIN_SECRET_KEY} ตัวอักษร)")
+        if self.demo_bind:
+            problems.append("TIDTAM_DEMO_BIND is for demo mode only (ใช้ได้เฉพาะโหมดสาธิต)")
         if problems:
             raise SettingsError("Refusing to start / ไม่สามารถเริ่มระบบ: " + "; ".join(problems))
         return self
+
+    def check_bind(self, host: str) -> None:
+        """A demo listens on loopback only, unless TIDTAM_DEMO_BIND names this address."""
+        if self.demo and host not in LOOPBACK and host != self.demo_bind:
+            raise SettingsError(
+                f"demo mode listens on 127.0.0.1 only: its session key is public. To show it on "
+                f"{host} anyway, set TIDTAM_DEMO_BIND={host} (โหมดสาธิตเปิดได้เฉพาะ 127.0.0.1 "
+                f"เพราะกุญแจลับเป็นค่าสาธารณะ หากจำเป็นให้ตั้ง TIDTAM_DEMO_BIND={host})")
 
     @property
     def tz(self) -> ZoneInfo:

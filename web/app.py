@@ -23,6 +23,7 @@ from tidtam.infra.photos import PhotoStore
 from tidtam.infra.settings import Settings
 from web import api, auth, csrf_multipart, errors, line_webhook, national, pages, profile, reports
 from web.admission import Admission
+from web.limits import BodyLimit, BodyReached, MalformedBody
 from web.rendering import make_templates, render
 
 log = logging.getLogger("tidtam.web")
@@ -76,9 +77,10 @@ def healthz() -> dict[str, bool]:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost last: security headers → session → CSRF → the app."""
+    """Outermost last: security headers → body limit → session → malformed body → CSRF → the app."""
     https = settings.base_url.startswith("https://")
     csrf_multipart.install()
+    app.add_middleware(BodyReached)
     app.add_middleware(
         asgi_csrf, signing_secret=settings.session_secret, cookie_secure=https,
         always_protect=ALWAYS_PROTECT, send_csrf_failed=_csrf_failed,
@@ -86,9 +88,11 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         # signature only: nothing to forge there.
         skip_if_scope=lambda scope: scope["path"].startswith("/api/")
         or scope["path"] == line_webhook.PATH)
+    app.add_middleware(MalformedBody)  # the CSRF layer's parse errors: 400, not 500
     app.add_middleware(SessionMiddleware, secret_key=settings.session_secret,
                        session_cookie="tidtam_session", max_age=SESSION_MAX_AGE,
                        same_site="lax", https_only=https)
+    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
 
 

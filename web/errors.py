@@ -10,7 +10,6 @@ import logging
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -29,7 +28,7 @@ from web.rendering import render
 log = logging.getLogger("tidtam.web")
 
 STATUS_OF = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422, Unavailable: 503}
-HTTP_KEYS = {400, 401, 403, 404, 405, 422, 500}
+HTTP_KEYS = {400, 401, 403, 404, 405, 413, 422, 429, 500}
 # Seconds a client is asked to wait when the database cannot be reached: a restart takes about
 # one, a failover a few.
 DATABASE_RETRY_AFTER = 5
@@ -89,10 +88,23 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> Respon
     return http_answer(request, exc.status_code)
 
 
+def invalid_fields(exc: RequestValidationError) -> str:
+    """The fields a request got wrong, as ``body.version (Input should be a valid integer)``."""
+    named = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        named.append(f"{where} ({error.get('msg', '')})" if where else str(error.get("msg", "")))
+    return "; ".join(named)
+
+
 async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
-    if is_api(request):  # keep FastAPI's documented field-by-field shape for API clients
-        return await request_validation_exception_handler(request, exc)
-    return http_answer(request, 422)
+    """422 in the app's one error shape (``ErrorPublic``), naming the fields, API and pages alike."""
+    if not is_api(request):
+        return http_answer(request, 422)
+    fields = invalid_fields(exc)
+    text = {lang: message.format(fields=fields) for lang, message in
+            bilingual("error.validation").items()}
+    return answer(request, 422, text["th"], text["en"])
 
 
 async def on_pool_exhausted(request: Request, exc: DatabaseBusy | PoolTimeout) -> Response:

@@ -67,6 +67,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
                    line_webhook.router, api.router):
         app.include_router(router)
     errors.install(app)
+    errors.document(app)
     _add_middleware(app, settings)
     return app
 

@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
 from tidtam.infra.clock import Clock, clock_from_settings
 from tidtam.infra.db import engine_of, session_scope, writing
@@ -25,6 +25,7 @@ from web import api, auth, csrf_multipart, errors, line_webhook, national, pages
 from web.admission import Admission
 from web.limits import BodyLimit, BodyReached, MalformedBody
 from web.rendering import make_templates, render
+from web.security_headers import SecurityHeaders
 
 log = logging.getLogger("tidtam.web")
 
@@ -33,8 +34,6 @@ SESSION_MAX_AGE = 12 * 60 * 60  # seconds, like the API token: a working day on 
 # Sign-in, sign-out and the language switch refuse a POST without the CSRF token even when
 # the browser sends no cookie at all (asgi-csrf lets cookie-less POSTs through elsewhere).
 ALWAYS_PROTECT = {"/login", "/logout", "/lang"}
-SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin")]
 
 
 def freeze_startup_heap() -> None:
@@ -94,7 +93,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                        session_cookie="tidtam_session", max_age=SESSION_MAX_AGE,
                        same_site="lax", https_only=https)
     app.add_middleware(BodyLimit)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https=https)
 
 
 async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:
@@ -108,27 +107,6 @@ async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:
 
 async def _no_body() -> Message:
     return {"type": "http.disconnect"}
-
-
-class SecurityHeaders:
-    """No framing, no MIME sniffing, no referrer to other sites; pages are not cached."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        static = scope["path"].startswith("/static/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = SECURITY_HEADERS if static else [*SECURITY_HEADERS,
-                                                         (b"cache-control", b"no-store")]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def _lifespan(settings: Settings, engine: Engine, clock: Clock, run_pump: bool):

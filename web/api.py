@@ -59,6 +59,7 @@ from web.schemas import (
     ProvincialReportPublic,
     ReportIn,
     ReportPublic,
+    RowId,
     TokenPublic,
     UnwaiveIn,
     VersionIn,
@@ -141,13 +142,13 @@ def district_items(code: str, user: ApiUser, session: SessionDep, today: TodayDe
 
 
 @router.get("/items/{item_id}", response_model=ItemPublic, responses=errors(403, 404))
-def get_item(item_id: int, user: ApiUser, session: SessionDep, today: TodayDep) -> ItemPublic:
+def get_item(item_id: RowId, user: ApiUser, session: SessionDep, today: TodayDep) -> ItemPublic:
     return ItemPublic.of_detail(item_detail(session, user, item_id, today))
 
 
 @router.post("/items/{item_id}/done", response_model=ItemPublic,
              responses=errors(403, 404, 409, 422))
-def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, now: NowDep,
+def item_done(item_id: RowId, body: DoneIn, user: ApiUser, session: SessionDep, now: NowDep,
               today: TodayDep) -> ItemPublic:
     """Mark an item done; ``version`` must be the one you read (else 409).
 
@@ -160,7 +161,7 @@ def item_done(item_id: int, body: DoneIn, user: ApiUser, session: SessionDep, no
 
 @router.post("/items/{item_id}/waive", response_model=ItemPublic,
              responses=errors(403, 404, 409, 422))
-def item_waive(item_id: int, body: WaiveIn, user: ApiUser, session: SessionDep, now: NowDep,
+def item_waive(item_id: RowId, body: WaiveIn, user: ApiUser, session: SessionDep, now: NowDep,
                today: TodayDep) -> ItemPublic:
     """Mark an open step not applicable to the district (ยกเว้น): the province's coordinator only.
 
@@ -174,7 +175,7 @@ def item_waive(item_id: int, body: WaiveIn, user: ApiUser, session: SessionDep, 
 
 @router.post("/items/{item_id}/unwaive", response_model=ItemPublic,
              responses=errors(403, 404, 409, 422))
-def item_unwaive(item_id: int, body: UnwaiveIn, user: ApiUser, session: SessionDep, now: NowDep,
+def item_unwaive(item_id: RowId, body: UnwaiveIn, user: ApiUser, session: SessionDep, now: NowDep,
                  today: TodayDep) -> ItemPublic:
     """Undo a waiver: the step is open again (and chased again); the coordinator only.
 

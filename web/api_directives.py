@@ -17,7 +17,7 @@ from tidtam.app.directive_api import (
     items_page,
 )
 from web.deps import ApiUser, NowDep, SessionDep, TodayDep
-from web.schemas import BoardPublic, CloseIn, DirectiveProgressPublic, ItemsPagePublic, errors
+from web.schemas import DB_INT_MAX, BoardPublic, CloseIn, DirectiveProgressPublic, ItemsPagePublic, errors
 
 router = APIRouter()
 
@@ -71,7 +71,7 @@ def list_items(user: ApiUser, session: SessionDep, today: TodayDep,
                district: Annotated[str | None, Query(description="a district's code")] = None,
                status: ItemStatus | None = None,
                limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 100,
-               offset: Annotated[int, Query(ge=0)] = 0) -> ItemsPagePublic:
+               offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0) -> ItemsPagePublic:
     """Tracked items by due date, then district and step, with the total that match.
 
     Without ``directive``: the items of every active directive you may read. District roles

@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
 from tidtam.infra.clock import Clock, clock_from_settings
 from tidtam.infra.db import engine_of, session_scope, writing
@@ -35,7 +35,9 @@ from web import (
 )
 from web.admission import Admission
 from web.csrf_binding import SessionBoundCsrf
+from web.limits import BodyLimit, BodyReached, MalformedBody
 from web.rendering import make_templates, render
+from web.security_headers import SecurityHeaders
 
 log = logging.getLogger("tidtam.web")
 
@@ -44,8 +46,6 @@ SESSION_COOKIE = "tidtam_session"
 # Sign-in, sign-out and the language switch refuse a POST without the CSRF token even when
 # the browser sends no cookie at all (asgi-csrf lets cookie-less POSTs through elsewhere).
 ALWAYS_PROTECT = {"/login", "/logout", "/lang"}
-SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin")]
 
 
 def freeze_startup_heap() -> None:
@@ -78,6 +78,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
                    accounts.router, line_webhook.router, api.router):
         app.include_router(router)
     errors.install(app)
+    errors.document(app)
     _add_middleware(app, settings)
     return app
 
@@ -88,9 +89,11 @@ def healthz() -> dict[str, bool]:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost last: security headers → session → the session's CSRF token → CSRF → the app."""
+    """Outermost last: security headers → body limit → session → malformed body → the session's
+    CSRF token → CSRF → the app."""
     https = settings.base_url.startswith("https://")
     csrf_multipart.install()
+    app.add_middleware(BodyReached)
     app.add_middleware(
         asgi_csrf, signing_secret=settings.session_secret, cookie_secure=https,
         always_protect=ALWAYS_PROTECT, send_csrf_failed=_csrf_failed,
@@ -98,13 +101,15 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SessionBoundCsrf, secret=settings.session_secret,
                        session_cookie=SESSION_COOKIE, secure=https,
                        skip=lambda scope: _no_csrf(scope) or scope["path"].startswith("/static/"))
+    app.add_middleware(MalformedBody)  # the CSRF layers' parse errors: 400, not 500
     # The cookie itself lasts as long as the longest session; the server-side session row
     # (web.deps) decides whether it still opens anything.
     app.add_middleware(SessionMiddleware, secret_key=settings.session_secret,
                        session_cookie=SESSION_COOKIE,
                        max_age=int(settings.session_max_hours * 3600),
                        same_site="lax", https_only=https)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, https=https)
 
 
 def _no_csrf(scope: Scope) -> bool:
@@ -124,27 +129,6 @@ async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:
 
 async def _no_body() -> Message:
     return {"type": "http.disconnect"}
-
-
-class SecurityHeaders:
-    """No framing, no MIME sniffing, no referrer to other sites; pages are not cached."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        static = scope["path"].startswith("/static/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = SECURITY_HEADERS if static else [*SECURITY_HEADERS,
-                                                         (b"cache-control", b"no-store")]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def _lifespan(settings: Settings, engine: Engine, clock: Clock, run_pump: bool):

@@ -10,7 +10,6 @@ import logging
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -29,7 +28,7 @@ from web.rendering import render
 log = logging.getLogger("tidtam.web")
 
 STATUS_OF = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422, Unavailable: 503}
-HTTP_KEYS = {400, 401, 403, 404, 405, 422, 500}
+HTTP_KEYS = {400, 401, 403, 404, 405, 413, 422, 429, 500}
 # Seconds a client is asked to wait when the database cannot be reached: a restart takes about
 # one, a failover a few.
 DATABASE_RETRY_AFTER = 5
@@ -89,10 +88,23 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> Respon
     return http_answer(request, exc.status_code)
 
 
+def invalid_fields(exc: RequestValidationError) -> str:
+    """The fields a request got wrong, as ``body.version (Input should be a valid integer)``."""
+    named = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        named.append(f"{where} ({error.get('msg', '')})" if where else str(error.get("msg", "")))
+    return "; ".join(named)
+
+
 async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
-    if is_api(request):  # keep FastAPI's documented field-by-field shape for API clients
-        return await request_validation_exception_handler(request, exc)
-    return http_answer(request, 422)
+    """422 in the app's one error shape (``ErrorPublic``), naming the fields, API and pages alike."""
+    if not is_api(request):
+        return http_answer(request, 422)
+    fields = invalid_fields(exc)
+    text = {lang: message.format(fields=fields) for lang, message in
+            bilingual("error.validation").items()}
+    return answer(request, 422, text["th"], text["en"])
 
 
 async def on_pool_exhausted(request: Request, exc: DatabaseBusy | PoolTimeout) -> Response:
@@ -178,3 +190,59 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, on_database_unreachable)
     app.add_exception_handler(InterfaceError, on_database_unreachable)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# --- what the OpenAPI schema says these answers look like ------------------------------------------
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorPublic"}
+# What every operation may answer besides its own: a body too large (web.limits), the database
+# busy or unreachable (503); with a body, one the server could not read (400).
+ANSWERS = {"413": "The request is too large", "503": "The database is busy or unreachable; retry"}
+BODY_ANSWERS = {"400": "The body could not be read (malformed)"}
+WEBHOOK_ANSWERS = {"400": "Not a webhook body", "401": "Missing or wrong signature",
+                   "413": "The request is too large"}
+
+
+def _error_response(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document(app: FastAPI) -> None:
+    """The OpenAPI schema states the app's one error shape: every 422 is ``ErrorPublic`` (not
+    FastAPI's list), and the 400/413/503 any operation can give are listed."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas.setdefault("BilingualText", {
+            "title": "BilingualText", "type": "object", "required": ["th", "en"],
+            "properties": {"th": {"type": "string"}, "en": {"type": "string"}}})
+        schemas.setdefault("ErrorPublic", {
+            "title": "ErrorPublic", "type": "object", "required": ["detail"],
+            "properties": {"detail": {"$ref": "#/components/schemas/BilingualText"}}})
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                _document_operation(path, method, operation)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+def _document_operation(path: str, method: str, operation: dict) -> None:
+    responses = operation.setdefault("responses", {})
+    if path == "/line/webhook":  # LINE's own plain answers: {"detail": "…"}
+        plain = {"type": "object", "properties": {"detail": {"type": "string"}}}
+        for code, text in WEBHOOK_ANSWERS.items():
+            responses.setdefault(code, _error_response(text, plain))
+        return
+    if "422" in responses:
+        responses["422"] = _error_response("Invalid input (Thai and English)", ERROR_REF)
+    extra = {**ANSWERS, **(BODY_ANSWERS if method in ("post", "put", "patch") else {})}
+    for code, text in extra.items():
+        responses.setdefault(code, _error_response(text, ERROR_REF))

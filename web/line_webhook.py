@@ -40,6 +40,7 @@ router = APIRouter(tags=["line"])
 
 PATH = "/line/webhook"
 MAX_BODY_BYTES = 1_000_000  # LINE batches a few events of a few kB; anything larger is not LINE
+MAX_JSON_DEPTH = 32  # LINE's events nest about five levels; a deeper body is not LINE's
 
 
 def expected_signature(secret: str, body: bytes) -> str:
@@ -112,10 +113,23 @@ def _events_of(body: bytes) -> list | None:
     """The ``events`` array of a signed body, or None if the body is not LINE's shape."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's stack
+        return None
+    if _nested_deeper(payload, MAX_JSON_DEPTH):
         return None
     events = payload.get("events") if isinstance(payload, dict) else None
     return events if isinstance(events, list) else None
+
+
+def _nested_deeper(value: object, limit: int) -> bool:
+    """Whether JSON nests past ``limit`` levels (LINE's events nest about five)."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return True
 
 
 def _answer(status: int, reason: str) -> JSONResponse:

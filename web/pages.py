@@ -32,6 +32,7 @@ from web.auth import redirect, safe_next
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
+from web.schemas import FormVersion, RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -99,7 +100,7 @@ def district_page(request: Request, slug: str, code: str, user: CurrentUser,
 
 
 @router.get("/items/{item_id}")
-def item_page(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
+def item_page(request: Request, item_id: RowId, user: CurrentUser, session: SessionDep,
               today: TodayDep) -> Response:
     detail = item_detail(session, user, item_id, today)
     return render(request, "item.html", {"detail": detail, "item": detail.item,
@@ -112,8 +113,8 @@ def _district_page_of(session: Session, item) -> str:
 
 
 @router.post("/items/{item_id}/done")
-def item_done(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
-              now: NowDep, version: Annotated[int, Form()], note: Annotated[str, Form()] = "",
+def item_done(request: Request, item_id: RowId, user: CurrentUser, session: SessionDep,
+              now: NowDep, version: FormVersion, note: Annotated[str, Form()] = "",
               next: Annotated[str, Form()] = "") -> Response:
     item = mark_done(session, user, item_id, now=now, note=note, expected_version=version)
     flash(request, "flash.item_done")
@@ -121,8 +122,8 @@ def item_done(request: Request, item_id: int, user: CurrentUser, session: Sessio
 
 
 @router.post("/items/{item_id}/waive")
-def item_waive(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
-               now: NowDep, version: Annotated[int, Form()], reason: Annotated[str, Form()] = "",
+def item_waive(request: Request, item_id: RowId, user: CurrentUser, session: SessionDep,
+               now: NowDep, version: FormVersion, reason: Annotated[str, Form()] = "",
                next: Annotated[str, Form()] = "") -> Response:
     """The coordinator marks the step not applicable to this district (ยกเว้น), with a reason."""
     item = waive(session, user, item_id, reason=reason, now=now, expected_version=version)
@@ -131,8 +132,8 @@ def item_waive(request: Request, item_id: int, user: CurrentUser, session: Sessi
 
 
 @router.post("/items/{item_id}/unwaive")
-def item_unwaive(request: Request, item_id: int, user: CurrentUser, session: SessionDep,
-                 now: NowDep, version: Annotated[int, Form()], reason: Annotated[str, Form()] = "",
+def item_unwaive(request: Request, item_id: RowId, user: CurrentUser, session: SessionDep,
+                 now: NowDep, version: FormVersion, reason: Annotated[str, Form()] = "",
                  next: Annotated[str, Form()] = "") -> Response:
     """The coordinator undoes a waiver: the step is open (and chased) again."""
     item = reopen_waived(session, user, item_id, reason=reason, now=now, expected_version=version)

@@ -41,6 +41,7 @@ from web.errors import status_of, wants_json
 from web.i18n import Translator, language_of
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
+from web.schemas import DB_INT_MAX, RowId, Version
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,7 +79,7 @@ FormDep = Annotated[FormData, Depends(posted_form)]
 
 
 class DraftIn(BaseModel):
-    version: int = Field(description="the report's version as the page knows it (0: none yet)")
+    version: Version = Field(description="the report's version as the page knows it (0: none yet)")
     report: dict[str, Any] = Field(description="{sessions: [...], outcomes: [...]} as typed")
 
 
@@ -193,13 +194,13 @@ def report_photos(request: Request, slug: str, code: str, user: CurrentUser, ses
 
 
 @router.get("/photos/{photo_id}/thumb")
-def photo_thumb(photo_id: int, user: CurrentUser, session: SessionDep,
+def photo_thumb(photo_id: RowId, user: CurrentUser, session: SessionDep,
                 store: StoreDep) -> Response:
     return photo_file(store, reporting.get_photo_for(session, user, photo_id).thumb_name)
 
 
 @router.get("/photos/{photo_id}")
-def photo_display(photo_id: int, user: CurrentUser, session: SessionDep,
+def photo_display(photo_id: RowId, user: CurrentUser, session: SessionDep,
                   store: StoreDep) -> Response:
     return photo_file(store, reporting.get_photo_for(session, user, photo_id).display_name)
 
@@ -211,7 +212,7 @@ def photo_file(store: PhotoStore, name: str) -> Response:
 
 
 @router.post("/photos/{photo_id}/delete")
-def photo_delete(request: Request, photo_id: int, user: CurrentUser, session: SessionDep,
+def photo_delete(request: Request, photo_id: RowId, user: CurrentUser, session: SessionDep,
                  now: NowDep, store: StoreDep) -> Response:
     photo = reporting.get_photo_for(session, user, photo_id)
     report = session.get(Report, photo.report_id)
@@ -387,7 +388,7 @@ def download(data: bytes, media_type: str, filename: str) -> Response:
 def version_of(form: FormData) -> int:
     """The version the page was showing; every write refuses a stale one."""
     text = str(form.get("version") or "")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit() and int(text) <= DB_INT_MAX):
         raise InvalidInput("version: missing or not a number; reload the page",
                            "ไม่พบเลขฉบับของรายงาน กรุณาโหลดหน้าใหม่")
     return int(text)

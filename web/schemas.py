@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Form, Path
 from pydantic import BaseModel, Field
 
 from domain.rates import Rate
@@ -17,6 +18,13 @@ from tidtam.app.directive_api import DirectiveLine, ItemRow, ItemsPage
 from tidtam.app.directives import DirectiveProgress
 from tidtam.app.national import NationalBoard
 from tidtam.app.reporting import ReportView
+
+# The database's integers are 64-bit signed: a larger id or version would fail in the driver (a
+# 500), so every id in a path and every version in a body is bounded here (else 422).
+DB_INT_MAX = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="a row's id (1 … 2^63−1)")]
+Version = Annotated[int, Field(ge=0, le=DB_INT_MAX)]
+FormVersion = Annotated[int, Form(ge=0, le=DB_INT_MAX)]
 
 
 class TokenPublic(BaseModel):
@@ -40,19 +48,19 @@ def errors(*codes: int) -> dict[int | str, dict]:
 
 class DoneIn(BaseModel):
     note: str | None = Field(default=None, description="what was done; at most 2000 characters")
-    version: int = Field(description="the item's version as you read it; a newer one → 409")
+    version: Version = Field(description="the item's version as you read it; a newer one → 409")
 
 
 class WaiveIn(BaseModel):
     reason: str = Field(description="why the step does not apply to the district; 1–2000 "
                                     "characters once trimmed (kept on the item and in its history)")
-    version: int = Field(description="the item's version as you read it; a newer one → 409")
+    version: Version = Field(description="the item's version as you read it; a newer one → 409")
 
 
 class UnwaiveIn(BaseModel):
     reason: str | None = Field(default=None, description="why the waiver is undone (optional; "
                                                          "at most 2000 characters, kept in the history)")
-    version: int = Field(description="the item's version as you read it; a newer one → 409")
+    version: Version = Field(description="the item's version as you read it; a newer one → 409")
 
 
 class CloseIn(BaseModel):
@@ -304,14 +312,14 @@ class ReportPublic(BaseModel):
 
 
 class ReportIn(BaseModel):
-    version: int = Field(description="the version you read (0 when none was saved); a newer one → 409")
+    version: Version = Field(description="the version you read (0 when none was saved); a newer one → 409")
     report: dict[str, Any] = Field(description="{sessions: [{key, held_on, center, place, kind, "
                                                "kind_other, participants: {category: count}}], "
                                                "outcomes: [str]}")
 
 
 class VersionIn(BaseModel):
-    version: int = Field(description="the report's version as you read it; a newer one → 409")
+    version: Version = Field(description="the report's version as you read it; a newer one → 409")
 
 
 class RatePublic(BaseModel):

@@ -22,7 +22,7 @@ Downgrade: the reverse renames; ``late`` is removed from every stored ladder (th
 default back on the next upgrade. Outbox rows of rung ``late`` stay (the rung column is free text).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 import json
 from collections.abc import Sequence

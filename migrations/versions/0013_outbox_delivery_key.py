@@ -7,7 +7,7 @@ the same group once and LINE pushes are counted as messages, not rows (issue 13)
 Existing rows: empty (each was sent on its own, and counts as its own message).
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 """
 from collections.abc import Sequence
 

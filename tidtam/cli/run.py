@@ -49,7 +49,7 @@ def web(host: str = "127.0.0.1", port: int = 8000,
     # uvicorn trusts X-Forwarded-* from FORWARDED_ALLOW_IPS (default 127.0.0.1): the proxy.
     app_ = create_app(settings, clock=process_clock(), run_pump=pump)
     freeze_startup_heap()
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    uvicorn.run(app_, host=host, port=port, log_level="info", server_header=False)
 
 
 @app.command()

@@ -4,6 +4,10 @@ Both formats are written from the same rows (``compilation_tables``), so the XLS
 CSV can never disagree with each other or with the Compilation the page shows. Header cells
 are stable keys (category and kind codes); the "totals" table gives each code its Thai and
 English title. Only accepted reports count: a district without one has blank figures.
+
+Every text cell goes out inert (``domain.cells``): a district's text that starts like a formula
+gets a leading quote, and the XLSX stores every text as a string cell, never a formula; numbers
+stay numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from domain.cells import inert_row
 from domain.directive import DirectiveSpec, FormSpec
 from domain.errors import InvalidInput
 from domain.report import OTHER_KIND, Compilation, ReportSummary, SessionEntry, form_of
@@ -140,7 +145,8 @@ def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec) -> bytes:
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in table.rows:
-            sheet.append(row)
+            sheet.append(inert_row(row))
+        _text_as_text(sheet)
         sheet.freeze_panes = "A2"
         for index, key in enumerate(table.header, start=1):
             longest = max([len(str(key))] + [len(str(r[index - 1] or "")) for r in table.rows])
@@ -151,6 +157,15 @@ def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec) -> bytes:
     return out.getvalue()
 
 
+def _text_as_text(sheet: Any) -> None:
+    """Every text cell a string cell: openpyxl would store a text starting with ``=`` as a
+    formula; ``inert_row`` already quoted those, this makes sure no other path slips one in."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+
+
 def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableName) -> str:
     """One table as CSV text, starting with a BOM; write it as UTF-8 (``encoding="utf-8"``)."""
     if table not in TABLES:
@@ -159,6 +174,7 @@ def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableN
     chosen = compilation_tables(compilation, spec)[table]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(chosen.header)
-    writer.writerows(["" if value is None else value for value in row] for row in chosen.rows)
+    writer.writerow(inert_row(chosen.header))
+    writer.writerows(inert_row(["" if value is None else value for value in row])
+                     for row in chosen.rows)
     return BOM + out.getvalue()

@@ -9,6 +9,7 @@ their own district, and only the province prints the compilation.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -235,3 +236,9 @@ def _data_uri(store: PhotoStore, photo: ReportPhoto) -> str | None:
     except (NotFound, OSError):
         return None
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def stylesheet_hash() -> str:
+    """The CSP source that lets exactly the printed page's inline stylesheet apply."""
+    digest = hashlib.sha256(str(stylesheet()).encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"

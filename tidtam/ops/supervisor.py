@@ -197,4 +197,4 @@ def _serve_web(settings: Settings, clock: Clock, host: str, port: int, api_url: 
     if line_page:
         typer.secho(f"LINE stand-in (ข้อความ LINE จำลอง): {line_page}", bold=True)
     freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

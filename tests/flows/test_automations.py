@@ -8,13 +8,11 @@ run really makes the server start an `ops-alert` run naming it.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,9 +21,9 @@ from sqlmodel import select
 from flows.ops_alert import SILENCE, run_was_due, scheduled_between
 from models.outbox import OutboxMessage, OutboxStatus
 from models.user import get_by_username
+from tests.helpers.prefect_server import PrefectServer
 from tidtam.ops.automations import OPS_ALERT, TAG, WATCHED_FLOWS
 from tidtam.ops.deployments import schedules_of, watch
-from tidtam.ops.prefect_server import server_env, wait_healthy
 
 BKK = ZoneInfo("Asia/Bangkok")
 SWEEP = schedules_of("escalation-sweep")
@@ -37,38 +35,18 @@ def bkk(*args: int) -> datetime:
 
 # --- On a real Prefect server ------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
     """A fresh `prefect server start` on a free port, for this module only."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    data_dir = tmp_path_factory.mktemp("prefect")
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed after the server stops)
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=server_env(data_dir, port), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    server = PrefectServer(tmp_path_factory.mktemp("prefect"))
+    server.start()
     try:
-        if not wait_healthy(api, timeout=90, is_alive=lambda: proc.poll() is None):
-            pytest.fail(f"the Prefect server did not start:\n{(data_dir / 'server.log').read_text()[-3000:]}")
-        with temporary_settings(updates={PREFECT_API_URL: api}):
-            yield api
+        with temporary_settings(updates={PREFECT_API_URL: server.api}):
+            yield server.api
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -127,22 +127,15 @@ def test_the_deployment_is_declared_without_a_schedule():
 @pytest.mark.prefect_server
 def test_with_a_prefect_server_compile_is_a_tracked_flow_run(tmp_path, tmp_path_factory):
     """The same command against a real `prefect server`: a completed run, the same totals."""
-    import signal
-    import socket
-
     import httpx
 
-    from tidtam.ops.prefect_server import LOCAL_API, server_env, wait_healthy
+    from tests.helpers.prefect_server import PrefectServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    api = LOCAL_API.format(port=port)
-    server = subprocess.Popen([Path(sys.executable).parent / "prefect", "server", "start"],
-                              env=server_env(tmp_path, port), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = PrefectServer(tmp_path / "prefect")
+    (tmp_path / "prefect").mkdir()
+    server.start()
+    api = server.api
     try:
-        assert wait_healthy(api, 120, lambda: server.poll() is None), "prefect server did not start"
         url, _ = make_database("sqlite", tmp_path_factory)
         run = runner(url, tmp_path / "data", api)
         init_with_reports(run, url)
@@ -154,5 +147,4 @@ def test_with_a_prefect_server_compile_is_a_tracked_flow_run(tmp_path, tmp_path_
         states = [r["state_type"] for r in runs]
         assert states == ["COMPLETED"], runs
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        server.stop()

@@ -52,7 +52,7 @@ def render_email_html(subject: str, body: str) -> str:
 
 # The template of an item's reminder by its standing on the day it is sent (render at send
 # time, notifications/pump.py): one mapping, so renaming a template is a one-line change.
-TEMPLATE_FOR_STANDING = {"ahead": "reminder", "due-today": "overdue", "late": "overdue"}
+TEMPLATE_FOR_STANDING = {"ahead": "reminder", "due-today": "due_today", "late": "late"}
 
 
 def standing_of(days: int) -> str:

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
+from models.sessions import SessionKind
 from tests.web.conftest import make_app
 from tests.web.helpers import user_named
 from tests.web.test_line_webhook import SECRET
-from models.sessions import SessionKind
 from tidtam.app.accounts import start_session
 from tidtam.infra.db import session_scope
 

@@ -109,7 +109,8 @@ class Relay:
 @pytest.fixture
 def relay() -> Iterator[tuple[Relay, int]]:
     handler = Relay()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
+                            server_hostname="localhost")
     controller.start()
     yield handler, controller.port
     handler.holding = False

@@ -67,7 +67,8 @@ def line() -> Iterator[RunningFakeLine]:
 @pytest.fixture
 def smtp() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(),
+                            server_hostname="localhost")
     controller.start()
     yield sink, controller.port
     controller.stop()

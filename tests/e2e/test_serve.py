@@ -48,7 +48,8 @@ class Sink:
 @pytest.fixture
 def smtp_sink():
     sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(),
+                            server_hostname="localhost")
     controller.start()
     yield sink, controller.port
     controller.stop()

@@ -55,7 +55,8 @@ def line() -> Iterator[RunningFakeLine]:
 @pytest.fixture
 def sink() -> Iterator[SmtpSink]:
     handler = SmtpSink()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
+                            server_hostname="localhost")
     controller.start()
     handler.port = controller.port
     yield handler

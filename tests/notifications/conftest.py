@@ -80,6 +80,7 @@ class SmtpSink:
     """An aiosmtpd handler that keeps every message and can refuse with a chosen reply."""
 
     messages: list[bytes] = field(default_factory=list)
+    helos: list[str] = field(default_factory=list)  # the HELO/EHLO name of each message's session
     rcpt_reply: str | None = None
     data_reply: str | None = None
 
@@ -93,13 +94,15 @@ class SmtpSink:
         if self.data_reply:
             return self.data_reply
         self.messages.append(envelope.original_content or envelope.content)
+        self.helos.append(session.host_name)
         return "250 Message accepted for delivery"
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
     sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(),
+                            server_hostname="localhost")
     controller.start()
     yield sink, controller.port
     controller.stop()

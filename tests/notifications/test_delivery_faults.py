@@ -207,7 +207,8 @@ def test_smtp_down_then_up_sends_every_queued_mail_once_oldest_first(engine, add
     assert all(r.last_error.startswith("waiting: email is not answering") for r in held[1:])
 
     sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port,
+                            server_hostname="localhost")
     controller.start()
     try:
         pump_until_idle(engine, mail, next_due(engine), limit=5)

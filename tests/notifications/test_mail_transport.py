@@ -115,3 +115,39 @@ def test_header_injection_is_refused_before_connecting(make_message, closed_port
         transport(closed_port).send(
             make_message(channel="email", recipient="x@example.go.th\nBcc: y@example.com"))
     assert caught.value.permanent
+
+
+def test_the_helo_name_is_the_configured_one_and_never_looked_up_per_message(
+        smtp_sink, make_message, monkeypatch):
+    """TIDTAM_SMTP_HELO is what the server sees; without it the name is looked up once per
+    process (socket.getfqdn can stall for seconds where DNS is slow), not per connection."""
+    from notifications import mail
+    from tidtam.infra.settings import Settings
+
+    sink, port = smtp_sink
+    helo = Settings(smtp_helo="tidtam.sakaeo.example.go.th").smtp_helo
+    SmtpTransport("127.0.0.1", port, tls="none", helo=helo).send(
+        make_message(channel="email", recipient="somchai@example.go.th"))
+    assert sink.helos == ["tidtam.sakaeo.example.go.th"]
+
+    lookups = []
+    monkeypatch.setattr(mail.socket, "getfqdn", lambda *a: lookups.append(a) or "pump.example")
+    mail.default_helo.cache_clear()
+    try:
+        for _ in range(3):
+            SmtpTransport("127.0.0.1", port, tls="none").send(
+                make_message(channel="email", recipient="somchai@example.go.th"))
+    finally:
+        mail.default_helo.cache_clear()
+    assert sink.helos[1:] == ["pump.example"] * 3
+    assert len(lookups) == 1
+
+
+@pytest.mark.parametrize("bad", ["two words", "x\r\nMAIL FROM:<a@b>", ""])
+def test_a_helo_name_that_is_not_a_host_name_is_refused(bad):
+    from pydantic import ValidationError
+
+    from tidtam.infra.settings import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(smtp_helo=bad)

@@ -53,7 +53,7 @@ def transports_from_settings(settings: Settings, client: httpx.Client
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         transports[Channel.EMAIL.value] = SmtpTransport(
             settings.smtp_host, settings.smtp_port, settings.smtp_user, password,
-            settings.smtp_tls, settings.smtp_from)
+            settings.smtp_tls, settings.smtp_from, helo=settings.smtp_helo)
     return transports
 
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_from: str = "tidtam <tidtam@localhost>"
+    # The name tidtam gives in SMTP's HELO/EHLO; unset: this machine's name, looked up once per
+    # process (notifications.mail.default_helo), never once per e-mail.
+    smtp_helo: str | None = Field(None, pattern=r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f.:]+\]$",
+                                  max_length=255)
 
     line_channel_access_token: SecretStr | None = None
     line_channel_secret: SecretStr | None = None

@@ -9,8 +9,8 @@ import email.utils
 import smtplib
 import socket
 import ssl
-from functools import cache
 from email.message import EmailMessage
+from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from notifications.base import TransportError, delivery_key

@@ -39,8 +39,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -320,33 +320,49 @@ def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
     channel to send them on, or due while the office is closed (the pump ran late)."""
     ready: list[OutboxMessage] = []
     outcomes: list[tuple[OutboxMessage, Outcome]] = []
+    with _handed_back_if_database_lost(run, rows) as loss, run.session_factory() as session:
+        for row in rows:
+            transport = run.transports.get(row.channel)
+            if transport is None or not row.recipient.strip():
+                reason = (f"no transport configured for channel {row.channel!s}"
+                          if transport is None
+                          else f"recipient has no {row.channel!s} address")
+                outcomes.append((row, NoChannel(reason)))
+                continue
+            if not keeps_office_hours(transport):
+                ready.append(row)
+                continue
+            calendar = run.calendar(session, directive_of(session, row))
+            slot = calendar.next_send_slot(run.now, run.tz)
+            if slot > run.now:
+                outcomes.append((row, Deferred(slot)))
+            else:
+                ready.append(row)
+    if loss.lost:
+        return []
+    _record(run, outcomes)
+    return ready
+
+
+@dataclass
+class _Loss:
+    lost: bool = False
+
+
+@contextmanager
+def _handed_back_if_database_lost(run: _Pass, rows: list[OutboxMessage]) -> Iterator[_Loss]:
+    """A step of the pass before any send: if the database goes away in it, the pass starts no
+    send, and every claimed row is handed back untried once the database answers again
+    (``_write_held``); ``lost`` tells the caller to go no further. Other errors pass through."""
+    loss = _Loss()
     try:
-        with run.session_factory() as session:
-            for row in rows:
-                transport = run.transports.get(row.channel)
-                if transport is None or not row.recipient.strip():
-                    reason = (f"no transport configured for channel {row.channel!s}"
-                              if transport is None
-                              else f"recipient has no {row.channel!s} address")
-                    outcomes.append((row, NoChannel(reason)))
-                    continue
-                if not keeps_office_hours(transport):
-                    ready.append(row)
-                    continue
-                calendar = run.calendar(session, directive_of(session, row))
-                slot = calendar.next_send_slot(run.now, run.tz)
-                if slot > run.now:
-                    outcomes.append((row, Deferred(slot)))
-                else:
-                    ready.append(row)
+        yield loss
     except DBAPIError as exc:
         if not database_unreachable(exc):
             raise
         run.lose_database(exc)
         run.held.extend((row, Skipped.NOT_STARTED) for row in rows)
-        return []
-    _record(run, outcomes)
-    return ready
+        loss.lost = True
 
 
 # --- At send time: the true text, one message a person a day, the LINE quota --------------
@@ -456,51 +472,46 @@ def _at_send_time(run: _Pass, ready: list[OutboxMessage]) -> list[OutboxMessage 
     today = run.now.astimezone(run.tz).date()
     sendables: list[OutboxMessage | Delivery] = []
     outcomes: list[tuple[OutboxMessage, Outcome]] = []
-    try:
-        with run.session_factory() as session:
-            fallback = _quota_fallback(run, session, ready)
-            groups: dict[tuple[str, str, str], list[_Reminder]] = {}
-            for row in ready:
-                occurrence = _occurrence(row) if row.rung == DIGEST_RUNG else None
-                if occurrence is not None and occurrence < today:
-                    outcomes.append((row, Cancelled(
-                        "superseded: a digest of a day gone by is not sent beside that day's own")))
-                    continue
-                if row.item_id is None and row.step_id is not None and row.rung in STEP_RUNGS \
-                        and run.policy.group and row.channel in GROUPED_CHANNELS:
-                    key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
-                    groups.setdefault((row.channel, row.recipient, key), []).append(
-                        _Reminder(row, None, row.subject, row.body))
-                    continue
-                if row.item_id is None or row.rung not in REMINDER_RUNGS:
-                    sendables.append(row)
-                    continue
-                reminder = _render_reminder(run, session, row, today)
-                if isinstance(reminder, Cancelled):
-                    outcomes.append((row, reminder))
-                    continue
-                if fallback and row.channel == Channel.LINE and row.rung in NON_URGENT_RUNGS:
-                    moved = _to_email(run, session, reminder)
-                    if moved is not None:
-                        outcomes.append((row, moved))
-                        continue
-                if run.policy.group and row.channel in GROUPED_CHANNELS:
-                    key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
-                    groups.setdefault((row.channel, row.recipient, key), []).append(reminder)
-                    continue
-                row.subject, row.body = reminder.subject, reminder.body
-                record_rendered(session, row.id, row.claims, row.subject, row.body)
+    with _handed_back_if_database_lost(run, ready) as loss, run.session_factory() as session:
+        fallback = _quota_fallback(run, session, ready)
+        groups: dict[tuple[str, str, str], list[_Reminder]] = {}
+        for row in ready:
+            occurrence = _occurrence(row) if row.rung == DIGEST_RUNG else None
+            if occurrence is not None and occurrence < today:
+                outcomes.append((row, Cancelled(
+                    "superseded: a digest of a day gone by is not sent beside that day's own")))
+                continue
+            if row.item_id is None and row.step_id is not None and row.rung in STEP_RUNGS \
+                    and run.policy.group and row.channel in GROUPED_CHANNELS:
+                key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
+                groups.setdefault((row.channel, row.recipient, key), []).append(
+                    _Reminder(row, None, row.subject, row.body))
+                continue
+            if row.item_id is None or row.rung not in REMINDER_RUNGS:
                 sendables.append(row)
-            for (channel, recipient, key), members in groups.items():
-                delivery = _group(run, session, channel, recipient, key, members, today, outcomes)
-                if delivery is not None:
-                    sendables.append(delivery)
-            session.commit()
-    except DBAPIError as exc:
-        if not database_unreachable(exc):
-            raise
-        run.lose_database(exc)
-        run.held.extend((row, Skipped.NOT_STARTED) for row in ready)
+                continue
+            reminder = _render_reminder(run, session, row, today)
+            if isinstance(reminder, Cancelled):
+                outcomes.append((row, reminder))
+                continue
+            if fallback and row.channel == Channel.LINE and row.rung in NON_URGENT_RUNGS:
+                moved = _to_email(run, session, reminder)
+                if moved is not None:
+                    outcomes.append((row, moved))
+                    continue
+            if run.policy.group and row.channel in GROUPED_CHANNELS:
+                key = row.delivery_key or delivery_key_for(row.channel, row.recipient, today)
+                groups.setdefault((row.channel, row.recipient, key), []).append(reminder)
+                continue
+            row.subject, row.body = reminder.subject, reminder.body
+            record_rendered(session, row.id, row.claims, row.subject, row.body)
+            sendables.append(row)
+        for (channel, recipient, key), members in groups.items():
+            delivery = _group(run, session, channel, recipient, key, members, today, outcomes)
+            if delivery is not None:
+                sendables.append(delivery)
+        session.commit()
+    if loss.lost:
         return []
     _record(run, outcomes)
     return sendables

@@ -100,6 +100,24 @@ class OutboxMessage(SQLModel, table=True):
     delivery_key: str | None = Field(default=None, max_length=255, index=True)
 
 
+class OutboxDelivery(SQLModel, table=True):
+    """The claim on one grouped message (a recipient's reminders of a day on one channel).
+
+    Its ``delivery_key`` is unique: the database, not the pumps' timing, makes sure
+    only one pass at a time holds a delivery (``claim_delivery``) and that, once it was sent
+    (``sent_at``), no other pass sends that recipient a second message that day.
+    """
+
+    __tablename__ = "outbox_delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_key: str = Field(unique=True, max_length=255)
+    # The pass that holds it (a random token per pass), until ``lease_until``; None: free.
+    holder: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
 def addressing(channel: Channel | str, address: str | None, who: str) -> dict[str, object]:
     """Where a row goes, or why it cannot: a person with no address on a channel still gets a
     row, kept as 'not sent: no channel' and visible in the outbox, never silently none."""
@@ -411,6 +429,60 @@ def delivery_went_out(session: Session, delivery_key: str, exclude: Iterable[int
     if ids:
         query = query.where(col(OutboxMessage.id).not_in(ids))
     return session.exec(query.limit(1)).first() is not None
+
+
+class DeliveryClaim(StrEnum):
+    """What ``claim_delivery`` found."""
+
+    CLAIMED = "claimed"  # this pass holds it now: send it
+    HELD = "held"  # another pass holds it (sending it now): wait for its lease
+    SENT = "sent"  # it went out already: the recipient's message of the day is spent
+
+
+def claim_delivery(session: Session, delivery_key: str, holder: str, now: datetime,
+                   lease: timedelta) -> tuple[DeliveryClaim, datetime | None]:
+    """Take the claim on a delivery for ``lease``, by the key's uniqueness and a conditional
+    update: of two passes that try at once, one gets it. Returns the claim and, when another
+    pass holds it, when its lease ends.
+
+    INSERT … ON CONFLICT DO NOTHING creates it; an existing one is taken over only while it is
+    unsent and free (or its holder's lease ran out, or it is this holder's).
+    """
+    insert = _insert_for(session.get_bind().dialect.name)
+    created = session.execute(
+        insert(OutboxDelivery.__table__)
+        .values(delivery_key=delivery_key, holder=holder, lease_until=now + lease)
+        .on_conflict_do_nothing(index_elements=["delivery_key"])
+        .returning(OutboxDelivery.__table__.c.delivery_key)).first()
+    if created is not None:
+        return DeliveryClaim.CLAIMED, None
+    taken = session.execute(
+        update(OutboxDelivery)
+        .where(OutboxDelivery.delivery_key == delivery_key, col(OutboxDelivery.sent_at).is_(None),
+               or_(col(OutboxDelivery.holder).is_(None), OutboxDelivery.holder == holder,
+                   col(OutboxDelivery.lease_until) < now))
+        .values(holder=holder, lease_until=now + lease)
+        .execution_options(synchronize_session=False))
+    if taken.rowcount == 1:
+        return DeliveryClaim.CLAIMED, None
+    sent_at, lease_until = session.execute(
+        select(OutboxDelivery.sent_at, OutboxDelivery.lease_until)
+        .where(OutboxDelivery.delivery_key == delivery_key)).one()
+    return (DeliveryClaim.SENT, None) if sent_at is not None else (DeliveryClaim.HELD, lease_until)
+
+
+def finish_deliveries(session: Session, holder: str, sent: Iterable[str],
+                      released: Iterable[str], now: datetime) -> None:
+    """Write what became of the deliveries this holder claimed: ``sent`` ones are spent for
+    good, ``released`` ones (not sent: a retry, a failure, a row handed back) are free again."""
+    for keys, values in ((set(sent), {"sent_at": now}), (set(released) - set(sent), {})):
+        if keys:
+            session.execute(
+                update(OutboxDelivery)
+                .where(col(OutboxDelivery.delivery_key).in_(sorted(keys)),
+                       OutboxDelivery.holder == holder, col(OutboxDelivery.sent_at).is_(None))
+                .values(holder=None, lease_until=None, **values)
+                .execution_options(synchronize_session=False))
 
 
 def line_pushes_between(session: Session, start: datetime, end: datetime) -> int:

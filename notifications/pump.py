@@ -38,6 +38,7 @@ import queue
 import random
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -54,15 +55,18 @@ from domain.calendar import WorkCalendar
 from models.outbox import (
     MACHINE_CHANNELS,
     Channel,
+    DeliveryClaim,
     OutboxMessage,
     OutboxStatus,
     addressing,
     cancel_claimed,
+    claim_delivery,
     claim_due,
     defer_claim,
     delivery_went_out,
     directive_of,
     enqueue_many,
+    finish_deliveries,
     line_pushes_between,
     mark_failed,
     mark_no_channel,
@@ -221,6 +225,9 @@ class _Pass:
     deadline: float  # time.monotonic() after which no send starts
     lease_end: float  # time.monotonic() when the claims' lease ends (results may wait till then)
     policy: DeliveryPolicy = field(default_factory=lambda: DEFAULT_POLICY)
+    lease: timedelta = LEASE
+    # This pass's name on the deliveries it claims (models.outbox.claim_delivery).
+    holder: str = field(default_factory=lambda: uuid.uuid4().hex)
     result: PumpResult = field(default_factory=PumpResult)
     calendars: dict[int | None, WorkCalendar] = field(default_factory=dict)
     # channel → (the instant its service may be back, why it is down)
@@ -276,7 +283,8 @@ def deliver_due(session_factory: SessionFactory,
     started = time.monotonic()
     run = _Pass(session_factory, transports, now, tz, max_attempts,
                 deadline=started + lease.total_seconds() / 2,
-                lease_end=started + lease.total_seconds(), policy=policy or DEFAULT_POLICY)
+                lease_end=started + lease.total_seconds(), policy=policy or DEFAULT_POLICY,
+                lease=lease)
     ready = _at_send_time(run, _sendable(run, rows))
     fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
                 for channel, transport in transports.items()
@@ -506,7 +514,8 @@ def _at_send_time(run: _Pass, ready: list[OutboxMessage]) -> list[OutboxMessage 
             row.subject, row.body = reminder.subject, reminder.body
             record_rendered(session, row.id, row.claims, row.subject, row.body)
             sendables.append(row)
-        for (channel, recipient, key), members in groups.items():
+        # Claimed in the order of their keys, so two passes never wait on each other's claims.
+        for (channel, recipient, key), members in sorted(groups.items()):
             delivery = _group(run, session, channel, recipient, key, members, today, outcomes)
             if delivery is not None:
                 sendables.append(delivery)
@@ -567,6 +576,16 @@ def _group(run: _Pass, session: Session, channel: str, recipient: str, key: str,
         members = [m for m in members if m.row.delivery_key == key]
         if not members:
             return None
+    # The database decides which pass sends it: another pump may hold this recipient's
+    # message of the day (its rows wait for that claim's lease, then see it sent) or have
+    # sent it (they wait for the next working day).
+    claim, held_until = claim_delivery(session, key, run.holder, run.now, run.lease)
+    if claim is not DeliveryClaim.CLAIMED:
+        for member in members:
+            until = held_until if claim is DeliveryClaim.HELD and held_until is not None \
+                else _next_working_morning(run, session, member.row, today)
+            outcomes.append((member.row, Deferred(until)))
+        return None
     for member in members:
         member.row.subject, member.row.body = member.subject, member.body
         member.row.delivery_key = key
@@ -919,6 +938,10 @@ def _write_results(run: _Pass, results: list[tuple[OutboxMessage, Outcome]]) -> 
         owned = mark_sent_many(session, [(row.id, row.claims) for row in delivered], run.now)
         outcomes = [_write(run, session, row, outcome) for row, outcome in results
                     if outcome is not None]
+        finish_deliveries(session, run.holder, sent=[r.delivery_key for r in delivered
+                                                     if r.delivery_key],
+                          released=[r.delivery_key for r, outcome in results
+                                    if outcome is not None and r.delivery_key], now=run.now)
         session.commit()
     for row in delivered:
         _warn_if_lost(row, row.id in owned)

@@ -264,6 +264,12 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
              "created_at": at(3), "expires_at": at(3, 1), "used_at": None},
             {"id": 2, "key_hash": "d" * 64, "user_id": 8, "created_by": "department",
              "created_at": at(4), "expires_at": at(4, 1), "used_at": at(4, 0.5)}]
+    if since(rev, "0015"):  # claims on a recipient's one message of a day: sent, and held
+        data["outbox_delivery"] = [
+            {"id": 1, "delivery_key": f"daily|2024-07-16|line|{LINE_STAFF}", "holder": None,
+             "lease_until": None, "sent_at": at(4)},
+            {"id": 2, "delivery_key": "daily|2024-07-17|email|dhead2401@cdd.go.th",
+             "holder": "e" * 32, "lease_until": at(5, 0.1), "sent_at": None}]
     return data
 
 
@@ -605,7 +611,7 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     below 0010 deletes them, and nothing else. 0012 leaves every row as it was (the launched
     directive's ladder is the default, written out in its YAML).
     0011's sign-in records (sessions, failed sign-ins, reset links) are dropped with their tables
-    when the newest step down crosses 0011."""
+    when the newest step down crosses 0011, and 0015's delivery claims when it crosses 0015."""
     from models.directive import find_item
     from models.outbox import Channel, OutboxMessage, enqueue
     from models.user import get_by_username
@@ -644,6 +650,10 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
         assert before[table]
         if REVISIONS[-2] < "0011":
             before[table] = {}
+    # 0015's downgrade drops the delivery claims (rows sent today are still known by their rows)
+    assert before["outbox_delivery"]
+    if REVISIONS[-2] < "0015":
+        before["outbox_delivery"] = {}
 
     command.downgrade(db.alembic_config(url), REVISIONS[-2])
     with engine.connect() as connection:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,7 +17,9 @@ from sqlmodel import Session
 
 import models
 from domain.access import Role
+from models.directive import find_item
 from models.outbox import Channel, OutboxMessage
+from models.user import get_by_username
 from notifications.line import AsyncLineTransport, line_clients
 from notifications.pump import close_transports
 from tidtam.demo.line_standin import RunningFakeLine, run_in_thread
@@ -220,3 +223,54 @@ def now() -> datetime:
 def closed_port() -> int:
     """A local port where nothing listens, for refused connections."""
     return free_port()
+
+
+# --- Sa Kaeo's FY 2567 directive, launched (the send-time and two-pump tests) ----------------
+
+BKK = ZoneInfo("Asia/Bangkok")
+STAFF_LINE = "U" + "ab" * 16
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=BKK)
+
+
+@pytest.fixture
+def world(fresh_engine):
+    """Sa Kaeo, the FY 2567 directive launched, the demo accounts; staff-2701 on LINE."""
+    from tidtam.app.orgtree import load_provinces
+    from tidtam.app.tracking import launch_directive
+    from tidtam.demo.province import create_demo_accounts
+    from tidtam.infra.db import migrate
+    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE, load_directive
+
+    migrate(fresh_engine.url.render_as_string(hide_password=False))
+    with Session(fresh_engine) as session:
+        load_provinces(session, ["27"])
+        directive = launch_directive(session, load_directive(DEFAULT_DIRECTIVE),
+                                     now=at(date(2024, 7, 1), 9)).directive
+        create_demo_accounts(session, at(date(2024, 7, 1), 9))
+        staff = get_by_username(session, "staff-2701")
+        staff.line_user_id = STAFF_LINE
+        session.add(staff)
+        session.commit()
+        items = {code: find_item(session, directive.id, "2701", code).id
+                 for code in ("G1", "G8", "R1")}
+        steps = {code: find_item(session, directive.id, "2701", code).step_id
+                 for code in ("G1", "G8", "R1")}
+        staff_id, email_to = staff.id, staff.email
+    return {"engine": fresh_engine, "items": items, "steps": steps, "staff": staff_id,
+            "email": email_to}
+
+
+def add_reminder(world, step: str, rung: str, channel: str, queued: datetime) -> None:
+    recipient = STAFF_LINE if channel == "line" else world["email"]
+    with Session(world["engine"]) as session:
+        session.add(OutboxMessage(
+            idempotency_key=f"{rung}|{queued.date()}|item:{world['items'][step]}|"
+                            f"user:{world['staff']}|{channel}",
+            channel=Channel(channel), recipient=recipient, user_id=world["staff"],
+            district_code="2701", item_id=world["items"][step], step_id=world["steps"][step],
+            rung=rung, subject="ถึงกำหนดแล้ว (as queued)", body="ถึงกำหนดแล้ว (as queued)",
+            next_try_at=queued, created_at=queued))
+        session.commit()

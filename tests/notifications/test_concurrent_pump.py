@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, select
 
 from models import OutboxMessage, OutboxStatus, User
+from models.outbox import DeliveryClaim, OutboxDelivery, claim_delivery, finish_deliveries
 from notifications.line import rate_limiter, retry_key
-from notifications.pump import PumpResult, deliver_due, start_pump
-from tests.notifications.conftest import NOW
+from notifications.pump import DeliveryPolicy, PumpResult, deliver_due, start_pump
+from tests.notifications.conftest import NOW, STAFF_LINE, add_reminder, at
 
 
 def line_id(i: int) -> str:
@@ -221,3 +224,91 @@ def test_the_scheduled_job_drains_a_backlog_and_shutdown_closes_the_clients(
     assert all(client.is_closed for client in line.clients)
     assert len(fake_line.state.snapshot()) == len(ids)
     assert fake_line.state.duplicates == 0
+
+
+# --- One message a person a day, even with two pumps at once ---------------------------------
+
+def in_flight(fake_line, timeout: float = 10.0) -> None:
+    """Wait until the stand-in has a push in flight (it answers after its latency)."""
+    deadline = time.monotonic() + timeout
+    while not fake_line.state.stats()["max_in_flight"]:
+        assert time.monotonic() < deadline, "no push reached the stand-in"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("second", ["same-instant", "while-the-first-sends"])
+def test_two_pumps_at_once_send_a_person_one_message_that_day(world, fake_line, async_line,
+                                                              second):
+    """staff-2701's due-day reminders for G8 and R1 (due Fri 9 Aug 2567), one row claimed by
+    each of two pumps: started at the same instant, or the second while the first's push is in
+    flight (each has claimed a row, and neither is sent yet). The database lets one of them
+    send staff-2701's message of the day; the other's row waits, then for the next working
+    day."""
+    friday = at(date(2024, 8, 9), 8, 30)
+    add_reminder(world, "G8", "due-today", "line", friday)
+    add_reminder(world, "R1", "due-today", "line", friday)
+    fake_line.state.set_mode(latency_ms=400)
+    transports = [{"line": async_line()}, {"line": async_line()}]
+    start = threading.Barrier(2)
+
+    def pump(i: int, now) -> PumpResult:
+        start.wait()
+        if i == 1 and second == "while-the-first-sends" and now == friday:
+            in_flight(fake_line)
+        return deliver_due(lambda: Session(world["engine"]), transports[i], now, limit=1,
+                           policy=DeliveryPolicy(base_url="https://tidtam.example"))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(pump, range(2), [friday] * 2))
+    assert sorted(r.sent for r in results) == [0, 1], results
+    if second == "while-the-first-sends":
+        assert results[1].released == 1  # it had claimed R1's row, and handed it back
+    assert [p["to"] for p in fake_line.state.snapshot()] == [STAFF_LINE]
+
+    # Later that day, and again on Monday (12 Aug is Mother's Day), nothing more goes out; the
+    # row the second pump held back goes on Tuesday, in Tuesday's message.
+    for now in (at(date(2024, 8, 9), 15), at(date(2024, 8, 13), 8, 30)):
+        start.reset()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(pump, range(2), [now] * 2))
+    pushes = fake_line.state.snapshot()
+    assert [p["to"] for p in pushes] == [STAFF_LINE, STAFF_LINE]
+    with Session(world["engine"]) as session:
+        rows = session.exec(select(OutboxMessage).where(OutboxMessage.channel == "line")
+                            .order_by(OutboxMessage.sent_at)).all()
+        deliveries = session.exec(select(OutboxDelivery).order_by(OutboxDelivery.sent_at)).all()
+    assert [r.status for r in rows] == [OutboxStatus.SENT] * 2
+    assert [r.sent_at.date() for r in rows] == [date(2024, 8, 9), date(2024, 8, 13)]
+    assert [(d.delivery_key.split("|")[1], d.holder) for d in deliveries] == [
+        ("2024-08-09", None), ("2024-08-13", None)]
+
+
+def test_a_delivery_is_claimed_by_one_holder_until_it_is_sent_or_let_go(engine):
+    """models.outbox.claim_delivery, from two sessions as two pumps hold them."""
+    lease = timedelta(minutes=5)
+    key = "daily|2024-08-07|line|U1"
+    with Session(engine) as a, Session(engine) as b:
+        assert claim_delivery(a, key, "a" * 32, NOW, lease) == (DeliveryClaim.CLAIMED, None)
+        a.commit()
+        claim, until = claim_delivery(b, key, "b" * 32, NOW, lease)
+        b.commit()
+        assert (claim, until) == (DeliveryClaim.HELD, NOW + lease)
+        # A claim whose holder died is free once its lease is over.
+        later = NOW + lease + timedelta(seconds=1)
+        assert claim_delivery(b, key, "b" * 32, later, lease)[0] == DeliveryClaim.CLAIMED
+        b.commit()
+        finish_deliveries(a, "a" * 32, sent=[key], released=[], now=later)  # not a's any more
+        a.commit()
+        assert claim_delivery(a, key, "a" * 32, later, lease)[0] == DeliveryClaim.HELD
+        a.commit()
+        # Let go (the push will be retried): anyone may claim it again.
+        finish_deliveries(b, "b" * 32, sent=[], released=[key], now=later)
+        b.commit()
+        assert claim_delivery(a, key, "a" * 32, later, lease)[0] == DeliveryClaim.CLAIMED
+        finish_deliveries(a, "a" * 32, sent=[key], released=[key], now=later)
+        a.commit()
+        # Sent: the recipient's message of that day is spent, for every holder.
+        for holder, session in (("a" * 32, a), ("b" * 32, b)):
+            assert claim_delivery(session, key, holder, later + lease * 9, lease) == (
+                DeliveryClaim.SENT, None)
+            session.commit()

@@ -4,14 +4,14 @@ the LINE quota. The real pump, the LINE stand-in and an SMTP sink, on SQLite and
 from __future__ import annotations
 
 import email
-from datetime import date, datetime, time
+from datetime import date, datetime
 from email import policy as email_policy
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, select
 
-from models.directive import ItemStatus, TrackedItem, find_item
+from models.directive import ItemStatus, TrackedItem
 from models.outbox import (
     Channel,
     OutboxMessage,
@@ -28,62 +28,16 @@ from notifications.pump import (
     month_start,
     next_month_start,
 )
+from tests.notifications.conftest import BKK, STAFF_LINE, add_reminder, at
 
-BKK = ZoneInfo("Asia/Bangkok")
 BASE = "https://tidtam.example"
 POLICY = DeliveryPolicy(base_url=BASE)
-STAFF_LINE = "U" + "ab" * 16
-
-
-def at(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=BKK)
-
-
-@pytest.fixture
-def world(fresh_engine):
-    """Sa Kaeo, the FY 2567 directive launched, the demo accounts; staff-2701 on LINE."""
-    from tidtam.app.orgtree import load_provinces
-    from tidtam.app.tracking import launch_directive
-    from tidtam.demo.province import create_demo_accounts
-    from tidtam.infra.db import migrate
-    from tidtam.ops.bootstrap import DEFAULT_DIRECTIVE, load_directive
-
-    migrate(fresh_engine.url.render_as_string(hide_password=False))
-    with Session(fresh_engine) as session:
-        load_provinces(session, ["27"])
-        directive = launch_directive(session, load_directive(DEFAULT_DIRECTIVE),
-                                     now=at(date(2024, 7, 1), 9)).directive
-        create_demo_accounts(session, at(date(2024, 7, 1), 9))
-        staff = get_by_username(session, "staff-2701")
-        staff.line_user_id = STAFF_LINE
-        session.add(staff)
-        session.commit()
-        items = {code: find_item(session, directive.id, "2701", code).id
-                 for code in ("G1", "G8", "R1")}
-        steps = {code: find_item(session, directive.id, "2701", code).step_id
-                 for code in ("G1", "G8", "R1")}
-        staff_id, email_to = staff.id, staff.email
-    return {"engine": fresh_engine, "items": items, "steps": steps, "staff": staff_id,
-            "email": email_to}
 
 
 @pytest.fixture
 def transports(async_line, smtp_sink):
     sink, port = smtp_sink
     return {"line": async_line(), "email": SmtpTransport("127.0.0.1", port, tls="none")}, sink
-
-
-def add_reminder(world, step: str, rung: str, channel: str, queued: datetime) -> None:
-    recipient = STAFF_LINE if channel == "line" else world["email"]
-    with Session(world["engine"]) as session:
-        session.add(OutboxMessage(
-            idempotency_key=f"{rung}|{queued.date()}|item:{world['items'][step]}|"
-                            f"user:{world['staff']}|{channel}",
-            channel=Channel(channel), recipient=recipient, user_id=world["staff"],
-            district_code="2701", item_id=world["items"][step], step_id=world["steps"][step],
-            rung=rung, subject="ถึงกำหนดแล้ว (as queued)", body="ถึงกำหนดแล้ว (as queued)",
-            next_try_at=queued, created_at=queued))
-        session.commit()
 
 
 def rows(world) -> list[OutboxMessage]:

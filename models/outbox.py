@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, func, or_, tuple_, update
+from sqlalchemy import Index, func, or_, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
@@ -317,12 +317,15 @@ def cancel_pending_for_report(session: Session, report_id: int, rung: str, reaso
     return result.rowcount
 
 
-def all_messages(session: Session, *, limit: int | None = None,
-                 events: bool = False) -> list[OutboxMessage]:
-    """Every message to people, newest first; ``events``: the Prefect events too."""
+def all_messages(session: Session, *, limit: int | None = None, events: bool = False,
+                 wanted: MessageFilter | None = None) -> list[OutboxMessage]:
+    """Every message to people, newest first; ``events``: the Prefect events too; ``wanted``:
+    only those that match (``tidtam outbox``'s filters, the outbox page's)."""
     query = select(OutboxMessage).order_by(col(OutboxMessage.id).desc())
     if not events:
         query = query.where(to_people())
+    if wanted is not None:
+        query = query.where(_filtered(true(), wanted))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))

@@ -189,8 +189,18 @@ _STATUSES = [s.value for s in OutboxStatus]
 _CHANNELS = [c.value for c in Channel]
 
 
-@router.get("/outbox", response_model=list[OutboxMessagePublic], responses=errors(403, 404, 422))
-def outbox(user: ApiUser, session: SessionDep, settings: SettingsDep,
+_PAGE_HEADERS = {"headers": {
+    "X-Total-Count": {"description": "how many messages match the filters in all",
+                      "schema": {"type": "integer", "minimum": 0}},
+    "Link": {"description": 'the next and previous pages (RFC 8288: rel="next", rel="prev"), '
+                            "when there are", "schema": {"type": "string"}}}}
+MAX_OFFSET = 10_000_000
+
+
+@router.get("/outbox", response_model=list[OutboxMessagePublic],
+            responses={200: _PAGE_HEADERS, **errors(403, 404, 422)})
+def outbox(user: ApiUser, session: SessionDep, settings: SettingsDep, request: Request,
+           response: Response,
            directive: Annotated[str | None, Query(
                description="only the messages about this directive (else every one)")] = None,
            events: Annotated[bool, Query(
@@ -213,15 +223,28 @@ def outbox(user: ApiUser, session: SessionDep, settings: SettingsDep,
            date_to: Annotated[str | None, Query(
                alias="to", description="created on or before this day (YYYY-MM-DD, the "
                "office's time zone)", json_schema_extra={"format": "date"})] = None,
+           limit: Annotated[int, Query(ge=1, le=500, description="messages on this page")] = 500,
+           offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=(
+               "how many of the matching messages (newest first) to skip"))] = 0,
            ) -> list[OutboxMessagePublic]:
-    """The province's messages to people, newest first (coordinator and provincial head), at
-    most 500; ``events=true``: with the Prefect events (channel ``prefect-event``) of its
-    directives. The filters narrow it; a bad filter value is a 422 in Thai and English."""
+    """The province's messages to people, newest first (coordinator and provincial head), a
+    page of ``limit`` (at most 500) from ``offset``: the ``X-Total-Count`` header says how many
+    match, the ``Link`` header gives the next and previous pages. ``events=true``: with the
+    Prefect events (channel ``prefect-event``) of its directives. The filters are the outbox
+    page's; a bad filter value is a 422 in Thai and English."""
     query = outbox_query(status=status, channel=channel, district=district, rung=rung,
                          date_from=date_from, date_to=date_to)
-    return [OutboxMessagePublic.of(m)
-            for m in outbox_for(session, user, directive=outbox_directive(session, user, directive),
-                                events=events, query=query, tz=settings.tz)]
+    listing = outbox_for(session, user, directive=outbox_directive(session, user, directive),
+                         events=events, query=query, tz=settings.tz, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(listing.total)
+    pages = [(rel, at) for rel, at, there in (
+        ("prev", max(0, offset - limit), offset > 0),
+        ("next", offset + limit, offset + len(listing) < listing.total)) if there]
+    if pages:
+        response.headers["Link"] = ", ".join(
+            f'<{request.url.include_query_params(offset=at, limit=limit)}>; rel="{rel}"'
+            for rel, at in pages)
+    return [OutboxMessagePublic.of(m) for m in listing]
 
 
 DirectiveQuery = Annotated[str | None, Query(

@@ -5,11 +5,12 @@ a layout that fits a phone; and the API's and the CLI's new fields."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from models.directive import get_directive_by_slug
 from models.outbox import Channel, OutboxMessage, OutboxStatus
@@ -67,10 +68,13 @@ def seed(engine) -> None:
         session.commit()
 
 
-def keys(html: str) -> set[str]:
-    found = re.findall(r'data-key="([^"]+)"', html)
+def keys(html: str, engine) -> set[str]:
+    """The idempotency keys of the messages a page lists (it shows their numbers, not keys)."""
+    found = [int(i) for i in re.findall(r'<details data-message="(\d+)"', html)]
     assert html.count("<tr data-status=") == len(found)
-    return set(found)
+    with Session(engine) as session:
+        return set(session.exec(select(OutboxMessage.idempotency_key)
+                                .where(col(OutboxMessage.id).in_(found))))
 
 
 @pytest.fixture
@@ -93,9 +97,9 @@ FILTERS = [
 ]
 
 
-def test_each_filter_narrows_the_rows_on_the_page_and_the_api(seeded):
+def test_each_filter_narrows_the_rows_on_the_page_and_the_api(seeded, any_engine):
     client = seeded
-    everything = keys(client.get("/outbox").text)
+    everything = keys(client.get("/outbox").text, any_engine)
     assert everything == {f"k{n}-{rest}" for n, rest in enumerate(
         ["staff-email", "staff-line", "head-email", "group-line", "coordinator-digest",
          "review-returned"], start=1)}  # and not Bangkok's
@@ -103,7 +107,7 @@ def test_each_filter_narrows_the_rows_on_the_page_and_the_api(seeded):
     for query, expected in FILTERS:
         page = client.get(f"/outbox?{query}")
         assert page.status_code == 200, query
-        assert keys(page.text) == expected, query
+        assert keys(page.text, any_engine) == expected, query
         api = client.get(f"/api/v1/outbox?{query}", headers=headers)
         assert {m["key"] for m in api.json()} == expected, query
     chosen = client.get("/outbox?status=failed&district=2703").text
@@ -183,15 +187,15 @@ def test_pages_of_fifty_with_the_total_newest_first_keeping_the_filters(client, 
         session.commit()
     signed_in(client, "coordinator")
     first = client.get("/outbox?rung=reminder-3").text
-    assert keys(first) == {f"p{n:03d}" for n in range(50)}  # the newest fifty
+    assert keys(first, engine) == {f"p{n:03d}" for n in range(50)}  # the newest fifty
     assert "ข้อความที่ 1–50 จากทั้งหมด 120 ข้อความ" in first and "หน้า 1 จาก 3" in first
     assert 'href="/outbox?rung=reminder-3&amp;page=2"' in first and 'rel="prev"' not in first
     last = client.get("/outbox?rung=reminder-3&page=3").text
-    assert keys(last) == {f"p{n:03d}" for n in range(100, 120)}
+    assert keys(last, engine) == {f"p{n:03d}" for n in range(100, 120)}
     assert "ข้อความที่ 101–120 จากทั้งหมด 120 ข้อความ" in last and 'rel="next"' not in last
     assert 'href="/outbox?rung=reminder-3&amp;page=2"' in last
     beyond = client.get("/outbox?rung=reminder-3&page=9")
-    assert beyond.status_code == 200 and keys(beyond.text) == set()
+    assert beyond.status_code == 200 and keys(beyond.text, engine) == set()
     assert "ไม่มีข้อความที่ตรงกับตัวกรองนี้" in beyond.text
     assert "จากทั้งหมด 121 ข้อความ" in client.get("/outbox").text
 
@@ -243,3 +247,100 @@ def test_the_api_and_the_cli_show_creation_time_subject_and_body(seeded, any_eng
     assert rows["k6-review-returned"]["subject"] == "เรื่อง k6-review-returned"
     assert rows["k6-review-returned"]["body"].endswith("เพิ่มรูปกิจกรรมครั้งที่ 3")
     assert datetime.fromisoformat(rows["k6-review-returned"]["created_at"]) == CLOCK
+
+
+def test_e_mail_addresses_are_masked_like_line_ids_and_no_key_is_shown(seeded, any_engine):
+    with Session(any_engine) as session:
+        session.add(OutboxMessage(
+            idempotency_key="late|2024-07-19|item:1|user:9|email", channel=Channel.EMAIL,
+            recipient="somchai.k@district.example.go.th", rung="late", district_code="2703",
+            status=OutboxStatus.FAILED, subject="เลยกำหนด", body="…", created_at=CLOCK,
+            next_try_at=CLOCK, last_error="SMTP recipient refused: somchai.k@district.example"
+                                          ".go.th: 550 no such user — permanent"))
+        session.commit()
+        numbers = {m.idempotency_key: m.id for m in session.exec(select(OutboxMessage))}
+    page = seeded.get("/outbox").text
+    for address in ("staff-2703@demo.tidtam.local", "head-2705@demo.tidtam.local",
+                    "coordinator@demo.tidtam.local", "somchai.k@district.example.go.th"):
+        assert address not in page, address  # not in the list, the details, nor the reasons
+    assert "st…3@demo.tidtam.local" in page and "he…5@demo.tidtam.local" in page
+    assert "so…k@district.example.go.th: 550" in page  # the pump's English, masked too
+    assert "U0123…cdef" in page
+    # The details give the message's number and tries, never its idempotency key.
+    assert "data-key=" not in page and "late|2024-07-19|item:1" not in page
+    tech = re.findall(r'<p class="tech"><small>([^<]*)</small></p>', page)
+    assert f"ข้อความเลขที่ {numbers['k2-staff-line']} · ครั้งที่ส่ง: 3" in tech
+    assert not [t for t in tech if "|" in t or "k1-staff-email" in t]
+
+
+def test_mask_addresses_keeps_enough_to_tell_apart():
+    from tidtam.app.outbox import mask_addresses
+
+    assert mask_addresses("to staff-2703@demo.tidtam.local and ab@x.org") == \
+        "to st…3@demo.tidtam.local and a…@x.org"
+    assert mask_addresses("U" + "0123456789abcdef" * 2) == "U0123…cdef"
+    assert mask_addresses("no address here: 10 @ 3") == "no address here: 10 @ 3"
+
+
+def test_the_api_pages_with_limit_and_offset_and_says_the_total(client, engine):
+    staff = user_named(engine, "staff-2703")
+    with Session(engine) as session:
+        for n in range(120):
+            session.add(OutboxMessage(
+                idempotency_key=f"p{n:03d}", channel=Channel.EMAIL, recipient="s@x.org",
+                user_id=staff.id, district_code="2703", rung="reminder-3", subject=f"s{n}",
+                body="…", created_at=CLOCK - timedelta(minutes=n), next_try_at=CLOCK))
+        session.add(OutboxMessage(idempotency_key="other-rung", channel=Channel.EMAIL,
+                                  recipient="s@x.org", user_id=staff.id, rung="digest",
+                                  subject="s", body="…", created_at=CLOCK, next_try_at=CLOCK))
+        session.commit()
+    headers = api_token(client, "coordinator")
+    got, url = [], "/api/v1/outbox?rung=reminder-3&limit=50"
+    while url:
+        answer = client.get(url, headers=headers)
+        assert answer.status_code == 200 and answer.headers["X-Total-Count"] == "120"
+        got.append([m["key"] for m in answer.json()])
+        link = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("Link", ""))
+        url = link.group(1) if link else None
+    assert [len(page) for page in got] == [50, 50, 20]
+    assert sum(got, []) == [f"p{n:03d}" for n in range(120)]  # newest first, none twice
+    middle = client.get("/api/v1/outbox?rung=reminder-3&limit=50&offset=50", headers=headers)
+    assert 'rel="prev"' in middle.headers["Link"] and "offset=0" in middle.headers["Link"]
+    assert "rung=reminder-3" in middle.headers["Link"]  # the filters kept
+    beyond = client.get("/api/v1/outbox?limit=10&offset=500", headers=headers)
+    assert beyond.json() == [] and beyond.headers["X-Total-Count"] == "121"
+    for bad in ("limit=0", "limit=501", "offset=-1", "limit=x"):
+        refused = client.get(f"/api/v1/outbox?{bad}", headers=headers)
+        assert refused.status_code == 422 and refused.json()["detail"]["th"], bad
+    operation = client.get("/openapi.json").json()["paths"]["/api/v1/outbox"]["get"]
+    assert {"limit", "offset"} <= {p["name"] for p in operation["parameters"]}
+    assert {"X-Total-Count", "Link"} <= set(operation["responses"]["200"]["headers"])
+
+
+def test_the_cli_takes_the_pages_filters(seeded, any_engine, monkeypatch):
+    """`tidtam outbox --json` with --status, --channel, --district, --rung, --from, --to: the
+    same rows as the page's filters, each with its creation time, subject and body. The
+    command is the operator's: every province's rows (Bangkok's failed one too)."""
+    from typer.testing import CliRunner
+
+    from tidtam.cli import app
+    from tidtam.infra import db
+
+    monkeypatch.setattr(db, "get_engine", lambda: any_engine)
+    runner = CliRunner()
+
+    def cli(*args: str):
+        return runner.invoke(app, ["outbox", "--json", *args])
+
+    for query, expected in FILTERS:
+        args = [part for pair in query.split("&") for part in (f"--{pair.split('=')[0]}",
+                                                               pair.split("=")[1])]
+        done = cli(*args)
+        assert done.exit_code == 0, (query, done.output)
+        rows = json.loads(done.output)
+        bangkok = {"bkk-1"} if query in ("status=failed", "rung=overdue", "from=2024-07-18") \
+            else set()
+        assert {r["key"] for r in rows} == expected | bangkok, query
+        assert all({"created_at", "subject", "body"} <= set(r) for r in rows)
+    refused = cli("--status", "lost")
+    assert refused.exit_code == 2 and "สถานะ" in refused.output

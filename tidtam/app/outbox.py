@@ -180,13 +180,15 @@ class BrokenRoute:
 
 
 class OutboxListing(list[OutboxMessage]):
-    """The province's messages, newest first, with the routes that stopped working.
+    """A page of the province's messages, newest first, with how many match in all
+    (``total``) and the routes that stopped working.
 
-    A list, so the JSON API (``/api/v1/outbox``) keeps returning just the messages, and the
-    outbox page reads ``broken_routes`` off the same value.
+    A list, so the JSON API (``/api/v1/outbox``) keeps returning just the messages (the total
+    and the next page go in its headers), and the outbox page reads ``broken_routes`` off it.
     """
 
     broken_routes: list[BrokenRoute]
+    total: int
 
 
 def _may_see(actor: User, directive: Directive | None) -> None:
@@ -202,14 +204,15 @@ def _may_see(actor: User, directive: Directive | None) -> None:
 def _broken_routes(session: Session, province_code: str) -> list[BrokenRoute]:
     people = broken_routes(session, province_code)
     since = route_broken_since(session, [p.id for p in people])
-    return [BrokenRoute(p, Channel.LINE, p.line_route_error or "", since.get(p.id))
+    return [BrokenRoute(p, Channel.LINE, mask_addresses(p.line_route_error or ""), since.get(p.id))
             for p in people]
 
 
-def outbox_for(session: Session, actor: User, *, limit: int = 500,
+def outbox_for(session: Session, actor: User, *, limit: int = 500, offset: int = 0,
                directive: Directive | None = None, events: bool = False,
                query: OutboxQuery | None = None, tz: ZoneInfo | None = None) -> OutboxListing:
-    """The province's outbox, newest first: for the coordinator and the provincial head only.
+    """The province's outbox, newest first, ``limit`` messages from ``offset`` on: for the
+    coordinator and the provincial head only.
 
     ``directive``: only the messages about that directive (one of the actor's province).
     ``events``: the Prefect events about the province's directives too (never another
@@ -222,10 +225,11 @@ def outbox_for(session: Session, actor: User, *, limit: int = 500,
     wanted = query.as_filter(tz or _tz())
     if directive is not None:
         wanted = replace(wanted, directive_id=directive.id)
-    messages, _total = province_messages(session, actor.province_code, wanted, limit=limit,
-                                         events=events)
+    messages, total = province_messages(session, actor.province_code, wanted, limit=limit,
+                                        offset=offset, events=events)
     listing = OutboxListing(messages)
     listing.broken_routes = _broken_routes(session, actor.province_code)
+    listing.total = total
     return listing
 
 
@@ -397,28 +401,37 @@ def reason_of(text: str | None) -> Reason | None:
         if found:
             params = {k: v for k, v in found.groupdict().items() if v is not None}
             cause = reason_of(inner).code if code == "gave_up" and inner else None
-            return Reason(code, params, mask_ids(text), cause)
-    return Reason("other", {}, mask_ids(text))
+            return Reason(code, params, mask_addresses(text), cause)
+    return Reason("other", {}, mask_addresses(text))
 
 
 _LINE_ID = re.compile(r"\b([UCR][0-9a-f]{4})[0-9a-f]{24}([0-9a-f]{4})\b")
+_EMAIL = re.compile(r"(?<![\w.%+-])([\w.%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 
 
-def mask_ids(text: str) -> str:
-    """LINE user, group and room ids cut to their ends (U1a2b…9f0e): enough to tell apart."""
-    return _LINE_ID.sub(r"\1…\2", text)
+def mask_addresses(text: str) -> str:
+    """LINE user, group and room ids cut to their ends (U1a2b…9f0e), and e-mail addresses to
+    the ends of their local part (st…3@demo.tidtam.local): enough to tell apart, not to copy."""
+    return _EMAIL.sub(lambda m: f"{_masked_local(m.group(1))}@{m.group(2)}",
+                      _LINE_ID.sub(r"\1…\2", text))
+
+
+def _masked_local(local: str) -> str:
+    return f"{local[:2]}…{local[-1]}" if len(local) >= 4 else f"{local[:1]}…"
 
 
 def shown_address(message: OutboxMessage) -> str:
-    """Where a row went, as a page may show it: an e-mail as is, a LINE id masked, a webhook's
+    """Where a row went, as a page may show it: an e-mail or a LINE id masked, a webhook's
     host only."""
     address = message.recipient or ""
     if message.channel == Channel.LINE:
-        masked = mask_ids(address)
+        masked = mask_addresses(address)
         return masked if masked != address or len(address) <= 12 else \
             f"{address[:5]}…{address[-4:]}"
     if message.channel == Channel.WEBHOOK:
         return urlsplit(address).hostname or ""
+    if message.channel == Channel.EMAIL:
+        return mask_addresses(address)
     return address
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from domain.errors import TidtamError
+from domain.errors import InvalidInput, TidtamError
 from tidtam.cli.common import DirectiveSlug, Now, app, clock_for, fail
 from tidtam.infra.clock import today as day_of
 
@@ -62,19 +62,41 @@ def _day(text: str) -> date:
 def outbox(as_json: Annotated[bool, typer.Option("--json")] = False,
            directive: DirectiveSlug = None,
            events: Annotated[bool, typer.Option(
-               "--events", help="the Prefect events (channel prefect-event) too")] = False) -> None:
+               "--events", help="the Prefect events (channel prefect-event) too")] = False,
+           status: Annotated[str | None, typer.Option(
+               help="only messages in this status: queued, sending, sent, failed, cancelled, "
+                    "not-sent-no-channel")] = None,
+           channel: Annotated[str | None, typer.Option(
+               help="only messages on this channel: line, email, webhook")] = None,
+           district: Annotated[str | None, typer.Option(
+               help="only messages about this district (its 4-digit code)")] = None,
+           rung: Annotated[str | None, typer.Option(
+               help="only messages of this rung, e.g. late, reminder-3, report-returned")] = None,
+           date_from: Annotated[str | None, typer.Option(
+               "--from", help="created on or after this day (YYYY-MM-DD, the office's time "
+                              "zone)")] = None,
+           date_to: Annotated[str | None, typer.Option(
+               "--to", help="created on or before this day (YYYY-MM-DD)")] = None) -> None:
     """Every message to people (key, directive, channel, recipient, district, item, rung,
-    status), grouped by directive, active ones first; --directive: only the messages about that
-    one; --events: the Prefect events too."""
+    status; --json: with its creation time, subject and body), grouped by directive, active
+    ones first; --directive: only the messages about that one; --events: the Prefect events
+    too; --status, --channel, --district, --rung, --from, --to: the outbox page's filters."""
     from models.directive import active_directives
     from tidtam.app.directives import find_directive
+    from tidtam.app.outbox import outbox_query
     from tidtam.cli.views import outbox_json, print_outbox
     from tidtam.infra.db import session_scope
+    from tidtam.infra.settings import get_settings
 
+    try:
+        wanted = outbox_query(status=status, channel=channel, district=district, rung=rung,
+                              date_from=date_from, date_to=date_to).as_filter(get_settings().tz)
+    except InvalidInput as error:
+        fail(error, 2)
     try:
         with session_scope() as session:
             chosen = find_directive(session, directive) if directive else None
-            rows = outbox_json(session, chosen, events=events)
+            rows = outbox_json(session, chosen, events=events, wanted=wanted)
             order = [chosen] if chosen else active_directives(session)
     except TidtamError as error:
         fail(error)

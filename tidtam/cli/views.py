@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from domain.thaidate import thai_date
 from models.directive import Directive, DirectiveStep, TrackedItem
-from models.outbox import OutboxMessage, all_messages
+from models.outbox import MessageFilter, OutboxMessage, all_messages
 from tidtam.app.boards import board
 from tidtam.app.directives import DirectiveProgress
 
@@ -108,12 +108,12 @@ def print_board(data: dict) -> None:
 
 
 def outbox_json(session: Session, directive: Directive | None = None, *,
-                events: bool = False) -> list[dict]:
+                events: bool = False, wanted: MessageFilter | None = None) -> list[dict]:
     """Every message to people, oldest first, each with the directive it is about (``None``: a
     digest or an alert, about no one directive); ``directive``: only the messages about it;
-    ``events``: the Prefect events too."""
+    ``events``: the Prefect events too; ``wanted``: only those that match these filters."""
     slugs = _directive_of_messages(session)
-    messages = reversed(all_messages(session, events=events))
+    messages = reversed(all_messages(session, events=events, wanted=wanted))
     return [{"key": m.idempotency_key, "directive": slugs.get(m.id), "channel": str(m.channel),
              "recipient": m.recipient,
              "district_code": m.district_code, "item_id": m.item_id, "step_id": m.step_id,

@@ -514,7 +514,8 @@ def _at_send_time(run: _Pass, ready: list[OutboxMessage]) -> list[OutboxMessage 
             row.subject, row.body = reminder.subject, reminder.body
             record_rendered(session, row.id, row.claims, row.subject, row.body)
             sendables.append(row)
-        # Claimed in the order of their keys, so two passes never wait on each other's claims.
+        # Claimed in the order of their keys: two passes never each wait for a claim the other
+        # holds (a deadlock on PostgreSQL).
         for (channel, recipient, key), members in sorted(groups.items()):
             delivery = _group(run, session, channel, recipient, key, members, today, outcomes)
             if delivery is not None:

@@ -70,8 +70,7 @@ def binary(media_type: str, what: str) -> dict[int | str, dict]:
         media_type: {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-OTHER_DISTRICT = ("เฉพาะเจ้าหน้าที่ของอำเภอเมืองสระแก้วเท่านั้นที่แก้ไขรายงานนี้ได้",
-                  "only the staff of district 2701 may edit its report")
+OTHER_DISTRICT = ("คุณไม่มีสิทธิ์ดูข้อมูลอำเภอเมืองสระแก้ว", "you may not see district 2701")
 NOT_REVIEWER = ("เฉพาะผู้ประสานงานของจังหวัดเท่านั้นที่ตรวจรายงานได้",
                 "only the provincial coordinator reviews reports")
 NO_DISTRICT = ("ไม่พบอำเภอรหัส 9999", "no district 9999")
@@ -81,6 +80,9 @@ NOT_SUBMITTED = ("รับหรือส่งกลับได้เฉพ�
                  "only a submitted report can be accepted or returned")
 NOT_PROVINCE = ("เฉพาะเจ้าหน้าที่ระดับจังหวัดเท่านั้นที่รวบรวมรายงานของอำเภอได้",
                 "only the province compiles the districts' reports")
+NO_DIRECTIVE = ("ไม่พบหนังสือสั่งการ 'fy2567-x'", "no directive 'fy2567-x'")
+SEVERAL = ("จังหวัดรหัส 27 ติดตามหนังสือสั่งการหลายฉบับ ระบุฉบับด้วย ?directive= (…)",
+           "province 27 follows several directives: name one with ?directive= (…)")
 NO_CHROMIUM = ("สร้างไฟล์ PDF ไม่ได้ เนื่องจากเครื่องแม่ข่ายไม่มีโปรแกรม Chromium",
                "cannot make a PDF: Chromium is not installed")
 
@@ -127,7 +129,7 @@ def add_photo(request: Request, code: str, user: ApiUser, session: SessionDep, n
 
 
 @router.get(REPORT + "/photos", response_model=list[PhotoPublic],
-            responses=refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT))
+            responses=refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT, _409=SEVERAL))
 def list_photos(code: str, user: ApiUser, session: SessionDep,
                 directive: DirectiveQuery = None) -> list[PhotoPublic]:
     """The report's photos, session by session (whoever may read the report)."""
@@ -228,7 +230,7 @@ def _view(session, user, code: str, directive: str | None) -> reporting.ReportVi
 @router.get("/districts/{code}/report.xlsx", response_class=Response,
             responses={**binary(XLSX, "The report as a workbook: sheets totals, districts, "
                                       "sessions"),
-                       **refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT)})
+                       **refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT, _409=SEVERAL)})
 def district_xlsx(code: str, user: ApiUser, session: SessionDep,
                   directive: DirectiveQuery = None) -> Response:
     """The district's report as filed (whatever its status), as XLSX."""
@@ -239,7 +241,7 @@ def district_xlsx(code: str, user: ApiUser, session: SessionDep,
 @router.get("/districts/{code}/report.csv", response_class=Response,
             responses={**binary(CSV, "One table of the report, UTF-8 with a BOM (Excel reads "
                                      "the Thai)"),
-                       **refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT)})
+                       **refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT, _409=SEVERAL)})
 def district_csv(code: str, user: ApiUser, session: SessionDep, table: TableQuery = "sessions",
                  directive: DirectiveQuery = None) -> Response:
     """One table of the district's report as filed, as CSV."""
@@ -250,7 +252,8 @@ def district_csv(code: str, user: ApiUser, session: SessionDep, table: TableQuer
 
 @router.get("/districts/{code}/report.pdf", response_class=Response,
             responses={**binary("application/pdf", "The official form (enclosure 3), A4"),
-                       **refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT, _503=NO_CHROMIUM)})
+                       **refusals(_403=OTHER_DISTRICT, _404=NO_DISTRICT, _409=SEVERAL,
+                                  _503=NO_CHROMIUM)})
 def district_pdf(request: Request, code: str, user: ApiUser, session: SessionDep,
                  settings: SettingsDep, thai_digits: ThaiDigits = False,
                  directive: DirectiveQuery = None) -> Response:
@@ -266,10 +269,7 @@ def district_pdf(request: Request, code: str, user: ApiUser, session: SessionDep
 # --- the province's report ------------------------------------------------------------------------
 
 @router.get("/reports/compiled", response_model=CompilationPublic,
-            responses=refusals(_403=NOT_PROVINCE, _404=("ไม่พบหนังสือสั่งการ x",
-                                                        "no directive x"),
-                               _409=("จังหวัดติดตามหนังสือสั่งการหลายฉบับ กรุณาระบุ directive",
-                                     "the province follows several directives; name one")))
+            responses=refusals(_403=NOT_PROVINCE, _404=NO_DIRECTIVE, _409=SEVERAL))
 def compiled(user: ApiUser, session: SessionDep,
              directive: DirectiveQuery = None) -> CompilationPublic:
     """Compile the province's report now: the totals of the accepted reports, and each
@@ -280,7 +280,7 @@ def compiled(user: ApiUser, session: SessionDep,
 
 @router.get("/reports/compiled.xlsx", response_class=Response,
             responses={**binary(XLSX, "The compilation: sheets totals, districts, sessions"),
-                       **refusals(_403=NOT_PROVINCE)})
+                       **refusals(_403=NOT_PROVINCE, _404=NO_DIRECTIVE, _409=SEVERAL)})
 def compiled_xlsx(user: ApiUser, session: SessionDep,
                   directive: DirectiveQuery = None) -> Response:
     """The province's compilation as XLSX (only accepted reports count)."""
@@ -292,7 +292,7 @@ def compiled_xlsx(user: ApiUser, session: SessionDep,
 
 @router.get("/reports/compiled.csv", response_class=Response,
             responses={**binary(CSV, "One table of the compilation, UTF-8 with a BOM"),
-                       **refusals(_403=NOT_PROVINCE)})
+                       **refusals(_403=NOT_PROVINCE, _404=NO_DIRECTIVE, _409=SEVERAL)})
 def compiled_csv(user: ApiUser, session: SessionDep, table: TableQuery = "districts",
                  directive: DirectiveQuery = None) -> Response:
     """One table of the province's compilation as CSV."""
@@ -305,7 +305,8 @@ def compiled_csv(user: ApiUser, session: SessionDep, table: TableQuery = "distri
 @router.get("/reports/compiled.pdf", response_class=Response,
             responses={**binary("application/pdf", "The province's report form, A4, with its "
                                                    "annex of districts"),
-                       **refusals(_403=NOT_PROVINCE, _503=NO_CHROMIUM)})
+                       **refusals(_403=NOT_PROVINCE, _404=NO_DIRECTIVE, _409=SEVERAL,
+                                  _503=NO_CHROMIUM)})
 def compiled_pdf(request: Request, user: ApiUser, session: SessionDep, settings: SettingsDep,
                  now: NowDep, thai_digits: ThaiDigits = False,
                  directive: DirectiveQuery = None) -> Response:

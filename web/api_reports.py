@@ -13,18 +13,21 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from sqlmodel import Session
 from starlette.responses import FileResponse, Response
 
 from domain.errors import InvalidInput
 from domain.report import form_of
 from models.directive import Directive
 from models.report import Report
+from models.user import User
 from tidtam.app import reporting
 from tidtam.documents.exports import compilation_csv, compilation_xlsx, report_csv, report_xlsx
 from tidtam.documents.pdf import html_to_pdf
 from tidtam.documents.printing import printable_district, printable_province
 from tidtam.infra.photos import PhotoStore
 from web.deps import ApiUser, NowDep, SessionDep, SettingsDep
+from web.reports import XLSX, download
 from web.schemas import (
     AcceptIn,
     CompilationPublic,
@@ -41,7 +44,6 @@ from web.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=errors(401))
 
 REPORT = "/districts/{code}/report"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 Table = Literal["totals", "districts", "sessions"]
 
@@ -222,7 +224,7 @@ def reopen_report(code: str, body: ReopenIn, user: ApiUser, session: SessionDep,
 
 # --- one district's report as files ---------------------------------------------------------------
 
-def _view(session, user, code: str, directive: str | None) -> reporting.ReportView:
+def _view(session: Session, user: User, code: str, directive: str | None) -> reporting.ReportView:
     named = reporting.directive_for_report(session, user, code, directive)
     return reporting.report_view(session, user, code, directive=named)
 
@@ -316,8 +318,3 @@ def compiled_pdf(request: Request, user: ApiUser, session: SessionDep, settings:
                               thai_digits=thai_digits, as_of=now, tz=settings.tz)
     return download(html_to_pdf(html), "application/pdf", f"report-{named.slug}.pdf")
 
-
-def download(data: bytes, media_type: str, filename: str) -> Response:
-    """A file to save (ASCII name: every client keeps it), never kept by a shared cache."""
-    return Response(data, media_type=media_type, headers={
-        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private"})

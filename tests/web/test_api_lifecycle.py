@@ -174,6 +174,10 @@ def test_the_api_refuses_what_the_pages_refuse(any_app, any_engine: Engine):
         staff, coordinator = api_token(client, f"staff-{CODE}"), api_token(client, "coordinator")
         other = api_token(client, "staff-2701")
         version = client.put(R, headers=staff, json={"version": 0, "report": report(22)}).json()["version"]
+        totals = {(r["section"], r["code"]): r["value"] for r in csv.DictReader(io.StringIO(
+            client.get(f"{R}.csv?table=totals", headers=staff).content.decode("utf-8-sig")))}
+        assert totals[("participants", "total")] == "89"  # a draft's figures, as typed
+        assert ("districts", "accepted") not in totals  # one report says nothing of the others
 
         # photos: checked by content, by size, by session; only the district's own staff
         refused(add_photo(client, staff, KEYS[0], b"#!/bin/sh\nrm -rf /\n", "script.jpg"), 422,

@@ -317,4 +317,3 @@ def compiled_pdf(request: Request, user: ApiUser, session: SessionDep, settings:
     html = printable_province(session, user, directive=named, store=request.app.state.photos,
                               thai_digits=thai_digits, as_of=now, tz=settings.tz)
     return download(html_to_pdf(html), "application/pdf", f"report-{named.slug}.pdf")
-

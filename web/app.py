@@ -24,6 +24,7 @@ from tidtam.infra.settings import Settings
 from web import (
     accounts,
     api,
+    api_reports,
     auth,
     csrf_multipart,
     errors,
@@ -75,7 +76,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
-                   accounts.router, line_webhook.router, api.router):
+                   accounts.router, line_webhook.router, api.router, api_reports.router):
         app.include_router(router)
     errors.install(app)
     errors.document(app)

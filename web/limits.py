@@ -34,6 +34,7 @@ ROUTE_CAPS: list[tuple[re.Pattern[str], int]] = [
      MAX_REQUEST_BYTES + DEFAULT_MAX_BODY),
     (re.compile(r"/directives/[^/]+/districts/[^/]+/report/draft"), MAX_DRAFT_BYTES + DEFAULT_MAX_BODY),
     (re.compile(r"/api/v1/districts/[^/]+/report"), MAX_DRAFT_BYTES + DEFAULT_MAX_BODY),
+    (re.compile(r"/api/v1/districts/[^/]+/report/photos"), MAX_REQUEST_BYTES + DEFAULT_MAX_BODY),
 ]
 REACHED = "tidtam.body_reached"
 

@@ -9,13 +9,14 @@ from fastapi import Form, Path
 from pydantic import BaseModel, Field
 
 from domain.rates import Rate
-from domain.report import Finding, ReportSummary
-from models.directive import DirectivePublic, DirectiveStep, ItemStatus, StepKind, TrackedItem
+from domain.report import Compilation, Finding, ReportSummary
+from models.directive import Directive, DirectivePublic, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.outbox import Channel, OutboxMessage, OutboxStatus
-from models.report import ProvincialReport
+from models.report import ProvincialReport, ReportPhoto
 from tidtam.app.boards import Board, BoardCell, BoardRow, ItemDetail
 from tidtam.app.directive_api import DirectiveLine, ItemRow, ItemsPage
 from tidtam.app.directives import DirectiveProgress
+from tidtam.app.labels import status_th
 from tidtam.app.national import NationalBoard
 from tidtam.app.reporting import ReportView
 
@@ -394,3 +395,102 @@ class NationalBoardPublic(BaseModel):
 
 class DepartmentIn(BaseModel):
     note: str | None = Field(None, max_length=2000)
+
+
+# --- api15: the report's lifecycle in the API (web/api_reports.py) -------------------------------
+
+class PhotoPublic(BaseModel):
+    """A photo of one session of a district's report; the JPEG itself: ``GET /api/v1/photos/{id}``."""
+
+    id: int
+    session_key: str = Field(description="the session of the report it shows")
+    filename: str = Field(description="the name it was uploaded with (sanitised)")
+    content_type: str = Field(description="the original's type: image/jpeg, image/png or image/heic")
+    size_bytes: int
+    width: int
+    height: int
+    uploaded_at: datetime
+
+    @classmethod
+    def of(cls, photo: ReportPhoto) -> PhotoPublic:
+        return cls(id=photo.id, session_key=photo.session_key, filename=photo.original_filename,
+                   content_type=photo.content_type, size_bytes=photo.size_bytes,
+                   width=photo.width, height=photo.height, uploaded_at=photo.uploaded_at)
+
+
+class ReportStatePublic(ReportPublic):
+    """The report after a step of its lifecycle: as ``GET …/report``, with its photos and what
+    the caller may do next."""
+
+    photos: list[PhotoPublic]
+    can_edit: bool = Field(description="you may change it now (your district, draft or returned)")
+    can_review: bool = Field(description="you may review it now: accept or return (submitted), "
+                                         "reopen (accepted)")
+
+    @classmethod
+    def of(cls, view: ReportView) -> ReportStatePublic:
+        return cls(**ReportPublic.of(view).model_dump(),
+                   photos=[PhotoPublic.of(p) for p in view.photos],
+                   can_edit=view.can_edit, can_review=view.can_review)
+
+
+class PhotoAddedPublic(BaseModel):
+    photo: PhotoPublic
+    report_version: int = Field(description="the report's version now: send it with the next write")
+
+
+class ReturnIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"version": 3, "comment": "ครั้งที่ 2 มีผู้เข้าร่วมไม่ถึง 20 คน กรุณาตรวจสอบจำนวน"}]}}
+
+    version: Version = Field(description="the report's version as you read it; a newer one → 409")
+    comment: str = Field(description="what the district must correct; 1–2000 characters once "
+                                     "trimmed (shown at the top of its form)")
+
+
+class ReopenIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"version": 4, "reason": "อำเภอขอแก้ไขจำนวนผู้เข้าร่วมครั้งที่ 3"}]}}
+
+    version: Version = Field(description="the report's version as you read it; a newer one → 409")
+    reason: str = Field(description="why the accepted report is unlocked; 1–2000 characters once "
+                                    "trimmed (told to the district, kept in the audit log)")
+
+
+class AcceptIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"version": 4}]}}
+
+    version: Version = Field(description="the report's version as you read it; a newer one → 409")
+
+
+class CompiledDistrictPublic(BaseModel):
+    code: str
+    name_th: str
+    name_en: str
+    status: str = Field(description="none, draft, submitted, returned or accepted")
+    status_th: str
+    total_participants: int | None = Field(description="only when its report is accepted")
+
+
+class CompilationPublic(BaseModel):
+    """The province's report: the totals of the accepted reports, district by district."""
+
+    directive_slug: str
+    reference_no: str
+    totals: ReportSummaryPublic
+    districts: list[CompiledDistrictPublic]
+    accepted: list[str] = Field(description="the districts whose accepted reports are counted")
+    missing: list[str] = Field(description="the districts with no accepted report yet")
+
+    @classmethod
+    def of(cls, directive: Directive, compilation: Compilation) -> CompilationPublic:
+        return cls(
+            directive_slug=directive.slug, reference_no=directive.reference_no,
+            totals=ReportSummaryPublic.of(compilation.totals),
+            districts=[CompiledDistrictPublic(
+                code=d.code, name_th=d.name_th, name_en=d.name_en, status=d.status,
+                status_th=status_th(d.status),
+                total_participants=d.summary.total_participants if d.summary else None)
+                for d in compilation.districts],
+            accepted=[d.code for d in compilation.accepted],
+            missing=[d.code for d in compilation.missing])

@@ -24,9 +24,18 @@ from openpyxl.utils import get_column_letter
 from domain.cells import inert_row
 from domain.directive import DirectiveSpec, FormSpec
 from domain.errors import InvalidInput
-from domain.report import OTHER_KIND, Compilation, ReportSummary, SessionEntry, form_of
+from domain.report import (
+    NO_REPORT,
+    OTHER_KIND,
+    Compilation,
+    DistrictEntry,
+    ReportSummary,
+    SessionEntry,
+    form_of,
+)
 from domain.thaidate import thai_date
 from tidtam.app.labels import labels, status_th
+from tidtam.app.reporting import ReportView
 
 TableName = Literal["totals", "districts", "sessions"]
 TABLES: tuple[TableName, ...] = ("totals", "districts", "sessions")
@@ -137,9 +146,14 @@ def _sessions(compilation: Compilation, spec: DirectiveSpec) -> Table:
 
 def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec) -> bytes:
     """One workbook: sheets "totals", "districts", "sessions" (numbers as numbers)."""
+    return tables_xlsx(compilation_tables(compilation, spec), spec)
+
+
+def tables_xlsx(tables: dict[TableName, Table], spec: DirectiveSpec) -> bytes:
+    """The tables as one workbook, a sheet each, text inert and numbers as numbers."""
     book = Workbook()
     book.remove(book.active)
-    for table in compilation_tables(compilation, spec).values():
+    for table in tables.values():
         sheet = book.create_sheet(table.name)
         sheet.append(table.header)
         for cell in sheet[1]:
@@ -168,13 +182,50 @@ def _text_as_text(sheet: Any) -> None:
 
 def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableName) -> str:
     """One table as CSV text, starting with a BOM; write it as UTF-8 (``encoding="utf-8"``)."""
+    _known(table)
+    return table_csv(compilation_tables(compilation, spec)[table])
+
+
+def _known(table: str) -> None:
     if table not in TABLES:
         raise InvalidInput(f"no table {table!r}; choose one of {', '.join(TABLES)}",
                            f"ไม่มีตาราง {table!r} เลือกได้: {', '.join(TABLES)}")
-    chosen = compilation_tables(compilation, spec)[table]
+
+
+def table_csv(chosen: Table) -> str:
+    """One table as CSV text, starting with a BOM, every text cell inert."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(inert_row(chosen.header))
     writer.writerows(inert_row(["" if value is None else value for value in row])
                      for row in chosen.rows)
     return BOM + out.getvalue()
+
+
+# --- one district's report, as filed ---------------------------------------------------------------
+
+def report_tables(view: ReportView) -> dict[TableName, Table]:
+    """One district's report in the compilation's three tables, whatever its status (a draft's
+    figures as typed): what the district files, before the province adds it up. The totals
+    leave out the province's count of accepted and missing districts, which one report cannot
+    say."""
+    district, report = view.district, view.report
+    entry = DistrictEntry(district.code, district.name_th, district.name_en,
+                          str(report.status) if report else NO_REPORT, view.summary,
+                          view.checked.content)
+    tables = compilation_tables(Compilation(view.summary, (entry,)), view.spec)
+    totals = tables["totals"]
+    tables["totals"] = Table("totals", totals.header,
+                             [row for row in totals.rows if row[0] != "districts"])
+    return tables
+
+
+def report_xlsx(view: ReportView) -> bytes:
+    """The district's report as a workbook: sheets "totals", "districts" (its row), "sessions"."""
+    return tables_xlsx(report_tables(view), view.spec)
+
+
+def report_csv(view: ReportView, table: TableName) -> str:
+    """One table of the district's report as CSV text, starting with a BOM."""
+    _known(table)
+    return table_csv(report_tables(view)[table])

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from domain.directive import DatePeriod, DirectiveError, ProofRule, load_directive, parse_directive
-from domain.evidence import Proof, prove, proofs, qualifies, step_change
+from domain.evidence import Proof, proofs, prove, qualifies, step_change
 from domain.next_year import next_year
 
 DIRECTIVES = Path(__file__).parents[2] / "directives"

@@ -66,7 +66,11 @@ def is_overdue(item: TrackedItem, today: date) -> bool:
     return is_late(item.status == ItemStatus.OPEN, item.due_on, today)
 
 
-REPORT_STATES = ("none", "draft", "submitted", "returned", "accepted")
+def evidence_of(item: TrackedItem, step: DirectiveStep) -> Proof | None:
+    """The item's evidence from the report, read back; None unless done from the report."""
+    if item.status != ItemStatus.DONE or not item.evidence:
+        return None
+    return Proof.from_evidence(item.evidence, step.code)
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,6 @@ class BoardCell:
     def evidence(self) -> Proof | None:
         """The report's session that proves the step, when it was done from the report."""
         return evidence_of(self.item, self.step)
-
-
-def evidence_of(item: TrackedItem, step: DirectiveStep) -> Proof | None:
-    """The item's evidence from the report, read back; None unless done from the report."""
-    if item.status != ItemStatus.DONE or not item.evidence:
-        return None
-    return Proof.from_evidence(item.evidence, step.code)
 
     @property
     def state(self) -> str:

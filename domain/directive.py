@@ -112,6 +112,21 @@ class ActivityKind(Strict):
     title_en: Text
 
 
+class ProofRule(Strict):
+    """A step the report proves (``form.proves``): its qualifying sessions complete the step.
+
+    A session qualifies when it was held within ``period`` and counted at least
+    ``min_participants`` heads; ``min_sessions`` such sessions prove ``step``. The period and the
+    head count default to the directive's ``conditions`` (``DirectiveSpec.proof_rules``).
+    """
+
+    step: Code = Field(description="the step (guideline or activity) the report proves")
+    min_sessions: int = Field(1, ge=1, le=2000)
+    min_participants: int | None = Field(None, ge=1,
+                                         description="defaults to conditions.min_participants_per_session")
+    period: DatePeriod | None = Field(None, description="defaults to conditions.period")
+
+
 class FormSpec(Strict):
     """The report form (แบบรายงาน) a district files; its rules are checked at entry.
 
@@ -136,6 +151,8 @@ class FormSpec(Strict):
     max_outcomes: int = Field(50, ge=1, le=500)
     photo_max_bytes: int = Field(10_000_000, ge=10_000, le=100_000_000)
     photo_max_pixels: int = Field(40_000_000, ge=10_000, le=200_000_000)
+    proves: list[ProofRule] = Field(
+        default_factory=list, description="steps a submitted report completes (domain/evidence.py)")
 
 
 class StepSpec(Strict):
@@ -213,6 +230,15 @@ class DirectiveSpec(Strict):
             return None
         last = self.department_due or self.province_due
         return self.work_calendar().add_working_days(last, self.close_after_working_days)
+
+    def proof_rules(self) -> list[ProofRule]:
+        """The report's ``form.proves`` with their defaults filled in from ``conditions`` (the
+        file keeps them unwritten, so next year's letter moves only the conditions' dates)."""
+        if self.form is None:
+            return []
+        return [rule.model_copy(update={
+            "min_participants": rule.min_participants or self.conditions.min_participants_per_session,
+            "period": rule.period or self.conditions.period}) for rule in self.form.proves]
 
     def work_calendar(self) -> WorkCalendar:
         """The calendar deadlines and send times of this directive follow."""
@@ -589,3 +615,29 @@ def _form(spec: DirectiveSpec) -> Iterator[Inconsistency]:
                    'รหัส "other" สงวนไว้สำหรับ allow_other_kind')
     yield from _repeated_in(("form", "warn_if_zero"), "code", list(form.warn_if_zero),
                             "รหัสกลุ่มผู้เข้าร่วม")
+    yield from _proofs(spec, form)
+
+
+def _proofs(spec: DirectiveSpec, form: FormSpec) -> Iterator[Inconsistency]:
+    """A report proves the directive's own guideline or activity steps, within the activity."""
+    kinds = {s.code: s.kind for s in spec.steps}
+    for index, rule in enumerate(form.proves):
+        loc = ("form", "proves", index)
+        if rule.step not in kinds:
+            yield ((*loc, "step"), f"{rule.step} is not a step of this directive",
+                   f"{rule.step} ไม่ใช่ขั้นตอนของหนังสือสั่งการนี้")
+        elif kinds[rule.step] == "report":
+            yield ((*loc, "step"), f"{rule.step} is a report step: submitting the form completes "
+                   "form.report_step; a report proves guideline or activity steps",
+                   f"{rule.step} เป็นขั้นตอนรายงาน การส่งแบบรายงานทำให้ form.report_step เสร็จอยู่แล้ว "
+                   "รายงานใช้พิสูจน์ได้เฉพาะขั้นตอนประเภท guideline หรือ activity")
+        period = rule.period
+        if period is not None and period.end < period.start:
+            yield ((*loc, "period", "end"), "the period ends before it starts",
+                   "ช่วงเวลาสิ้นสุดก่อนเริ่ม")
+        elif period is not None and (period.start < spec.activity_start
+                                     or period.end > spec.activity_end):
+            yield ((*loc, "period"), "the period must lie within the activity dates",
+                   "ช่วงเวลาต้องอยู่ภายในช่วงวันที่จัดกิจกรรม")
+    yield from _repeated_in(("form", "proves"), "step", [r.step for r in form.proves],
+                            "ขั้นตอนที่รายงานพิสูจน์")

@@ -36,6 +36,7 @@ DATE_FIELDS: tuple[Path_, ...] = (
     ("issued_on",), ("activity_start",), ("activity_end",), ("province_due",),
     ("department_due",), ("conditions", "period", "start"), ("conditions", "period", "end"),
     ("closures", "*"), ("steps", "*", "due_on"),
+    ("form", "proves", "*", "period", "start"), ("form", "proves", "*", "period", "end"),
 )
 # Free texts whose years (B.E. or A.D., Arabic or Thai digits) move with the dates.
 TEXT_FIELDS: tuple[Path_, ...] = (

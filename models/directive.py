@@ -129,6 +129,10 @@ class TrackedItem(SQLModel, table=True):
     waived_by_id: int | None = Field(default=None, foreign_key="user.id")
     waived_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     waiver_reason: str | None = None
+    # Done from the report (domain/evidence.py): the report's session that proves the step
+    # (report_id, session_key, session_number, held_on, participants); None when done by hand.
+    evidence: dict[str, Any] | None = Field(default=None,
+                                            sa_column=Column(JSON(none_as_null=True), nullable=True))
     version: int = Field(default=1, description="bumped on every change; stale writes refused")
 
 

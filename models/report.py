@@ -170,3 +170,12 @@ def get_provincial_report(session: Session, directive_id: int) -> ProvincialRepo
 def provincial_reports_of(session: Session, directive_ids: Iterable[int]) -> list[ProvincialReport]:
     return list(session.exec(select(ProvincialReport).where(
         col(ProvincialReport.directive_id).in_(list(directive_ids)))))
+
+
+def report_statuses(session: Session, directive_id: int,
+                    district_code: str | None = None) -> dict[str, ReportStatus]:
+    """Each district's report status for the directive (the board's R1 cells), contents unread."""
+    query = select(Report.district_code, Report.status).where(Report.directive_id == directive_id)
+    if district_code is not None:
+        query = query.where(Report.district_code == district_code)
+    return {code: ReportStatus(status) for code, status in session.exec(query)}

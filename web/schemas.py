@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Form, Path
 from pydantic import BaseModel, Field
@@ -159,19 +159,38 @@ class ProvincePublic(BaseModel):
     name_en: str
 
 
+ReportState = Literal["none", "draft", "submitted", "returned", "accepted"]
+
+
 class BoardPublic(BaseModel):
     directive: DirectivePublic
     today: date
     overdue_count: int
     steps: list[StepPublic]
     districts: list[DistrictRowPublic]
+    report_step: str | None = Field(
+        None, description="the step the report form completes (R1); none without a form")
+    report_states: dict[str, ReportState] = Field(
+        default_factory=dict, description="each district's report, by district code: none (not "
+        "started), draft, submitted (waiting for review), returned or accepted",
+        examples=[{"2701": "accepted", "2702": "submitted", "2703": "returned", "2704": "draft",
+                   "2705": "none"}])
+    proven_by_report: dict[str, list[str]] = Field(
+        default_factory=dict, description="by district code, the steps done from its report "
+        "(the directive's form.proves; the item's page links to the session)",
+        examples=[{"2706": ["A3"]}])
 
     @classmethod
     def of(cls, board: Board) -> BoardPublic:
         return cls(directive=DirectivePublic.model_validate(board.directive, from_attributes=True),
                    today=board.today, overdue_count=board.overdue_count,
                    steps=[StepPublic.of(s) for s in board.steps],
-                   districts=[DistrictRowPublic.of(r, board.directive.slug) for r in board.rows])
+                   districts=[DistrictRowPublic.of(r, board.directive.slug) for r in board.rows],
+                   report_step=board.report_step,
+                   report_states={r.district.code: r.report_state for r in board.rows}
+                   if board.report_step else {},
+                   proven_by_report={r.district.code: r.proven_steps for r in board.rows
+                                     if r.proven_steps})
 
 
 class NextDuePublic(BaseModel):

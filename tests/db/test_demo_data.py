@@ -392,7 +392,8 @@ def test_the_writer_carries_out_a_plan_with_every_outcome(build, monkeypatch):
     assert result.reports == {"accepted": 3, "submitted": 1, "returned": 1, "draft": 1, "none": 10}
     # G1: 2701 early, 2707 on the day, 2706 late; R1 done by the submissions of 2701, 2702, 2705
     # (again after its return) and 7501, all before 9 Aug; 2703's return opened R1 again.
-    assert (result.done_on_time, result.done_late) == (6, 1)
+    # A3 is done too, from each submitted report (form.proves), late: after 31 July.
+    assert (result.done_on_time, result.done_late) == (6, 6)
     assert (result.provincial_on_time, result.provincial_late) == (1, 1)
     photos = sum(e.action == "photo" for _, story in HANDMADE.values() for e in story(NATIONAL))
     assert result.photos == photos > 0
@@ -414,12 +415,13 @@ def test_the_writer_carries_out_a_plan_with_every_outcome(build, monkeypatch):
     assert items["2708", "G2"][0] == ItemStatus.OPEN  # planned after AS_OF: not done
     assert items["2705", "R1"] == (ItemStatus.DONE, bangkok("2024-08-06", "10:20"), "staff-2705")
     assert [items[d, "R1"][0] for d in ("2703", "2704", "2709")] == [ItemStatus.OPEN] * 3
-    assert sum(status == ItemStatus.DONE for status, _, _ in items.values()) == 7
+    # 7 marked or completed by a submission, and A3 from each of the 5 reports that proved it
+    assert sum(status == ItemStatus.DONE for status, _, _ in items.values()) == 12
     assert reports["2705"].content["outcomes"][-1] == "แก้ไขแล้ว"  # the corrected form
     assert reports["2701"].content == content_for("2701", NATIONAL.for_province("27"))
     assert (actions["report.save"], actions["report.submit"], actions["report.return"],
             actions["report.accept"], actions["provincial_report.submit"]) == (7, 6, 2, 3, 2)
-    assert (actions["item.done"], actions["item.reopen"]) == (3 + 6, 2)
+    assert (actions["item.done"], actions["item.reopen"]) == (3 + 6 + 5, 2)  # + 5 A3 proofs
     assert actions["report.photo.add"] == photos
 
 

@@ -457,6 +457,8 @@ NEW_COLUMNS: dict[tuple[str, str], Callable[[dict, dict], Any]] = {
     ("outbox", "report_id"): lambda row, data: None,
     # 0013: every earlier row was sent on its own, in no grouped delivery.
     ("outbox", "delivery_key"): lambda row, data: None,
+    # 0014: every step done so far was done by hand or by the report step, none from a report.
+    ("tracked_item", "evidence"): lambda row, data: None,
 }
 
 

@@ -187,7 +187,7 @@ def test_the_national_board_counts_rates_against_the_departments_dates(session, 
     done(chiang_mai, "5001", "G1", bkk(7, 16, 12))     # on time
     done(chiang_mai, "5002", "G1", bkk(7, 17, 15))     # late for Chiang Mai, on time nationally
     done(chiang_mai, "5001", "P1", bkk(7, 20))         # Chiang Mai's own step: not a column
-    accepted(session, store, "2706")                   # R1 done at submission, 16 Jul
+    accepted(session, store, "2706")                   # R1 and A3 (its proof) done, 16 Jul
     submit_provincial_report(session, get_by_username(session, "coordinator"), directive=sakaeo,
                              now=bkk(8, 15, 16))
 
@@ -199,7 +199,7 @@ def test_the_national_board_counts_rates_against_the_departments_dates(session, 
     assert rows["27"].cells["G1"] == Rate(expected=9, actual=2, on_time=1, overdue=7)
     assert rows["50"].cells["G1"] == Rate(expected=25, actual=2, on_time=2, overdue=23)
     assert rows["27"].cells["R1"] == Rate(9, 1, 1, 8)
-    assert rows["27"].overall == Rate(108, 3, 2, 105)
+    assert rows["27"].overall == Rate(108, 4, 3, 104)  # + A3, proved by 2706's report
     assert rows["50"].overall == Rate(300, 2, 2, 298)
     assert board.column("G1") == Rate(34, 4, 3, 30)
     assert rows["27"].report_rate == Rate(1, 1, 1, 0) and rows["27"].report.districts_accepted == 1

@@ -20,6 +20,7 @@ from domain.access import (
     can_waive_item,
 )
 from domain.errors import Forbidden, NotFound
+from domain.evidence import Proof
 from domain.standing import is_late
 from domain.thaidate import thai_date
 from models.audit import AuditEntry, entries_for
@@ -43,6 +44,7 @@ from models.org import (
     get_district,
     get_province,
 )
+from models.report import report_statuses
 from models.user import User
 from tidtam.app.directives import find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
@@ -64,11 +66,29 @@ def is_overdue(item: TrackedItem, today: date) -> bool:
     return is_late(item.status == ItemStatus.OPEN, item.due_on, today)
 
 
+def evidence_of(item: TrackedItem, step: DirectiveStep) -> Proof | None:
+    """The item's evidence from the report, read back; None unless done from the report."""
+    if item.status != ItemStatus.DONE or not item.evidence:
+        return None
+    return Proof.from_evidence(item.evidence, step.code)
+
+
 @dataclass(frozen=True)
 class BoardCell:
     item: TrackedItem
     step: DirectiveStep
     overdue: bool
+    report_state: str | None = None  # the report step's cell only: none/draft/submitted/…
+
+    @property
+    def from_report(self) -> bool:
+        """Done from the district's report (``domain.evidence``), its session the evidence."""
+        return self.item.status == ItemStatus.DONE and self.item.evidence is not None
+
+    @property
+    def evidence(self) -> Proof | None:
+        """The report's session that proves the step, when it was done from the report."""
+        return evidence_of(self.item, self.step)
 
     @property
     def state(self) -> str:
@@ -109,6 +129,16 @@ class BoardRow:
     def overdue_count(self) -> int:
         return sum(c.overdue for c in self.cells)
 
+    @property
+    def report_state(self) -> str:
+        """The district's report: none (not started), draft, submitted, returned or accepted."""
+        return next((c.report_state for c in self.cells if c.report_state), "none")
+
+    @property
+    def proven_steps(self) -> list[str]:
+        """The codes of the steps done from the district's report."""
+        return [c.step.code for c in self.cells if c.from_report]
+
 
 @dataclass(frozen=True)
 class Board:
@@ -116,6 +146,7 @@ class Board:
     steps: list[DirectiveStep]
     rows: list[BoardRow]
     today: date
+    report_step: str | None = None  # the step the report form completes (R1), if it has a form
 
     @property
     def overdue_count(self) -> int:
@@ -128,10 +159,12 @@ class Board:
 
 def board(session: Session, directive: Directive, today: date,
           district_code: str | None = None) -> Board:
-    """The district × step board; an open item past its due date is overdue."""
+    """The district × step board; an open item past its due date is overdue; the report step's
+    cells say where each district's report stands."""
     return _assemble(directive, steps_of(session, directive.id),
                      items_of(session, directive.id, district_code),
-                     districts_of(session, directive.province_code), today)
+                     districts_of(session, directive.province_code), today,
+                     report_statuses(session, directive.id, district_code))
 
 
 def boards_of(session: Session, directives: list[Directive], today: date) -> list[Board]:
@@ -151,16 +184,27 @@ def boards_of(session: Session, directives: list[Directive], today: date) -> lis
 
 
 def _assemble(directive: Directive, steps: list[DirectiveStep], items: list[TrackedItem],
-              districts: list[District], today: date) -> Board:
+              districts: list[District], today: date,
+              reports: dict[str, str] | None = None) -> Board:
+    """``reports``: each district's report status; None when not read (the sweep's artifacts)."""
     step_by_id = {s.id: s for s in steps}
     by_code = {d.code: d for d in districts}
+    report_step = report_step_of(directive) if reports is not None else None
     rows: dict[str, list[BoardCell]] = {}
     for item in items:
+        step = step_by_id[item.step_id]
+        state = str(reports.get(item.district_code, "none")) if step.code == report_step else None
         rows.setdefault(item.district_code, []).append(
-            BoardCell(item, step_by_id[item.step_id], is_overdue(item, today)))
+            BoardCell(item, step, is_overdue(item, today), state))
     return Board(directive, steps, [
         BoardRow(by_code[code], sorted(cells, key=lambda c: c.step.order))
-        for code, cells in sorted(rows.items())], today)
+        for code, cells in sorted(rows.items())], today, report_step)
+
+
+def report_step_of(directive: Directive) -> str | None:
+    """The step the directive's report form completes (``form.report_step``), if it has a form."""
+    form = (directive.definition or {}).get("form") or {}
+    return form.get("report_step")
 
 
 # --- The board as a table of words (the sweep's board artifact) -------------------------------
@@ -256,6 +300,7 @@ class ItemDetail:
     waived_by: User | None = None
     can_waive: bool = False  # the province's coordinator: waive an open step, undo a waiver
     directive: Directive | None = None  # the letter the item belongs to (its pages' URLs)
+    evidence: Proof | None = None  # done from the report: the session that proves it
 
 
 def item_detail(session: Session, actor: User, item_id: int, today: date) -> ItemDetail:
@@ -275,7 +320,7 @@ def item_detail(session: Session, actor: User, item_id: int, today: date) -> Ite
         waived_by=session.get(User, item.waived_by_id) if item.waived_by_id else None,
         can_waive=(active and can_waive_item(actor.role, actor.province_code, district.province_code)
                    and step.kind != StepKind.REPORT),
-        directive=directive)
+        directive=directive, evidence=evidence_of(item, step))
 
 
 def complete_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,

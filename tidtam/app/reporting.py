@@ -7,7 +7,10 @@ printable and exportable, and take no more changes (Conflict). Every change bump
 the report's version in one conditional UPDATE — of two writers holding the same version, one
 gets a Conflict instead of silently overwriting the other — and writes one audit entry in the
 same transaction. Submitting completes the directive's report step on the board, so the
-escalation sweep stops chasing it; returning or reopening puts it back.
+escalation sweep stops chasing it; returning or reopening puts it back. Submitting also completes
+the steps the directive says its report proves (``form.proves``), "from the report", with the
+session as evidence; those stay done through a return or a reopening, and the next submit opens
+again one its report no longer proves (``domain.evidence``: a step done by hand is never touched).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlmodel import Session
 from domain.access import DISTRICT_ROLES, PROVINCE_ROLES, can_edit_report, can_review_report
 from domain.directive import DirectiveSpec
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from domain.evidence import Proof, proofs, step_change
 from domain.report import (
     CheckedReport,
     Compilation,
@@ -347,6 +351,7 @@ def submit_report(session: Session, actor: User, district_code: str, *, directiv
             submitted_at=now, submitted_by_id=actor.id)
     _audit(session, actor, now, "report.submit", report, before)
     _set_item(session, actor, handle, now, done=True, via="report.submit")
+    _prove_steps(session, actor, handle, report, checked, now)
     _emit(session, EventName.REPORT_SUBMITTED, report, actor, now)
     review.enqueue_nudge(session, report, handle.directive, now)
     if before["status"] == ReportStatus.RETURNED:
@@ -546,6 +551,42 @@ def _set_item(session: Session, actor: User, handle: _Handle, now: datetime, *, 
     audit.record(session, at=now, actor=actor.username, actor_id=actor.id,
                  action="item.done" if done else "item.reopen", entity="tracked_item",
                  entity_id=item.id, before=before, after=after)
+
+
+def _prove_steps(session: Session, actor: User, handle: _Handle, report: Report,
+                 checked: CheckedReport, now: datetime) -> None:
+    """The steps the directive says its report proves (``form.proves``): complete those the
+    sessions prove, open again those done only by an earlier report that this one no longer
+    proves (``domain.evidence.step_change``); each change audited with its evidence."""
+    for step, proof in proofs(handle.spec.proof_rules(), checked.content.sessions).items():
+        item = find_item(session, handle.directive.id, handle.district.code, step)
+        if item is not None:
+            _apply_proof(session, actor, item, report, proof, now)
+
+
+def _apply_proof(session: Session, actor: User, item: TrackedItem, report: Report,
+                 proof: Proof | None, now: datetime) -> None:
+    change = step_change(str(item.status), item.evidence is not None, proof is not None)
+    if change == "keep" or (change == "refresh" and item.evidence == proof.as_evidence(report.id)):
+        return
+    before = {**_item_state(item), "evidence": item.evidence}
+    if change == "reopen":
+        values: dict[str, Any] = {"status": ItemStatus.OPEN, "completed_by_id": None,
+                                  "completed_at": None, "evidence": None}
+    else:
+        values = {"status": ItemStatus.DONE, "evidence": proof.as_evidence(report.id)}
+        if change == "complete":
+            values.update(completed_by_id=actor.id, completed_at=now)
+    if update_item(session, item.id, expected_version=item.version,
+                   expected_status=item.status, **values) is None:
+        raise Conflict("a step the report proves changed at the same time; try again",
+                       "ขั้นตอนที่รายงานยืนยันถูกแก้ไขพร้อมกัน กรุณาลองอีกครั้ง")
+    after = {**_item_state(item), "via": "report.proves", "evidence": item.evidence}
+    if change == "complete":
+        after["cancelled_messages"] = cancel_pending_for_item(session, item.id, item.step_id)
+    action = {"complete": "item.done", "refresh": "item.evidence", "reopen": "item.reopen"}[change]
+    audit.record(session, at=now, actor=actor.username, actor_id=actor.id, action=action,
+                 entity="tracked_item", entity_id=item.id, before=before, after=after)
 
 
 def _emit(session: Session, name: EventName, report: Report, actor: User, now: datetime,

@@ -688,10 +688,13 @@ class _Context:
 
 
 def _done(writer: _Writer, session: Session, context: _Context, event: Event) -> None:
+    from models.directive import ItemStatus, TrackedItem
     from tidtam.app.tracking import mark_done
 
-    mark_done(session, context.staff(event.district), context.items[(event.district, event.step)],
-              now=event.at, note=event.text)
+    item_id = context.items[(event.district, event.step)]
+    if session.get(TrackedItem, item_id).status != ItemStatus.OPEN:
+        return  # already done from the district's report (form.proves), before this tick
+    mark_done(session, context.staff(event.district), item_id, now=event.at, note=event.text)
 
 
 def _draft(writer: _Writer, session: Session, context: _Context, event: Event) -> None:

@@ -164,11 +164,11 @@ class Scale:
     def x(self, day: date) -> float:
         span = (self.end - self.start).days
         if span == 0:
-            return round((self.frame.x0 + self.frame.x1) / 2, 1)
+            return round((self.frame.x0 + self.frame.x1) / 2.0, 1)
         return round(self.frame.x0 + (day - self.start).days * (self.frame.x1 - self.frame.x0) / span, 1)
 
     def y(self, share: float) -> float:
-        return round(self.frame.y_bottom - share * (self.frame.y_bottom - self.frame.y_top), 1)
+        return round(float(self.frame.y_bottom - share * (self.frame.y_bottom - self.frame.y_top)), 1)
 
     def share_at(self, y: float) -> float:
         """The share a height stands for (the inverse of ``y``: tests read the picture back)."""

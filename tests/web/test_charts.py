@@ -22,7 +22,7 @@ from tests.conftest import NOW
 from tests.db.test_national import NATIONAL
 from tests.db.test_national import SLUG as NATIONAL_SLUG
 from tests.web.conftest import make_app
-from tests.web.helpers import CLOCK, PASSWORD, SLUG, csrf, item_of, signed_in
+from tests.web.helpers import CLOCK, PASSWORD, SLUG, api_token, csrf, item_of, signed_in
 from tidtam.app.accounts import ensure_user, hash_password
 from tidtam.app.national import launch_national
 from tidtam.app.orgtree import load_provinces
@@ -184,3 +184,21 @@ def test_the_directives_list_shows_a_progress_bar_per_directive(client, engine):
     done = next(r for r in bar.iter(f"{SVG}rect") if r.get("class") == "bar-done")
     assert float(done.get("width")) == round(100 * settled / len(items), 2)
     assert "aria-label" in bar.attrib and f"{round(settled * 100 / len(items))}%" in bar.get("aria-label")
+
+
+def test_the_api_gives_the_same_series_as_json_with_the_same_refusals(client, engine):
+    headers = api_token(client, "staff-2701")
+    mine = client.get(f"/api/v1/directives/{SLUG}/rate", headers=headers)
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    start = date.fromisoformat(body["points"][0]["day"])
+    expected, by_day = settled_by_day(engine, [directive_id(engine, SLUG)], start, district="2701")
+    assert (body["scope"], body["district"], body["expected"]) == ("district", "2701", expected)
+    assert {date.fromisoformat(p["day"]): p["done"] for p in body["points"]
+            if p["done"] is not None} == by_day
+    assert body["due_days"][0] == {"day": "2024-07-17", "steps": ["G1", "A1"]}
+    other = client.get(f"/api/v1/directives/{SLUG}/rate?district=2702", headers=headers)
+    assert other.status_code == 403 and set(other.json()["detail"]) == {"th", "en"}
+    whole = client.get(f"/api/v1/directives/{SLUG}/rate", headers=api_token(client, "coordinator"))
+    assert (whole.json()["scope"], whole.json()["expected"]) == ("province", 108)
+    assert client.get(f"/api/v1/directives/{SLUG}/rate").status_code == 401

@@ -26,6 +26,7 @@ from web import (
     api,
     api_reports,
     auth,
+    charts,
     csrf_multipart,
     errors,
     line_webhook,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
                    accounts.router, line_webhook.router, api.router, api_reports.router):
         app.include_router(router)
+    charts.install(app)  # the reporting-rate chart's pages and its templates' helpers
     errors.install(app)
     errors.document(app)
     _add_middleware(app, settings)

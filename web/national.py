@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from tidtam.app.charts import national_chart
 from tidtam.app.national import (
     national_board,
     national_list,
@@ -25,26 +26,27 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/national")
 def national_page(request: Request, user: CurrentUser, session: SessionDep, today: TodayDep,
-                  settings: SettingsDep) -> Response:
+                  settings: SettingsDep, now: NowDep) -> Response:
     """The newest national directive's board (or a page saying there is none yet), and the
     provinces' own letters."""
     directives = national_list(session, user)
     if not directives:
         return render(request, "national.html", {
             "board": None, "directives": [], "letters": provinces_letters(session, user, today)})
-    return _board(request, user, session, directives[0].slug, today, settings)
+    return _board(request, user, session, directives[0].slug, today, settings, now)
 
 
 @router.get("/national/{slug}")
 def national_slug_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
-                       today: TodayDep, settings: SettingsDep) -> Response:
-    return _board(request, user, session, slug, today, settings)
+                       today: TodayDep, settings: SettingsDep, now: NowDep) -> Response:
+    return _board(request, user, session, slug, today, settings, now)
 
 
-def _board(request: Request, user, session, slug: str, today, settings) -> Response:
+def _board(request: Request, user, session, slug: str, today, settings, now) -> Response:
     board = national_board(session, user, slug, today, settings.tz)
     return render(request, "national.html", {
         "board": board, "directives": national_list(session, user),
+        "chart": national_chart(session, user, board.directive, now=now, tz=settings.tz),
         "letters": provinces_letters(session, user, today)})
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from domain.thaidate import DIGITS
 from models.sessions import SessionKind
 from tidtam.app.accounts import Limits, TooManyAttempts, end_session, sign_in
 from web.csrf_binding import new_seed
@@ -20,7 +21,6 @@ from web.deps import (
     client_name,
     forget_browser_session,
 )
-from domain.thaidate import DIGITS
 from web.i18n import LANGUAGES
 from web.rendering import flash, render
 

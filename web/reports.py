@@ -23,8 +23,8 @@ from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.access import can_edit_report, can_review_report
+from domain.errors import InvalidInput, NotFound, TidtamError
 from domain.report import (
     Finding,
     ReportInvalid,

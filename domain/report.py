@@ -252,11 +252,12 @@ def typed_fields(raw: Mapping[str, Any]) -> set[str]:
 
 def shown_before_submit(finding: Finding, typed: set[str]) -> bool:
     """Before anyone tried to submit, a finding shows only on a field that was typed in (a
-    warning: in a session that was); the rest wait for the attempt to submit."""
+    warning also beside its typed neighbours: a blank count among typed ones); the rest wait
+    for the attempt to submit."""
     if finding.field in typed:
         return True
-    session = finding.field.split(".", 1)[0]
-    return finding.severity == "warning" and session.startswith("sessions[") and session in typed
+    parent = finding.field.rsplit(".", 1)[0]
+    return finding.severity == "warning" and parent != finding.field and parent in typed
 
 
 def _session_label(index: int, th: str, en: str) -> tuple[str, str]:

@@ -91,6 +91,9 @@ def test_a_warning_shows_in_a_session_that_was_typed_in(spec):
     [warning] = checked.warnings
     assert warning.field == "sessions[0].participants.cd-officials"
     assert shown_before_submit(warning, typed_fields(checked.raw))
+    dated = check_report({"sessions": [{**BLANK, "held_on": "2024-07-15"}], "outcomes": []}, spec)
+    assert dated.warnings and not any(shown_before_submit(w, typed_fields(dated.raw))
+                                      for w in dated.warnings)  # no count typed yet: no nudge
 
 
 # --- dates in three parts: day, Thai month, B.E. year --------------------------------------------

@@ -173,7 +173,10 @@ def test_digits_follow_the_choice_beside_the_language_and_survive_signing_in(app
         token = form_token(client.get("/login").text)
         client.post("/digits", data={"digits": "thai", "next": "/", "csrftoken": token})
         assert login(client, f"staff-{CODE}").status_code == 303
-        draft(client, report(), 0)
+        saved = draft(client, report(), 0).json()  # the autosave's answer follows the choice too
+        assert 'data-sum="total">๘๒<' in saved["html"]["summary"]
+        assert saved["errors"][0]["text"].startswith("ครั้งที่ ๒ ·") and "๑๕ คน" in saved["errors"][0]["text"]
+        assert saved["saved_text"] == "บันทึกแล้ว เวลา ๑๐:๐๐ น."
         thai = client.get(PAGE).text
         assert "ภาคีการพัฒนา ๗ ภาคส่วน" in thai and "๑๘ ก.ค. ๒๕๖๗" in thai
         assert '<span class="js-number">๒</span>' in thai and 'data-digits="thai"' in thai

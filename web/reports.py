@@ -197,7 +197,8 @@ def report_photos(request: Request, slug: str, code: str, user: CurrentUser, ses
         raise
     if wants_json(request):
         state = page_state(request, reporting.report_view(session, user, code,
-                                                          directive=directive))
+                                                          directive=directive),
+                           attempted=form.get("attempted") == "1")
         return JSONResponse({**state, "refused": [refusal_json(request, e) for e in refused]})
     flash_refusals(request, refused)
     if len(refused) < len(files):

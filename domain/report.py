@@ -19,7 +19,14 @@ from pydantic import BaseModel, Field
 
 from domain.directive import DirectiveSpec, FormSpec
 from domain.errors import InvalidInput
-from domain.thaidate import english_date, thai_date
+from domain.thaidate import (
+    ENGLISH_MONTHS_SHORT,
+    THAI_MONTHS,
+    date_parts,
+    english_date,
+    join_date_parts,
+    thai_date,
+)
 
 OTHER_KIND = "other"
 MAX_TEXT = 300            # a center, a place, a kind's name
@@ -140,7 +147,7 @@ def normalise_raw(raw: Any, spec: DirectiveSpec) -> dict:
             counts = {}
         stored.append({
             "key": key,
-            "held_on": _text(entry.get("held_on"), 32),
+            "held_on": _held_on_as_typed(entry.get("held_on")),
             "center": _text(entry.get("center"), MAX_TEXT),
             "place": _text(entry.get("place"), MAX_TEXT),
             "kind": _text(entry.get("kind"), 40),
@@ -165,6 +172,13 @@ def _text(value: Any, limit: int) -> str:
     if value is None:
         return ""
     return " ".join(str(value).split())[:limit]
+
+
+def _held_on_as_typed(value: Any) -> str:
+    """A date as typed; parts "D/M/YYYY" (B.E., from the three selects) that name a real day
+    are kept as the ISO date the rest of tidtam reads."""
+    text = _text(value, 32)
+    return join_date_parts(*date_parts(text)) if "/" in text else text
 
 
 def _count_as_typed(value: Any) -> int | str:
@@ -198,12 +212,52 @@ def check_report(raw: Mapping[str, Any], spec: DirectiveSpec,
     """
     stored = normalise_raw(raw, spec)
     checker = _Checker(spec, form_of(spec))
-    sessions = [_read_session(checker, index, entry) for index, entry in enumerate(stored["sessions"])]
-    content = ReportContent(sessions=sessions, outcomes=list(stored["outcomes"]))
-    _check_whole(checker, content, photo_counts or {})
+    photo_counts = photo_counts or {}
+    read = [(index, _read_session(checker, index, entry))
+            for index, entry in enumerate(stored["sessions"])
+            if not is_blank_session(entry, photo_counts.get(entry["key"], 0))]
+    content = ReportContent(sessions=[entry for _, entry in read], outcomes=list(stored["outcomes"]))
+    _check_whole(checker, content, photo_counts, [index for index, _ in read])
     errors = tuple(f for f in checker.findings if f.severity == "error")
     warnings = tuple(f for f in checker.findings if f.severity == "warning")
     return CheckedReport(stored, content, errors, warnings)
+
+
+def is_blank_session(entry: Mapping[str, Any], photos: int = 0) -> bool:
+    """A card nothing was typed into and no photo attached to: it is left out (not five
+    errors), so an extra "add session" never blocks a report. A count of 0 is typed."""
+    texts = ("held_on", "center", "place", "kind", "kind_other")
+    counts = (entry.get("participants") or {}).values()
+    return (not photos and not any(str(entry.get(name) or "").strip() for name in texts)
+            and all(c is None or c == "" for c in counts))
+
+
+def typed_fields(raw: Mapping[str, Any]) -> set[str]:
+    """The fields of a stored draft that hold something typed, and each session that does
+    (``sessions[0]``, ``sessions[0].participants`` when any count is): the form marks a field
+    before a submit only once it was typed in."""
+    typed: set[str] = set()
+    for index, entry in enumerate(raw.get("sessions") or []):
+        path = f"sessions[{index}]"
+        names = [n for n in ("held_on", "center", "place", "kind", "kind_other") if entry.get(n)]
+        counts = [c for c, v in (entry.get("participants") or {}).items() if v not in ("", None)]
+        typed.update(f"{path}.{n}" for n in names)
+        typed.update(f"{path}.participants.{c}" for c in counts)
+        if counts:
+            typed.add(f"{path}.participants")
+        if names or counts:
+            typed.add(path)
+    return typed
+
+
+def shown_before_submit(finding: Finding, typed: set[str]) -> bool:
+    """Before anyone tried to submit, a finding shows only on a field that was typed in (a
+    warning also beside its typed neighbours: a blank count among typed ones); the rest wait
+    for the attempt to submit."""
+    if finding.field in typed:
+        return True
+    parent = finding.field.rsplit(".", 1)[0]
+    return finding.severity == "warning" and parent != finding.field and parent in typed
 
 
 def _session_label(index: int, th: str, en: str) -> tuple[str, str]:
@@ -261,7 +315,7 @@ def _read_date(checker: _Checker, index: int, typed: str) -> date | None:
     try:
         held_on = date.fromisoformat(typed)
     except ValueError:
-        checker.error(path, label, "ต้องเป็นวันที่ เช่น 2024-07-15", "must be a date such as 2024-07-15")
+        _date_error(checker, path, label, typed)
         return None
     period = checker.spec.conditions.period
     if period is not None and not period.start <= held_on <= period.end:
@@ -271,6 +325,24 @@ def _read_date(checker: _Checker, index: int, typed: str) -> date | None:
                       f"must be between {english_date(period.start)} and {english_date(period.end)} "
                       f"(given {english_date(held_on)})")
     return held_on
+
+
+def _date_error(checker: _Checker, path: str, label: tuple[str, str], typed: str) -> None:
+    """Why a typed date is not a date: a part not chosen, a day the month has not, or not a date."""
+    day, month, year = date_parts(typed)
+    if not (day or month or year):
+        checker.error(path, label, "ต้องเป็นวันที่ เช่น 15 กรกฎาคม 2567",
+                      "must be a date such as 15 July 2024")
+    elif not (day and month and year):
+        checker.error(path, label, "เลือกวัน เดือน และปี (พ.ศ.) ให้ครบ",
+                      "choose the day, the month and the year")
+    elif not 1 <= int(month) <= 12:
+        checker.error(path, label, f"ไม่มีเดือนที่ {month}", f"there is no month {month}")
+    else:
+        name_th = THAI_MONTHS[int(month) - 1]
+        name_en = ENGLISH_MONTHS_SHORT[int(month) - 1]
+        checker.error(path, label, f"ไม่มีวันที่ {day} {name_th} {year} ในปฏิทิน",
+                      f"there is no {day} {name_en} {int(year) - 543} (B.E. {year})")
 
 
 def _read_count(checker: _Checker, index: int, category: Any, typed: int | str) -> int | None:
@@ -293,8 +365,11 @@ def _read_count(checker: _Checker, index: int, category: Any, typed: int | str) 
     return value
 
 
-def _check_whole(checker: _Checker, content: ReportContent, photo_counts: Mapping[str, int]) -> None:
-    """The rules over the whole form: sessions, centers, photos per kind, outcomes."""
+def _check_whole(checker: _Checker, content: ReportContent, photo_counts: Mapping[str, int],
+                 positions: Sequence[int]) -> None:
+    """The rules over the whole form: sessions, centers, photos per kind, outcomes.
+
+    ``positions``: each read session's place on the form (blank cards are left out)."""
     spec, form = checker.spec, checker.form
     if not content.sessions:
         checker.error("sessions", ("การจัดกิจกรรม", "Sessions"),
@@ -318,9 +393,10 @@ def _check_whole(checker: _Checker, content: ReportContent, photo_counts: Mappin
     for index, later in enumerate(content.sessions):
         twin = next((j for j, s in enumerate(content.sessions[:index]) if _same_session(s, later)), None)
         if twin is not None:
-            checker.warn(f"sessions[{index}]", _session_label(index, "การจัดกิจกรรม", "Session"),
-                         f"ซ้ำกับครั้งที่ {twin + 1} (วันที่ ศูนย์ฯ และลักษณะกิจกรรมเดียวกัน) ตรวจสอบว่าไม่ได้บันทึกซ้ำ",
-                         f"same date, center and kind as session {twin + 1}; check it is not entered twice")
+            at, first = positions[index], positions[twin] + 1
+            checker.warn(f"sessions[{at}]", _session_label(at, "การจัดกิจกรรม", "Session"),
+                         f"ซ้ำกับครั้งที่ {first} (วันที่ ศูนย์ฯ และลักษณะกิจกรรมเดียวกัน) ตรวจสอบว่าไม่ได้บันทึกซ้ำ",
+                         f"same date, center and kind as session {first}; check it is not entered twice")
 
 
 def _same_session(a: SessionEntry, b: SessionEntry) -> bool:

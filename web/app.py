@@ -45,9 +45,9 @@ log = logging.getLogger("tidtam.web")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "tidtam_session"
-# Sign-in, sign-out and the language switch refuse a POST without the CSRF token even when
+# Sign-in, sign-out and the language and digits switches refuse a POST without the CSRF token even when
 # the browser sends no cookie at all (asgi-csrf lets cookie-less POSTs through elsewhere).
-ALWAYS_PROTECT = {"/login", "/logout", "/lang"}
+ALWAYS_PROTECT = {"/login", "/logout", "/lang", "/digits"}
 
 
 def freeze_startup_heap() -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from domain.thaidate import DIGITS
 from models.sessions import SessionKind
 from tidtam.app.accounts import Limits, TooManyAttempts, end_session, sign_in
 from web.csrf_binding import new_seed
@@ -40,10 +41,9 @@ def redirect(url: str) -> RedirectResponse:
 def start_browser_session(request: Request, secret: str, now) -> None:
     """A fresh cookie session naming the new server-side session (nothing carried over but the
     language); a new CSRF seed, so no token from before the sign-in works after it."""
-    lang = request.session.get("lang")
+    kept = {k: request.session[k] for k in ("lang", "digits") if k in request.session}
     request.session.clear()
-    request.session.update({"sid": secret, "seen": now.isoformat(),
-                            **({"lang": lang} if lang else {})})
+    request.session.update({"sid": secret, "seen": now.isoformat(), **kept})
     new_seed(request.session)
 
 
@@ -99,4 +99,13 @@ def switch_language(request: Request, lang: Annotated[str, Form()] = "th",
                     next: Annotated[str, Form()] = "/") -> Response:
     if lang in LANGUAGES:
         request.session["lang"] = lang
+    return redirect(safe_next(next) or "/")
+
+
+@router.post("/digits")
+def switch_digits(request: Request, digits: Annotated[str, Form()] = "arabic",
+                  next: Annotated[str, Form()] = "/") -> Response:
+    """Thai or Arabic digits on every page, kept like the language (issue 15, item 3)."""
+    if digits in DIGITS:
+        request.session["digits"] = digits
     return redirect(safe_next(next) or "/")

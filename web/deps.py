@@ -105,7 +105,7 @@ def _page_user(user: User) -> UserPublic:
 def forget_browser_session(request: Request) -> None:
     """Empty the cookie session but for the language and the CSRF seed (the page being drawn
     still carries this seed's token)."""
-    kept = {k: request.session[k] for k in ("lang", "csrf") if k in request.session}
+    kept = {k: request.session[k] for k in ("lang", "digits", "csrf") if k in request.session}
     request.session.clear()
     request.session.update(kept)
 

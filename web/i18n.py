@@ -9,9 +9,12 @@ from pathlib import Path
 
 from starlette.requests import HTTPConnection
 
+from domain.thaidate import DIGITS
+
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = ("th", "en")
 DEFAULT_LANGUAGE = "th"
+DEFAULT_DIGITS = "arabic"
 
 
 @lru_cache
@@ -38,6 +41,13 @@ class Translator:
     def local(self, obj: object, field: str) -> str:
         """The Thai or English variant of a bilingual column, e.g. ``title`` → ``title_th``."""
         return getattr(obj, f"{field}_{self.lang}")
+
+
+def digits_of(conn: HTTPConnection) -> str:
+    """The digits chosen beside the language switch ("thai" or "arabic", kept in the session
+    as the language is), else Arabic."""
+    digits = conn.session.get("digits") if "session" in conn.scope else None
+    return digits if digits in DIGITS else DEFAULT_DIGITS
 
 
 def language_of(conn: HTTPConnection) -> str:

@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from starlette.responses import Response
 
 from domain.access import PROVINCE_ROLES
-from domain.thaidate import english_date, thai_date, thai_datetime
+from domain.thaidate import DIGITS, english_date, in_digits, thai_date, thai_datetime
 from tidtam.infra.settings import Settings
-from web.i18n import LANGUAGES, Translator, language_of
+from web.i18n import LANGUAGES, Translator, digits_of, language_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -29,8 +30,15 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     env.filters["thai_datetime"] = lambda dt, style="short": thai_datetime(dt, tz, style)
     env.filters["english_date"] = english_date
     env.filters["english_datetime"] = lambda dt: english_datetime(dt, tz)
-    env.globals.update(languages=LANGUAGES, province_roles=PROVINCE_ROLES)
+    env.filters["num"] = pass_context(digits_filter)
+    env.globals.update(languages=LANGUAGES, province_roles=PROVINCE_ROLES, digit_choices=DIGITS)
     return Jinja2Templates(env=env)
+
+
+def digits_filter(context: Context, text: object) -> str:
+    """``{{ x|num }}``: the digits in ``x`` as the reader chose (Thai or Arabic)."""
+    digits = context.get("digits")
+    return in_digits(str(text), digits) if digits else str(text)
 
 
 def english_datetime(dt: datetime, tz: ZoneInfo) -> str:
@@ -54,7 +62,7 @@ def csrf_token(request: Request) -> str:
 def page_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
     lang = language_of(request)
     flashes = request.session.pop("flash", []) if "session" in request.scope else []
-    return {"lang": lang, "t": Translator(lang),
+    return {"lang": lang, "t": Translator(lang), "digits": digits_of(request),
             "t_other": Translator("en" if lang == "th" else "th"),
             "user": getattr(request.state, "user", None),
             "flashes": flashes, "csrf_token": lambda: csrf_token(request),

@@ -23,8 +23,18 @@ from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse, HTMLResponse, Response
 
+from domain.access import can_edit_report, can_review_report
 from domain.errors import InvalidInput, NotFound, TidtamError
-from domain.report import Finding, ReportInvalid, form_of, new_session_key, normalise_raw
+from domain.report import (
+    Finding,
+    ReportInvalid,
+    form_of,
+    new_session_key,
+    normalise_raw,
+    shown_before_submit,
+    typed_fields,
+)
+from domain.thaidate import ENGLISH_MONTHS, THAI_MONTHS, date_parts, in_digits, join_date_parts
 from models.directive import Directive
 from models.report import Report, get_provincial_report
 from models.user import User
@@ -38,7 +48,7 @@ from tidtam.infra.photos import PhotoStore
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.errors import status_of, wants_json
-from web.i18n import Translator, language_of
+from web.i18n import Translator, digits_of, language_of
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
 from web.schemas import DB_INT_MAX, RowId, Version
@@ -53,7 +63,8 @@ MAX_FLASHED_REFUSALS = 3       # the session cookie holds flashes: keep it well 
 CSV_TABLES = ("totals", "districts", "sessions")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SESSION_FIELD = re.compile(
-    r"sessions-(\d{1,4})-(key|held_on|center|place|kind|kind_other|p-([A-Za-z0-9_-]{1,40}))")
+    r"sessions-(\d{1,4})-(key|held_on|center|place|kind|kind_other|p-([A-Za-z0-9_-]{1,40})"
+    r"|held_on-([dmy]))")
 
 
 # --- what routes declare ------------------------------------------------------------------------
@@ -81,6 +92,7 @@ FormDep = Annotated[FormData, Depends(posted_form)]
 class DraftIn(BaseModel):
     version: Version = Field(description="the report's version as the page knows it (0: none yet)")
     report: dict[str, Any] = Field(description="{sessions: [...], outcomes: [...]} as typed")
+    attempted: bool = Field(False, description="a submit was tried: the answer lists every error")
 
 
 async def posted_draft(request: Request) -> DraftIn:
@@ -145,7 +157,7 @@ def report_draft(request: Request, slug: str, code: str, user: CurrentUser, sess
         view = save_typed(session, user, directive, code, body.report, body.version, now, store)
     except TidtamError as exc:
         return json_error(exc)
-    return JSONResponse(page_state(request, view))
+    return JSONResponse(page_state(request, view, attempted=body.attempted))
 
 
 @router.post(REPORT + "/submit")
@@ -185,7 +197,8 @@ def report_photos(request: Request, slug: str, code: str, user: CurrentUser, ses
         raise
     if wants_json(request):
         state = page_state(request, reporting.report_view(session, user, code,
-                                                          directive=directive))
+                                                          directive=directive),
+                           attempted=form.get("attempted") == "1")
         return JSONResponse({**state, "refused": [refusal_json(request, e) for e in refused]})
     flash_refusals(request, refused)
     if len(refused) < len(files):
@@ -407,8 +420,16 @@ def raw_from_form(form: FormData, op: str) -> dict[str, Any]:
         entry = sessions.setdefault(int(match[1]), {"participants": {}})
         if match[3]:
             entry["participants"][match[3]] = value
+        elif match[4]:
+            entry.setdefault("held_on_parts", {})[match[4]] = value
         else:
             entry[match[2]] = value
+    for entry in sessions.values():
+        # The three selects (day, Thai month, B.E. year) win over the hidden ISO field, which
+        # only the script keeps up to date; a post without them (the API, a script) is read as is.
+        if parts := entry.pop("held_on_parts", None):
+            entry["held_on"] = join_date_parts(parts.get("d", ""), parts.get("m", ""),
+                                               parts.get("y", ""))
     ordered = [sessions[i] for i in sorted(sessions)]
     outcomes = [v for v in form.getlist("outcomes") if isinstance(v, str)]
     return apply_op({"sessions": ordered, "outcomes": outcomes}, op)
@@ -488,32 +509,67 @@ def refusal_json(request: Request, exc: TidtamError) -> dict[str, str]:
             "text": t("flash.photo_refused", th=exc.message_th, en=exc.message_en)}
 
 
-def finding_json(finding: Finding, lang: str) -> dict[str, str]:
+def finding_json(finding: Finding, lang: str, digits: str = "arabic") -> dict[str, str]:
     return {"field": finding.field, "severity": finding.severity,
-            "text": finding.th() if lang == "th" else finding.en(),
-            "message": finding.message_th if lang == "th" else finding.message_en}
+            "text": in_digits(finding.th() if lang == "th" else finding.en(), digits),
+            "message": in_digits(finding.message_th if lang == "th" else finding.message_en, digits)}
 
 
-def findings_by_field(view: ReportView) -> dict[str, list[Finding]]:
-    """Errors and warnings keyed by the field they name, for the marks beside each input."""
+def findings_by_field(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
+    """Findings keyed by the field they name, for the marks beside each input."""
     marks: dict[str, list[Finding]] = {}
-    for finding in (*view.checked.errors, *view.checked.warnings):
+    for finding in findings:
         marks.setdefault(finding.field, []).append(finding)
     return marks
 
 
-def report_context(request: Request, view: ReportView) -> dict[str, Any]:
+def shown_findings(view: ReportView, attempted: bool) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    """(errors, warnings) the page shows: to the district every one once it tried to submit,
+    before that only those on fields it typed in (an untouched form scolds no one); to the
+    province the warnings (what a reviewer looks at), never a draft's errors."""
+    errors, warnings = view.checked.errors, view.checked.warnings
+    if not view.can_edit:
+        return (), warnings
+    if attempted:
+        return errors, warnings
+    typed = typed_fields(view.checked.raw)
+    return (tuple(f for f in errors if shown_before_submit(f, typed)),
+            tuple(f for f in warnings if shown_before_submit(f, typed)))
+
+
+def audience_of(user: User, view: ReportView) -> str:
+    """Whose words the page speaks: the district's own ("district"), the reviewer's ("reviewer"),
+    or someone who only reads it ("reader")."""
+    if can_edit_report(user.role, user.district_code, view.district.code):
+        return "district"
+    return "reviewer" if can_review_report(user.role) and not view.closed else "reader"
+
+
+def year_choices(view: ReportView) -> list[int]:
+    """The B.E. years the date's year select offers: the activity period's, one either side."""
+    period = view.spec.conditions.period
+    first, last = (period.start, period.end) if period else (view.spec.province_due,) * 2
+    return list(range(first.year + 542, last.year + 545))
+
+
+def report_context(request: Request, view: ReportView, attempted: bool = False) -> dict[str, Any]:
     """What the page and its fragments are drawn from."""
     photos: dict[str, list] = {}
     for photo in view.photos:
         photos.setdefault(photo.session_key, []).append(photo)
-    return {"view": view, "form": form_of(view.spec), "marks": findings_by_field(view),
-            "photos_by_key": photos, "status": view.report.status if view.report else "none"}
+    errors, warnings = shown_findings(view, attempted)
+    lang = language_of(request)
+    return {"view": view, "form": form_of(view.spec), "marks": findings_by_field((*errors, *warnings)),
+            "shown_errors": errors, "shown_warnings": warnings, "attempted": attempted,
+            "photos_by_key": photos, "status": view.report.status if view.report else "none",
+            "audience": audience_of(request.state.user, view), "date_parts": date_parts,
+            "years_be": year_choices(view),
+            "month_names": THAI_MONTHS if lang == "th" else ENGLISH_MONTHS}
 
 
 def render_report(request: Request, view: ReportView, *, refused: ReportInvalid | None = None,
                   status_code: int = 200) -> Response:
-    context = report_context(request, view)
+    context = report_context(request, view, attempted=refused is not None)
     sessions = list(view.checked.raw["sessions"])
     if not sessions and view.can_edit:  # an empty form starts with one session to fill
         sessions = [{"key": new_session_key(), "held_on": "", "center": "", "place": "",
@@ -536,17 +592,35 @@ def history_of(view: ReportView) -> list[tuple[Any, int]]:
     return folded
 
 
-def page_state(request: Request, view: ReportView) -> dict[str, Any]:
-    """The autosave's answer: version, findings, derived items, and fresh HTML for the page."""
-    context = report_context(request, view)
-    lang = language_of(request)
+def saved_at_text(request: Request, view: ReportView) -> str:
+    """"Saved at 10:32" in local time, for the one save status (empty before the first save)."""
+    if view.report is None:
+        return ""
+    t = Translator(language_of(request))
+    local = view.report.updated_at.astimezone(request.app.state.settings.tz)
+    return in_digits(t("report.js.saved_at", time=f"{local:%H:%M}"), digits_of(request))
+
+
+def page_state(request: Request, view: ReportView, attempted: bool = False) -> dict[str, Any]:
+    """The autosave's answer: version, findings, derived items, and fresh HTML for the page.
+
+    Every error comes with ``shown``: whether the page marks it before the person touches its
+    field (the script marks the others once the field is touched, all after a submit)."""
+    context = report_context(request, view, attempted)
+    lang, digits = language_of(request), digits_of(request)
     parts = request.app.state.templates.env.get_template("_report_parts.html").make_module(
-        vars={**context, "t": Translator(lang), "lang": lang})
+        vars={**context, "t": Translator(lang), "lang": lang, "digits": digits})
     summary = view.summary
+    shown = {id(f) for f in (*context["shown_errors"], *context["shown_warnings"])}
+    t = Translator(lang)
     return {
         "version": view.version, "status": str(context["status"]), "editable": view.can_edit,
-        "errors": [finding_json(f, lang) for f in view.checked.errors],
-        "warnings": [finding_json(f, lang) for f in view.checked.warnings],
+        "status_text": t(f"report.status.{context['status']}"),
+        "saved_text": saved_at_text(request, view),
+        "errors": [{**finding_json(f, lang, digits), "shown": id(f) in shown}
+                   for f in view.checked.errors if view.can_edit],
+        "warnings": [{**finding_json(f, lang, digits), "shown": id(f) in shown}
+                     for f in view.checked.warnings],
         "summary": {"centers": summary.centers, "sessions": summary.sessions,
                     "participants": summary.participants,
                     "total_participants": summary.total_participants,

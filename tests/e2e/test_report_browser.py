@@ -80,7 +80,10 @@ def chasing(engine, item_id: int) -> list[OutboxMessage]:
 
 def fill_session(card, *, held_on: str, center: str, place: str, kind: str,
                  counts: dict[str, int]) -> None:
-    card.locator('[data-name="held_on"]').fill(held_on)
+    year, month, day = (int(part) for part in held_on.split("-"))  # day, Thai month, B.E. year
+    card.locator('.js-date-part[data-part="d"]').select_option(str(day))
+    card.locator('.js-date-part[data-part="m"]').select_option(str(month))
+    card.locator('.js-date-part[data-part="y"]').select_option(str(year + 543))
     card.locator('[data-name="center"]').fill(center)
     card.locator('[data-name="place"]').fill(place)
     card.locator('[data-name="kind"]').select_option(kind)

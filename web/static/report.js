@@ -30,6 +30,10 @@
   let retryMs = 0;
   let bypass = false;     // the next native submit is ours, let it through
   let queue = Promise.resolve();
+  // A submit was tried (the server refused it and listed every error): from now on every
+  // error shows; before that only those on fields typed in or touched (issue 15, item 3).
+  let attempted = Boolean(document.getElementById("submit-refused"));
+  let lastFindings = null;
   const sessions = () => [...sessionsEl.querySelectorAll(".session")];
   let savedKeys = new Set(sessions().filter((s) => s.dataset.saved === "1").map((s) => s.dataset.key));
 
@@ -61,6 +65,7 @@
         const typed = (entry.participants || {})[input.dataset.category];
         input.value = typed === undefined || typed === null ? "" : typed;
       });
+      hiddenToDate(card);
       sessionsEl.append(card);
     });
     outcomesEl.replaceChildren();
@@ -84,10 +89,75 @@
   }
 
   // --- what the person sees --------------------------------------------------------------------
-  function setStatus(key) {
+  // The one save status, at the top: saving, saved at HH:MM, waiting for the network, not saved.
+  function setStatus(key, text) {
     if (!statusEl) return;
-    statusEl.textContent = T[key] || "";
+    statusEl.textContent = text || T[key] || "";
     statusEl.dataset.state = key;
+  }
+  function setBadge(data) {
+    const badge = document.getElementById("report-status");
+    if (!badge || !data.status_text) return;
+    badge.textContent = data.status_text;
+    badge.className = `badge report-${data.status}`;
+  }
+
+  // --- digits and the Thai date ----------------------------------------------------------------
+  function num(text) {
+    const thai = "๐๑๒๓๔๕๖๗๘๙";
+    return form.dataset.digits === "thai" ? String(text).replace(/[0-9]/g, (d) => thai[d]) : String(text);
+  }
+  // The three selects (day, Thai month, B.E. year) → the hidden field the autosave sends; the
+  // server turns "D/M/YYYY" into the ISO date, or names what is wrong with it.
+  function dateToHidden(card) {
+    const part = (p) => (card.querySelector(`.js-date-part[data-part="${p}"]`) || {}).value || "";
+    const hidden = card.querySelector('[data-name="held_on"]');
+    if (!hidden) return;
+    const [d, m, y] = ["d", "m", "y"].map(part);
+    hidden.value = d || m || y ? `${d}/${m}/${y}` : "";
+  }
+  function hiddenToDate(card) {
+    const hidden = card.querySelector('[data-name="held_on"]');
+    if (!hidden) return;
+    let parts = ["", "", ""];
+    const iso = /^(\d{4})-(\d{2})-(\d{2})$/.exec(hidden.value);
+    if (iso) parts = [String(Number(iso[3])), String(Number(iso[2])), String(Number(iso[1]) + 543)];
+    else if (/^\d*\/\d*\/\d*$/.test(hidden.value)) parts = hidden.value.split("/");
+    ["d", "m", "y"].forEach((p, i) => {
+      const select = card.querySelector(`.js-date-part[data-part="${p}"]`);
+      if (!select) return;
+      if (parts[i] && !select.querySelector(`option[value="${CSS.escape(parts[i])}"]`)) {
+        select.append(new Option(num(parts[i]), parts[i]));
+      }
+      select.value = parts[i];
+    });
+  }
+
+  // --- marks beside fields: typed in, touched, or after a submit was tried --------------------
+  function touch(el) {
+    for (let box = el.closest("[data-field]"); box && form.contains(box);
+      box = box.parentElement && box.parentElement.closest("[data-field]")) {
+      box.dataset.touched = "1";
+    }
+  }
+  function visible(f) {
+    if (attempted || f.shown) return true;
+    const box = form.querySelector(`[data-msgs="${CSS.escape(f.field)}"]`);
+    const holder = box && box.closest("[data-field]");
+    return Boolean(holder && holder.dataset.touched === "1");
+  }
+  function renderMarks(data) {
+    if (!data) return;
+    lastFindings = data;
+    form.querySelectorAll("[data-msgs]").forEach((el) => el.replaceChildren());
+    for (const f of [...data.errors, ...data.warnings]) {
+      const box = form.querySelector(`[data-msgs="${CSS.escape(f.field)}"]`);
+      if (!box || !visible(f)) continue;
+      const span = document.createElement("span");
+      span.className = `field-msg ${f.severity}`;
+      span.textContent = f.message;
+      box.append(span);
+    }
   }
   function showBanner(text, buttons) {
     banner.replaceChildren();
@@ -120,15 +190,8 @@
       const html = data.html.photos[card.dataset.key];
       if (html !== undefined) card.querySelector(".photo-list").innerHTML = html;
     }
-    form.querySelectorAll("[data-msgs]").forEach((el) => el.replaceChildren());
-    for (const f of [...data.errors, ...data.warnings]) {
-      const box = form.querySelector(`[data-msgs="${CSS.escape(f.field)}"]`);
-      if (!box) continue;
-      const span = document.createElement("span");
-      span.className = `field-msg ${f.severity}`;
-      span.textContent = f.message;
-      box.append(span);
-    }
+    renderMarks(data);
+    setBadge(data);
     if (!data.editable) reload();  // submitted or locked meanwhile: show it as it is
   }
 
@@ -167,7 +230,8 @@
     setStatus("saving");
     let response;
     try {
-      response = await post(form.dataset.draftUrl, JSON.stringify({version, report}), "application/json");
+      response = await post(form.dataset.draftUrl, JSON.stringify({version, report, attempted}),
+        "application/json");
     } catch (e) {
       dirty = true;
       offline();
@@ -197,7 +261,7 @@
     retryMs = 0;
     apply(data);
     if (dirty) remember(); else forget();
-    setStatus(dirty ? "unsaved" : "saved");
+    if (dirty) setStatus("unsaved"); else setStatus("saved", data.saved_text);
     return data;
   }
 
@@ -222,6 +286,7 @@
       const body = new FormData();
       body.append("csrftoken", csrf());
       body.append("session_key", key);
+      if (attempted) body.append("attempted", "1");  // the answer keeps listing every error
       files.forEach((file) => body.append("files", file, file.name));
       let response;
       try {
@@ -275,7 +340,7 @@
   }
   function renumber() {
     sessions().forEach((card, i) => {
-      card.querySelector(".js-number").textContent = String(i + 1);
+      card.querySelector(".js-number").textContent = num(i + 1);
       card.querySelectorAll("[name], [id], [for], [data-field], [data-msgs]").forEach((el) => {
         for (const attr of ["name", "id", "for", "data-field", "data-msgs"]) {
           const v = el.getAttribute(attr);
@@ -297,6 +362,7 @@
 
   // --- wiring ----------------------------------------------------------------------------------
   form.addEventListener("input", (e) => {
+    if (e.target.classList.contains("js-date-part")) dateToHidden(e.target.closest(".session"));
     if (e.target.type !== "file") markDirty();
   });
   form.addEventListener("change", (e) => {
@@ -304,7 +370,12 @@
     else if (e.target.classList.contains("js-kind")) syncKind(e.target.closest(".session"));
   });
   form.addEventListener("focusout", (e) => {
-    if (dirty && !stopped && e.target.matches("input, select, textarea")) saveSoon();
+    if (!e.target.matches("input, select, textarea")) return;
+    // Leaving a date part for its neighbour is not leaving the date.
+    const next = e.relatedTarget;
+    const sameDate = next && e.target.closest(".thai-date") && next.closest(".thai-date") === e.target.closest(".thai-date");
+    if (!sameDate) { touch(e.target); renderMarks(lastFindings); }
+    if (dirty && !stopped) saveSoon();
   });
   form.addEventListener("click", (e) => {
     const button = e.target.closest("button");
@@ -348,6 +419,7 @@
     e.preventDefault();
     if (stopped) return;
     const submitter = e.submitter;
+    if (submitter && submitter.classList.contains("js-submit")) attempted = true;
     clearTimeout(timer);
     enqueue(save).then((ok) => {
       if (!ok) return;

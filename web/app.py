@@ -29,6 +29,7 @@ from web import (
     errors,
     line_webhook,
     national,
+    offline,
     pages,
     profile,
     reports,
@@ -77,6 +78,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
                    accounts.router, line_webhook.router, api.router):
         app.include_router(router)
+    app.include_router(offline.router)  # /sw.js and /offline: the form opens without a network
     errors.install(app)
     errors.document(app)
     _add_middleware(app, settings)

@@ -56,9 +56,13 @@ def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
 
 
 def report_of(engine):
+    return report_of_district(engine, "2706")
+
+
+def report_of_district(engine, code: str):
     with Session(engine) as session:
         directive = get_directive_by_slug(session, SLUG)
-        report = get_report(session, directive.id, "2706")
+        report = get_report(session, directive.id, code)
         photos = photos_of(session, report.id) if report else []
         return report, photos
 
@@ -158,3 +162,64 @@ def test_the_form_opens_offline_and_what_waits_is_sent_when_the_network_returns(
         assert errors == []
     finally:
         context.close()
+
+
+def test_offline_entries_refused_as_stale_are_kept_for_the_person(browser, server):
+    """Someone else saved the report while this phone was offline: the phone's save is refused
+    (409), the person is told, their text is shown to copy, and their entries and photo stay on
+    the device until they choose; choosing theirs sends both."""
+    from playwright.sync_api import expect
+
+    base_url, engine = server
+    form = FORM.replace("/2706/", "/2701/")
+    phone = browser.new_context(**PHONE)
+    page = phone.new_page()
+    other = browser.new_context(locale="th-TH")
+    try:
+        sign_in(page, base_url, "staff-2701")
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10_000)
+        page.goto(f"{base_url}{form}")
+        page.locator('[data-name="center"]').first.fill(FIRST_CENTER)
+        page.locator('[data-name="center"]').first.blur()
+        wait_saved(page)
+        version = page.locator("#report-form").get_attribute("data-version")
+        wait_until(lambda: f'data-version="{version}"' in kept_copy(page, form), timeout=10,
+                   interval=0.2, message="the worker's copy of the form missed the last save")
+
+        phone.set_offline(True)
+        page.reload()
+        outcome = "ผลที่กรอกตอนไม่มีสัญญาณ: ชุมชนร่วมปลูกต้นไม้ 200 ต้น"
+        page.locator("#outcome-list textarea").first.fill(outcome)
+        first = page.locator("#sessions .session").first
+        first.locator("input.js-photos").nth(1).set_input_files([jpeg("kept.jpg", (160, 40, 40))])
+        badge = page.locator(".offline-badge")
+        expect(badge).to_have_attribute("data-waiting", "2", timeout=10_000)
+
+        # a colleague saves the same report meanwhile, from another device
+        desk = other.new_page()
+        sign_in(desk, base_url, "staff-2701")
+        desk.goto(f"{base_url}{form}")
+        desk.locator('[data-name="place"]').first.fill("บ้านหนองแวง")
+        desk.locator('[data-name="place"]').first.blur()
+        wait_saved(desk)
+
+        # back online: refused as stale, told so, nothing lost
+        phone.set_offline(False)
+        expect(page.locator("#save-banner")).to_contain_text("มีผู้อื่นบันทึกรายงานนี้ไปแล้ว")
+        expect(page.locator(".offline-conflict textarea")).to_have_value(re.compile(re.escape(outcome)))
+        expect(first.locator(".held-photos img")).to_have_count(1)
+        expect(badge).to_have_attribute("data-waiting", "2")
+        report, photos = report_of_district(engine, "2701")
+        assert outcome not in report.content["outcomes"] and photos == []
+
+        # reopened, the person chooses what they typed: the text and the photo go
+        page.reload()
+        page.get_by_role("button", name="ใช้ข้อมูลจากเครื่องนี้").click()
+        wait_saved(page)
+        expect(badge).to_have_attribute("data-waiting", "0", timeout=10_000)
+        report, photos = report_of_district(engine, "2701")
+        assert outcome in report.content["outcomes"]
+        assert [p.original_filename for p in photos] == ["kept.jpg"]
+    finally:
+        other.close()
+        phone.close()

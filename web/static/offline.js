@@ -63,6 +63,7 @@
   // --- the count of what waits -----------------------------------------------------------------
   let badge = null;
   let waiting = 0;
+  let refused = false;  // a save was refused as stale: what was typed waits for the person
   function typedWaiting() {
     let count = 0;
     try {
@@ -70,7 +71,8 @@
         const key = localStorage.key(i);
         if (!key || !key.startsWith(TYPED)) continue;
         const entry = JSON.parse(localStorage.getItem(key) || "null");
-        if (entry && !entry.posted && (!navigator.onLine || Date.now() - entry.at > FRESH_MS)) count += 1;
+        if (!entry || entry.posted) continue;
+        if (refused || !navigator.onLine || Date.now() - entry.at > FRESH_MS) count += 1;
       }
     } catch (e) { /* no storage: nothing kept */ }
     return count;
@@ -158,9 +160,20 @@
   }
 
   let syncing = false;
+  let retryMs = 0;
+  let retry = null;
+  // The "online" event often comes before requests get through (and a server may be down while
+  // the device is online): until the photos have gone, try again, less and less often.
+  function syncLater() {
+    clearTimeout(retry);
+    retryMs = Math.min(60000, retryMs ? retryMs * 2 : 2000);
+    retry = setTimeout(sync, retryMs);
+  }
   async function sync() {
-    if (syncing || !form || !upload || !navigator.onLine) return;
+    if (syncing || !form || !upload || !navigator.onLine) return;  // "online" calls again
     syncing = true;
+    clearTimeout(retry);
+    let left = 0;
     try {
       const groups = new Map();
       for (const row of await held()) {
@@ -175,11 +188,12 @@
         const files = rows.map((r) => (r.blob instanceof File ? r.blob
           : new File([r.blob], r.name, {type: r.type})));
         files.forEach((file, i) => known.set(file, rows[i].id));
-        if (!(await upload(card, files))) break;  // still offline, or refused as stale: kept
+        if (!(await upload(card, files))) { left = rows.length; break; }  // offline, or stale: kept
         await removePhotos(rows.map((r) => r.id));
       }
-    } catch (e) { /* tried again when the network returns */ } finally {
+    } catch (e) { left = 1; } finally {
       syncing = false;
+      if (left && !refused) syncLater(); else retryMs = 0;
       await showHeld();
       update();
     }
@@ -194,6 +208,8 @@
 
   /** report.js: the server refused a save as stale (409). Show what was typed, to copy. */
   function conflict() {
+    refused = true;
+    update();
     if (!form || form.querySelector(".offline-conflict")) return;
     const lines = [];
     form.querySelectorAll(".session").forEach((card, i) => {
@@ -233,7 +249,7 @@
   window.tidtamOffline = {attach, hold, conflict, update};
 
   // --- wiring ----------------------------------------------------------------------------------
-  window.addEventListener("online", () => { update(); sync(); });
+  window.addEventListener("online", () => { update(); retryMs = 0; sync(); });
   window.addEventListener("offline", update);
   document.addEventListener("input", () => setTimeout(update, 50));
   setInterval(update, 3000);

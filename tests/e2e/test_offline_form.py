@@ -190,8 +190,10 @@ def test_offline_entries_refused_as_stale_are_kept_for_the_person(browser, serve
         page.reload()
         outcome = "ผลที่กรอกตอนไม่มีสัญญาณ: ชุมชนร่วมปลูกต้นไม้ 200 ต้น"
         page.locator("#outcome-list textarea").first.fill(outcome)
-        first = page.locator("#sessions .session").first
-        first.locator("input.js-photos").nth(1).set_input_files([jpeg("kept.jpg", (160, 40, 40))])
+        page.locator(".js-add-session").click()
+        added = page.locator("#sessions .session").nth(1)
+        added.locator('[data-name="center"]').fill(OFFLINE_CENTER)
+        added.locator("input.js-photos").nth(1).set_input_files([jpeg("kept.jpg", (160, 40, 40))])
         badge = page.locator(".offline-badge")
         expect(badge).to_have_attribute("data-waiting", "2", timeout=10_000)
 
@@ -207,19 +209,23 @@ def test_offline_entries_refused_as_stale_are_kept_for_the_person(browser, serve
         phone.set_offline(False)
         expect(page.locator("#save-banner")).to_contain_text("มีผู้อื่นบันทึกรายงานนี้ไปแล้ว")
         expect(page.locator(".offline-conflict textarea")).to_have_value(re.compile(re.escape(outcome)))
-        expect(first.locator(".held-photos img")).to_have_count(1)
+        expect(added.locator(".held-photos img")).to_have_count(1)
         expect(badge).to_have_attribute("data-waiting", "2")
         report, photos = report_of_district(engine, "2701")
         assert outcome not in report.content["outcomes"] and photos == []
 
-        # reopened, the person chooses what they typed: the text and the photo go
+        # reopened, the server's copy has no such session, yet its photo waits; the person
+        # chooses what they typed: the text, the session and its photo go
         page.reload()
+        expect(page.locator("#sessions .session")).to_have_count(1)
+        expect(badge).to_have_attribute("data-waiting", "2")
         page.get_by_role("button", name="ใช้ข้อมูลจากเครื่องนี้").click()
-        wait_saved(page)
+        expect(added.locator(".photo-list .thumbs img")).to_have_count(1, timeout=15_000)
         expect(badge).to_have_attribute("data-waiting", "0", timeout=10_000)
         report, photos = report_of_district(engine, "2701")
         assert outcome in report.content["outcomes"]
-        assert [p.original_filename for p in photos] == ["kept.jpg"]
+        key = report.content["sessions"][1]["key"]
+        assert [(p.original_filename, p.session_key) for p in photos] == [("kept.jpg", key)]
     finally:
         other.close()
         phone.close()

@@ -72,7 +72,9 @@
         if (!key || !key.startsWith(TYPED)) continue;
         const entry = JSON.parse(localStorage.getItem(key) || "null");
         if (!entry || entry.posted) continue;
-        if (refused || !navigator.onLine || Date.now() - entry.at > FRESH_MS) count += 1;
+        // older than the form on the server (a 409, or changed elsewhere): waits for the person
+        const older = form && key === `${TYPED}${formId()}` && entry.base !== Number(form.dataset.version);
+        if (refused || older || !navigator.onLine || Date.now() - entry.at > FRESH_MS) count += 1;
       }
     } catch (e) { /* no storage: nothing kept */ }
     return count;
@@ -125,6 +127,14 @@
     }).then(showHeld, () => { fresh.forEach((file) => known.delete(file)); })
       .finally(update);
     return true;
+  }
+
+  /** The sessions in report.js's copy of what was typed and not yet saved, on this form. */
+  function typedKeys() {
+    try {
+      const entry = JSON.parse(localStorage.getItem(`${TYPED}${formId()}`) || "null");
+      return new Set(((entry && entry.report && entry.report.sessions) || []).map((s) => s.key));
+    } catch (e) { return new Set(); }
   }
 
   async function held() {
@@ -181,10 +191,11 @@
       }
       for (const [key, rows] of groups) {
         const card = cardOf(key);
-        if (!card) {  // the person removed that session: its photos go with it
+        if (!card && !typedKeys().has(key)) {  // the person removed that session: its photos too
           await removePhotos(rows.map((r) => r.id));
           continue;
         }
+        if (!card) { left += rows.length; continue; }  // only in the typed copy (a 409): later
         const files = rows.map((r) => (r.blob instanceof File ? r.blob
           : new File([r.blob], r.name, {type: r.type})));
         files.forEach((file, i) => known.set(file, rows[i].id));

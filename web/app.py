@@ -31,6 +31,7 @@ from web import (
     errors,
     line_webhook,
     national,
+    offline,
     pages,
     profile,
     reports,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
                    accounts.router, line_webhook.router, api.router, api_reports.router):
         app.include_router(router)
     charts.install(app)  # the reporting-rate chart's pages and its templates' helpers
+    app.include_router(offline.router)  # /sw.js and /offline: the form opens without a network
     errors.install(app)
     errors.document(app)
     _add_middleware(app, settings)

@@ -246,6 +246,7 @@
   async function answered(response, failedText) {
     if (response.status === 409) {
       stopped = true;
+      if (window.tidtamOffline) window.tidtamOffline.conflict();  // offline15: their text, to copy
       const data = await response.json().catch(() => null);
       setStatus("failed");
       showBanner(`${T.conflict} ${detailText(data)}`.trim(), [{label: T.reload, action: reload}]);
@@ -273,16 +274,19 @@
   }
 
   // --- photos ----------------------------------------------------------------------------------
-  function upload(input) {
+  function upload(input, queued) {  // offline15: queued = photos the device kept (offline.js)
     const card = input.closest(".session");
-    const files = [...input.files];
-    if (!card || !files.length) return;
+    const files = queued || [...input.files];
+    if (!card || !files.length) return Promise.resolve(false);
     const key = card.dataset.key;
     const msgs = card.querySelector(".photo-msgs");
     msgs.textContent = T.uploading;
-    enqueue(async () => {
+    // --- offline15: photos that cannot go now wait on the device (web/static/offline.js) ---
+    const keep = () => { msgs.textContent = window.tidtamOffline && window.tidtamOffline.hold(card, files) ? "" : T.upload_failed; return false; };
+    // --- end offline15 ---
+    return enqueue(async () => {
       if (!savedKeys.has(key)) dirty = true;  // a new session: save it first, photos need its key
-      if (dirty && !(await save())) { msgs.textContent = T.upload_failed; return; }
+      if (dirty && !(await save())) return keep();
       const body = new FormData();
       body.append("csrftoken", csrf());
       body.append("session_key", key);
@@ -292,12 +296,12 @@
       try {
         response = await post(form.dataset.photosUrl, body);
       } catch (e) {
-        msgs.textContent = T.upload_failed;
-        return;
+        return keep();
       } finally {
         input.value = "";
       }
       const data = await answered(response, T.upload_failed);
+      if (!data && (response.status === 409 || response.status >= 500)) return keep();  // offline15
       msgs.replaceChildren();
       for (const refused of (data && data.refused) || []) {
         const p = document.createElement("p");
@@ -305,6 +309,7 @@
         p.textContent = refused.text;
         msgs.append(p);
       }
+      return true;
     });
   }
 
@@ -432,6 +437,8 @@
     });
   });
   window.addEventListener("online", () => { if (dirty && !stopped) saveSoon(); });
+  // offline15: photos kept on the device go through upload() above when the network returns
+  if (window.tidtamOffline) window.tidtamOffline.attach(form, (card, files) => upload(card.querySelector("input.js-photos"), files));
 
   // --- on load: is there something this device did not get to save? ---------------------------
   sessions().forEach(syncKind);

@@ -27,6 +27,7 @@ from web import (
     auth,
     csrf_multipart,
     errors,
+    feeds,
     line_webhook,
     national,
     pages,
@@ -75,7 +76,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
-                   accounts.router, line_webhook.router, api.router):
+                   accounts.router, line_webhook.router, api.router, feeds.router):
         app.include_router(router)
     errors.install(app)
     errors.document(app)

@@ -1,9 +1,12 @@
-"""The provincial compilation as spreadsheets: one XLSX (totals, districts, sessions) or one CSV per table.
+"""Every spreadsheet tidtam writes: the provincial compilation (one XLSX of totals, districts and
+sessions, or one CSV per table) and a directive's board (district × step, states in words).
 
-Both formats are written from the same rows (``compilation_tables``), so the XLSX and the
-CSV can never disagree with each other or with the Compilation the page shows. Header cells
-are stable keys (category and kind codes); the "totals" table gives each code its Thai and
-English title. Only accepted reports count: a district without one has blank figures.
+Both formats are written from the same rows (``compilation_tables``, ``board_table``), so the
+XLSX and the CSV can never disagree with each other or with the page. Each table keeps stable
+keys (category and kind codes) in ``Table.header``; the files' header row is those keys in
+words, Thai by default and English on request (``lang="en"``), from ``labels.json``'s
+"headers". The "totals" table gives each code its Thai and English title. Only accepted
+reports count: a district without one has blank figures.
 
 Every text cell goes out inert (``domain.cells``): a district's text that starts like a formula
 gets a leading quote, and the XLSX stores every text as a string cell, never a formula; numbers
@@ -25,10 +28,13 @@ from domain.cells import inert_row
 from domain.directive import DirectiveSpec, FormSpec
 from domain.errors import InvalidInput
 from domain.report import OTHER_KIND, Compilation, ReportSummary, SessionEntry, form_of
-from domain.thaidate import thai_date
+from domain.thaidate import english_date, thai_date
+from tidtam.app.boards import Board
 from tidtam.app.labels import labels, status_th
 
-TableName = Literal["totals", "districts", "sessions"]
+Lang = Literal["th", "en"]
+LANGS: tuple[Lang, ...] = ("th", "en")
+TableName = Literal["totals", "districts", "sessions", "board", "steps"]
 TABLES: tuple[TableName, ...] = ("totals", "districts", "sessions")
 BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Thai intact) only when it starts with this
 
@@ -40,6 +46,35 @@ class Table:
     name: TableName
     header: list[str]
     rows: list[list[Any]]
+    words: dict[Lang, list[str]] | None = None  # the header in words; None: from labels.json
+
+    def header_in(self, lang: Lang, spec: DirectiveSpec | None = None) -> list[str]:
+        """The header row a person reads: each key in Thai (the default) or English."""
+        if self.words is not None:
+            return self.words[lang]
+        return [header_word(key, lang, spec) for key in self.header]
+
+
+def header_word(key: str, lang: Lang, spec: DirectiveSpec | None) -> str:
+    """One column key in words: a fixed key from labels.json, a category or kind by its title."""
+    lang = lang if lang in LANGS else "th"
+    words = labels()["headers"]
+    if key in words:
+        return words[key][lang]
+    if key.startswith("places:"):
+        return words["places"][lang].format(kind=_kind_title(key.removeprefix("places:"), lang, spec))
+    if spec is not None:
+        for category in spec.participant_categories:
+            if category.code == key:
+                return category.title_th if lang == "th" else category.title_en
+    return key
+
+
+def _kind_title(code: str, lang: Lang, spec: DirectiveSpec | None) -> str:
+    if code == OTHER_KIND or spec is None:
+        return labels()["headers"]["other_kind"][lang] if code == OTHER_KIND else code
+    kind = next((k for k in form_of(spec).activity_kinds if k.code == code), None)
+    return (kind.title_th if lang == "th" else kind.title_en) if kind else code
 
 
 def session_kind(form: FormSpec, entry: SessionEntry) -> tuple[str, str]:
@@ -135,23 +170,30 @@ def _sessions(compilation: Compilation, spec: DirectiveSpec) -> Table:
     return Table("sessions", header, rows)
 
 
-def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec) -> bytes:
+def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec, lang: Lang = "th") -> bytes:
     """One workbook: sheets "totals", "districts", "sessions" (numbers as numbers)."""
+    return _workbook(compilation_tables(compilation, spec).values(), spec, lang,
+                     f"{spec.reference_no} — {spec.title_th}")
+
+
+def _workbook(tables: Any, spec: DirectiveSpec | None, lang: Lang, title: str) -> bytes:
+    """The tables as sheets named by their keys, each with its header in words, bold, frozen."""
     book = Workbook()
     book.remove(book.active)
-    for table in compilation_tables(compilation, spec).values():
+    for table in tables:
         sheet = book.create_sheet(table.name)
-        sheet.append(table.header)
+        header = table.header_in(lang, spec)
+        sheet.append(inert_row(header))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in table.rows:
             sheet.append(inert_row(row))
         _text_as_text(sheet)
         sheet.freeze_panes = "A2"
-        for index, key in enumerate(table.header, start=1):
-            longest = max([len(str(key))] + [len(str(r[index - 1] or "")) for r in table.rows])
+        for index, word in enumerate(header, start=1):
+            longest = max([len(str(word))] + [len(str(r[index - 1] or "")) for r in table.rows])
             sheet.column_dimensions[get_column_letter(index)].width = min(60, max(8, longest + 2))
-    book.properties.title = f"{spec.reference_no} — {spec.title_th}"
+    book.properties.title = title
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -166,15 +208,66 @@ def _text_as_text(sheet: Any) -> None:
                 cell.data_type = "s"
 
 
-def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableName) -> str:
+def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableName,
+                    lang: Lang = "th") -> str:
     """One table as CSV text, starting with a BOM; write it as UTF-8 (``encoding="utf-8"``)."""
     if table not in TABLES:
         raise InvalidInput(f"no table {table!r}; choose one of {', '.join(TABLES)}",
                            f"ไม่มีตาราง {table!r} เลือกได้: {', '.join(TABLES)}")
-    chosen = compilation_tables(compilation, spec)[table]
+    return _csv(compilation_tables(compilation, spec)[table], spec, lang)
+
+
+def _csv(table: Table, spec: DirectiveSpec | None, lang: Lang) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(inert_row(chosen.header))
+    writer.writerow(inert_row(table.header_in(lang, spec)))
     writer.writerows(inert_row(["" if value is None else value for value in row])
-                     for row in chosen.rows)
+                     for row in table.rows)
     return BOM + out.getvalue()
+
+
+# --- the board --------------------------------------------------------------------------------
+
+def _due(day: Any, lang: Lang) -> str:
+    return thai_date(day) if lang == "th" else english_date(day)
+
+
+def board_table(board: Board, lang: Lang = "th") -> Table:
+    """The board as the page shows it: a row per district (code, name), a column per step with
+    the cell's state in words ("–" where the district has no such item), then the settled
+    count and the overdue count. The step columns' words carry the step's due day."""
+    cell_words = {state: words[lang] for state, words in labels()["board_cell"].items()
+                  if state != "_about"}
+    words = labels()["headers"]
+    keys = ["district_code", "district", *[s.code for s in board.steps], "done", "overdue"]
+    header = {lang_: [words["district_code"][lang_], words["district"][lang_],
+                      *[words["step"][lang_].format(code=s.code, due=_due(s.due_on, lang_))
+                        for s in board.steps],
+                      words["done"][lang_], words["overdue"][lang_]] for lang_ in LANGS}
+    rows = []
+    for row in board.rows:
+        cells = [row.cell(step) for step in board.steps]
+        rows.append([row.district.code,
+                     row.district.name_th if lang == "th" else row.district.name_en,
+                     *[cell_words[c.state] if c else cell_words["none"] for c in cells],
+                     f"{row.done_count}/{len(row.cells)}", row.overdue_count])
+    return Table("board", keys, rows, header)
+
+
+def board_steps(board: Board) -> Table:
+    """The board's key: each step's code, titles and due day (the page shows it under the board)."""
+    rows = [[s.code, s.title_th, s.title_en, s.due_on.isoformat(), thai_date(s.due_on)]
+            for s in board.steps]
+    return Table("steps", ["code", "title_th", "title_en", "due_on", "due_on_th"], rows)
+
+
+def board_xlsx(board: Board, lang: Lang = "th") -> bytes:
+    """The board (sheet "board") and its key (sheet "steps")."""
+    d = board.directive
+    return _workbook([board_table(board, lang), board_steps(board)], None, lang,
+                     f"{d.reference_no} — {d.title_th}")
+
+
+def board_csv(board: Board, lang: Lang = "th") -> str:
+    """The board as CSV text with a BOM (Excel then reads the Thai)."""
+    return _csv(board_table(board, lang), None, lang)

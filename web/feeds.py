@@ -16,8 +16,9 @@ from starlette.responses import Response
 
 from tidtam.app import calendar_feed
 from tidtam.app.boards import directive_board, directive_district
+from tidtam.app.national import national_board
 from tidtam.documents.cover import cover_sheets
-from tidtam.documents.exports import board_csv, board_xlsx
+from tidtam.documents.exports import board_csv, board_xlsx, national_csv, national_xlsx
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.i18n import language_of
@@ -39,14 +40,14 @@ def export_lang(request: Request, lang: str | None) -> Literal["th", "en"]:
 
 # --- calendar feeds -----------------------------------------------------------------------------
 
-@router.get("/calendar/{secret}.ics")
+@router.api_route("/calendar/{secret}.ics", methods=["GET", "HEAD"])
 def calendar(secret: str, session: SessionDep, settings: SettingsDep, now: NowDep,
              lang: Annotated[Literal["th", "en"], Query()] = "th") -> Response:
     """The feed a calendar app subscribes to; 404 once revoked."""
     body = calendar_feed.feed_ics(session, secret, base_url=settings.base_url, now=now, lang=lang)
     return Response(body, media_type=ICS, headers={
         "Content-Disposition": 'inline; filename="tidtam.ics"',
-        "Cache-Control": "private, max-age=300"})
+        "Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex"})
 
 
 @router.post("/profile/calendar")
@@ -110,6 +111,24 @@ def board_as_csv(request: Request, slug: str, user: CurrentUser, session: Sessio
     board = directive_board(session, user, slug, today)
     text = board_csv(board, export_lang(request, lang))  # starts with a BOM
     return _download(text.encode("utf-8"), "text/csv; charset=utf-8", f"board-{board.directive.slug}.csv")
+
+
+@router.get("/national/{slug}/board.xlsx")
+def national_as_xlsx(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                     today: TodayDep, settings: SettingsDep, lang: LangParam = None) -> Response:
+    """The Department's national board (provinces × steps) as a workbook."""
+    board = national_board(session, user, slug, today, settings.tz)
+    return _download(national_xlsx(board, export_lang(request, lang)), XLSX,
+                     f"national-{board.directive.slug}.xlsx")
+
+
+@router.get("/national/{slug}/board.csv")
+def national_as_csv(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                    today: TodayDep, settings: SettingsDep, lang: LangParam = None) -> Response:
+    board = national_board(session, user, slug, today, settings.tz)
+    text = national_csv(board, export_lang(request, lang))
+    return _download(text.encode("utf-8"), "text/csv; charset=utf-8",
+                     f"national-{board.directive.slug}.csv")
 
 
 def _download(data: bytes, media_type: str, filename: str) -> Response:

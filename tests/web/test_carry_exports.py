@@ -141,3 +141,49 @@ def test_headers_are_thai_by_default_and_english_on_request_or_in_the_english_ui
     for path in (*exports, *xlsx):
         assert f'href="{path}?lang=en"' in page and f'href="{path}"' in page, path
     assert f'href="{BOARD}/covers"' in page
+
+
+def test_the_national_board_s_exports_hold_the_page_s_rates(engine):
+    """The Department's board as CSV: per province and step, done/expected as the page has them."""
+    from sqlmodel import Session
+
+    from domain.access import Role
+    from domain.directive import load_directive
+    from tests.conftest import NOW
+    from tests.db.test_national import NATIONAL
+    from tests.db.test_national import SLUG as NATIONAL_SLUG
+    from tests.web.conftest import make_app
+    from tests.web.helpers import PASSWORD
+    from tidtam.app.accounts import ensure_user, hash_password
+    from tidtam.app.national import launch_national
+    from tidtam.app.orgtree import load_provinces
+
+    with Session(engine) as session:
+        load_provinces(session, ["50"])
+        ensure_user(session, username="department", full_name="กรมฯ", role=Role.DEPARTMENT_VIEWER,
+                    province_code=None, district_code=None, password_hash=hash_password(PASSWORD),
+                    now=NOW)
+        launch_national(session, load_directive(NATIONAL), now=NOW)
+        session.commit()
+    with TestClient(make_app(engine)) as client:
+        signed_in(client, "department")
+        page = client.get(f"/national/{NATIONAL_SLUG}").text
+        answer = client.get(f"/national/{NATIONAL_SLUG}/board.csv")
+        assert answer.status_code == 200
+        table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+        english = client.get(f"/national/{NATIONAL_SLUG}/board.xlsx?lang=en")
+        assert load_workbook(io.BytesIO(english.content))["national"]["A1"].value == "Province code"
+        assert signed_in(TestClient(client.app), "coordinator").get(
+            f"/national/{NATIONAL_SLUG}/board.csv").status_code == 403
+    header, rows = table[0], table[1:]
+    assert header[:2] == ["รหัสจังหวัด", "จังหวัด"] and rows[-1][1] == "ทั้งประเทศ"
+    steps = [h.split(" ", 1)[0] for h in header[2:-2]]
+    provinces = re.findall(r'<tr data-province="(\d+)">(.*?)</tr>', page, re.S)
+    assert [r[0] for r in rows[:-1]] == [code for code, _ in provinces]
+    for (code, html), row in zip(provinces, rows, strict=False):
+        rates = re.findall(r'data-step="([^"]+)"><span class="rate" data-expected="(\d+)" '
+                           r'data-actual="(\d+)"', html)
+        cells = {step: f"{actual}/{expected}" for step, expected, actual in rates}
+        assert cells, code
+        for step, text in zip(steps, row[2:-2], strict=True):
+            assert (f"เสร็จ {cells[step]} " in text) if step in cells else text == "–", (code, step)

@@ -31,10 +31,11 @@ from domain.report import OTHER_KIND, Compilation, ReportSummary, SessionEntry, 
 from domain.thaidate import english_date, thai_date
 from tidtam.app.boards import Board
 from tidtam.app.labels import labels, status_th
+from tidtam.app.national import NationalBoard, NationalRow
 
 Lang = Literal["th", "en"]
 LANGS: tuple[Lang, ...] = ("th", "en")
-TableName = Literal["totals", "districts", "sessions", "board", "steps"]
+TableName = Literal["totals", "districts", "sessions", "board", "steps", "national"]
 TABLES: tuple[TableName, ...] = ("totals", "districts", "sessions")
 BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Thai intact) only when it starts with this
 
@@ -271,3 +272,52 @@ def board_xlsx(board: Board, lang: Lang = "th") -> bytes:
 def board_csv(board: Board, lang: Lang = "th") -> str:
     """The board as CSV text with a BOM (Excel then reads the Thai)."""
     return _csv(board_table(board, lang), None, lang)
+
+
+# --- the Department's national board ------------------------------------------------------------
+
+def _rate_words(rate: Any, lang: Lang) -> str:
+    """A national cell as the page says it: done x/y (p%) · on time q% ("–" where none expected)."""
+    words = labels()["national_cell"]
+    if not rate.expected:
+        return words["none"][lang]
+    return words["rate"][lang].format(actual=rate.actual, expected=rate.expected,
+                                      percent=rate.percent, on_time=rate.on_time_percent)
+
+
+def _report_words(row: NationalRow, lang: Lang) -> str:
+    words = labels()["national_cell"]
+    if row.report is not None:
+        return words["on_time" if row.report_rate.on_time else "late"][lang]
+    return words["not_sent" if row.report_rate.overdue else "not_yet"][lang]
+
+
+def national_table(board: NationalBoard, lang: Lang = "th") -> Table:
+    """The national board as the page shows it: a row per province, a column per step (done,
+    share, share on time), all steps, the report to the Department; the country's row last."""
+    words = labels()["headers"]
+    country = labels()["national_cell"]["country"]
+    keys = ["province_code", "province", *[s.code for s in board.steps], "all_steps", "report"]
+    header = {lang_: [words["province_code"][lang_], words["province"][lang_],
+                      *[words["step"][lang_].format(code=s.code, due=_due(s.due_on, lang_))
+                        for s in board.steps],
+                      words["all_steps"][lang_], words["report"][lang_]] for lang_ in LANGS}
+    rows: list[list[Any]] = [
+        [row.province.code, row.province.name_th if lang == "th" else row.province.name_en,
+         *[_rate_words(row.cells.get(s.code), lang) if s.code in row.cells
+           else labels()["national_cell"]["none"][lang] for s in board.steps],
+         _rate_words(row.overall, lang), _report_words(row, lang)]
+        for row in board.rows]
+    reports = board.reports
+    rows.append(["", country[lang], *[_rate_words(board.column(s.code), lang) for s in board.steps],
+                 _rate_words(board.overall, lang), f"{reports.actual}/{reports.expected}"])
+    return Table("national", keys, rows, header)
+
+
+def national_xlsx(board: NationalBoard, lang: Lang = "th") -> bytes:
+    d = board.directive
+    return _workbook([national_table(board, lang)], None, lang, f"{d.reference_no} — {d.title_th}")
+
+
+def national_csv(board: NationalBoard, lang: Lang = "th") -> str:
+    return _csv(national_table(board, lang), None, lang)

@@ -158,3 +158,12 @@ def test_a_disabled_account_s_feed_is_404(engine):
             session.commit()
         with TestClient(client.app) as anonymous:
             assert anonymous.get(path_of(url)).status_code == 404
+
+
+def test_a_calendar_app_may_ask_head_first(engine):
+    with TestClient(make_app(engine)) as client:
+        url = new_feed(signed_in(client, "staff-2705"), scope="person")
+        with TestClient(client.app) as anonymous:
+            head = anonymous.head(path_of(url))
+            assert head.status_code == 200 and head.headers["content-type"].startswith("text/calendar")
+            assert head.headers["x-robots-tag"] == "noindex"

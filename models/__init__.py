@@ -2,6 +2,7 @@
 May import domain only."""
 
 from models.audit import AuditEntry
+from models.calendar_feed import CalendarFeed, FeedScope
 from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.line import LineContact, LineGroup, LineLinkCode, LineWebhookEvent
 from models.org import District, Province
@@ -11,7 +12,8 @@ from models.sessions import LoginSession, ResetLink, SignInFailure
 from models.user import User
 
 __all__ = [
-    "AuditEntry", "Channel", "Directive", "DirectiveStep", "District", "ItemStatus",
+    "AuditEntry", "CalendarFeed", "Channel", "Directive", "DirectiveStep", "District", "FeedScope",
+    "ItemStatus",
     "LineContact", "LineGroup", "LineLinkCode", "LineWebhookEvent", "LoginSession", "OutboxMessage",
     "OutboxStatus", "Province", "ProvincialReport", "Report", "ReportPhoto", "ReportStatus",
     "ResetLink", "SignInFailure", "StepKind", "TrackedItem", "User",

@@ -29,6 +29,7 @@ from web import (
     charts,
     csrf_multipart,
     errors,
+    feeds,
     line_webhook,
     national,
     offline,
@@ -78,7 +79,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
-                   accounts.router, line_webhook.router, api.router, api_reports.router):
+                   accounts.router, line_webhook.router, api.router, api_reports.router,
+                   feeds.router):
         app.include_router(router)
     charts.install(app)  # the reporting-rate chart's pages and its templates' helpers
     app.include_router(offline.router)  # /sw.js and /offline: the form opens without a network

@@ -1,17 +1,21 @@
 """The profile page: the signed-in person's LINE link, the coordinator's district groups, the
-password, and the API tokens (listed, revocable)."""
+password, the API tokens (listed, revocable) and the calendar addresses (web/feeds.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
+from sqlmodel import Session
 from starlette.responses import Response
 
 from domain.access import can_manage_accounts
 from domain.errors import InvalidInput
 from models.sessions import SessionKind, live_sessions
-from tidtam.app import accounts, line_linking
+from models.user import User
+from tidtam.app import accounts, calendar_feed, line_linking
+from tidtam.infra.settings import Settings
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.rendering import flash, render
@@ -22,13 +26,21 @@ router = APIRouter(include_in_schema=False)
 @router.get("/profile")
 def profile_page(request: Request, user: CurrentUser, session: SessionDep, now: NowDep,
                  settings: SettingsDep) -> Response:
+    return render_profile(request, user, session, now, settings)
+
+
+def render_profile(request: Request, user: User, session: Session, now: datetime,
+                   settings: Settings, **extra: object) -> Response:
+    """The profile page; ``extra`` for what a POST shows once (a new calendar address)."""
     view = line_linking.profile_view(session, user, now)
     line_ready = bool(settings.line_channel_secret and settings.line_channel_access_token)
     tokens = live_sessions(session, user.id, SessionKind.API)
     return render(request, "profile.html", {"view": view, "line_ready": line_ready,
                                             "lifetime": line_linking.CODE_LIFETIME,
                                             "tokens": tokens,
-                                            "manages": can_manage_accounts(user.role)})
+                                            "manages": can_manage_accounts(user.role),
+                                            "calendar": calendar_feed.calendar_view(session, user),
+                                            "new_feed_url": None, **extra})
 
 
 @router.post("/profile/password")

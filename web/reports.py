@@ -48,6 +48,7 @@ from tidtam.infra.photos import PhotoStore
 from web.auth import redirect
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from web.errors import status_of, wants_json
+from web.feeds import LangParam, export_lang
 from web.i18n import Translator, digits_of, language_of
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -328,21 +329,24 @@ def province_pdf(slug: str, user: CurrentUser, session: SessionDep, store: Store
 
 
 @router.get(REPORTS + "/compiled.xlsx")
-def province_xlsx(slug: str, user: CurrentUser, session: SessionDep) -> Response:
+def province_xlsx(request: Request, slug: str, user: CurrentUser, session: SessionDep,
+                  lang: LangParam = None) -> Response:
+    """Headers in the UI's language (Thai by default), or as ``?lang=`` asks."""
     directive = named(session, user, slug)
     data = compilation_xlsx(reporting.compile_for(session, user, directive=directive),
-                            reporting.spec_of(directive))
+                            reporting.spec_of(directive), export_lang(request, lang))
     return download(data, XLSX, f"report-{directive.slug}.xlsx")
 
 
 @router.get(REPORTS + "/compiled-{table}.csv")
-def province_csv(slug: str, table: str, user: CurrentUser, session: SessionDep) -> Response:
+def province_csv(request: Request, slug: str, table: str, user: CurrentUser, session: SessionDep,
+                 lang: LangParam = None) -> Response:
     if table not in CSV_TABLES:
         raise NotFound(f"no table {table!r}; use one of {', '.join(CSV_TABLES)}",
                        f"ไม่มีตาราง {table!r} (มี {', '.join(CSV_TABLES)})")
     directive = named(session, user, slug)
     text = compilation_csv(reporting.compile_for(session, user, directive=directive),
-                           reporting.spec_of(directive), table)
+                           reporting.spec_of(directive), table, export_lang(request, lang))
     return download(text.encode("utf-8"), "text/csv; charset=utf-8",  # the text starts with a BOM
                     f"report-{directive.slug}-{table}.csv")
 

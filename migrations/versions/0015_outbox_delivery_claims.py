@@ -10,7 +10,7 @@ Existing deliveries: none are written; a recipient's delivery already sent today
 recognised by its rows (``delivery_went_out``).
 
 Revision ID: 0015
-Revises: 0013 (the integrator re-chains it after 0014)
+Revises: 0014 (the integrator re-chains it after 0014)
 """
 from collections.abc import Sequence
 
@@ -21,7 +21,7 @@ from alembic import op
 import models.types
 
 revision: str = '0015'
-down_revision: str | None = '0013'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

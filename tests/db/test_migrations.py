@@ -270,6 +270,12 @@ def dataset(rev: str) -> dict[str, list[dict[str, Any]]]:
              "lease_until": None, "sent_at": at(4)},
             {"id": 2, "delivery_key": "daily|2024-07-17|email|dhead2401@cdd.go.th",
              "holder": "e" * 32, "lease_until": at(5, 0.1), "sent_at": None}]
+    if since(rev, "0016"):  # calendar feeds: a person's, and a district's revoked
+        data["calendar_feed"] = [
+            {"id": 1, "key_hash": "e" * 64, "user_id": 3, "scope": "person", "district_code": None,
+             "created_at": at(5), "revoked_at": None},
+            {"id": 2, "key_hash": "f" * 64, "user_id": 1, "scope": "district",
+             "district_code": "2501", "created_at": at(5), "revoked_at": at(6)}]
     return data
 
 
@@ -612,8 +618,9 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     the Prefect events (0010's channel), which the code before 0010 cannot read: a downgrade
     below 0010 deletes them, and nothing else. 0012 leaves every row as it was (the launched
     directive's ladder is the default, written out in its YAML).
-    0011's sign-in records (sessions, failed sign-ins, reset links) are dropped with their tables
-    when the newest step down crosses 0011, and 0015's delivery claims when it crosses 0015."""
+    0011's sign-in records (sessions, failed sign-ins, reset links), 0015's delivery claims and
+    0016's calendar addresses are dropped with their tables when the newest step down crosses
+    them."""
     from models.directive import find_item
     from models.outbox import Channel, OutboxMessage, enqueue
     from models.user import get_by_username
@@ -656,6 +663,10 @@ def test_the_newest_migration_goes_down_and_up_again_with_data(new_database, bac
     assert before["outbox_delivery"]
     if REVISIONS[-2] < "0015":
         before["outbox_delivery"] = {}
+    # 0016's downgrade drops the calendar addresses (people make new ones): nothing else changes
+    assert before["calendar_feed"]
+    if REVISIONS[-2] < "0016":
+        before["calendar_feed"] = {}
 
     command.downgrade(db.alembic_config(url), REVISIONS[-2])
     with engine.connect() as connection:

@@ -92,7 +92,7 @@ def test_xlsx_totals_sheet_holds_the_hand_added_figures(spec, compilation):
     book = load_workbook(io.BytesIO(compilation_xlsx(compilation, spec)))
     assert book.sheetnames == ["totals", "districts", "sessions"]
     rows = list(book["totals"].iter_rows(values_only=True))
-    assert rows[0] == ("section", "code", "title_th", "title_en", "value", "sessions")
+    assert rows[0] == ("หมวด", "รหัส", "ชื่อ (ภาษาไทย)", "ชื่อ (ภาษาอังกฤษ)", "จำนวน", "จำนวนครั้ง")
     value = {(r[0], r[1]): r[4] for r in rows[1:]}
     assert value[("centers", "centers")] == EXPECTED["centers"] == 4
     assert value[("sessions", "sessions")] == EXPECTED["sessions"] == 6
@@ -110,7 +110,9 @@ def test_xlsx_totals_sheet_holds_the_hand_added_figures(spec, compilation):
 def test_xlsx_districts_sheet_has_one_row_per_district_and_blank_figures_when_not_accepted(spec, compilation):
     book = load_workbook(io.BytesIO(compilation_xlsx(compilation, spec)))
     rows = list(book["districts"].iter_rows(values_only=True))
-    header, body = rows[0], {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    header = compilation_tables(compilation, spec)["districts"].header  # the keys of the Thai words
+    body = {r[0]: dict(zip(header, r, strict=True)) for r in rows[1:]}
+    assert rows[0][:3] == ("รหัสอำเภอ", "ชื่ออำเภอ", "ชื่ออำเภอ (ภาษาอังกฤษ)")
     assert list(body) == [code for code, _, _ in SA_KAEO]
     assert "places:other" in header and "total_participants" in header
     row = body["2701"]
@@ -129,7 +131,8 @@ def test_xlsx_districts_sheet_has_one_row_per_district_and_blank_figures_when_no
 def test_xlsx_sessions_sheet_lists_the_sessions_of_accepted_reports_only(spec, compilation):
     book = load_workbook(io.BytesIO(compilation_xlsx(compilation, spec)))
     rows = list(book["sessions"].iter_rows(values_only=True))
-    records = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    keys = compilation_tables(compilation, spec)["sessions"].header
+    records = [dict(zip(keys, r, strict=True)) for r in rows[1:]]
     assert [r["district_code"] for r in records] == ["2701", "2701", "2702", "2702", "2702", "2706"]
     first = records[0]
     assert (first["held_on"], first["held_on_th"]) == ("2024-07-05", "5 ก.ค. 2567")
@@ -154,12 +157,12 @@ def test_csv_parses_and_equals_the_xlsx_sheet(spec, compilation, table):
 
 def test_csv_written_as_utf8_reads_back_with_utf8_sig(spec, compilation, tmp_path):
     path = tmp_path / "totals.csv"
-    path.write_text(compilation_csv(compilation, spec, "totals"), encoding="utf-8")
+    path.write_text(compilation_csv(compilation, spec, "totals", "en"), encoding="utf-8")
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        rows = {(r["section"], r["code"]): r for r in csv.DictReader(handle)}
-    assert rows[("participants", "total")]["value"] == "167"
-    assert rows[("participants", "community")]["title_th"] == "ผู้นำชุมชน ประชาชน นักเรียน/นักศึกษา และผู้สนใจ"
+        rows = {(r["Section"], r["Code"]): r for r in csv.DictReader(handle)}  # English headers
+    assert rows[("participants", "total")]["Value"] == "167"
+    assert rows[("participants", "community")]["Title (Thai)"] == "ผู้นำชุมชน ประชาชน นักเรียน/นักศึกษา และผู้สนใจ"
 
 
 def test_an_unknown_table_is_refused_in_thai_and_english(spec, compilation):

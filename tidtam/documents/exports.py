@@ -1,9 +1,12 @@
-"""The provincial compilation as spreadsheets: one XLSX (totals, districts, sessions) or one CSV per table.
+"""Every spreadsheet tidtam writes: the provincial compilation (one XLSX of totals, districts and
+sessions, or one CSV per table) and a directive's board (district × step, states in words).
 
-Both formats are written from the same rows (``compilation_tables``), so the XLSX and the
-CSV can never disagree with each other or with the Compilation the page shows. Header cells
-are stable keys (category and kind codes); the "totals" table gives each code its Thai and
-English title. Only accepted reports count: a district without one has blank figures.
+Both formats are written from the same rows (``compilation_tables``, ``board_table``), so the
+XLSX and the CSV can never disagree with each other or with the page. Each table keeps stable
+keys (category and kind codes) in ``Table.header``; the files' header row is those keys in
+words, Thai by default and English on request (``lang="en"``), from ``labels.json``'s
+"headers". The "totals" table gives each code its Thai and English title. Only accepted
+reports count: a district without one has blank figures.
 
 Every text cell goes out inert (``domain.cells``): a district's text that starts like a formula
 gets a leading quote, and the XLSX stores every text as a string cell, never a formula; numbers
@@ -33,11 +36,15 @@ from domain.report import (
     SessionEntry,
     form_of,
 )
-from domain.thaidate import thai_date
+from domain.thaidate import english_date, thai_date
+from tidtam.app.boards import Board
 from tidtam.app.labels import labels, status_th
+from tidtam.app.national import NationalBoard, NationalRow
 from tidtam.app.reporting import ReportView
 
-TableName = Literal["totals", "districts", "sessions"]
+Lang = Literal["th", "en"]
+LANGS: tuple[Lang, ...] = ("th", "en")
+TableName = Literal["totals", "districts", "sessions", "board", "steps", "national"]
 TABLES: tuple[TableName, ...] = ("totals", "districts", "sessions")
 BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Thai intact) only when it starts with this
 
@@ -49,6 +56,35 @@ class Table:
     name: TableName
     header: list[str]
     rows: list[list[Any]]
+    words: dict[Lang, list[str]] | None = None  # the header in words; None: from labels.json
+
+    def header_in(self, lang: Lang, spec: DirectiveSpec | None = None) -> list[str]:
+        """The header row a person reads: each key in Thai (the default) or English."""
+        if self.words is not None:
+            return self.words[lang]
+        return [header_word(key, lang, spec) for key in self.header]
+
+
+def header_word(key: str, lang: Lang, spec: DirectiveSpec | None) -> str:
+    """One column key in words: a fixed key from labels.json, a category or kind by its title."""
+    lang = lang if lang in LANGS else "th"
+    words = labels()["headers"]
+    if key in words:
+        return words[key][lang]
+    if key.startswith("places:"):
+        return words["places"][lang].format(kind=_kind_title(key.removeprefix("places:"), lang, spec))
+    if spec is not None:
+        for category in spec.participant_categories:
+            if category.code == key:
+                return category.title_th if lang == "th" else category.title_en
+    return key
+
+
+def _kind_title(code: str, lang: Lang, spec: DirectiveSpec | None) -> str:
+    if code == OTHER_KIND or spec is None:
+        return labels()["headers"]["other_kind"][lang] if code == OTHER_KIND else code
+    kind = next((k for k in form_of(spec).activity_kinds if k.code == code), None)
+    return (kind.title_th if lang == "th" else kind.title_en) if kind else code
 
 
 def session_kind(form: FormSpec, entry: SessionEntry) -> tuple[str, str]:
@@ -144,28 +180,30 @@ def _sessions(compilation: Compilation, spec: DirectiveSpec) -> Table:
     return Table("sessions", header, rows)
 
 
-def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec) -> bytes:
+def compilation_xlsx(compilation: Compilation, spec: DirectiveSpec, lang: Lang = "th") -> bytes:
     """One workbook: sheets "totals", "districts", "sessions" (numbers as numbers)."""
-    return tables_xlsx(compilation_tables(compilation, spec), spec)
+    return _workbook(compilation_tables(compilation, spec).values(), spec, lang,
+                     f"{spec.reference_no} — {spec.title_th}")
 
 
-def tables_xlsx(tables: dict[TableName, Table], spec: DirectiveSpec) -> bytes:
-    """The tables as one workbook, a sheet each, text inert and numbers as numbers."""
+def _workbook(tables: Any, spec: DirectiveSpec | None, lang: Lang, title: str) -> bytes:
+    """The tables as sheets named by their keys, each with its header in words, bold, frozen."""
     book = Workbook()
     book.remove(book.active)
-    for table in tables.values():
+    for table in tables:
         sheet = book.create_sheet(table.name)
-        sheet.append(table.header)
+        header = table.header_in(lang, spec)
+        sheet.append(inert_row(header))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in table.rows:
             sheet.append(inert_row(row))
         _text_as_text(sheet)
         sheet.freeze_panes = "A2"
-        for index, key in enumerate(table.header, start=1):
-            longest = max([len(str(key))] + [len(str(r[index - 1] or "")) for r in table.rows])
+        for index, word in enumerate(header, start=1):
+            longest = max([len(str(word))] + [len(str(r[index - 1] or "")) for r in table.rows])
             sheet.column_dimensions[get_column_letter(index)].width = min(60, max(8, longest + 2))
-    book.properties.title = f"{spec.reference_no} — {spec.title_th}"
+    book.properties.title = title
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -180,26 +218,118 @@ def _text_as_text(sheet: Any) -> None:
                 cell.data_type = "s"
 
 
-def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableName) -> str:
+def compilation_csv(compilation: Compilation, spec: DirectiveSpec, table: TableName,
+                    lang: Lang = "th") -> str:
     """One table as CSV text, starting with a BOM; write it as UTF-8 (``encoding="utf-8"``)."""
-    _known(table)
-    return table_csv(compilation_tables(compilation, spec)[table])
-
-
-def _known(table: str) -> None:
     if table not in TABLES:
         raise InvalidInput(f"no table {table!r}; choose one of {', '.join(TABLES)}",
                            f"ไม่มีตาราง {table!r} เลือกได้: {', '.join(TABLES)}")
+    return _csv(compilation_tables(compilation, spec)[table], spec, lang)
 
 
-def table_csv(chosen: Table) -> str:
-    """One table as CSV text, starting with a BOM, every text cell inert."""
+def _csv(table: Table, spec: DirectiveSpec | None, lang: Lang) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(inert_row(chosen.header))
+    writer.writerow(inert_row(table.header_in(lang, spec)))
     writer.writerows(inert_row(["" if value is None else value for value in row])
-                     for row in chosen.rows)
+                     for row in table.rows)
     return BOM + out.getvalue()
+
+
+# --- the board --------------------------------------------------------------------------------
+
+def _due(day: Any, lang: Lang) -> str:
+    return thai_date(day) if lang == "th" else english_date(day)
+
+
+def board_table(board: Board, lang: Lang = "th") -> Table:
+    """The board as the page shows it: a row per district (code, name), a column per step with
+    the cell's state in words ("–" where the district has no such item), then the settled
+    count and the overdue count. The step columns' words carry the step's due day."""
+    cell_words = {state: words[lang] for state, words in labels()["board_cell"].items()
+                  if state != "_about"}
+    words = labels()["headers"]
+    keys = ["district_code", "district", *[s.code for s in board.steps], "done", "overdue"]
+    header = {lang_: [words["district_code"][lang_], words["district"][lang_],
+                      *[words["step"][lang_].format(code=s.code, due=_due(s.due_on, lang_))
+                        for s in board.steps],
+                      words["done"][lang_], words["overdue"][lang_]] for lang_ in LANGS}
+    rows = []
+    for row in board.rows:
+        cells = [row.cell(step) for step in board.steps]
+        rows.append([row.district.code,
+                     row.district.name_th if lang == "th" else row.district.name_en,
+                     *[cell_words[c.state] if c else cell_words["none"] for c in cells],
+                     f"{row.done_count}/{len(row.cells)}", row.overdue_count])
+    return Table("board", keys, rows, header)
+
+
+def board_steps(board: Board) -> Table:
+    """The board's key: each step's code, titles and due day (the page shows it under the board)."""
+    rows = [[s.code, s.title_th, s.title_en, s.due_on.isoformat(), thai_date(s.due_on)]
+            for s in board.steps]
+    return Table("steps", ["code", "title_th", "title_en", "due_on", "due_on_th"], rows)
+
+
+def board_xlsx(board: Board, lang: Lang = "th") -> bytes:
+    """The board (sheet "board") and its key (sheet "steps")."""
+    d = board.directive
+    return _workbook([board_table(board, lang), board_steps(board)], None, lang,
+                     f"{d.reference_no} — {d.title_th}")
+
+
+def board_csv(board: Board, lang: Lang = "th") -> str:
+    """The board as CSV text with a BOM (Excel then reads the Thai)."""
+    return _csv(board_table(board, lang), None, lang)
+
+
+# --- the Department's national board ------------------------------------------------------------
+
+def _rate_words(rate: Any, lang: Lang) -> str:
+    """A national cell as the page says it: done x/y (p%) · on time q% ("–" where none expected)."""
+    words = labels()["national_cell"]
+    if not rate.expected:
+        return words["none"][lang]
+    return words["rate"][lang].format(actual=rate.actual, expected=rate.expected,
+                                      percent=rate.percent, on_time=rate.on_time_percent)
+
+
+def _report_words(row: NationalRow, lang: Lang) -> str:
+    words = labels()["national_cell"]
+    if row.report is not None:
+        return words["on_time" if row.report_rate.on_time else "late"][lang]
+    return words["not_sent" if row.report_rate.overdue else "not_yet"][lang]
+
+
+def national_table(board: NationalBoard, lang: Lang = "th") -> Table:
+    """The national board as the page shows it: a row per province, a column per step (done,
+    share, share on time), all steps, the report to the Department; the country's row last."""
+    words = labels()["headers"]
+    country = labels()["national_cell"]["country"]
+    keys = ["province_code", "province", *[s.code for s in board.steps], "all_steps", "report"]
+    header = {lang_: [words["province_code"][lang_], words["province"][lang_],
+                      *[words["step"][lang_].format(code=s.code, due=_due(s.due_on, lang_))
+                        for s in board.steps],
+                      words["all_steps"][lang_], words["report"][lang_]] for lang_ in LANGS}
+    rows: list[list[Any]] = [
+        [row.province.code, row.province.name_th if lang == "th" else row.province.name_en,
+         *[_rate_words(row.cells.get(s.code), lang) if s.code in row.cells
+           else labels()["national_cell"]["none"][lang] for s in board.steps],
+         _rate_words(row.overall, lang), _report_words(row, lang)]
+        for row in board.rows]
+    reports = board.reports
+    rows.append(["", country[lang], *[_rate_words(board.column(s.code), lang) for s in board.steps],
+                 _rate_words(board.overall, lang), f"{reports.actual}/{reports.expected}"])
+    return Table("national", keys, rows, header)
+
+
+def national_xlsx(board: NationalBoard, lang: Lang = "th") -> bytes:
+    d = board.directive
+    return _workbook([national_table(board, lang)], None, lang, f"{d.reference_no} — {d.title_th}")
+
+
+def national_csv(board: NationalBoard, lang: Lang = "th") -> str:
+    return _csv(national_table(board, lang), None, lang)
 
 
 # --- one district's report, as filed ---------------------------------------------------------------
@@ -216,16 +346,21 @@ def report_tables(view: ReportView) -> dict[TableName, Table]:
     tables = compilation_tables(Compilation(view.summary, (entry,)), view.spec)
     totals = tables["totals"]
     tables["totals"] = Table("totals", totals.header,
-                             [row for row in totals.rows if row[0] != "districts"])
+                             [row for row in totals.rows if row[0] != "districts"],
+                             totals.words)
     return tables
 
 
-def report_xlsx(view: ReportView) -> bytes:
+def report_xlsx(view: ReportView, lang: Lang = "th") -> bytes:
     """The district's report as a workbook: sheets "totals", "districts" (its row), "sessions"."""
-    return tables_xlsx(report_tables(view), view.spec)
+    spec = view.spec
+    return _workbook(report_tables(view).values(), spec, lang,
+                     f"{spec.reference_no} — {spec.title_th}")
 
 
-def report_csv(view: ReportView, table: TableName) -> str:
+def report_csv(view: ReportView, table: TableName, lang: Lang = "th") -> str:
     """One table of the district's report as CSV text, starting with a BOM."""
-    _known(table)
-    return table_csv(report_tables(view)[table])
+    if table not in TABLES:
+        raise InvalidInput(f"no table {table!r}; choose one of {', '.join(TABLES)}",
+                           f"ไม่มีตาราง {table!r} เลือกได้: {', '.join(TABLES)}")
+    return _csv(report_tables(view)[table], view.spec, lang)

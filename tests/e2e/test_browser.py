@@ -60,7 +60,7 @@ def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url, 
     expect(page.locator('tr[data-district="2703"] td.count')).to_have_text("1/12")
     expect(page.locator("table.board")).to_contain_text("ตาพระยา")
     expect(page.locator("thead")).to_contain_text("ส.ค. 2567")
-    screenshot(page, "board.png", docs=True, full_page=True)
+    screenshot(page, "board.png", full_page=True)  # the README's: make screenshots (docs/img/)
 
 
 def test_the_board_fits_a_phone(phone_page, base_url, screenshot):

@@ -9,13 +9,14 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help run test lint fake-line system-deps services env clean bench
+.PHONY: help run test lint fake-line system-deps services env clean bench screenshots
 
 help:
 	@echo "make run   — create the environment, migrate, load Sa Kaeo + its two FY 2567 letters (demo), start everything"
 	@echo "             (with the LINE stand-in: LINE messages show at the URL printed on start-up)"
 	@echo "make test  — install what the tests need and run them all (SQLite and PostgreSQL)"
 	@echo "make fake-line [PORT=8099] — only the LINE stand-in (point TIDTAM_LINE_API_BASE at it)"
+	@echo "make screenshots — start the demo on free ports and retake the README's pictures (docs/img/)"
 	@echo "make bench — install the peers (Apprise, SpiffWorkflow, aiohttp) and run the five benchmarks in bench/"
 
 # uv is bootstrapped with pip into a private folder when the machine has none.
@@ -70,6 +71,11 @@ lint: env
 test: env system-deps services lint
 	$(BIN)/python -m compileall -q -j 0 domain models tidtam web flows notifications >/dev/null
 	$(BIN)/python -m pytest -q -ra
+
+# The README's pictures (docs/img/), taken by headless Chromium from the demo as `make run` starts
+# it, on free ports and in a var folder of its own; not part of `make test` (scripts/screenshots.py).
+screenshots: env system-deps
+	DEMO_NOW=$(DEMO_NOW) DEMO_LAUNCH=$(DEMO_LAUNCH) $(BIN)/python scripts/screenshots.py
 
 # Benchmarks against the peers a user would pick instead (bench/README.md); not pass/fail, not
 # part of `make test`. The peers live in the `bench` dependency group; the next plain

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from asgi_csrf import asgi_csrf
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
@@ -78,6 +79,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     app.state.photos = PhotoStore(settings.data_dir / "photos")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
+    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
     for router in (auth.router, pages.router, reports.router, national.router, profile.router,
                    accounts.router, line_webhook.router, api.router, api_reports.router,
                    feeds.router):
@@ -88,6 +90,11 @@ def create_app(settings: Settings, engine: Engine | None = None, *, clock: Clock
     errors.document(app)
     _add_middleware(app, settings)
     return app
+
+
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico on every site whatever the page links (no 404 in the log)."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/vnd.microsoft.icon")
 
 
 def healthz() -> dict[str, bool]:

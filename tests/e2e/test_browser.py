@@ -60,7 +60,7 @@ def test_staff_mark_g1_done_and_the_coordinator_sees_it(desktop_page, base_url, 
     expect(page.locator('tr[data-district="2703"] td.count')).to_have_text("1/12")
     expect(page.locator("table.board")).to_contain_text("ตาพระยา")
     expect(page.locator("thead")).to_contain_text("ส.ค. 2567")
-    screenshot(page, "board.png", docs=True, full_page=True)
+    screenshot(page, "board.png", full_page=True)  # the README's: make screenshots (docs/img/)
 
 
 def test_the_board_fits_a_phone(phone_page, base_url, screenshot):
@@ -78,3 +78,30 @@ def test_signed_out_browser_is_sent_to_login(desktop_page, base_url):
     page = desktop_page
     page.goto(f"{base_url}/board")
     assert page.url == f"{base_url}/login?next=%2Fboard"
+
+
+def test_the_phone_menu_is_one_line_until_opened_and_then_shows_every_link(phone_page, base_url,
+                                                                             screenshot):
+    """At 390×844 the closed header is one line (≤ 64 px; it was about 200 with the links
+    wrapped); a tap on เมนู / Menu shows every link, and each can be tapped."""
+    from playwright.sync_api import expect
+
+    page = phone_page
+    sign_in(page, base_url, "coordinator")
+    page.wait_for_url(f"{base_url}/provinces/27/directives")
+    top = page.locator("header.top")
+    links = top.locator("nav a")
+    assert links.count() == 5
+    assert top.bounding_box()["height"] <= 64
+    for link in links.all():
+        expect(link).to_be_hidden()
+    expect(top.locator("form.logout button")).to_be_hidden()
+    page.locator(".menu-button").click()
+    for link in links.all():
+        expect(link).to_be_visible()
+        assert link.bounding_box()["height"] >= 32  # a finger-sized row
+    expect(top.locator("form.logout button")).to_be_visible()
+    screenshot(page, "menu-open.png")
+    top.get_by_role("link", name="รายงาน").click()
+    expect(page).to_have_url(re.compile(r"/reports$"))
+    assert page.locator("header.top").bounding_box()["height"] <= 64  # closed again on the new page

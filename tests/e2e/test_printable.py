@@ -8,6 +8,7 @@ string สำนักงานพัฒนาชุมชน must survive (Weas
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -104,6 +105,23 @@ def test_thai_digits_write_every_count_and_date_in_thai(printed, desktop_page):
     assert "๕ กรกฎาคม ๒๕๖๗" in page.inner_text("#sessions")
 
 
+def test_on_screen_the_annex_is_a_landscape_sheet_of_its_own(printed, desktop_page):
+    """The preview shows the form on a portrait A4 sheet and the annexed table on a landscape one
+    (as it prints: @page annex), not squeezed into the portrait sheet's width."""
+    session, store, users, directive = printed
+    page = open_page(desktop_page.set_viewport_size({"width": 1400, "height": 900}) or desktop_page,
+                     printable_district(session, users["coordinator"], "2701", directive=directive,
+                                        store=store))
+    mm = 96 / 25.4
+    form, annex = page.locator(".sheet").all()
+    assert abs(form.bounding_box()["width"] - 210 * mm) < 2
+    box = annex.bounding_box()
+    assert annex.get_attribute("id") == "sessions"
+    assert abs(box["width"] - 297 * mm) < 2 and box["height"] >= 210 * mm - 2
+    table = page.locator("#sessions table.grid").bounding_box()
+    assert table["width"] > (297 - 45) * mm - 2  # the whole landscape width inside its margins
+
+
 def test_a_report_not_yet_accepted_prints_as_a_draft_and_staff_print_only_their_district(printed):
     session, store, users, directive = printed
     html = printable_district(session, users["coordinator"], "2703", directive=directive, store=store)
@@ -147,8 +165,17 @@ def test_pdf_text_layer_keeps_the_district_name_and_the_office_exactly(printed, 
     assert "อำเภอเมืองสระแก้ว" in text
     assert "สำนักงานพัฒนาชุมชน" in text and "สำนักงำน" not in text
     assert "รวมทั้งสิ้น" in text and "53 คน" in text
-    info = subprocess.run(["pdfinfo", str(tmp_path / "form.pdf")], capture_output=True, text=True).stdout
+    # "เป็น" whole: the system's Laksaman gave "เป็ น" (a mark over ป, tidtam/documents/fonts/README.md)
+    assert "เป็นต้น" in text and "เป็นข้อ" in text
+    assert not any(split in text for split in ("เป็ น", "เป ็น", "เ ป็น", "เป ็ น"))
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "99", str(tmp_path / "form.pdf")],
+                          capture_output=True, text=True).stdout
     assert "(A4)" in info
+    sizes = re.findall(r"Page +\d+ size: +([\d.]+) x ([\d.]+) pts", info)
+    assert float(sizes[0][0]) < float(sizes[0][1]), "the form prints portrait"
+    assert float(sizes[-1][0]) > float(sizes[-1][1]), "the annexed table prints landscape"
+    fonts = subprocess.run(["pdffonts", str(tmp_path / "form.pdf")], capture_output=True, text=True).stdout
+    assert "tidtamLaksaman" in fonts
 
 
 def test_province_pdf_holds_the_totals(printed, tmp_path):

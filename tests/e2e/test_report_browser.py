@@ -107,6 +107,8 @@ def wait_saved(page) -> None:
 
 
 def sign_out(page) -> None:
+    if page.locator(".menu-button").is_visible():  # on a phone the menu is folded
+        page.locator(".menu-button").click()
     page.locator("form.logout button").click()
     page.wait_for_url(re.compile(r".*/login$"))
 

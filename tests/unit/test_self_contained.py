@@ -38,7 +38,7 @@ def text_of(name: str) -> str | None:
 def test_the_guard_sees_what_it_guards():
     files = repository_files()
     assert "docs/architecture.md" in files and "tests/unit/test_self_contained.py" in files
-    assert text_of("docs/board.png") is None
+    assert text_of("docs/img/board.png") is None
 
 
 def test_no_file_points_outside_the_repository():

@@ -4,6 +4,9 @@ WeasyPrint is not an option: its PDFs extract สำนักงาน as สำ
 so a search or a copy-paste of the official form would be wrong. Chromium shapes Thai with
 HarfBuzz and writes a correct ToUnicode map. The page must be standalone (inline CSS,
 data: URIs): it is opened from a temporary file with no network and no cookie.
+
+Every PDF is printed with the font in ``fonts/`` (Laksaman with its marks given a width in the
+PDF, see fonts/README.md): with the system's Laksaman a copy of "เป็น" gave "เป็ น".
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from pathlib import Path
 
 from domain.errors import Unavailable
 
+FONTS = Path(__file__).resolve().parent / "fonts"
+FONT_FACES = (
+    '<style>@font-face{font-family:"tidtam Laksaman";font-display:block;'
+    'src:url(tidtamLaksaman-Regular.ttf) format("truetype")}'
+    '@font-face{font-family:"tidtam Laksaman";font-weight:bold;font-display:block;'
+    'src:url(tidtamLaksaman-Bold.ttf) format("truetype")}</style>')
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--no-pdf-header-footer", "--no-first-run", "--no-default-browser-check",
@@ -50,7 +59,7 @@ def html_to_pdf(html: str, *, chromium: str | None = None, timeout: float = 60) 
     with tempfile.TemporaryDirectory(prefix="tidtam-pdf-") as tmp:
         work = Path(tmp)
         page, out = work / "page.html", work / "out.pdf"
-        page.write_text(html, encoding="utf-8")
+        page.write_text(with_print_font(html, work), encoding="utf-8")
         command = [binary, *FLAGS, f"--user-data-dir={work / 'profile'}",
                    f"--crash-dumps-dir={work / 'crashes'}", f"--print-to-pdf={out}", page.as_uri()]
         code, output = _run(command, timeout, work)
@@ -59,6 +68,19 @@ def html_to_pdf(html: str, *, chromium: str | None = None, timeout: float = 60) 
                 f"Chromium could not print the page (exit {code}): {output[-500:]}",
                 f"Chromium พิมพ์เอกสารเป็น PDF ไม่สำเร็จ (รหัส {code}) กรุณาแจ้งผู้ดูแลระบบ")
         return out.read_bytes()
+
+
+def with_print_font(html: str, folder: Path) -> str:
+    """The page with the print font declared first in its head, the font files beside it."""
+    for font in FONTS.glob("*.ttf"):
+        shutil.copyfile(font, folder / font.name)
+    lower = html[:2000].lower()
+    head = lower.find("<head>")
+    if head >= 0:
+        at = head + len("<head>")
+    else:  # no <head>: after the doctype, so the page stays in standards mode
+        at = lower.find(">") + 1 if lower.lstrip().startswith("<!doctype") else 0
+    return html[:at] + FONT_FACES + html[at:]
 
 
 def _run(command: list[str], timeout: float, home: Path) -> tuple[int, str]:

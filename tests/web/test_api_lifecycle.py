@@ -26,6 +26,7 @@ from tests.conftest import unavailable
 from tests.web.conftest import make_app
 from tests.web.helpers import SLUG, api_token, item_of
 from tests.web.test_report_pages import KEYS, jpeg, report, stored
+from tidtam.documents.exports import header_word
 
 CODE = "2706"  # อรัญประเทศ: no report in the demo
 R = f"/api/v1/districts/{CODE}/report"
@@ -143,8 +144,7 @@ def test_the_whole_lifecycle_runs_on_bearer_tokens_alone(any_app, any_engine: En
         assert places == ["บ้านโคกสูง", "บ้านหนองม่วง", "บ้านหนองแวง"]
         table = client.get("/api/v1/reports/compiled.csv?table=districts", headers=coordinator)
         assert table.headers["content-type"] == "text/csv; charset=utf-8"
-        rows = {r["district_code"]: r for r in csv.DictReader(
-            io.StringIO(table.content.decode("utf-8-sig")))}
+        rows = {r["district_code"]: r for r in keyed(table.content)}
         assert rows[CODE]["status_th"] == "จังหวัดรับรายงานแล้ว" and rows[CODE]["total_participants"] == "89"
         assert rows["2701"]["total_participants"] == ""  # not accepted: blank, not 0
 
@@ -154,7 +154,8 @@ def test_the_whole_lifecycle_runs_on_bearer_tokens_alone(any_app, any_engine: En
         assert [r[0] for r in sheet.iter_rows(min_row=2, values_only=True)] == [CODE]
         sessions = list(csv.reader(io.StringIO(client.get(
             f"{R}.csv?table=sessions", headers=staff).content.decode("utf-8-sig"))))
-        assert sessions[0][:3] == ["district_code", "district_name_th", "no"]
+        assert sessions[0][:3] == [header_word(k, "th", None)
+                                   for k in ("district_code", "district_name_th", "no")]
         assert [s[6] for s in sessions[1:]] == ["บ้านโคกสูง", "บ้านหนองม่วง", "บ้านหนองแวง"]
 
         # the province's PDF: one Chromium print (on SQLite; the PostgreSQL run reads the same)
@@ -169,13 +170,25 @@ def test_the_whole_lifecycle_runs_on_bearer_tokens_alone(any_app, any_engine: En
         assert not client.cookies  # nothing above rode on a cookie
 
 
+HEADER_KEYS = ("district_code", "district_name_th", "status_th", "total_participants", "section", "code",
+        "value", "no")
+
+
+def keyed(content: bytes) -> list[dict[str, str]]:
+    """A downloaded CSV's rows by column key: the headers are Thai words (English on request)."""
+    back = {header_word(key, "th", None): key for key in HEADER_KEYS}
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    header = [back.get(word, word) for word in rows[0]]
+    return [dict(zip(header, row, strict=True)) for row in rows[1:]]
+
+
 def test_the_api_refuses_what_the_pages_refuse(any_app, any_engine: Engine):
     with TestClient(any_app) as client:
         staff, coordinator = api_token(client, f"staff-{CODE}"), api_token(client, "coordinator")
         other = api_token(client, "staff-2701")
         version = client.put(R, headers=staff, json={"version": 0, "report": report(22)}).json()["version"]
-        totals = {(r["section"], r["code"]): r["value"] for r in csv.DictReader(io.StringIO(
-            client.get(f"{R}.csv?table=totals", headers=staff).content.decode("utf-8-sig")))}
+        totals = {(r["section"], r["code"]): r["value"] for r in keyed(
+            client.get(f"{R}.csv?table=totals", headers=staff).content)}
         assert totals[("participants", "total")] == "89"  # a draft's figures, as typed
         assert ("districts", "accepted") not in totals  # one report says nothing of the others
 

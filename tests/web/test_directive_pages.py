@@ -243,8 +243,8 @@ def test_the_outbox_filters_by_directive(client2, engine2):
             session.add(OutboxMessage(idempotency_key=f"test:{slug}", channel=Channel.EMAIL,
                                       recipient="staff-2703@demo.tidtam.local", district_code="2703",
                                       item_id=item.id, rung="overdue", status=OutboxStatus.QUEUED,
-                                      subject="แจ้งเตือน", body="…", created_at=CLOCK,
-                                      next_try_at=CLOCK))
+                                      subject=f"แจ้งเตือน test:{slug}", body="…",
+                                      created_at=CLOCK, next_try_at=CLOCK))
         session.commit()
     signed_in(client2, "coordinator")
     everything = client2.get("/outbox").text

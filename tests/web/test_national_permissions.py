@@ -81,6 +81,7 @@ PAGES = [
     ("GET", "/photos/{photo_id}", "photo", False),
     ("GET", "/photos/{photo_id}/thumb", "photo", False),
     ("POST", "/photos/{photo_id}/delete", "photo", True),
+    ("GET", "/directives/{slug}/districts/{code}/cover", "district", False),
 ]
 API = [
     ("GET", "/api/v1/provinces/{code}/board", "province", False),
@@ -92,6 +93,16 @@ API = [
     ("GET", "/api/v1/districts/{code}/report", "district", False),
     ("PUT", "/api/v1/districts/{code}/report", "district", True),
     ("POST", "/api/v1/districts/{code}/report/submit", "district", True),
+    ("GET", "/api/v1/districts/{code}/report/photos", "district", False),
+    ("POST", "/api/v1/districts/{code}/report/photos", "district", True),
+    ("POST", "/api/v1/districts/{code}/report/return", "district", True),
+    ("POST", "/api/v1/districts/{code}/report/accept", "district", True),
+    ("POST", "/api/v1/districts/{code}/report/reopen", "district", True),
+    ("GET", "/api/v1/districts/{code}/report.xlsx", "district", False),
+    ("GET", "/api/v1/districts/{code}/report.csv", "district", False),
+    ("GET", "/api/v1/districts/{code}/report.pdf", "district", False),
+    ("GET", "/api/v1/photos/{photo_id}", "photo", False),
+    ("DELETE", "/api/v1/photos/{photo_id}", "photo", True),
 ]
 # A directive's own pages: {slug} is the place's province's directive (not in SCOPED: the table
 # check covers routes that name a place; these are aimed at each place all the same).
@@ -203,8 +214,11 @@ def _path(template: str, target: str, place: Place) -> str:
 
 
 def _send(who: As, method: str, path: str):
+    if path.startswith("/api/") and path.endswith("/report/photos") and method == "POST":
+        return who.api.post(path, headers=who.headers, data={"session_key": "s1"},
+                            files={"file": ("a.jpg", PHOTO_MARK, "image/jpeg")})
     if path.startswith("/api/"):
-        body = {"version": 1, "report": {"sessions": [], "outcomes": []}, "note": "x",
+        body = {"version": 1, "report": {"sessions": [], "outcomes": []}, "note": "x", "comment": "x",
                 "reason": "x"}
         return who.api.request(method, path, headers=who.headers, json=body)
     if path.endswith("/report/draft"):

@@ -70,7 +70,7 @@ lint: env
 
 test: env system-deps services lint
 	$(BIN)/python -m compileall -q -j 0 domain models tidtam web flows notifications >/dev/null
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=25
 
 # The README's pictures (docs/img/), taken by headless Chromium from the demo as `make run` starts
 # it, on free ports and in a var folder of its own; not part of `make test` (scripts/screenshots.py).

@@ -81,6 +81,15 @@ def phone_page(browser):
 
 
 @pytest.fixture
+def phone_page_without_worker(browser):
+    """As phone_page, with service workers blocked: Chromium's offline switch
+    (``context.set_offline``) does not reach a service worker's own requests, so a test of the
+    page's own offline copy must not have web/static/sw.js carry a save through behind its back
+    (tests/e2e/test_offline_form.py tests the worker)."""
+    yield from _page(browser, {**PHONE, "service_workers": "block"})
+
+
+@pytest.fixture
 def screenshot(tmp_path, update_screenshots) -> Callable[..., Path]:
     """``screenshot(page, "name.png", **options)``: saved under the test's tmp_path (returned);
     ``docs=True`` marks a picture the README shows, also written to docs/ when

@@ -29,16 +29,25 @@ FormVersion = Annotated[int, Form(ge=0, le=DB_INT_MAX)]
 
 
 class TokenPublic(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"access_token": "tdt_3q2-…", "token_type": "bearer"}]}}
+
     access_token: str
     token_type: str = "bearer"
 
 
 class BilingualText(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"th": "ไม่พบรายการนี้", "en": "no such item"}]}}
+
     th: str
     en: str
 
 
 class ErrorPublic(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"detail": {"th": "มีผู้อื่นบันทึกรายการนี้ไปแล้ว กรุณาโหลดใหม่",
+                    "en": "someone else changed this item; read it again"}}]}}
+
     detail: BilingualText
 
 
@@ -48,23 +57,32 @@ def errors(*codes: int) -> dict[int | str, dict]:
 
 
 class DoneIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"note": "ศึกษาแนวทางและแจ้งศูนย์ฯ ทุกแห่งแล้ว", "version": 0}]}}
+
     note: str | None = Field(default=None, description="what was done; at most 2000 characters")
     version: Version = Field(description="the item's version as you read it; a newer one → 409")
 
 
 class WaiveIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"reason": "อำเภอนี้ไม่มีศูนย์ฯ ที่เข้าเกณฑ์", "version": 0}]}}
+
     reason: str = Field(description="why the step does not apply to the district; 1–2000 "
                                     "characters once trimmed (kept on the item and in its history)")
     version: Version = Field(description="the item's version as you read it; a newer one → 409")
 
 
 class UnwaiveIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"reason": "พบศูนย์ฯ ที่เข้าเกณฑ์แล้ว", "version": 1}]}}
+
     reason: str | None = Field(default=None, description="why the waiver is undone (optional; "
                                                          "at most 2000 characters, kept in the history)")
     version: Version = Field(description="the item's version as you read it; a newer one → 409")
 
 
 class CloseIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"reason": "ครบปีงบประมาณ ส่งรายงานกรมแล้ว"}]}}
+
     reason: str = Field(description="why the directive is closed; 1–2000 characters once trimmed")
 
 
@@ -83,6 +101,13 @@ class StepPublic(BaseModel):
 
 
 class ItemPublic(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"id": 41, "directive_slug": "fy2567-sakaeo-volunteer-centers", "step_code": "G1",
+         "district_code": "2703", "status": "done", "due_on": "2024-07-17", "overdue": False,
+         "completed_at": "2024-07-16T03:12:00Z", "completed_by_id": 7,
+         "note": "ศึกษาแนวทางและแจ้งศูนย์ฯ ทุกแห่งแล้ว", "waived_at": None, "waived_by_id": None,
+         "waiver_reason": None, "version": 1}]}}
+
     id: int
     directive_slug: str = Field(description="the directive the item belongs to")
     step_code: str
@@ -239,6 +264,16 @@ class DirectiveProgressPublic(DirectivePublic):
 
 
 class OutboxMessagePublic(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"id": 118, "key": "line:U4af4980629…:2024-08-12", "channel": "line",
+         "recipient": "U4af4980629…", "district_code": "2703", "item_id": 41, "rung": "late",
+         "directive_id": 1, "report_id": None,
+         "subject": "เลยกำหนด 1 วันทำการ · 1 overdue step",
+         "body": "อำเภอตาพระยา: G1 ศึกษาแนวทาง… กำหนด 17 ก.ค. 2567 — เลยกำหนด 1 วันทำการ",
+         "status": "sent", "attempts": 1, "last_error": None,
+         "next_try_at": "2024-08-12T02:00:00Z", "created_at": "2024-08-12T02:00:00Z",
+         "sent_at": "2024-08-12T02:00:03Z"}]}}
+
     id: int
     key: str
     channel: Channel
@@ -332,6 +367,14 @@ class ReportPublic(BaseModel):
 
 
 class ReportIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [
+        {"version": 3, "report": {"sessions": [{"key": "s1", "held_on": "2024-07-20",
+            "center": "ศูนย์ผู้นำจิตอาสาพัฒนาชุมชนตำบลโคกสูง", "place": "บ้านโคกสูง ต.โคกสูง",
+            "kind": "tree-planting", "kind_other": "",
+            "participants": {"center-committee": 5, "volunteer-leaders": 10, "community": 8,
+                             "partners": 2, "cd-officials": 1}}],
+          "outcomes": ["ปลูกต้นไม้ 200 ต้น"]}}]}}
+
     version: Version = Field(description="the version you read (0 when none was saved); a newer one → 409")
     report: dict[str, Any] = Field(description="{sessions: [{key, held_on, center, place, kind, "
                                                "kind_other, participants: {category: count}}], "

@@ -243,7 +243,8 @@ def open_item_rows(session: Session, last_due: date, directive_ids: list[int],
         return [], {}
     active = select(Directive.id).where(Directive.status == DirectiveStatus.ACTIVE,
                                         col(Directive.id).in_(directive_ids))
-    items = session.execute(
+    connection = session.connection()  # Core: rows as they come, no ORM loading per row
+    items = connection.execute(
         select(TrackedItem.id, TrackedItem.directive_id, TrackedItem.step_id,
                TrackedItem.district_code, TrackedItem.due_on)
         .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
@@ -252,7 +253,7 @@ def open_item_rows(session: Session, last_due: date, directive_ids: list[int],
         .order_by(TrackedItem.due_on, TrackedItem.district_code, DirectiveStep.order)).all()
     if not items:
         return [], {}
-    steps = session.execute(
+    steps = connection.execute(
         select(DirectiveStep.id, DirectiveStep.directive_id, DirectiveStep.order,
                DirectiveStep.code, DirectiveStep.kind, DirectiveStep.title_th,
                DirectiveStep.title_en, DirectiveStep.due_on)

@@ -244,14 +244,14 @@ class PersonRow(NamedTuple):
 
 
 def _districts(session: Session, province_codes: list[str]) -> list[DistrictRow]:
-    return list(map(DistrictRow._make, session.execute(
+    return list(map(DistrictRow._make, session.connection().execute(
         select(District.code, District.province_code, District.name_th, District.name_en)
         .where(col(District.province_code).in_(province_codes)).order_by(District.code))))
 
 
 def _people(session: Session, province_codes: list[str]) -> list[PersonRow]:
     """Everyone active in these provinces, by id (``models.user.active_users``' order)."""
-    return list(map(PersonRow._make, session.execute(
+    return list(map(PersonRow._make, session.connection().execute(
         select(User.id, User.username, User.role, User.province_code, User.district_code,
                User.email, User.line_user_id, User.line_route_error)
         .where(User.is_active == True, col(User.province_code).in_(province_codes))  # noqa: E712
@@ -379,6 +379,7 @@ class ProvinceSweep:
         self.counts = counts
         self.groups = groups
         self._to: dict[tuple[EscalationRung, str | None], list[_To]] = {}
+        self._heads: dict[RungDue, str] = {}
 
     @property
     def district_codes(self) -> list[str]:
@@ -463,13 +464,21 @@ class ProvinceSweep:
             self._to[(rung, district)] = found
         return found
 
+    def _key_head(self, due: RungDue) -> str:
+        """``rung|occurrence|``: the keys' start for every message of a rung due that day (a
+        subject reference, item:… or step:…, completes ``domain.ladder.key_prefix``)."""
+        head = self._heads.get(due)
+        if head is None:
+            head = self._heads[due] = key_prefix(due.rung.code, due.occurrence, "")
+        return head
+
     def _for_item(self, item: OpenItem, due: RungDue, days: int) -> _Message:
         directive, step = self.directives[item.directive_id], self.steps[item.step_id]
         text = _Text(lambda: render_message(
             TEMPLATE_FOR_RUNG.get(due.rung.code, "late"), directive=directive, step=step,
             district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
             due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
-        return _Message(key_prefix(due.rung.code, due.occurrence, f"item:{item.id}"), text,
+        return _Message(self._key_head(due) + f"item:{item.id}", text,
                         self._recipients(due.rung, item.district_code),
                         (due.rung.code, self.send_at[directive.id], item.district_code, item.id,
                          step.id))
@@ -492,7 +501,7 @@ class ProvinceSweep:
                 item_id=None)
 
         warned.want(rungs, [item.id for item, _days in late])
-        return _Message(key_prefix(due.rung.code, due.occurrence, f"step:{step.id}"),
+        return _Message(self._key_head(due) + f"step:{step.id}",
                         _Text(render), self._recipients(due.rung, None),
                         (due.rung.code, self.send_at[directive.id], None, None, step.id))
 
@@ -549,40 +558,43 @@ def write_provinces(session: Session, now: datetime, provinces: list[ProvinceSwe
 
 def _write(session: Session, now: datetime, provinces: list[ProvinceSweep]) -> list[SweepResult]:
     warned = _Warned(session)
-    planned = [(province.province_code, province.messages(warned)) for province in provinces]
-    keys = [m.prefix + to.suffix for _code, messages in planned for m in messages for to in m.to]
+    planned = [(province.province_code, message, [message.prefix + to.suffix for to in message.to])
+               for province in provinces for message in province.messages(warned)]
     existing = existing_keys_with_prefixes(
-        session, keys, {m.prefix[:m.prefix.rindex("|") + 1] for _c, ms in planned for m in ms})
+        session, [key for _code, _message, keys in planned for key in keys],
+        {message.prefix[:message.prefix.rindex("|") + 1] for _code, message, _keys in planned})
     new: dict[str, dict[str, Any]] = {}
-    for _code, messages in planned:
-        for message in messages:
-            rung, send_at, district_code, item_id, step_id = message.about
-            for to in message.to:
-                key = message.prefix + to.suffix
-                if key in existing or key in new:
-                    continue
-                subject, body = message.text.text
-                new[key] = {"idempotency_key": key, **to.addressing, "user_id": to.user_id,
-                            "rung": rung, "next_try_at": send_at, "created_at": now,
-                            "district_code": district_code, "item_id": item_id,
-                            "step_id": step_id, "subject": subject, "body": body}
+    for _code, message, keys in planned:
+        if existing.issuperset(keys):
+            continue
+        rung, send_at, district_code, item_id, step_id = message.about
+        for key, to in zip(keys, message.to, strict=True):
+            if key in existing or key in new:
+                continue
+            subject, body = message.text.text
+            new[key] = {"idempotency_key": key, **to.addressing, "user_id": to.user_id,
+                        "rung": rung, "next_try_at": send_at, "created_at": now,
+                        "district_code": district_code, "item_id": item_id,
+                        "step_id": step_id, "subject": subject, "body": body}
     inserted = insert_new_rows(session, list(new.values())) if new else set()
     written = Enqueued()
-    for code, messages in planned:
-        part = written.parts.setdefault(code, Enqueued())
-        for message in messages:
-            rung = message.about[0]
-            for to in message.to:
-                key = message.prefix + to.suffix
-                fresh = key in inserted
-                inserted.discard(key)  # a key repeated within the write counts once
-                for count in (written, part):
-                    if fresh:
-                        count.enqueued += 1
-                        count.no_channel += to.no_address
-                        count.by_rung[rung] = count.by_rung.get(rung, 0) + 1
-                    else:
-                        count.already_queued += 1
+    for code, message, keys in planned:
+        counts = (written, written.parts.setdefault(code, Enqueued()))
+        if inserted.isdisjoint(keys):  # a repeat: every row of the message is there already
+            for count in counts:
+                count.already_queued += len(keys)
+            continue
+        rung = message.about[0]
+        for key, to in zip(keys, message.to, strict=True):
+            fresh = key in inserted
+            inserted.discard(key)  # a key repeated within the write counts once
+            for count in counts:
+                if fresh:
+                    count.enqueued += 1
+                    count.no_channel += to.no_address
+                    count.by_rung[rung] = count.by_rung.get(rung, 0) + 1
+                else:
+                    count.already_queued += 1
     return [province.result_of(written) for province in provinces]
 
 

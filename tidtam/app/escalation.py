@@ -191,20 +191,46 @@ def _rules_key(rules: DirectiveRules) -> Hashable:
     return key
 
 
+class _Due(NamedTuple):
+    """A rung due today as the sweep uses it: the rung and its occurrence, the keys' start
+    (``rung|occurrence|``) and the rung's number in this sweep (what is worked out per rung,
+    such as its recipients in a district, is looked up by it)."""
+
+    due: RungDue
+    head: str
+    number: int
+
+
 class _Decisions:
     """The rungs due today per rules and due date, shared by the provinces of one sweep (most
-    follow alike rules: each due date is decided once for the country). Rules are compared by
-    value once (``_rules_key``), then by a small number; the rules are kept, so an identity
-    key stays theirs."""
+    follow alike rules: each due date is decided once for the country). Rules and rungs are
+    compared by value once, then by a small number; the rules are kept, so an identity key
+    stays theirs."""
 
     def __init__(self) -> None:
         self.numbers: dict[Hashable, int] = {}
         self.kept: list[DirectiveRules] = []
-        self.decided: dict[tuple[int, date], tuple[tuple[RungDue, ...], int]] = {}
+        self.rungs: dict[EscalationRung, int] = {}
+        self.decided: dict[tuple[int, date], tuple[tuple[_Due, ...], int]] = {}
 
     def number(self, rules: DirectiveRules) -> int:
         self.kept.append(rules)
         return self.numbers.setdefault(_rules_key(rules), len(self.numbers))
+
+    def decide(self, number: int, rules: DirectiveRules, due_on: date, today: date,
+               ) -> tuple[tuple[_Due, ...], int]:
+        """The rungs of ``domain.ladder.rungs_due`` that enqueue something (not ``via_digest``)
+        and the working days from ``due_on`` to today, once per rules and due date."""
+        key = (number, due_on)
+        found = self.decided.get(key)
+        if found is None:
+            dues = tuple(_Due(due, key_prefix(due.rung.code, due.occurrence, ""),
+                              self.rungs.setdefault(due.rung, len(self.rungs)))
+                         for due in rungs_due(due_on, today, rules.ladder, rules.calendar)
+                         if not due.rung.via_digest)
+            found = self.decided[key] = (
+                dues, rules.calendar.working_days_between(due_on, today))
+        return found
 
 
 def _lookahead(ladder: Ladder) -> int:
@@ -362,9 +388,8 @@ class ProvinceSweep:
         self.today = now.astimezone(tz).date()
         self.directives = {d.id: d for d in directives}
         self.rules = {d_id: rules[d_id] for d_id in self.directives}
-        decisions = decisions or _Decisions()  # read_provinces shares one among the provinces
-        self.rules_key = {d_id: decisions.number(r) for d_id, r in self.rules.items()}
-        self.decided = decisions.decided
+        self.decisions = decisions or _Decisions()  # read_provinces shares one among them
+        self.rules_key = {d_id: self.decisions.number(r) for d_id, r in self.rules.items()}
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
         self.districts = {d.code: d for d in districts}
         self.people: dict[tuple[Role, str, str | None], list[PersonRow]] = defaultdict(list)
@@ -378,8 +403,7 @@ class ProvinceSweep:
             self.by_district[item.district_code].append(item)
         self.counts = counts
         self.groups = groups
-        self._to: dict[tuple[EscalationRung, str | None], list[_To]] = {}
-        self._heads: dict[RungDue, str] = {}
+        self._to: dict[tuple[int, str | None], list[_To]] = {}
 
     @property
     def district_codes(self) -> list[str]:
@@ -391,8 +415,8 @@ class ProvinceSweep:
         stands. Reads and writes nothing (any order, any thread): ``messages`` decides alike."""
         due_items = set()
         for item in self.by_district.get(code, []):
-            rungs, _days = self._decide(item.directive_id, item.due_on)
-            if any(not rung.rung.via_digest for rung in rungs):
+            dues, _days = self._decide(item.directive_id, item.due_on)
+            if dues:
                 due_items.add(item.id)
         district = self.districts.get(code)
         return DistrictOutcome(code, district.name_th if district else code,
@@ -410,17 +434,16 @@ class ProvinceSweep:
         districts were decided before. ``warned``: the sent warnings the grouped messages
         count, read once for every province when the first of them is rendered."""
         messages: list[_Message] = []
-        grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
+        grouped: dict[tuple[int, int, date], tuple[_Due, list[tuple[OpenItem, int]]]] = {}
         for item in self.items:
-            rungs, days = self._decide(item.directive_id, item.due_on)
-            for due in rungs:
-                if due.rung.via_digest:
-                    continue
-                if due.rung.grouped:
-                    grouped[(item.step_id, due)].append((item, days))
+            dues, days = self._decide(item.directive_id, item.due_on)
+            for due in dues:
+                if due.due.rung.grouped:
+                    key = (item.step_id, due.number, due.due.occurrence)
+                    grouped.setdefault(key, (due, []))[1].append((item, days))
                 else:
                     messages.append(self._for_item(item, due, abs(days)))
-        for (step_id, due), late in grouped.items():
+        for (step_id, _number, _occurrence), (due, late) in grouped.items():
             messages.append(self._grouped(self.steps[step_id], due, late, warned))
         return messages
 
@@ -431,28 +454,25 @@ class ProvinceSweep:
                            no_channel=mine.no_channel, by_rung=mine.by_rung,
                            items_considered=len(self.items))
 
-    def _decide(self, directive_id: int, due_on: date) -> tuple[tuple[RungDue, ...], int]:
+    def _decide(self, directive_id: int, due_on: date) -> tuple[tuple[_Due, ...], int]:
         """The rungs due today for an item due on ``due_on`` (the district's and an escalation on
-        top, ``domain.ladder.rungs_due``), and the working days from it to today.
+        top, ``domain.ladder.rungs_due``; those ``via_digest`` left out), and the working days
+        from it to today.
 
         Worked out once per rules and due date: the items of a step share one due date, and
         directives with the same ladder and calendar decide alike.
         """
-        key = (self.rules_key[directive_id], due_on)
-        if key not in self.decided:
-            rule = self.rules[directive_id]
-            self.decided[key] = (rungs_due(due_on, self.today, rule.ladder, rule.calendar),
-                                 rule.calendar.working_days_between(due_on, self.today))
-        return self.decided[key]
+        return self.decisions.decide(self.rules_key[directive_id], self.rules[directive_id],
+                                     due_on, self.today)
 
-    def _recipients(self, rung: EscalationRung, district: str | None) -> list[_To]:
+    def _recipients(self, due: _Due, district: str | None) -> list[_To]:
         """Everyone a rung speaks to about a district's item (``district``) or a step (None), on
         each of its channels, in the order of its audience, the people's ids and its channels;
         for an item, the district's LINE group after them. Worked out once per rung and
         district."""
-        found = self._to.get((rung, district))
+        found = self._to.get((due.number, district))
         if found is None:
-            found = []
+            rung, found = due.due.rung, []
             for role in rung.audience:
                 place = district if role in DISTRICT_ROLES else None
                 for person in self.people[(role, self.province_code, place)]:
@@ -461,32 +481,25 @@ class ProvinceSweep:
             if group and Channel.LINE in rung.channels and _speaks_to_district(rung):
                 found.append(_to(Channel.LINE, group, f"line-group:{group}",
                                  f"LINE group of district {district}", None))
-            self._to[(rung, district)] = found
+            self._to[(due.number, district)] = found
         return found
 
-    def _key_head(self, due: RungDue) -> str:
-        """``rung|occurrence|``: the keys' start for every message of a rung due that day (a
-        subject reference, item:… or step:…, completes ``domain.ladder.key_prefix``)."""
-        head = self._heads.get(due)
-        if head is None:
-            head = self._heads[due] = key_prefix(due.rung.code, due.occurrence, "")
-        return head
-
-    def _for_item(self, item: OpenItem, due: RungDue, days: int) -> _Message:
+    def _for_item(self, item: OpenItem, due: _Due, days: int) -> _Message:
         directive, step = self.directives[item.directive_id], self.steps[item.step_id]
+        code = due.due.rung.code
         text = _Text(lambda: render_message(
-            TEMPLATE_FOR_RUNG.get(due.rung.code, "late"), directive=directive, step=step,
-            district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
+            TEMPLATE_FOR_RUNG.get(code, "late"), directive=directive, step=step,
+            district=self.districts[item.district_code], districts_late=[], rung=code,
             due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
-        return _Message(self._key_head(due) + f"item:{item.id}", text,
-                        self._recipients(due.rung, item.district_code),
-                        (due.rung.code, self.send_at[directive.id], item.district_code, item.id,
-                         step.id))
+        return _Message(f"{due.head}item:{item.id}", text,
+                        self._recipients(due, item.district_code),
+                        (code, self.send_at[directive.id], item.district_code, item.id, step.id))
 
-    def _grouped(self, step: StepRow, due: RungDue, late: list[tuple[OpenItem, int]],
+    def _grouped(self, step: StepRow, due: _Due, late: list[tuple[OpenItem, int]],
                  warned: _Warned) -> _Message:
         directive = self.directives[step.directive_id]
         rungs = self.rules[directive.id].ladder.district_codes
+        code = due.due.rung.code
 
         def render() -> tuple[str, str]:
             told = warned.of(rungs)
@@ -495,15 +508,14 @@ class ProvinceSweep:
                                "days_late": days, "warned": told.get(item.id, 0)}
                               for item, days in late]
             return render_message(
-                TEMPLATE_FOR_RUNG.get(due.rung.code, "coordinator"), directive=directive, step=step,
-                district=None, districts_late=districts_late, rung=due.rung.code, due_on=step.due_on,
+                TEMPLATE_FOR_RUNG.get(code, "coordinator"), directive=directive, step=step,
+                district=None, districts_late=districts_late, rung=code, due_on=step.due_on,
                 days=max(d["days_late"] for d in districts_late), base_url=self.base_url,
                 item_id=None)
 
         warned.want(rungs, [item.id for item, _days in late])
-        return _Message(self._key_head(due) + f"step:{step.id}",
-                        _Text(render), self._recipients(due.rung, None),
-                        (due.rung.code, self.send_at[directive.id], None, None, step.id))
+        return _Message(f"{due.head}step:{step.id}", _Text(render), self._recipients(due, None),
+                        (code, self.send_at[directive.id], None, None, step.id))
 
 
 def _person_to(person: PersonRow, channel: str) -> _To:

@@ -36,7 +36,7 @@ from models.directive import (
     Directive,
     OpenItem,
     StepRow,
-    active_directives,
+    active_directives_again,
     item_counts_by_district,
     open_item_rows,
 )
@@ -118,7 +118,7 @@ def start_sweep(session: Session, now: datetime, *, tz: ZoneInfo, directive: Dir
     closed = close_due_directives(session, now, now.astimezone(tz).date())
     cancelled = cancel_settled(session)
     provinces: dict[str, list[Directive]] = {}
-    for active in active_directives(session, province_code):
+    for active in active_directives_again(session, province_code):
         if directive is None or active.id == directive.id:
             provinces.setdefault(active.province_code, []).append(active)
     return SweepStart([d.slug for d in closed], cancelled, dict(sorted(provinces.items())))
@@ -139,7 +139,8 @@ def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
         start = start_sweep(session, now, tz=tz, directive=directive)
         result = SweepResult(cancelled=start.cancelled, closed=start.closed,
                              directives=[d.slug for d in _newest_first(start)])
-        provinces = read_provinces(session, now, tz=tz, base_url=base_url, start=start)
+        provinces = read_provinces(session, now, tz=tz, base_url=base_url, start=start,
+                                   standings=False)
         for part in write_provinces(session, now, provinces):
             result.add(part)
     return result
@@ -285,7 +286,7 @@ def _people(session: Session, province_codes: list[str]) -> list[PersonRow]:
 
 
 def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
-                   start: SweepStart) -> list[ProvinceSweep]:
+                   start: SweepStart, standings: bool = True) -> list[ProvinceSweep]:
     """What every province of the sweep needs, read in a few queries for all of them, as plain
     rows (the open items and their steps, the districts, the people, the items' counts, the LINE
     groups), one ``ProvinceSweep`` each: at national scale a query per province, or an ORM
@@ -309,7 +310,9 @@ def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: s
     people: dict[str, list[PersonRow]] = defaultdict(list)
     for person in _people(session, codes):
         people[person.province_code].append(person)
-    counts = item_counts_by_district(session, ids, today)
+    # Where each district stands (``ProvinceSweep.district``: the flow's district task runs);
+    # ``sweep`` alone never asks.
+    counts = item_counts_by_district(session, ids, today) if standings else {}
     groups = {code: group.group_id for code, group in groups_by_district(
         session, [d.code for ds in districts.values() for d in ds]).items()}
     decisions = _Decisions()

@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Index, UniqueConstraint, case, func
-from sqlalchemy.orm import defer
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.types import UTCDateTime, enum_column
@@ -158,22 +157,6 @@ def directives_of(session: Session, province_code: str | None = None,
 def active_directives(session: Session, province_code: str | None = None) -> list[Directive]:
     """The directives tracked and chased now (of one province, or of all)."""
     return directives_of(session, province_code, (DirectiveStatus.ACTIVE,))
-
-
-def active_directives_again(session: Session, province_code: str | None = None,
-                            ) -> list[Directive]:
-    """``active_directives`` once the session has read them (the sweep, after closing what was
-    due): the same directives in the same order, without decoding each one's ``definition``
-    (a whole letter as JSON) a second time; one the session does not hold yet reads its
-    definition when first used."""
-    query = (select(Directive).options(defer(Directive.definition))
-             .where(Directive.status == DirectiveStatus.ACTIVE)
-             .order_by(col(Directive.issued_on).desc(), col(Directive.id).desc()))
-    if province_code:
-        query = query.where(Directive.province_code == province_code)
-    else:
-        query = query.where(col(Directive.province_code).is_not(None))
-    return list(session.exec(query))
 
 
 def national_directives(session: Session) -> list[Directive]:

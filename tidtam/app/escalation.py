@@ -36,7 +36,7 @@ from models.directive import (
     Directive,
     OpenItem,
     StepRow,
-    active_directives_again,
+    active_directives,
     item_counts_by_district,
     open_item_rows,
 )
@@ -118,7 +118,7 @@ def start_sweep(session: Session, now: datetime, *, tz: ZoneInfo, directive: Dir
     closed = close_due_directives(session, now, now.astimezone(tz).date())
     cancelled = cancel_settled(session)
     provinces: dict[str, list[Directive]] = {}
-    for active in active_directives_again(session, province_code):
+    for active in active_directives(session, province_code):
         if directive is None or active.id == directive.id:
             provinces.setdefault(active.province_code, []).append(active)
     return SweepStart([d.slug for d in closed], cancelled, dict(sorted(provinces.items())))

@@ -8,9 +8,13 @@ whose closing day has come is closed first (``close_due_directives``), and a loa
 directive is never chased. Idempotency keys name the item or step (``item:{id}``,
 ``step:{id}``), which belong to one directive, so two letters never share a key.
 
-The work goes province by province (``ProvinceSweep``: read once, decide each district, one bulk
-insert), so the flow can show each province and each district as a task run of its own, and
-each district's standing (``domain.standing``) is the board's, at the same instant.
+The work is set-wise (issue 17, P1): what every province needs is read in a few queries as plain
+rows (``read_provinces``), each rung is decided once per ladder and due date for the whole
+country, and every province's rows are written at once (``write_provinces``: the keys already
+there read per rung and day, only new rows rendered, one INSERT … ON CONFLICT DO NOTHING). A
+``ProvinceSweep`` still decides district by district, so the flow can show each province and
+each district as a task run of its own, and each district's standing (``domain.standing``) is
+the board's, at the same instant.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from threading import Lock
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -217,6 +218,7 @@ class _Decisions:
         self.kept: list[DirectiveRules] = []
         self.rungs: dict[EscalationRung, int] = {}
         self.decided: dict[tuple[int, date], tuple[tuple[_Due, ...], int]] = {}
+        self._lock = Lock()
 
     def number(self, rules: DirectiveRules) -> int:
         self.kept.append(rules)
@@ -228,7 +230,12 @@ class _Decisions:
         and the working days from ``due_on`` to today, once per rules and due date."""
         key = (number, due_on)
         found = self.decided.get(key)
-        if found is None:
+        if found is not None:
+            return found
+        with self._lock:  # districts may be decided from several threads (the flow's tasks)
+            found = self.decided.get(key)
+            if found is not None:
+                return found
             dues = tuple(_Due(due, key_prefix(due.rung.code, due.occurrence, ""),
                               self.rungs.setdefault(due.rung, len(self.rungs)))
                          for due in rungs_due(due_on, today, rules.ladder, rules.calendar)

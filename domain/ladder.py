@@ -266,6 +266,23 @@ def _latest_repeat(start: date, today: date, every: int, calendar: WorkCalendar)
     return calendar.add_working_days(start, repeats * every)
 
 
+def key_prefix(rung: str, occurrence: date, subject_ref: str) -> str:
+    """The first three parts of an ``idempotency_key`` (rung, occurrence, subject): shared by the
+    rows of one message, which ``key_suffix`` tells apart."""
+    parts = (rung, occurrence.isoformat(), subject_ref)
+    if any("|" in part for part in parts):
+        raise ValueError(f"'|' separates key parts and cannot appear inside one: {parts!r}")
+    return "|".join(parts)
+
+
+def key_suffix(recipient_ref: str, channel: str) -> str:
+    """The rest of an ``idempotency_key`` after ``key_prefix``: ``prefix + suffix`` is the key."""
+    if "|" in recipient_ref or "|" in channel:
+        raise ValueError(f"'|' separates key parts and cannot appear inside one: "
+                         f"{(recipient_ref, channel)!r}")
+    return f"|{recipient_ref}|{channel}"
+
+
 def idempotency_key(*, rung: str, occurrence: date, subject_ref: str, recipient_ref: str,
                     channel: str) -> str:
     """The outbox's unique key: one message per rung, occurrence, subject, recipient and channel."""

@@ -52,8 +52,8 @@ from tidtam.app.escalation import (
     SweepResult,
     read_provinces,
     start_sweep,
+    write_provinces,
 )
-from tidtam.app.outbox import OutboxBatch
 from tidtam.infra.db import get_engine, session_scope
 from tidtam.infra.settings import get_settings
 
@@ -232,15 +232,11 @@ def province_groups(plans: list[ProvincePlan]) -> list[tuple[str, list[int]]]:
 @task(name="write-outbox", task_run_name="ลงคิวข้อความ · outbox", cache_policy=NO_CACHE,
       **TASK_RETRIES)
 def write_outbox(now: datetime, provinces: list[ProvinceSweep]) -> list[SweepResult]:
-    """Every province's rows in one transaction: the keys already queued read in a query per 500,
-    the new rows inserted in one statement per 500 (a repeat run, or a retry after a dropped
-    connection, adds nothing)."""
+    """Every province's rows in one transaction (``write_provinces``): the keys already queued
+    read set-wise, the new rows inserted in one statement (a repeat run, or a retry after a
+    dropped connection, adds nothing)."""
     with session_scope(get_engine()) as session:
-        batch = OutboxBatch(session, now)
-        for province in provinces:
-            province.add_to(batch)
-        written = batch.write()
-    return [province.result_of(written) for province in provinces]
+        return write_provinces(session, now, provinces)
 
 
 @task(name="district", task_run_name="{label}", cache_policy=NO_CACHE)

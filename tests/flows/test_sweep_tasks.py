@@ -345,10 +345,10 @@ def test_the_flow_decides_by_province_or_group_and_writes_once_what_sweep_does(
     monkeypatch.setattr(module, "PROVINCE_TASKS_UP_TO", 0 if grouped else 12)
     monkeypatch.setattr(module.get_settings(), "base_url", "http://tidtam.test")
     writes = []
-    monkeypatch.setattr(module.OutboxBatch, "write", _counting(module.OutboxBatch.write, writes))
+    monkeypatch.setattr(module, "write_provinces", _counting(module.write_provinces, writes))
     report = module.escalation_sweep.fn(now=now, district_tasks=False)
     assert _outbox(session) == expected
-    assert len(writes) == 1  # every province's rows in one batch
+    assert len(writes) == 1  # every province's rows in one write
     assert (report.enqueued, report.items_considered, report.by_rung) == (
         whole.enqueued, whole.items_considered, whole.by_rung)
     [province] = report.provinces
@@ -358,9 +358,9 @@ def test_the_flow_decides_by_province_or_group_and_writes_once_what_sweep_does(
 
 
 def _counting(write, calls: list):
-    def counted(self):
-        calls.append(self)
-        return write(self)
+    def counted(*args):
+        calls.append(args)
+        return write(*args)
     return counted
 
 

@@ -8,45 +8,59 @@ whose closing day has come is closed first (``close_due_directives``), and a loa
 directive is never chased. Idempotency keys name the item or step (``item:{id}``,
 ``step:{id}``), which belong to one directive, so two letters never share a key.
 
-The work goes province by province (``ProvinceSweep``: read once, decide each district, one bulk
-insert), so the flow can show each province and each district as a task run of its own, and
-each district's standing (``domain.standing``) is the board's, at the same instant.
+The work is set-wise (issue 17, P1): what every province needs is read in a few queries as plain
+rows (``read_provinces``), each rung is decided once per ladder and due date for the whole
+country, and every province's rows are written at once (``write_provinces``: the keys already
+there read per rung and day, only new rows rendered, one INSERT … ON CONFLICT DO NOTHING). A
+``ProvinceSweep`` still decides district by district, so the flow can show each province and
+each district as a task run of its own, and each district's standing (``domain.standing``) is
+the board's, at the same instant.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from threading import Lock
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from domain.access import DISTRICT_ROLES, Role
 from domain.calendar import WorkCalendar
 from domain.directive import DirectiveSpec
-from domain.ladder import EscalationRung, Ladder, RungDue, rungs_due
+from domain.ladder import EscalationRung, Ladder, RungDue, key_prefix, key_suffix, rungs_due
 from domain.standing import DistrictStanding
 from models.directive import (
     Directive,
-    DirectiveStep,
-    ItemStatus,
     OpenItem,
-    TrackedItem,
+    StepRow,
     active_directives,
     item_counts_by_district,
-    open_items_due_by,
+    open_item_rows,
 )
 from models.line import groups_by_district
-from models.org import District, districts_in
-from models.outbox import Channel, OutboxMessage, OutboxStatus, cancel_grouped_for_closed_steps
-from models.user import User, active_users
+from models.org import District
+from models.outbox import (
+    Channel,
+    OutboxMessage,
+    OutboxStatus,
+    addressing,
+    cancel_for_settled_items,
+    cancel_grouped_for_closed_steps,  # noqa: F401  (tests reach it here)
+    existing_keys_with_prefixes,
+    insert_new_rows,
+)
+from models.user import User
 from notifications.render import render_message
 from tidtam.app.directives import close_due_directives
-from tidtam.app.outbox import Enqueued, Message, OutboxBatch
+from tidtam.app.outbox import Enqueued
 
 TEMPLATE_FOR_RUNG = {"reminder-3": "reminder", "reminder-1": "reminder", "due-today": "due_today",
                      "late": "late", "coordinator": "coordinator",
@@ -123,17 +137,36 @@ def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
     then cancels what is still queued about items that are no longer open, so nothing chases
     an item done since the last sweep even if its use case did not cancel it. ``directive``:
     sweep only that one (nothing when it is not active); default: every active directive.
-    Province by province, district by district, one bulk insert per province: what the
-    `escalation-sweep` flow does in tasks.
+    Read set-wise (``read_provinces``), decided district by district, written in one go
+    (``write_provinces``): what the `escalation-sweep` flow does in tasks.
     """
-    start = start_sweep(session, now, tz=tz, directive=directive)
-    result = SweepResult(cancelled=start.cancelled, closed=start.closed,
-                         directives=[d.slug for d in _newest_first(start)])
-    for province in read_provinces(session, now, tz=tz, base_url=base_url, start=start):
-        for district in province.district_codes:
-            province.district(district)
-        result.add(province.write(session))
+    with without_cycle_collection():
+        start = start_sweep(session, now, tz=tz, directive=directive)
+        result = SweepResult(cancelled=start.cancelled, closed=start.closed,
+                             directives=[d.slug for d in _newest_first(start)])
+        provinces = read_provinces(session, now, tz=tz, base_url=base_url, start=start,
+                                   standings=False)
+        for part in write_provinces(session, now, provinces):
+            result.add(part)
     return result
+
+
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """No automatic cyclic garbage collection inside the block (as it was after it).
+
+    The national sweep makes some 100,000 short-lived objects (rows, keys, tuples), which
+    reference counting frees; each of the collections they would trigger walks every
+    long-lived object of the process (150,000 and more: SQLAlchemy, Prefect, the models),
+    and took two thirds of deciding the country's messages (bench/README.md, P1).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _newest_first(start: SweepStart) -> list[Directive]:
@@ -144,23 +177,9 @@ def _newest_first(start: SweepStart) -> list[Directive]:
 
 # --- Cancelling what no longer needs saying -----------------------------------------------------
 
-_CANCELLABLE = OutboxMessage.status == OutboxStatus.QUEUED
-
-
 def cancel_settled(session: Session) -> int:
     """Cancel queued messages whose items are all done: per-item rows and grouped rows."""
-    return cancel_for_closed_items(session) + cancel_grouped_for_closed_steps(session)
-
-
-def cancel_for_closed_items(session: Session) -> int:
-    """Queued per-item messages whose item is done, accepted or waived."""
-    closed = select(TrackedItem.id).where(TrackedItem.status != ItemStatus.OPEN)
-    result = session.execute(
-        update(OutboxMessage)
-        .where(_CANCELLABLE, col(OutboxMessage.item_id).in_(closed))
-        .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending")
-        .execution_options(synchronize_session=False))
-    return result.rowcount
+    return cancel_for_settled_items(session)
 
 
 # --- The sweep ----------------------------------------------------------------------------------
@@ -178,6 +197,54 @@ def _rules_key(rules: DirectiveRules) -> Hashable:
     return key
 
 
+class _Due(NamedTuple):
+    """A rung due today as the sweep uses it: the rung and its occurrence, the keys' start
+    (``rung|occurrence|``) and the rung's number in this sweep (what is worked out per rung,
+    such as its recipients in a district, is looked up by it)."""
+
+    due: RungDue
+    head: str
+    number: int
+
+
+class _Decisions:
+    """The rungs due today per rules and due date, shared by the provinces of one sweep (most
+    follow alike rules: each due date is decided once for the country). Rules and rungs are
+    compared by value once, then by a small number; the rules are kept, so an identity key
+    stays theirs."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[Hashable, int] = {}
+        self.kept: list[DirectiveRules] = []
+        self.rungs: dict[EscalationRung, int] = {}
+        self.decided: dict[tuple[int, date], tuple[tuple[_Due, ...], int]] = {}
+        self._lock = Lock()
+
+    def number(self, rules: DirectiveRules) -> int:
+        self.kept.append(rules)
+        return self.numbers.setdefault(_rules_key(rules), len(self.numbers))
+
+    def decide(self, number: int, rules: DirectiveRules, due_on: date, today: date,
+               ) -> tuple[tuple[_Due, ...], int]:
+        """The rungs of ``domain.ladder.rungs_due`` that enqueue something (not ``via_digest``)
+        and the working days from ``due_on`` to today, once per rules and due date."""
+        key = (number, due_on)
+        found = self.decided.get(key)
+        if found is not None:
+            return found
+        with self._lock:  # districts may be decided from several threads (the flow's tasks)
+            found = self.decided.get(key)
+            if found is not None:
+                return found
+            dues = tuple(_Due(due, key_prefix(due.rung.code, due.occurrence, ""),
+                              self.rungs.setdefault(due.rung, len(self.rungs)))
+                         for due in rungs_due(due_on, today, rules.ladder, rules.calendar)
+                         if not due.rung.via_digest)
+            found = self.decided[key] = (
+                dues, rules.calendar.working_days_between(due_on, today))
+        return found
+
+
 def _lookahead(ladder: Ladder) -> int:
     return max(0, -min(r.offset for r in ladder.rungs))
 
@@ -192,68 +259,165 @@ class DistrictOutcome:
     due_items: int
 
 
+class DistrictRow(NamedTuple):
+    """A district as a message names it (plain row)."""
+
+    code: str
+    province_code: str
+    name_th: str
+    name_en: str
+
+
+class PersonRow(NamedTuple):
+    """Who a rung may speak to, with their addresses (plain row)."""
+
+    id: int
+    username: str
+    role: Role
+    province_code: str | None
+    district_code: str | None
+    email: str | None
+    line_user_id: str | None
+    line_route_error: str | None
+
+
+def _districts(session: Session, province_codes: list[str]) -> list[DistrictRow]:
+    return list(map(DistrictRow._make, session.connection().execute(
+        select(District.code, District.province_code, District.name_th, District.name_en)
+        .where(col(District.province_code).in_(province_codes)).order_by(District.code))))
+
+
+def _people(session: Session, province_codes: list[str]) -> list[PersonRow]:
+    """Everyone active in these provinces, by id (``models.user.active_users``' order)."""
+    return list(map(PersonRow._make, session.connection().execute(
+        select(User.id, User.username, User.role, User.province_code, User.district_code,
+               User.email, User.line_user_id, User.line_route_error)
+        .where(User.is_active == True, col(User.province_code).in_(province_codes))  # noqa: E712
+        .order_by(User.id))))
+
+
 def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
-                   start: SweepStart) -> list[ProvinceSweep]:
-    """What every province of the sweep needs, read in a few queries for all of them (the open
-    items, the districts, the people, the items' counts, the LINE groups), one ``ProvinceSweep``
-    each: at national scale a query per province would cost more than the deciding."""
+                   start: SweepStart, standings: bool = True) -> list[ProvinceSweep]:
+    """What every province of the sweep needs, read in a few queries for all of them, as plain
+    rows (the open items and their steps, the districts, the people, the items' counts, the LINE
+    groups), one ``ProvinceSweep`` each: at national scale a query per province, or an ORM
+    object per row, would cost more than the deciding."""
     directives = [d for ds in start.provinces.values() for d in ds]
     if not directives:
         return []
-    rules = {d.id: rules_for(d) for d in directives}
+    rules = _rules_of(directives)
     today = now.astimezone(tz).date()
     horizon = max(r.calendar.add_working_days(today, _lookahead(r.ladder)) for r in rules.values())
     ids = list(rules)
-    items: dict[str, list[tuple[OpenItem, DirectiveStep]]] = defaultdict(list)
+    items: dict[str, list[OpenItem]] = defaultdict(list)
     province_of = {d.id: d.province_code for d in directives}
-    for item, step in open_items_due_by(session, horizon, ids):
-        items[province_of[item.directive_id]].append((item, step))
-    districts: dict[str, list[District]] = defaultdict(list)
-    for district in districts_in(session, list(start.provinces)):
+    open_items, steps = open_item_rows(session, horizon, ids)
+    for item in open_items:
+        items[province_of[item.directive_id]].append(item)
+    codes = list(start.provinces)
+    districts: dict[str, list[DistrictRow]] = defaultdict(list)
+    for district in _districts(session, codes):
         districts[district.province_code].append(district)
-    people: dict[str, list[User]] = defaultdict(list)
-    for user in active_users(session):
-        people[user.province_code].append(user)
-    counts = item_counts_by_district(session, ids, today)
+    people: dict[str, list[PersonRow]] = defaultdict(list)
+    for person in _people(session, codes):
+        people[person.province_code].append(person)
+    # Where each district stands (``ProvinceSweep.district``: the flow's district task runs);
+    # ``sweep`` alone never asks.
+    counts = item_counts_by_district(session, ids, today) if standings else {}
     groups = {code: group.group_id for code, group in groups_by_district(
         session, [d.code for ds in districts.values() for d in ds]).items()}
+    decisions = _Decisions()
     return [ProvinceSweep(now, tz=tz, base_url=base_url, province_code=code, directives=ds,
                           rules=rules, districts=districts[code], people=people[code],
-                          items=items[code], counts=counts, groups=groups)
+                          items=items[code], steps=steps, counts=counts, groups=groups,
+                          decisions=decisions)
             for code, ds in start.provinces.items()]
+
+
+def _rules_of(directives: list[Directive]) -> dict[int, DirectiveRules]:
+    """``rules_for`` each directive, worked out once for directives whose ladder, closures and
+    office hours are written alike (a national letter's copies)."""
+    alike: dict[str, DirectiveRules] = {}
+    rules = {}
+    for directive in directives:
+        definition = directive.definition
+        key = json.dumps([definition.get(part) for part in _RULE_PARTS], sort_keys=True,
+                         default=str)
+        if key not in alike:
+            alike[key] = rules_for(directive)
+        rules[directive.id] = alike[key]
+    return rules
+
+
+_RULE_PARTS = ("ladder", "closures", "office_hours")  # all DirectiveRules is made of
+
+
+class _Text:
+    """One message's (subject, body), rendered on first use: only when a row of it is new."""
+
+    __slots__ = ("_render", "_text")
+
+    def __init__(self, render: Callable[[], tuple[str, str]]) -> None:
+        self._render, self._text = render, None
+
+    @property
+    def text(self) -> tuple[str, str]:
+        if self._text is None:
+            self._text = self._render()
+        return self._text
+
+
+class _To(NamedTuple):
+    """A recipient on a channel: the key's end, the row's address columns, who it is."""
+
+    suffix: str
+    addressing: dict[str, Any]
+    no_address: bool
+    user_id: int | None
+
+
+class _Message(NamedTuple):
+    """A message the sweep means to enqueue: its key's first part (rung, occurrence, subject),
+    its text, to whom (a row each: the key is ``prefix + to.suffix``), and what it is about
+    (rung, send time, district, item, step)."""
+
+    prefix: str
+    text: _Text
+    to: list[_To]
+    about: tuple[str, datetime, str | None, int | None, int]
 
 
 class ProvinceSweep:
     """One province's part of a sweep, on what ``read_provinces`` read: each district is decided
     (``district``, in any order, from any thread: nothing is read or written there), then
-    ``write`` enqueues every row of the province in one insert."""
+    ``write`` (or ``write_provinces``, for many) enqueues every row of the province at once."""
 
     def __init__(self, now: datetime, *, tz: ZoneInfo, base_url: str, province_code: str,
                  directives: list[Directive], rules: dict[int, DirectiveRules],
-                 districts: list[District], people: list[User],
-                 items: list[tuple[OpenItem, DirectiveStep]],
-                 counts: dict[str, tuple[int, int, int]], groups: dict[str, str]) -> None:
+                 districts: list[DistrictRow], people: list[PersonRow], items: list[OpenItem],
+                 steps: dict[int, StepRow], counts: dict[str, tuple[int, int, int]],
+                 groups: dict[str, str],
+                 decisions: _Decisions | None = None) -> None:
         self.now, self.base_url, self.province_code = now, base_url, province_code
         self.today = now.astimezone(tz).date()
         self.directives = {d.id: d for d in directives}
         self.rules = {d_id: rules[d_id] for d_id in self.directives}
-        alike: dict[Hashable, int] = {}  # rules compared once here, then by a small number
-        self.rules_key = {d_id: alike.setdefault(_rules_key(r), len(alike)) for d_id, r in self.rules.items()}
-        self.decided: dict[tuple[int, date], tuple[tuple[RungDue, ...], int]] = {}
+        self.decisions = decisions or _Decisions()  # read_provinces shares one among them
+        self.rules_key = {d_id: self.decisions.number(r) for d_id, r in self.rules.items()}
         self.send_at = {d_id: r.calendar.next_send_slot(now, tz) for d_id, r in self.rules.items()}
         self.districts = {d.code: d for d in districts}
-        self.people: dict[tuple[Role, str, str | None], list[User]] = defaultdict(list)
-        for user in people:
-            in_district = user.district_code if user.role in DISTRICT_ROLES else None
-            self.people[(user.role, user.province_code, in_district)].append(user)
+        self.people: dict[tuple[Role, str, str | None], list[PersonRow]] = defaultdict(list)
+        for person in people:
+            in_district = person.district_code if person.role in DISTRICT_ROLES else None
+            self.people[(person.role, person.province_code, in_district)].append(person)
         self.items = items
-        self.by_district: dict[str, list[tuple[OpenItem, DirectiveStep]]] = defaultdict(list)
-        for item, step in self.items:
-            self.by_district[item.district_code].append((item, step))
+        self.steps = steps
+        self.by_district: dict[str, list[OpenItem]] = defaultdict(list)
+        for item in self.items:
+            self.by_district[item.district_code].append(item)
         self.counts = counts
         self.groups = groups
-        self.due: dict[str, list[tuple[OpenItem, RungDue, int]]] = {}
-        self._lock = Lock()
+        self._to: dict[tuple[int, str | None], list[_To]] = {}
 
     @property
     def district_codes(self) -> list[str]:
@@ -261,119 +425,203 @@ class ProvinceSweep:
         return sorted(self.districts.keys() | self.by_district.keys())
 
     def district(self, code: str) -> DistrictOutcome:
-        """Decide the district's open items (the rung due today, if any) and say where it stands."""
-        due = []
-        for item, _step in self.by_district.get(code, []):
-            rungs, days = self._decide(item.directive_id, item.due_on)
-            due += [(item, rung, days) for rung in rungs if not rung.rung.via_digest]
-        with self._lock:
-            self.due[code] = due
+        """Decide the district's open items (the rungs due today, if any) and say where it
+        stands. Reads and writes nothing (any order, any thread): ``messages`` decides alike."""
+        due_items = set()
+        for item in self.by_district.get(code, []):
+            dues, _days = self._decide(item.directive_id, item.due_on)
+            if dues:
+                due_items.add(item.id)
         district = self.districts.get(code)
         return DistrictOutcome(code, district.name_th if district else code,
-                               DistrictStanding(*self.counts.get(code, (0, 0, 0))),
-                               len({item.id for item, _rung, _days in due}))
+                               DistrictStanding(*self.counts.get(code, (0, 0, 0))), len(due_items))
 
     def write(self, session: Session) -> SweepResult:
-        """Every row of the province at once: ``add_to`` a batch of its own, written."""
-        batch = OutboxBatch(session, self.now)
-        self.add_to(batch)
-        return self.result_of(batch.write())
+        """Every row of the province at once (``write_provinces`` of this one)."""
+        [result] = write_provinces(session, self.now, [self])
+        return result
 
-    def add_to(self, batch: OutboxBatch) -> None:
-        """Every row of the province, counted under its code (``batch.part``), into a batch that
-        may hold other provinces' too (the flow writes every province's in one transaction; a
-        district not decided yet is decided first). Rows are added in the items' order: due
-        date, district, step; ``OutboxBatch.write`` reads the keys already queued in one go, so
-        a repeat sweep renders nothing (tidtam/app/outbox.py)."""
-        for code in self.by_district.keys() - self.due.keys():
-            self.district(code)
-        decided: dict[int, list[tuple[RungDue, int]]] = defaultdict(list)
-        for due_here in self.due.values():
-            for item, rung, days in due_here:
-                decided[item.id].append((rung, days))
-        batch.part = self.province_code
-        grouped: dict[tuple[int, RungDue], list[tuple[OpenItem, int]]] = defaultdict(list)
-        steps: dict[int, DirectiveStep] = {}
-        for item, step in self.items:
-            for due, days in decided.get(item.id, ()):
-                if due.rung.grouped:
-                    steps[step.id] = step
-                    grouped[(step.id, due)].append((item, days))
+    def messages(self, warned: _Warned) -> list[_Message]:
+        """Every message of the province, in the items' order (due date, district, step), each
+        item's district rung before its escalation, the grouped messages after every item's.
+        Decided here as ``district`` decides (the same cached ``_decide``), whether or not the
+        districts were decided before. ``warned``: the sent warnings the grouped messages
+        count, read once for every province when the first of them is rendered."""
+        messages: list[_Message] = []
+        grouped: dict[tuple[int, int, date], tuple[_Due, list[tuple[OpenItem, int]]]] = {}
+        for item in self.items:
+            dues, days = self._decide(item.directive_id, item.due_on)
+            for due in dues:
+                if due.due.rung.grouped:
+                    key = (item.step_id, due.number, due.due.occurrence)
+                    grouped.setdefault(key, (due, []))[1].append((item, days))
                 else:
-                    self._for_item(batch, step, item, due, abs(days))
-        for (step_id, due), late in grouped.items():
-            self._grouped(batch, steps[step_id], due, late)
-        batch.part = None
+                    messages.append(self._for_item(item, due, abs(days)))
+        for (step_id, _number, _occurrence), (due, late) in grouped.items():
+            messages.append(self._grouped(self.steps[step_id], due, late, warned))
+        return messages
 
     def result_of(self, written: Enqueued) -> SweepResult:
-        """The province's part of a written batch (``add_to``), as a sweep counts it."""
+        """The province's part of what was written, as a sweep counts it."""
         mine = written.parts.get(self.province_code, Enqueued())
         return SweepResult(enqueued=mine.enqueued, already_queued=mine.already_queued,
                            no_channel=mine.no_channel, by_rung=mine.by_rung,
                            items_considered=len(self.items))
 
-    def _decide(self, directive_id: int, due_on: date) -> tuple[tuple[RungDue, ...], int]:
+    def _decide(self, directive_id: int, due_on: date) -> tuple[tuple[_Due, ...], int]:
         """The rungs due today for an item due on ``due_on`` (the district's and an escalation on
-        top, ``domain.ladder.rungs_due``), and the working days from it to today.
+        top, ``domain.ladder.rungs_due``; those ``via_digest`` left out), and the working days
+        from it to today.
 
         Worked out once per rules and due date: the items of a step share one due date, and
         directives with the same ladder and calendar decide alike.
         """
-        key = (self.rules_key[directive_id], due_on)
-        if key not in self.decided:
-            rule = self.rules[directive_id]
-            self.decided[key] = (rungs_due(due_on, self.today, rule.ladder, rule.calendar),
-                                 rule.calendar.working_days_between(due_on, self.today))
-        return self.decided[key]
+        return self.decisions.decide(self.rules_key[directive_id], self.rules[directive_id],
+                                     due_on, self.today)
 
-    def _recipients(self, rung: EscalationRung, province: str, district: str | None) -> list[User]:
-        people = []
-        for role in rung.audience:
-            people += self.people[(role, province, district if role in DISTRICT_ROLES else None)]
-        return people
+    def _recipients(self, due: _Due, district: str | None) -> list[_To]:
+        """Everyone a rung speaks to about a district's item (``district``) or a step (None), on
+        each of its channels, in the order of its audience, the people's ids and its channels;
+        for an item, the district's LINE group after them. Worked out once per rung and
+        district."""
+        found = self._to.get((due.number, district))
+        if found is None:
+            rung, found = due.due.rung, []
+            for role in rung.audience:
+                place = district if role in DISTRICT_ROLES else None
+                for person in self.people[(role, self.province_code, place)]:
+                    found += [_person_to(person, channel) for channel in rung.channels]
+            group = self.groups.get(district) if district is not None else None
+            if group and Channel.LINE in rung.channels and _speaks_to_district(rung):
+                found.append(_to(Channel.LINE, group, f"line-group:{group}",
+                                 f"LINE group of district {district}", None))
+            self._to[(due.number, district)] = found
+        return found
 
-    def _for_item(self, batch: OutboxBatch, step: DirectiveStep, item: OpenItem, due: RungDue,
-                  days: int) -> None:
-        directive = self.directives[item.directive_id]
-        message = Message(lambda: render_message(
-            TEMPLATE_FOR_RUNG.get(due.rung.code, "late"), directive=directive, step=step,
-            district=self.districts[item.district_code], districts_late=[], rung=due.rung.code,
+    def _for_item(self, item: OpenItem, due: _Due, days: int) -> _Message:
+        directive, step = self.directives[item.directive_id], self.steps[item.step_id]
+        code = due.due.rung.code
+        text = _Text(lambda: render_message(
+            TEMPLATE_FOR_RUNG.get(code, "late"), directive=directive, step=step,
+            district=self.districts[item.district_code], districts_late=[], rung=code,
             due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
-        row = dict(rung=due.rung.code, occurrence=due.occurrence, subject_ref=f"item:{item.id}",
-                   send_at=self.send_at[directive.id], district_code=item.district_code,
-                   item_id=item.id, step_id=step.id)
-        for user in self._recipients(due.rung, directive.province_code, item.district_code):
-            for channel in due.rung.channels:
-                batch.to_user(user, channel, message, **row)
-        group = self.groups.get(item.district_code)
-        if group and Channel.LINE in due.rung.channels and _speaks_to_district(due.rung):
-            batch.add(Channel.LINE, message, address=group, recipient_ref=f"line-group:{group}",
-                      who=f"LINE group of district {item.district_code}", **row)
+        return _Message(f"{due.head}item:{item.id}", text,
+                        self._recipients(due, item.district_code),
+                        (code, self.send_at[directive.id], item.district_code, item.id, step.id))
 
-    def _grouped(self, batch: OutboxBatch, step: DirectiveStep, due: RungDue,
-                 late: list[tuple[OpenItem, int]]) -> None:
+    def _grouped(self, step: StepRow, due: _Due, late: list[tuple[OpenItem, int]],
+                 warned: _Warned) -> _Message:
         directive = self.directives[step.directive_id]
+        rungs = self.rules[directive.id].ladder.district_codes
+        code = due.due.rung.code
 
         def render() -> tuple[str, str]:
-            warned = warnings_sent(batch.session, [item.id for item, _ in late],
-                                   self.rules[directive.id].ladder.district_codes)
+            told = warned.of(rungs)
             districts_late = [{"code": item.district_code,
                                "name_th": self.districts[item.district_code].name_th,
-                               "days_late": days, "warned": warned.get(item.id, 0)}
+                               "days_late": days, "warned": told.get(item.id, 0)}
                               for item, days in late]
             return render_message(
-                TEMPLATE_FOR_RUNG.get(due.rung.code, "coordinator"), directive=directive, step=step,
-                district=None, districts_late=districts_late, rung=due.rung.code, due_on=step.due_on,
+                TEMPLATE_FOR_RUNG.get(code, "coordinator"), directive=directive, step=step,
+                district=None, districts_late=districts_late, rung=code, due_on=step.due_on,
                 days=max(d["days_late"] for d in districts_late), base_url=self.base_url,
                 item_id=None)
 
-        message = Message(render)
-        for user in self._recipients(due.rung, directive.province_code, None):
-            for channel in due.rung.channels:
-                batch.to_user(user, channel, message, rung=due.rung.code,
-                              occurrence=due.occurrence, subject_ref=f"step:{step.id}",
-                              send_at=self.send_at[directive.id], district_code=None,
-                              item_id=None, step_id=step.id)
+        warned.want(rungs, [item.id for item, _days in late])
+        return _Message(f"{due.head}step:{step.id}", _Text(render), self._recipients(due, None),
+                        (code, self.send_at[directive.id], None, None, step.id))
+
+
+def _person_to(person: PersonRow, channel: str) -> _To:
+    return _to(channel, _address_of(person, channel), f"user:{person.id}", person.username,
+               person.id)
+
+
+def _address_of(person: PersonRow, channel: str) -> str | None:
+    """``tidtam.app.outbox.address_of`` for a plain row."""
+    if channel == Channel.EMAIL:
+        return person.email or None
+    if channel == Channel.LINE:
+        return None if person.line_route_error else (person.line_user_id or None)
+    return None
+
+
+def _to(channel: str, address: str | None, recipient_ref: str, who: str,
+        user_id: int | None) -> _To:
+    return _To(key_suffix(recipient_ref, str(channel)), addressing(channel, address, who),
+               address is None, user_id)
+
+
+class _Warned:
+    """How many times each district was told of its late items (``warnings_sent``), for every
+    grouped message of a write: read in one query per set of rungs, when the first grouped
+    message is rendered (a repeat sweep renders none, and reads nothing)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.wanted: dict[tuple[str, ...], set[int]] = defaultdict(set)
+        self.read: dict[tuple[str, ...], dict[int, int]] = {}
+
+    def want(self, rungs: tuple[str, ...], item_ids: list[int]) -> None:
+        self.wanted[rungs].update(item_ids)
+
+    def of(self, rungs: tuple[str, ...]) -> dict[int, int]:
+        if rungs not in self.read:
+            self.read[rungs] = warnings_sent(self.session, sorted(self.wanted[rungs]), rungs)
+        return self.read[rungs]
+
+
+def write_provinces(session: Session, now: datetime, provinces: list[ProvinceSweep],
+                    ) -> list[SweepResult]:
+    """Every province's rows in one go, each province's counted apart: the keys already there
+    read set-wise (``existing_keys_with_prefixes``: a range of the key index per rung and day),
+    only the new rows' texts rendered, and those rows inserted in one INSERT … ON CONFLICT
+    (idempotency_key) DO NOTHING (a key another sweep wrote meanwhile is skipped). Rows go in
+    in the order the provinces and their items come, a key repeated within the write once."""
+    with without_cycle_collection():
+        return _write(session, now, provinces)
+
+
+def _write(session: Session, now: datetime, provinces: list[ProvinceSweep]) -> list[SweepResult]:
+    warned = _Warned(session)
+    planned = [(province.province_code, message, [message.prefix + to.suffix for to in message.to])
+               for province in provinces for message in province.messages(warned)]
+    existing = existing_keys_with_prefixes(
+        session, [key for _code, _message, keys in planned for key in keys],
+        {message.prefix[:message.prefix.rindex("|") + 1] for _code, message, _keys in planned})
+    new: dict[str, dict[str, Any]] = {}
+    for _code, message, keys in planned:
+        if existing.issuperset(keys):
+            continue
+        rung, send_at, district_code, item_id, step_id = message.about
+        for key, to in zip(keys, message.to, strict=True):
+            if key in existing or key in new:
+                continue
+            subject, body = message.text.text
+            new[key] = {"idempotency_key": key, **to.addressing, "user_id": to.user_id,
+                        "rung": rung, "next_try_at": send_at, "created_at": now,
+                        "district_code": district_code, "item_id": item_id,
+                        "step_id": step_id, "subject": subject, "body": body}
+    inserted = insert_new_rows(session, list(new.values())) if new else set()
+    written = Enqueued()
+    for code, message, keys in planned:
+        counts = (written, written.parts.setdefault(code, Enqueued()))
+        if inserted.isdisjoint(keys):  # a repeat: every row of the message is there already
+            for count in counts:
+                count.already_queued += len(keys)
+            continue
+        rung = message.about[0]
+        for key, to in zip(keys, message.to, strict=True):
+            fresh = key in inserted
+            inserted.discard(key)  # a key repeated within the write counts once
+            for count in counts:
+                if fresh:
+                    count.enqueued += 1
+                    count.no_channel += to.no_address
+                    count.by_rung[rung] = count.by_rung.get(rung, 0) + 1
+                else:
+                    count.already_queued += 1
+    return [province.result_of(written) for province in provinces]
 
 
 def warnings_sent(session: Session, item_ids: list[int], rungs: tuple[str, ...]) -> dict[int, int]:

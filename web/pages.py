@@ -13,7 +13,7 @@ from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
 from models.directive import Directive
 from models.user import User
 from tidtam.app.boards import (
-    directive_board,
+    directive_board_page,
     directive_district,
     item_detail,
     provinces_for,
@@ -89,7 +89,8 @@ def directive_close(request: Request, slug: str, user: CurrentUser, session: Ses
 @router.get("/directives/{slug}")
 def board_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
                today: TodayDep) -> Response:
-    return render(request, "board.html", {"board": directive_board(session, user, slug, today)})
+    return render(request, "board.html",
+                  {"board": directive_board_page(session, user, slug, today)})
 
 
 @router.get("/directives/{slug}/districts/{code}")

@@ -29,6 +29,7 @@ from tidtam.app.outbox import outbox_page as outbox_page_for
 from tidtam.app.outbox import outbox_query, push_quota
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
+from web.board_cells import board_cells
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -90,7 +91,8 @@ def directive_close(request: Request, slug: str, user: CurrentUser, session: Ses
 def board_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
                today: TodayDep) -> Response:
     return render(request, "board.html",
-                  {"board": directive_board_page(session, user, slug, today)})
+                  {"board": directive_board_page(session, user, slug, today),
+                   "board_cells": board_cells})
 
 
 @router.get("/directives/{slug}/districts/{code}")

@@ -29,7 +29,7 @@ from tidtam.app.outbox import outbox_page as outbox_page_for
 from tidtam.app.outbox import outbox_query, push_quota
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
-from web.board_cells import board_cells
+from web.board_page import board_cells, chart_figure
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -92,7 +92,7 @@ def board_page(request: Request, slug: str, user: CurrentUser, session: SessionD
                today: TodayDep) -> Response:
     return render(request, "board.html",
                   {"board": directive_board_page(session, user, slug, today),
-                   "board_cells": board_cells})
+                   "board_cells": board_cells, "chart_figure": chart_figure})
 
 
 @router.get("/directives/{slug}/districts/{code}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import String, and_, case, cast, select
+from sqlalchemy import String, and_, bindparam, case, cast, select
 from sqlmodel import Session
 
 from models.directive import DirectiveStep, ItemStatus, StepKind, TrackedItem
@@ -53,26 +53,32 @@ class BoardItem(NamedTuple):
     district_name_en: str
 
 
-def step_rows(session: Session, directive_id: int) -> list[StepRow]:
-    """The directive's steps in order (``steps_of``'s rows, as plain tuples)."""
-    query = (select(_step.id, _step.order, _step.code, _step.kind, _step.title_th,
-                    _step.title_en, _step.due_on)
-             .where(_step.directive_id == directive_id).order_by(_step.order))
-    return [StepRow._make(row) for row in session.connection().execute(query)]
-
+# Built once: executing the same statement object skips building it and its cache key.
+_STEPS = (select(_step.id, _step.order, _step.code, _step.kind, _step.title_th, _step.title_en,
+                 _step.due_on)
+          .where(_step.directive_id == bindparam("directive_id")).order_by(_step.order))
 
 # A JSON column keeps Python's None as SQL NULL (``none_as_null``); a JSON 'null' text, which
-# the app never writes, reads back as None too, so it does not count as evidence either.
+# the app never writes, reads back as None too, so it does not count as evidence either. The
+# CASE is typed Boolean, so SQLite's 0/1 come back as False/True.
 _HAS_EVIDENCE = case((and_(_item.evidence.is_not(None), cast(_item.evidence, String) != "null"),
                       True), else_=False)
 
+# No ORDER BY: the board sorts its rows by district and its cells by step itself.
+_ITEMS = (select(_item.id, _item.step_id, _item.district_code, _item.status, _item.due_on,
+                 _item.completed_at, _item.waived_at, _HAS_EVIDENCE,
+                 _district.name_th, _district.name_en)
+          .join(District.__table__, _district.code == _item.district_code)
+          .where(_item.directive_id == bindparam("directive_id")))
+
+
+def step_rows(session: Session, directive_id: int) -> list[StepRow]:
+    """The directive's steps in order (``steps_of``'s rows, as plain tuples)."""
+    rows = session.connection().execute(_STEPS, {"directive_id": directive_id}).all()
+    return list(map(StepRow._make, rows))
+
 
 def board_items(session: Session, directive_id: int) -> list[BoardItem]:
-    """The directive's items with their districts' names, by district code, in one query."""
-    query = (select(_item.id, _item.step_id, _item.district_code, _item.status, _item.due_on,
-                    _item.completed_at, _item.waived_at, _HAS_EVIDENCE,
-                    _district.name_th, _district.name_en)
-             .join(District.__table__, _district.code == _item.district_code)
-             .where(_item.directive_id == directive_id)
-             .order_by(_item.district_code, _item.step_id))
-    return [BoardItem(*row[:7], bool(row[7]), row[8], row[9]) for row in session.connection().execute(query)]
+    """The directive's items with their districts' names, in one query (in no order)."""
+    rows = session.connection().execute(_ITEMS, {"directive_id": directive_id}).all()
+    return list(map(BoardItem._make, rows))

@@ -11,15 +11,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import String, and_, bindparam, case, cast, select
+from sqlalchemy import Row, String, and_, bindparam, case, cast, select
 from sqlmodel import Session
 
-from models.directive import DirectiveStep, ItemStatus, StepKind, TrackedItem
+from models.directive import Directive, DirectiveStep, ItemStatus, StepKind, TrackedItem
 from models.org import District
+from models.report import Report
 
 _item = TrackedItem.__table__.c
 _step = DirectiveStep.__table__.c
 _district = District.__table__.c
+_report = Report.__table__.c
 
 
 class StepRow(NamedTuple):
@@ -82,3 +84,22 @@ def board_items(session: Session, directive_id: int) -> list[BoardItem]:
     """The directive's items with their districts' names, in one query (in no order)."""
     rows = session.connection().execute(_ITEMS, {"directive_id": directive_id}).all()
     return list(map(BoardItem._make, rows))
+
+
+# Every column of the directive, as a row whose attributes have ``Directive``'s names.
+_DIRECTIVE = select(Directive.__table__).where(Directive.__table__.c.slug == bindparam("slug"))
+
+_REPORT_STATES = (select(_report.district_code, _report.status)
+                  .where(_report.directive_id == bindparam("directive_id")))
+
+
+def board_directive(session: Session, slug: str) -> Row | None:
+    """The directive with this slug as a plain row (``get_directive_by_slug``'s columns, read
+    without building a model), or None."""
+    return session.connection().execute(_DIRECTIVE, {"slug": slug}).first()
+
+
+def report_states(session: Session, directive_id: int) -> dict[str, str]:
+    """Each district's report status for the directive (``report_statuses``, as plain rows)."""
+    rows = session.connection().execute(_REPORT_STATES, {"directive_id": directive_id}).all()
+    return {code: str(status) for code, status in rows}

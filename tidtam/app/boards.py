@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from domain.access import (
@@ -24,7 +25,14 @@ from domain.evidence import Proof
 from domain.standing import is_late
 from domain.thaidate import thai_date
 from models.audit import AuditEntry, entries_for
-from models.board import BoardItem, StepRow, board_items, step_rows
+from models.board import (
+    BoardItem,
+    StepRow,
+    board_directive,
+    board_items,
+    report_states,
+    step_rows,
+)
 from models.directive import (
     Directive,
     DirectiveStatus,
@@ -245,9 +253,10 @@ class PageRow:
 
 @dataclass(frozen=True)
 class BoardPage:
-    """``/directives/{slug}``: what ``Board`` holds for the page, read as plain rows."""
+    """``/directives/{slug}``: what ``Board`` holds for the page, read as plain rows (the
+    directive too: a row with ``Directive``'s columns)."""
 
-    directive: Directive
+    directive: Directive | Row
     steps: list[StepRow]
     rows: list[PageRow]
     today: date
@@ -263,15 +272,21 @@ class BoardPage:
 
 
 def directive_board_page(session: Session, actor: User, slug: str, today: date) -> BoardPage:
-    """``/directives/{slug}``: the board ``directive_board`` reads, in three plain queries after
-    the directive (its steps, its items with their districts' names, the reports' states)."""
-    directive = visible_directive(session, actor, slug)
+    """``/directives/{slug}``: the board ``directive_board`` reads, in four plain queries (the
+    directive, its steps, its items with their districts' names, the reports' states)."""
+    directive = board_directive(session, slug)
+    # the checks of ``directives.visible_directive``, on the plain row
+    if directive is None or directive.province_code is None:
+        raise NotFound(f"no directive {slug!r}", f"ไม่พบหนังสือสั่งการ {slug!r}")
+    if not can_see_province(actor.role, actor.province_code, directive.province_code):
+        raise Forbidden(f"you may not see directive {slug}",
+                        f"คุณไม่มีสิทธิ์ดูหนังสือสั่งการ {slug}")
     return assemble_page(directive, step_rows(session, directive.id),
                          board_items(session, directive.id), today,
-                         report_statuses(session, directive.id))
+                         report_states(session, directive.id))
 
 
-def assemble_page(directive: Directive, steps: list[StepRow], items: list[BoardItem],
+def assemble_page(directive: Directive | Row, steps: list[StepRow], items: list[BoardItem],
                   today: date, reports: dict[str, str]) -> BoardPage:
     """The page from its rows, with ``_assemble``'s rules: a row per district with items (by
     code), its cells in step order; the report step's cell says where the report stands."""
@@ -306,7 +321,7 @@ def assemble_page(directive: Directive, steps: list[StepRow], items: list[BoardI
     return BoardPage(directive, steps, rows, today, report_step)
 
 
-def report_step_of(directive: Directive) -> str | None:
+def report_step_of(directive: Directive | Row) -> str | None:
     """The step the directive's report form completes (``form.report_step``), if it has a form."""
     form = (directive.definition or {}).get("form") or {}
     return form.get("report_step")

@@ -13,7 +13,7 @@ from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
 from models.directive import Directive
 from models.user import User
 from tidtam.app.boards import (
-    directive_board,
+    directive_board_page,
     directive_district,
     item_detail,
     provinces_for,
@@ -29,6 +29,7 @@ from tidtam.app.outbox import outbox_page as outbox_page_for
 from tidtam.app.outbox import outbox_query, push_quota
 from tidtam.app.tracking import mark_done, reopen_waived, waive
 from web.auth import redirect, safe_next
+from web.board_page import board_cells, chart_figure
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -89,7 +90,9 @@ def directive_close(request: Request, slug: str, user: CurrentUser, session: Ses
 @router.get("/directives/{slug}")
 def board_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
                today: TodayDep) -> Response:
-    return render(request, "board.html", {"board": directive_board(session, user, slug, today)})
+    return render(request, "board.html",
+                  {"board": directive_board_page(session, user, slug, today),
+                   "board_cells": board_cells, "chart_figure": chart_figure})
 
 
 @router.get("/directives/{slug}/districts/{code}")

@@ -258,7 +258,7 @@ def test_an_unexpected_error_shows_no_stack_trace(app, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(web.pages, "directive_board", boom)
+    monkeypatch.setattr(web.pages, "directive_board_page", boom)
     with TestClient(app, raise_server_exceptions=False) as c:
         signed_in(c, "coordinator")
         response = c.get("/directives/fy2567-sakaeo-volunteer-centers")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from domain.access import (
@@ -24,6 +25,14 @@ from domain.evidence import Proof
 from domain.standing import is_late
 from domain.thaidate import thai_date
 from models.audit import AuditEntry, entries_for
+from models.board import (
+    BoardItem,
+    StepRow,
+    board_directive,
+    board_items,
+    report_states,
+    step_rows,
+)
 from models.directive import (
     Directive,
     DirectiveStatus,
@@ -201,7 +210,118 @@ def _assemble(directive: Directive, steps: list[DirectiveStep], items: list[Trac
         for code, cells in sorted(rows.items())], today, report_step)
 
 
-def report_step_of(directive: Directive) -> str | None:
+# --- The board page: the same board as plain rows, for the page's hundreds of cells ----------
+
+@dataclass(frozen=True, slots=True)
+class PageCell:
+    """One cell of the board page: what ``BoardCell`` says, worked out once."""
+
+    item: BoardItem
+    step: StepRow
+    state: str  # done / waived / overdue / open, as ``BoardCell.state``
+    report_state: str | None  # the report step's cell only, as ``BoardCell.report_state``
+    from_report: bool  # as ``BoardCell.from_report``
+
+    @property
+    def kind(self) -> tuple[str, str, str | None, str, bool]:
+        """What the cell's markup depends on besides the item's id (the page draws each kind
+        of cell once)."""
+        return (self.step.code, self.state, self.report_state, str(self.item.status),
+                self.from_report)
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictName:
+    """A district as the board's row heads show it (``District``'s columns)."""
+
+    code: str
+    name_th: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """A district's row: its cells in step order, and each step's column (None: no item)."""
+
+    district: DistrictName
+    cells: list[PageCell]
+    columns: list[tuple[StepRow, PageCell | None]]
+    done_count: int  # as ``BoardRow``'s
+    waived_count: int
+    overdue_count: int
+
+
+@dataclass(frozen=True)
+class BoardPage:
+    """``/directives/{slug}``: what ``Board`` holds for the page, read as plain rows (the
+    directive too: a row with ``Directive``'s columns)."""
+
+    directive: Directive | Row
+    steps: list[StepRow]
+    rows: list[PageRow]
+    today: date
+    report_step: str | None = None
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(r.overdue_count for r in self.rows)
+
+    @property
+    def waived_count(self) -> int:
+        return sum(r.waived_count for r in self.rows)
+
+
+def directive_board_page(session: Session, actor: User, slug: str, today: date) -> BoardPage:
+    """``/directives/{slug}``: the board ``directive_board`` reads, in four plain queries (the
+    directive, its steps, its items with their districts' names, the reports' states)."""
+    directive = board_directive(session, slug)
+    # the checks of ``directives.visible_directive``, on the plain row
+    if directive is None or directive.province_code is None:
+        raise NotFound(f"no directive {slug!r}", f"ไม่พบหนังสือสั่งการ {slug!r}")
+    if not can_see_province(actor.role, actor.province_code, directive.province_code):
+        raise Forbidden(f"you may not see directive {slug}",
+                        f"คุณไม่มีสิทธิ์ดูหนังสือสั่งการ {slug}")
+    return assemble_page(directive, step_rows(session, directive.id),
+                         board_items(session, directive.id), today,
+                         report_states(session, directive.id))
+
+
+def assemble_page(directive: Directive | Row, steps: list[StepRow], items: list[BoardItem],
+                  today: date, reports: dict[str, str]) -> BoardPage:
+    """The page from its rows, with ``_assemble``'s rules: a row per district with items (by
+    code), its cells in step order; the report step's cell says where the report stands."""
+    step_by_id = {s.id: s for s in steps}
+    report_step = report_step_of(directive)
+    by_district: dict[str, list[PageCell]] = {}
+    open_, done, waived = ItemStatus.OPEN, ItemStatus.DONE, ItemStatus.WAIVED
+    for item in items:
+        step = step_by_id[item.step_id]
+        status = item.status
+        if status == waived:
+            state = "waived"
+        elif status != open_:
+            state = "done"
+        else:
+            state = "overdue" if is_late(True, item.due_on, today) else "open"
+        report_state = (str(reports.get(item.district_code, "none"))
+                        if step.code == report_step else None)
+        by_district.setdefault(item.district_code, []).append(
+            PageCell(item, step, state, report_state, status == done and item.has_evidence))
+    rows = []
+    for code in sorted(by_district):
+        cells = sorted(by_district[code], key=lambda c: c.step.order)
+        by_step = {c.step.id: c for c in cells}
+        first = cells[0].item
+        rows.append(PageRow(
+            DistrictName(code, first.district_name_th, first.district_name_en), cells,
+            [(step, by_step.get(step.id)) for step in steps],
+            done_count=sum(c.item.status != open_ for c in cells),
+            waived_count=sum(c.item.status == waived for c in cells),
+            overdue_count=sum(c.state == "overdue" for c in cells)))
+    return BoardPage(directive, steps, rows, today, report_step)
+
+
+def report_step_of(directive: Directive | Row) -> str | None:
     """The step the directive's report form completes (``form.report_step``), if it has a form."""
     form = (directive.definition or {}).get("form") or {}
     return form.get("report_step")

@@ -55,7 +55,7 @@ from models.org import (
 )
 from models.report import report_statuses
 from models.user import User
-from tidtam.app.directives import find_directive, visible_directive
+from tidtam.app.directives import ensure_visible, find_directive, visible_directive
 from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
 
 
@@ -275,12 +275,7 @@ def directive_board_page(session: Session, actor: User, slug: str, today: date) 
     """``/directives/{slug}``: the board ``directive_board`` reads, in four plain queries (the
     directive, its steps, its items with their districts' names, the reports' states)."""
     directive = board_directive(session, slug)
-    # the checks of ``directives.visible_directive``, on the plain row
-    if directive is None or directive.province_code is None:
-        raise NotFound(f"no directive {slug!r}", f"ไม่พบหนังสือสั่งการ {slug!r}")
-    if not can_see_province(actor.role, actor.province_code, directive.province_code):
-        raise Forbidden(f"you may not see directive {slug}",
-                        f"คุณไม่มีสิทธิ์ดูหนังสือสั่งการ {slug}")
+    ensure_visible(actor, slug, directive)  # visible_directive's rule, on the plain row
     return assemble_page(directive, step_rows(session, directive.id),
                          board_items(session, directive.id), today,
                          report_states(session, directive.id))

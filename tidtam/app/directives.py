@@ -66,12 +66,18 @@ def visible_directive(session: Session, actor: User, slug: str) -> Directive:
     national board, never as a province's page.
     """
     directive = get_directive_by_slug(session, slug)
+    ensure_visible(actor, slug, directive)
+    return directive
+
+
+def ensure_visible(actor: User, slug: str, directive) -> None:
+    """The rule of ``visible_directive`` on a directive already read (an ORM row or a plain
+    row with ``province_code``; None when there is none): NotFound or Forbidden, else nothing."""
     if directive is None or directive.province_code is None:
         raise NotFound(f"no directive {slug!r}", f"ไม่พบหนังสือสั่งการ {slug!r}")
     if not can_see_province(actor.role, actor.province_code, directive.province_code):
         raise Forbidden(f"you may not see directive {slug}",
                         f"คุณไม่มีสิทธิ์ดูหนังสือสั่งการ {slug}")
-    return directive
 
 
 def province_for_listing(session: Session, actor: User, province_code: str | None) -> Province:

@@ -48,6 +48,9 @@ CONCURRENCY = 50
 SHARDS = 10
 
 
+USER_AGENT = f"tidtam aiohttp/{aiohttp.__version__}"
+
+
 def token_fingerprint(token: str) -> str:
     """A short, non-secret name for a channel access token (the first 8 hex of its SHA-256)."""
     return hashlib.sha256(token.encode()).hexdigest()[:8]
@@ -168,8 +171,11 @@ class LineClient:
             connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=0,
                                              ssl=self.verify if self.verify is not None else True,
                                              keepalive_timeout=5)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
-                                                  cookie_jar=aiohttp.DummyCookieJar())
+            # No Accept or Accept-Encoding: LINE answers a push with a few bytes of JSON.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": USER_AGENT},
+                skip_auto_headers=("Accept", "Accept-Encoding"))
         return self._session
 
     async def aclose(self) -> None:

@@ -286,10 +286,11 @@ def deliver_due(session_factory: SessionFactory,
     return claimed.finish()
 
 
-# A drain claims its next batch while the current one's last rows are still going out, once
-# no more than this many sends a slot are left to start (``_Claimed.record_until_nearly_sent``):
-# at 50 slots, 200 rows, which take longer to send than a claim of 500 takes (bench/README.md P3).
-OVERLAP_ROUNDS = 4
+# A drain claims its next batch while the current one is still going out, once no more than
+# this many of the current one's rows are left to start (``_Claimed.record_until_nearly_sent``):
+# a claim waits for the disk (a commit), which on a busy machine can take longer than a few
+# rounds of sends, so the next batch is claimed as soon as the service has answered (P3).
+OVERLAP_ROWS = BATCH
 # A drain's first claim: this many rounds of the async transports' slots (100 rows at 50).
 FIRST_ROUNDS = 2
 
@@ -319,7 +320,7 @@ def drain(session_factory: SessionFactory, transports: dict[str, Transport | Asy
     while True:
         following: _Claimed | None = None
         try:
-            if len(current.rows) >= limit and current.record_until_nearly_sent():
+            if len(current.rows) >= limit and current.record_until_nearly_sent(OVERLAP_ROWS):
                 following = _claim(session_factory, transports, clock(), limit=batch,
                                    previous=current, **kwargs)
                 if not following.depends_on(current):
@@ -395,17 +396,16 @@ class _Claimed:
                        and row.rung in NON_URGENT_RUNGS)
                    for row in self.rows)
 
-    def record_until_nearly_sent(self) -> bool:
-        """Write the results coming back until the sends left to start fit in a few rounds of
-        the transports' slots; False (and nothing more should be claimed yet) when the pass is
-        not all concurrent sends, has met trouble, or its service has not answered yet."""
-        if not self.fan_outs or any(not f.rows for f in self.fan_outs):
+    def record_until_nearly_sent(self, left: int) -> bool:
+        """Write the results coming back until at most ``left`` rows are still to start and the
+        service has answered; False (nothing more should be claimed yet) when the pass is not
+        all concurrent sends, or has met trouble."""
+        if not self.fan_outs:
             return False
         while True:
             if self.troubled():
                 return False
-            if all(f.unstarted <= OVERLAP_ROUNDS * f.transport.concurrency
-                   and f.transport.answering for f in self.fan_outs):
+            if all(f.unstarted <= left and f.transport.answering for f in self.fan_outs):
                 return True
             if all(f.future.done() for f in self.fan_outs):
                 return not self.troubled()
@@ -971,7 +971,7 @@ def _by_recipient(rows: Iterable[OutboxMessage]) -> list[list[OutboxMessage]]:
 # Results of concurrent sends are written at most once in this long while more are coming:
 # each transaction then carries dozens (a SQLite commit waits ~10 ms for the disk), and the
 # thread that writes takes the interpreter from the loop that sends less often (P3).
-WRITE_EVERY = 0.05
+WRITE_EVERY = 0.1
 
 
 class _FanOut:

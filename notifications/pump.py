@@ -302,10 +302,10 @@ def drain(session_factory: SessionFactory, transports: dict[str, Transport | Asy
     not ``batch`` rows per interval; a pass that hands rows back (the service is down, the
     office closed, the lease ran short) ends it too, so nothing spins.
 
-    The passes overlap where that changes nothing: while a full pass's last concurrent sends
-    are in flight, the next batch is claimed and its sends queue behind them (a recipient's
-    rows still one after another, in order), so the sends never wait for a claim or a result
-    write. A pass that has met trouble (a row handed back, the service down, the database
+    The passes overlap where that changes nothing: once a full pass's concurrent sends have
+    had an answer, the next batch is claimed and its sends queue behind the ones in flight (a
+    recipient's rows still one after another, in order), so the sends never wait for a claim
+    or a result write. A pass that has met trouble (a row handed back, the service down, the database
     gone) is finished before anything more is claimed, as is one whose recipients' message of
     the day, or the LINE quota, the next batch's decisions depend on.
     """
@@ -327,6 +327,7 @@ def drain(session_factory: SessionFactory, transports: dict[str, Transport | Asy
                     following.start(after=current)
             result = current.finish()
         except BaseException:
+            current.abandon()
             if following is not None:
                 following.abandon()
             raise

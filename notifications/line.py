@@ -63,7 +63,7 @@ class AsyncLineTransport:
     ``per_second`` started in any one second, each on the least busy of ``clients``.
 
     With as many clients as the concurrency allows connections per client, no request ever
-    waits in an httpx pool. Use it on one event loop only (the pump's).
+    waits in a client's pool. Use it on one event loop only (the pump's).
     """
 
     def __init__(self, clients: Sequence[LineClient | httpx.AsyncClient], token: str,
@@ -122,8 +122,8 @@ class LineClient:
     connections, made on first use on the loop that uses it (the pump's).
 
     aiohttp, not httpx, because it is the cost of a push here: httpx.AsyncClient spent about
-    1.1 ms of CPU a push (0.5 ms over aiohttp as its transport), aiohttp 0.3 ms, as much as
-    the same requests written by hand over raw sockets (bench/README.md, P3). The statuses
+    1.1 ms of CPU a push (0.7 ms even over aiohttp as its transport), aiohttp 0.3 ms, the same
+    requests written by hand over raw sockets 0.2 ms (bench/README.md, P3). The statuses
     and network failures map to the same ``TransportError``s as the httpx path's.
     """
 

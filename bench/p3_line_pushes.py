@@ -1,19 +1,21 @@
 """P3: 1,000 LINE pushes to the LINE stand-in with 50 ms latency — tidtam against Apprise's line://.
 
-tidtam's side: (a) the production pump as the web process runs it (``notifications.pump.drain``,
-pass after pass of ``deliver_due``, with the ``AsyncLineTransport`` that
-``transports_from_settings`` builds: 50 pushes in flight over 10 small-pool AsyncClients, at most
-2,000 started a second) over 1,000 queued outbox rows in SQLite, claim and result writes
-included; with ``--sequential`` also the pump one push at a time, as it sent before it went
+tidtam's side: (a) the production pump as the web process runs it (``notifications.pump.drain``:
+passes that overlap, the next batch claimed while the sends are in flight, with the
+``AsyncLineTransport`` that ``transports_from_settings`` builds: 50 pushes in flight over 10
+aiohttp-backed ``LineClient``s, at most 2,000 started a second) over 1,000 queued outbox rows in
+SQLite, claim and result writes included, taking turns run by run with the floor (the goal is
+their ratio); with ``--sequential`` also the pump one push at a time, as it sent before it went
 concurrent (``deliver_due`` with the same ``AsyncLineTransport`` at concurrency 1); (b) the bare
-fan-out: the same requests (body, headers,
-``X-Line-Retry-Key``) from 50 concurrent tasks through ``httpx.AsyncClient`` — default, tuned
-limits, sharded across clients, HTTP/2 where possible — and, as the floor, the same requests
-over raw asyncio sockets.
+fan-out: the same requests (body, headers, ``X-Line-Retry-Key``) from 50 concurrent tasks
+through one aiohttp session and through ``httpx.AsyncClient`` — default, tuned limits, sharded
+across clients, HTTP/2 where possible — and, as the floor, the same requests over raw asyncio
+sockets.
 The peer: Apprise's ``line://`` plugin, (i) one notify with 1,000 URLs, (ii) one URL with 1,000
 targets. Every variant runs against the same stand-in process with the same recipients.
 
-    .venv/bin/python -m bench.p3_line_pushes [--pushes 1000] [--latency-ms 50] [--sequential]
+    .venv/bin/python -m bench.p3_line_pushes [--pushes 1000] [--latency-ms 50] [--repeat 3]
+        [--skip-apprise] [--skip-httpx] [--skip-pump] [--sequential]
 """
 
 from __future__ import annotations

@@ -1,18 +1,24 @@
 """LINE Messaging API push (LINE Notify ended on 31 March 2025).
 
 One transport, ``AsyncLineTransport``: the one the pump uses in production
-(``tidtam.infra.pump.transports_from_settings``), many pushes at once, within LINE's limits.
+(``tidtam.infra.pump.transports_from_settings``), many pushes at once, within LINE's limits,
+over ``LineClient``s (aiohttp: about a third of httpx's CPU a push, bench/README.md P3).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator, Sequence
+import json
+import ssl
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import aiohttp
+import aiohttp.helpers
 import httpx
+import yarl
 from aiolimiter import AsyncLimiter
 
 from notifications.base import (
@@ -38,9 +44,13 @@ TOKEN_STATUSES = frozenset({401, 403})
 # LINE's published limit for the push endpoint, per channel.
 REQUESTS_PER_SECOND = 2000
 CONCURRENCY = 50
-# httpcore's pool does work quadratic in its connections on every assignment (encode/httpx#3215),
-# so 50 connections are spread over 10 small clients (bench/README.md, P3).
+# The connections are spread over several small clients (httpcore's pool did work quadratic in
+# its connections on every assignment, encode/httpx#3215; aiohttp's does not, but a request
+# still goes to the least busy client: bench/README.md, P3).
 SHARDS = 10
+
+
+USER_AGENT = f"tidtam aiohttp/{aiohttp.__version__}"
 
 
 def token_fingerprint(token: str) -> str:
@@ -53,10 +63,10 @@ class AsyncLineTransport:
     ``per_second`` started in any one second, each on the least busy of ``clients``.
 
     With as many clients as the concurrency allows connections per client, no request ever
-    waits in an httpx pool. Use it on one event loop only (the pump's).
+    waits in a client's pool. Use it on one event loop only (the pump's).
     """
 
-    def __init__(self, clients: Sequence[httpx.AsyncClient], token: str,
+    def __init__(self, clients: Sequence[LineClient | httpx.AsyncClient], token: str,
                  api_base: str = "https://api.line.me", *, concurrency: int = CONCURRENCY,
                  per_second: float = REQUESTS_PER_SECOND) -> None:
         if not clients:
@@ -82,15 +92,18 @@ class AsyncLineTransport:
             raise
         self.answering = True
 
-    async def _post(self, message: OutboxMessage) -> httpx.Response:
+    async def _post(self, message: OutboxMessage) -> httpx.Response | int:
         async with self._slots, self._limiter:
             with self._client() as client:
+                if isinstance(client, LineClient):
+                    return await client.post(self.url, content=push_content(message),
+                                             headers=push_headers(self.token, message))
                 return await post_json_async(client, self.url, json=push_body(message),
                                              headers=push_headers(self.token, message),
                                              one_service=True)
 
     @contextmanager
-    def _client(self) -> Iterator[httpx.AsyncClient]:
+    def _client(self) -> Iterator[LineClient | httpx.AsyncClient]:
         """The client with the fewest requests in flight, held for one request."""
         shard = min(range(len(self.clients)), key=self._busy.__getitem__)
         self._busy[shard] += 1
@@ -104,14 +117,97 @@ class AsyncLineTransport:
             await client.aclose()
 
 
+class LineClient:
+    """An HTTP/1.1 client for LINE's API: one aiohttp session with ``connections`` keep-alive
+    connections, made on first use on the loop that uses it (the pump's).
+
+    aiohttp, not httpx, because it is the cost of a push here: httpx.AsyncClient spent about
+    1.1 ms of CPU a push (0.7 ms even over aiohttp as its transport), aiohttp 0.3 ms, the same
+    requests written by hand over raw sockets 0.2 ms (bench/README.md, P3). The statuses
+    and network failures map to the same ``TransportError``s as the httpx path's.
+    """
+
+    def __init__(self, connections: int, *, timeout: httpx.Timeout | float = 10.0,
+                 verify: ssl.SSLContext | None = None) -> None:
+        self.connections = max(1, connections)
+        limits = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=limits.connect, sock_read=limits.read,
+            # aiohttp's ``connect`` spans waiting for a pooled connection and connecting
+            connect=None if limits.pool is None or limits.connect is None
+            else limits.pool + limits.connect)
+        self.verify = verify
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._proxies: dict[str, tuple[str | None, aiohttp.BasicAuth | None]] = {}
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    async def post(self, url: str, *, content: bytes,
+                   headers: Mapping[str, str]) -> httpx.Response | int:
+        """POST; the status alone when it is a delivery (2xx, or 409: the retry key was
+        accepted before), else the whole answer (for ``check_answer``). Network failures raise
+        ``TransportError`` (LINE is down for every message), a bad URL a permanent one."""
+        proxy, proxy_auth = self._proxy_for(url)
+        try:
+            async with self._open().post(url, data=content, headers=headers,
+                                         allow_redirects=False, proxy=proxy,
+                                         proxy_auth=proxy_auth) as answer:
+                body = await answer.read()
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+            raise TransportError(f"bad URL {url!r}: {exc}", permanent=True) from exc
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+            raise TransportError(f"timed out: {type(exc).__name__}", channel_down=True) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"network error: {type(exc).__name__}: {exc}",
+                                 channel_down=True) from exc
+        status = answer.status
+        if 200 <= status < 300 or status == 409:
+            return status
+        return httpx.Response(status, headers=list(answer.raw_headers), content=body,
+                              request=httpx.Request("POST", url))
+
+    def _proxy_for(self, url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+        """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY…), as httpx
+        honoured it; looked up once a URL (aiohttp's ``trust_env`` looks again on every
+        request, ~0.7 ms of CPU here)."""
+        if url not in self._proxies:
+            try:
+                proxy, auth = aiohttp.helpers.get_env_proxy_for_url(yarl.URL(url))
+                self._proxies[url] = (str(proxy), auth)
+            except LookupError:
+                self._proxies[url] = (None, None)
+        return self._proxies[url]
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this LineClient is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=0,
+                                             ssl=self.verify if self.verify is not None else True,
+                                             keepalive_timeout=5)
+            # No Accept or Accept-Encoding: LINE answers a push with a few bytes of JSON.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": USER_AGENT},
+                skip_auto_headers=("Accept", "Accept-Encoding"))
+        return self._session
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+
 def line_clients(concurrency: int = CONCURRENCY, shards: int = SHARDS, *,
-                 timeout: httpx.Timeout | float = 10.0) -> list[httpx.AsyncClient]:
-    """``shards`` AsyncClients whose connections add up to ``concurrency``."""
+                 timeout: httpx.Timeout | float = 10.0) -> list[LineClient]:
+    """``shards`` clients whose connections add up to ``concurrency``."""
     shards = max(1, min(shards, concurrency))
     each = -(-concurrency // shards)  # ceiling: the least busy client never has them all busy
-    limits = httpx.Limits(max_connections=each, max_keepalive_connections=each)
     tls = httpx.create_ssl_context()  # one for all: loading the CA bundle costs ~0.1 s a client
-    return [httpx.AsyncClient(timeout=timeout, limits=limits, verify=tls) for _ in range(shards)]
+    return [LineClient(each, timeout=timeout, verify=tls) for _ in range(shards)]
 
 
 def rate_limiter(per_second: float, burst: float) -> AsyncLimiter:
@@ -128,8 +224,10 @@ def rate_limiter(per_second: float, burst: float) -> AsyncLimiter:
     return AsyncLimiter(bucket, bucket / (per_second - bucket))
 
 
-def check_answer(response: httpx.Response, fingerprint: str) -> None:
+def check_answer(response: httpx.Response | int, fingerprint: str) -> None:
     """Return on delivery (2xx, or 409: LINE already accepted this retry key); else raise."""
+    if isinstance(response, int):  # a LineClient's delivery: the status alone
+        return
     if response.status_code in TOKEN_STATUSES:
         raise token_refused(response, fingerprint)
     check_status(response, service="LINE", route_statuses=ROUTE_STATUSES, one_service=True)
@@ -165,10 +263,19 @@ def push_headers(token: str, message: OutboxMessage) -> dict[str, str]:
 def push_body(message: OutboxMessage) -> dict:
     """The push: the message objects a grouped delivery carries (a Flex carousel of the day's
     reminders, notifications.flex), else the row's subject and body as one text message."""
-    messages = getattr(message, "line_messages", None)
+    # An OutboxMessage has no such attribute, and asking its pydantic model for a missing one
+    # raises and catches an AttributeError: a few per cent of a push's CPU (P3). A Delivery
+    # (notifications.pump) carries it as a field.
+    messages = vars(message).get("line_messages")
     return {"to": message.recipient,
             "messages": list(messages) if messages else [{"type": "text",
                                                           "text": message_text(message)}]}
+
+
+def push_content(message: OutboxMessage) -> bytes:
+    """``push_body`` as the request's bytes (UTF-8 JSON, as httpx's ``json=`` writes it)."""
+    return json.dumps(push_body(message), ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode()
 
 
 def message_text(message: OutboxMessage) -> str:

@@ -236,6 +236,9 @@ class _Pass:
     # every later result joins them, all written by ``_write_held`` before the pass ends.
     held: list[tuple[OutboxMessage, Outcome]] = field(default_factory=list)
     database_lost: bool = False
+    # The pass of the same drain whose sends were still in flight when this one claimed
+    # (``drain``): once it loses the database, this one starts no send either.
+    previous: _Pass | None = None
 
     def count(self, outcome: str) -> None:
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
@@ -247,7 +250,8 @@ class _Pass:
         return self.calendars[directive_id]
 
     def may_start(self) -> bool:
-        return not self.database_lost and time.monotonic() <= self.deadline
+        return (not self.database_lost and time.monotonic() <= self.deadline
+                and not (self.previous is not None and self.previous.database_lost))
 
     def lose_database(self, exc: DBAPIError) -> None:
         if not self.database_lost:
@@ -276,6 +280,178 @@ def deliver_due(session_factory: SessionFactory,
     Blocks the calling thread until every result is written: call it from a worker thread
     (the APScheduler job), never from a running event loop.
     """
+    claimed = _claim(session_factory, transports, now, tz=tz, limit=limit,
+                     max_attempts=max_attempts, lease=lease, policy=policy)
+    claimed.start()
+    return claimed.finish()
+
+
+# A drain claims its next batch while the current one is still going out, once no more than
+# this many of the current one's rows are left to start (``_Claimed.record_until_nearly_sent``):
+# a claim waits for the disk (a commit), which on a busy machine can take longer than a few
+# rounds of sends, so the next batch is claimed as soon as the service has answered (P3).
+OVERLAP_ROWS = BATCH
+# A drain's first claim: this many rounds of the async transports' slots (100 rows at 50).
+FIRST_ROUNDS = 2
+
+
+def drain(session_factory: SessionFactory, transports: dict[str, Transport | AsyncTransport],
+          clock: Callable[[], datetime], *, tz: ZoneInfo = BANGKOK,
+          batch: int = BATCH, policy: DeliveryPolicy | None = None) -> PumpResult:
+    """Pass after pass until one comes up short, so a backlog goes out in one run of the job,
+    not ``batch`` rows per interval; a pass that hands rows back (the service is down, the
+    office closed, the lease ran short) ends it too, so nothing spins.
+
+    The passes overlap where that changes nothing: once a full pass's concurrent sends have
+    had an answer, the next batch is claimed and its sends queue behind the ones in flight (a
+    recipient's rows still one after another, in order), so the sends never wait for a claim
+    or a result write. A pass that has met trouble (a row handed back, the service down, the database
+    gone) is finished before anything more is claimed, as is one whose recipients' message of
+    the day, or the LINE quota, the next batch's decisions depend on.
+    """
+    total = PumpResult()
+    kwargs = {"tz": tz, "policy": policy}
+    # The first claim is what the first send waits for: a few rounds of the slots, claimed
+    # quickly, and the next (full) batch claimed while those go out.
+    limit = min(batch, max([FIRST_ROUNDS * t.concurrency for t in transports.values()
+                            if _is_async(t)], default=batch))
+    current = _claim(session_factory, transports, clock(), limit=limit, **kwargs)
+    current.start()
+    while True:
+        following: _Claimed | None = None
+        try:
+            if len(current.rows) >= limit and current.record_until_nearly_sent(OVERLAP_ROWS):
+                following = _claim(session_factory, transports, clock(), limit=batch,
+                                   previous=current, **kwargs)
+                if not following.depends_on(current):
+                    following.start(after=current)
+            result = current.finish()
+        except BaseException:
+            current.abandon()
+            if following is not None:
+                following.abandon()
+            raise
+        total += result
+        current.run.previous = None  # settled: no chain of finished passes kept alive
+        ends = result.total < limit or result.released
+        limit = batch
+        if following is None:
+            if ends:
+                return total
+            following = _claim(session_factory, transports, clock(), limit=batch, **kwargs)
+            following.start()
+        elif not following.started:
+            if ends:  # the drain stops here: the batch it claimed early goes back untried
+                following.hand_back(after=current)
+                return total + following.finish()
+            following.start(after=current)
+        current = following
+
+
+class _Claimed:
+    """One pass's claimed rows, from the claim to the last result written.
+
+    ``start`` decides at send time and starts the sends (a synchronous transport's one by one
+    in this thread, an async transport's on the pump's loop); ``finish`` writes every result
+    as it comes back, hands back what was not tried, and holds back a channel that is down.
+    """
+
+    def __init__(self, run: _Pass, rows: list[OutboxMessage]) -> None:
+        self.run, self.rows = run, rows
+        self.started = False
+        self.fan_outs: list[_FanOut] = []
+        self.deliveries: set[tuple[str, str]] = set()  # (channel, recipient) of grouped sends
+        self.lanes: dict[str, _Lane] = {}
+
+    def start(self, after: _Claimed | None = None) -> None:
+        """``after``: the pass of the same drain still sending; this one shares its view of
+        each channel (down: no more sends; a recipient's rows in order across both)."""
+        run = self.run
+        self.started = True
+        if after is not None:
+            self.lanes = after.lanes
+            run.down = after.run.down
+        ready = _at_send_time(run, _sendable(run, self.rows))
+        self.deliveries = {(d.channel, d.recipient) for d in ready if isinstance(d, Delivery)}
+        self.fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel],
+                                 self.lanes.setdefault(channel, _Lane()))
+                         for channel, transport in run.transports.items()
+                         if _is_async(transport) and any(r.channel == channel for r in ready)]
+        try:
+            for row in ready:
+                if not _is_async(run.transports[row.channel]):
+                    _deliver_one(run, row)
+                    for fan_out in self.fan_outs:
+                        fan_out.record_ready()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def depends_on(self, sending: _Claimed) -> bool:
+        """Whether deciding this batch at send time must wait for ``sending``'s results: a
+        recipient's message of the day it is sending now (sent, or let go, decides whether
+        these rows go today), or the month's LINE pushes the quota counts."""
+        policy = self.run.policy
+        return any((policy.group and (row.channel, row.recipient) in sending.deliveries)
+                   or (policy.line_monthly_quota is not None and row.channel == Channel.LINE
+                       and row.rung in NON_URGENT_RUNGS)
+                   for row in self.rows)
+
+    def record_until_nearly_sent(self, left: int) -> bool:
+        """Write the results coming back until at most ``left`` rows are still to start and the
+        service has answered; False (nothing more should be claimed yet) when the pass is not
+        all concurrent sends, or has met trouble."""
+        if not self.fan_outs:
+            return False
+        while True:
+            if self.troubled():
+                return False
+            if all(f.unstarted <= left and f.transport.answering for f in self.fan_outs):
+                return True
+            if all(f.future.done() for f in self.fan_outs):
+                return not self.troubled()
+            for fan_out in self.fan_outs:
+                fan_out.record_some(timeout=0.02)
+
+    def troubled(self) -> bool:
+        run = self.run
+        return (run.database_lost or bool(run.down) or run.result.released > 0
+                or any(lane.down for lane in self.lanes.values())
+                or time.monotonic() > run.deadline)
+
+    def finish(self) -> PumpResult:
+        run = self.run
+        try:
+            for fan_out in self.fan_outs:
+                fan_out.record_all()
+        finally:
+            for fan_out in self.fan_outs:
+                fan_out.stop()
+        _write_held(run)
+        for channel, (until, reason) in run.down.items():
+            _hold_channel(run, Channel(channel), until, reason)
+        if run.result.total:
+            log.info("outbox pump: %s", run.result)
+        return run.result
+
+    def hand_back(self, after: _Claimed) -> None:
+        """Hand every row back untried (the drain ends before this batch is decided); a
+        channel ``after`` found down holds them back with the rest of its queue."""
+        self.started = True
+        self.run.down = after.run.down
+        _record(self.run, [(row, Skipped.NOT_STARTED) for row in self.rows])
+
+    def abandon(self) -> None:
+        """Start no more sends and wait for those under way (their rows keep their lease)."""
+        for fan_out in self.fan_outs:
+            fan_out.stop()
+
+
+def _claim(session_factory: SessionFactory, transports: dict[str, Transport | AsyncTransport],
+           now: datetime, *, tz: ZoneInfo = BANGKOK, limit: int = 50,
+           max_attempts: int = MAX_ATTEMPTS, lease: timedelta = LEASE,
+           policy: DeliveryPolicy | None = None, previous: _Claimed | None = None) -> _Claimed:
+    """Claim up to ``limit`` due rows for a new pass."""
     unserved = [c for c in MACHINE_CHANNELS if c.value not in transports]
     with session_factory() as session:
         rows = claim_due(session, now, limit=limit, lease=lease, skip_channels=unserved)
@@ -284,43 +460,8 @@ def deliver_due(session_factory: SessionFactory,
     run = _Pass(session_factory, transports, now, tz, max_attempts,
                 deadline=started + lease.total_seconds() / 2,
                 lease_end=started + lease.total_seconds(), policy=policy or DEFAULT_POLICY,
-                lease=lease)
-    ready = _at_send_time(run, _sendable(run, rows))
-    fan_outs = [_FanOut(run, transport, [r for r in ready if r.channel == channel])
-                for channel, transport in transports.items()
-                if _is_async(transport) and any(r.channel == channel for r in ready)]
-    try:
-        for row in ready:
-            if not _is_async(transports[row.channel]):
-                _deliver_one(run, row)
-                for fan_out in fan_outs:
-                    fan_out.record_ready()
-        for fan_out in fan_outs:
-            fan_out.record_all()
-    finally:
-        for fan_out in fan_outs:
-            fan_out.stop()
-    _write_held(run)
-    for channel, (until, reason) in run.down.items():
-        _hold_channel(run, Channel(channel), until, reason)
-    if run.result.total:
-        log.info("outbox pump: %s", run.result)
-    return run.result
-
-
-def drain(session_factory: SessionFactory, transports: dict[str, Transport | AsyncTransport],
-          clock: Callable[[], datetime], *, tz: ZoneInfo = BANGKOK,
-          batch: int = BATCH, policy: DeliveryPolicy | None = None) -> PumpResult:
-    """Pass after pass until one comes up short, so a backlog goes out in one run of the job,
-    not ``batch`` rows per interval; a pass that hands rows back (the service is down, the
-    office closed, the lease ran short) ends it too, so nothing spins."""
-    total = PumpResult()
-    while True:
-        result = deliver_due(session_factory, transports, clock(), tz=tz, limit=batch,
-                             policy=policy)
-        total += result
-        if result.total < batch or result.released:
-            return total
+                lease=lease, previous=previous.run if previous is not None else None)
+    return _Claimed(run, rows)
 
 
 def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
@@ -328,6 +469,7 @@ def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
     channel to send them on, or due while the office is closed (the pump ran late)."""
     ready: list[OutboxMessage] = []
     outcomes: list[tuple[OutboxMessage, Outcome]] = []
+    slots: dict[int | None, datetime] = {}
     with _handed_back_if_database_lost(run, rows) as loss, run.session_factory() as session:
         for row in rows:
             transport = run.transports.get(row.channel)
@@ -340,8 +482,11 @@ def _sendable(run: _Pass, rows: list[OutboxMessage]) -> list[OutboxMessage]:
             if not keeps_office_hours(transport):
                 ready.append(row)
                 continue
-            calendar = run.calendar(session, directive_of(session, row))
-            slot = calendar.next_send_slot(run.now, run.tz)
+            directive_id = directive_of(session, row)
+            if directive_id not in slots:  # one office-hours check a calendar, not a row
+                slots[directive_id] = run.calendar(session, directive_id).next_send_slot(
+                    run.now, run.tz)
+            slot = slots[directive_id]
             if slot > run.now:
                 outcomes.append((row, Deferred(slot)))
             else:
@@ -736,39 +881,84 @@ def _unexpected(row: OutboxMessage, exc: Exception) -> TransportError:
 
 # --- Concurrent sends ---------------------------------------------------------------------
 
+@dataclass
+class _Lane:
+    """An async channel as the overlapping passes of one drain share it, on the pump's loop:
+    whether its service is down (no more sends start), and each recipient's last row in flight
+    (the recipient's next row, whichever pass it is in, starts only after it)."""
+
+    down: bool = False
+    tails: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+
+
 async def send_all(transport: AsyncTransport, rows: list[OutboxMessage],
                    may_start: Callable[[], bool],
-                   report: Callable[[OutboxMessage, Outcome], None]) -> None:
+                   report: Callable[[OutboxMessage, Outcome], None],
+                   lane: _Lane | None = None,
+                   starting: Callable[[], None] | None = None) -> None:
     """Send ``rows`` from ``transport.concurrency`` tasks, reporting each row's outcome.
 
     One recipient's rows go one after another, in order; different recipients at once. Once
     the service itself fails (``channel_down``) or ``may_start`` says no, rows not started yet
     are reported ``NOT_STARTED``. While the service has not answered yet (a fresh process, or
-    it was down), the first row goes alone, as a probe, before the crowd.
+    it was down), the first row goes alone, as a probe, before the crowd. ``lane``: shared with
+    another pass's ``send_all`` on the same transport; ``starting`` is called as each send starts.
     """
-    chains = deque(_by_recipient(rows))
-    down = False
+    lane = lane if lane is not None else _Lane()
+    loop = asyncio.get_running_loop()
+    # [rows, the recipient's chain of an earlier pass to wait for, done]: registered at once,
+    # so a later pass's rows for the same recipient wait for these, started or not
+    chains: deque[list[Any]] = deque()
+    for chain in _by_recipient(rows):
+        done: asyncio.Future[None] = loop.create_future()
+        chains.append([chain, lane.tails.get(chain[0].recipient), done])
+        lane.tails[chain[0].recipient] = done
 
-    async def send_chain(chain: list[OutboxMessage]) -> None:
-        nonlocal down
+    def finished(entry: list[Any]) -> None:
+        chain, _before, done = entry
+        if not done.done():
+            done.set_result(None)
+        if chain and lane.tails.get(chain[0].recipient) is done:
+            del lane.tails[chain[0].recipient]
+
+    async def send_rows(chain: list[OutboxMessage]) -> None:
         for row in chain:
-            if down or not may_start():
+            if lane.down or not may_start():
                 report(row, Skipped.NOT_STARTED)
                 continue
+            if starting is not None:
+                starting()
             outcome = await _attempt_async(transport, row)
-            down = down or (outcome is not None and outcome.channel_down)
+            lane.down = lane.down or (outcome is not None and outcome.channel_down)
             report(row, outcome)
+
+    async def send_chain(entry: list[Any]) -> None:
+        try:
+            if entry[1] is not None:  # the recipient's rows of an earlier pass, still going out
+                await entry[1]
+            await send_rows(entry[0])
+        finally:
+            finished(entry)
 
     async def worker() -> None:
         while chains:
             await send_chain(chains.popleft())
 
-    if chains and not transport.answering:
-        first = chains.popleft()
-        await send_chain(first[:1])
-        if first[1:]:
-            chains.appendleft(first[1:])
-    await asyncio.gather(*(worker() for _ in range(min(transport.concurrency, len(chains)))))
+    try:
+        if chains and not transport.answering:
+            entry = chains[0]
+            if entry[1] is not None:
+                await entry[1]
+                entry[1] = None
+            await send_rows(entry[0][:1])
+            if len(entry[0]) == 1:
+                finished(chains.popleft())
+            else:
+                entry[0] = entry[0][1:]
+        await asyncio.gather(*(worker() for _ in range(min(transport.concurrency, len(chains)))))
+    finally:
+        for entry in chains:  # only if this failed: a later pass must not wait for ever
+            finished(entry)
 
 
 def _by_recipient(rows: Iterable[OutboxMessage]) -> list[list[OutboxMessage]]:
@@ -779,17 +969,32 @@ def _by_recipient(rows: Iterable[OutboxMessage]) -> list[list[OutboxMessage]]:
     return list(chains.values())
 
 
+# Results of concurrent sends are written at most once in this long while more are coming:
+# each transaction then carries dozens (a SQLite commit waits ~10 ms for the disk), and the
+# thread that writes takes the interpreter from the loop that sends less often (P3).
+WRITE_EVERY = 0.1
+
+
 class _FanOut:
     """One async transport's rows of a pass, sent on the pump's loop while this thread
     writes each result that has come back."""
 
-    def __init__(self, run: _Pass, transport: AsyncTransport, rows: list[OutboxMessage]) -> None:
-        self.run, self.waiting = run, len(rows)
+    def __init__(self, run: _Pass, transport: AsyncTransport, rows: list[OutboxMessage],
+                 lane: _Lane | None = None) -> None:
+        self.run, self.transport, self.rows = run, transport, rows
+        self.waiting = self.unstarted = len(rows)
+        self.written_at = 0.0
         self.results: queue.SimpleQueue[tuple[OutboxMessage, Outcome]] = queue.SimpleQueue()
         self.stopped = threading.Event()
-        self.future = PUMP_LOOP.submit(send_all(transport, rows, self.may_start, self.report))
+        self.future = PUMP_LOOP.submit(send_all(transport, rows, self.may_start, self.report,
+                                                lane, self._starting))
+
+    def _starting(self) -> None:
+        self.unstarted -= 1  # on the pump's loop only; read by the pass's thread
 
     def report(self, row: OutboxMessage, outcome: Outcome) -> None:
+        if outcome is Skipped.NOT_STARTED:
+            self.unstarted -= 1
         self.results.put((row, outcome))
 
     def may_start(self) -> bool:
@@ -798,6 +1003,14 @@ class _FanOut:
     def record_ready(self) -> None:
         """Write the results that have come back so far, in one transaction."""
         self._write(self._taken())
+
+    def record_some(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for a result, then write every one that has come back."""
+        try:
+            first = self.results.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._write(self._batch(first))
 
     def record_all(self) -> None:
         """Write results as they come back, until every row has one."""
@@ -808,10 +1021,19 @@ class _FanOut:
                 if self.future.done() and self.results.empty():
                     break
                 continue
-            self._write([first, *self._taken()])
+            self._write(self._batch(first))
         if self.waiting:  # send_all itself failed: those rows stay claimed until their lease ends
             log.error("outbox pump: %d row(s) left without a result", self.waiting,
                       exc_info=self.future.exception())
+
+    def _batch(self, first: tuple[OutboxMessage, Outcome]) -> list[tuple[OutboxMessage, Outcome]]:
+        """``first`` and the results that come back with it: while sends are still starting,
+        at most one transaction every ``WRITE_EVERY`` (a pause of this thread, not of a send);
+        the last ones as soon as they come."""
+        pause = WRITE_EVERY - (time.monotonic() - self.written_at)
+        if pause > 0 and self.unstarted > 0 and self.waiting > 1 + self.results.qsize():
+            time.sleep(pause)
+        return [first, *self._taken()]
 
     def _taken(self) -> list[tuple[OutboxMessage, Outcome]]:
         taken = []
@@ -823,6 +1045,7 @@ class _FanOut:
         if results:
             self.waiting -= len(results)
             _record(self.run, results)
+            self.written_at = time.monotonic()
 
     def stop(self) -> None:
         """Start no more sends, and wait for those under way (their rows keep their lease)."""

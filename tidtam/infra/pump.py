@@ -33,8 +33,8 @@ def transports_from_settings(settings: Settings, client: httpx.Client
     """The channels this deployment can use; a missing one leaves rows 'not sent: no channel',
     except the Prefect events, which stay queued while ``PREFECT_API_URL`` is unset.
 
-    LINE gets its own AsyncClients (``pump_line_shards`` of them, with ``client``'s timeout),
-    used on the pump's loop and closed by ``close_transports``.
+    LINE gets its own clients (``pump_line_shards`` aiohttp sessions, with ``client``'s
+    timeout), used on the pump's loop and closed by ``close_transports``.
     """
     transports: dict[str, Transport | AsyncTransport] = {
         Channel.WEBHOOK.value: WebhookTransport(client)}

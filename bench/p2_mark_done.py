@@ -247,6 +247,9 @@ def sign_in(base_url: str, username: str, password: str) -> Browser:
                                              "csrftoken": token})
         if answer.status_code != 303:
             raise RuntimeError(f"sign-in as {username} answered {answer.status_code}")
+        # Signing in rotates the session's CSRF seed (web.csrf_binding): the token before it
+        # no longer matches; the answer sets the new one.
+        token = client.cookies["csrftoken"]
         return Browser(f"csrftoken={token}; tidtam_session={client.cookies['tidtam_session']}",
                        token)
 

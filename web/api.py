@@ -39,7 +39,7 @@ from tidtam.app.outbox import outbox_for, outbox_query
 from tidtam.app.tracking import complete
 from web import api_directives
 from web.deps import (
-    ApiSignedInUser,
+    ApiCredentials,
     ApiUser,
     NowDep,
     SessionDep,
@@ -47,7 +47,7 @@ from web.deps import (
     TodayDep,
     client_address,
     client_name,
-    write_unit,
+    signed_in_unit,
 )
 from web.errors import bilingual
 from web.schemas import (
@@ -151,16 +151,16 @@ def get_item(item_id: RowId, user: ApiUser, session: SessionDep, today: TodayDep
 
 @router.post("/items/{item_id}/done", response_model=ItemPublic,
              responses=errors(403, 404, 409, 422))
-async def item_done(request: Request, item_id: RowId, body: DoneIn, user: ApiSignedInUser,
-                    now: NowDep, today: TodayDep) -> ItemPublic:
+async def item_done(request: Request, item_id: RowId, body: DoneIn,
+                    credentials: ApiCredentials, now: NowDep, today: TodayDep) -> ItemPublic:
     """Mark an item done; ``version`` must be the one you read (else 409).
 
     A 422 is ``{"detail": {"th", "en"}}`` when a rule refuses the input (a note over 2000
     characters), FastAPI's field list when the JSON itself has the wrong shape.
     """
-    # The token checked in one query, the mark and its commit in one unit (bench P2); the answer
-    # is the item as written, not read again.
-    marked = await write_unit(request, lambda session: complete(
+    # The token's check, the mark and its commit in one unit of work (bench P2); the answer is
+    # the item as written, not read again.
+    marked = await signed_in_unit(request, credentials, lambda session, user: complete(
         session, user, item_id, now=now, note=body.note, expected_version=body.version))
     facts = marked.facts
     return ItemPublic(id=facts.id, directive_slug=facts.directive_slug, step_code=facts.step_code,

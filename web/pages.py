@@ -28,13 +28,13 @@ from tidtam.app.outbox import outbox_query, push_quota
 from tidtam.app.tracking import complete, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.deps import (
+    BrowserCredentials,
     CurrentUser,
     NowDep,
     SessionDep,
     SettingsDep,
-    SignedInUser,
     TodayDep,
-    write_unit,
+    signed_in_unit,
 )
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -114,12 +114,12 @@ def item_page(request: Request, item_id: RowId, user: CurrentUser, session: Sess
 
 
 @router.post("/items/{item_id}/done")
-async def item_done(request: Request, item_id: RowId, user: SignedInUser, now: NowDep,
-                    version: FormVersion, note: Annotated[str, Form()] = "",
+async def item_done(request: Request, item_id: RowId, credentials: BrowserCredentials,
+                    now: NowDep, version: FormVersion, note: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "") -> Response:
-    """The click that marks a step done: the sign-in checked in one query, then the mark and its
-    commit in one unit (``web.deps.write_unit``; bench P2)."""
-    marked = await write_unit(request, lambda session: complete(
+    """The click that marks a step done: the sign-in check, the mark and its commit in one unit
+    of work (``web.deps.signed_in_unit``; bench P2)."""
+    marked = await signed_in_unit(request, credentials, lambda session, user: complete(
         session, user, item_id, now=now, note=note, expected_version=version))
     flash(request, "flash.item_done")
     facts = marked.facts

@@ -19,6 +19,7 @@ from models.user import User, UserPublic
 from tidtam.app.accounts import Limits, live_session, live_user
 from tidtam.infra.db import is_sqlite_busy, session_scope
 from tidtam.infra.settings import Settings
+from web.write_batches import BatchBusy, WriteBatches
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
@@ -311,8 +312,18 @@ async def read_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
 async def write_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
     """``work(session, *args)`` as ``SessionDep`` gives a route that writes: a slot (on SQLite the
     writer lane too), a session on the writing engine committed before the answer, rolled back
-    on an error, SQLite's "busy" as 503; all of it in one hop to the thread pool."""
+    on an error, SQLite's "busy" as 503; all of it in one hop to the thread pool. On SQLite the
+    units waiting for the lane share that hop and one transaction, each in its own SAVEPOINT
+    (``web.write_batches``: one commit, one fsync, for all of them)."""
     state = request.app.state
+    if state.write_engine.dialect.name == "sqlite":  # one writer: commit together (group commit)
+        batches = getattr(state, "write_batches", None)
+        if batches is None:
+            batches = state.write_batches = WriteBatches(state.write_engine, state.admission)
+        try:
+            return await batches.run(lambda session: work(session, *args))
+        except BatchBusy as busy:
+            raise state.admission.busy() from busy.error
     async with state.admission.slot(write=True):
         return await run_in_threadpool(_unit, request, state.write_engine, work, args)
 

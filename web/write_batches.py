@@ -58,7 +58,7 @@ class WriteBatches:
                 works = [work for work, _ in batch]
                 try:
                     async with self.admission.slot(write=True):
-                        outcomes = _run_batch_now(self.engine, works)
+                        outcomes = await _run_batch_here(self.engine, works)
                         if outcomes is None:  # another process holds the write lock: wait apart
                             outcomes = await run_in_threadpool(_run_batch, self.engine, works)
                 except Exception as error:  # no slot in time (503)
@@ -82,34 +82,40 @@ def _settle(batch: list[tuple[Callable, asyncio.Future]], outcomes: list[tuple[b
             future.set_exception(value)
 
 
-def _run_batch_now(engine, works: list[Callable[[Session], Any]]) -> list[tuple[bool, Any]] | None:
-    """In the event loop itself, when the write lock is free at once: None when another process
-    holds it (the batch then waits for it in a worker thread, ``_run_batch``).
+async def _run_batch_here(engine, works: list[Callable[[Session], Any]]
+                          ) -> list[tuple[bool, Any]] | None:
+    """The batch's statements in the event loop itself, its COMMIT (the fsync) in a worker
+    thread, when the write lock is free at once: None when another process holds it (the batch
+    then waits for it in a worker thread, ``_run_batch``).
 
-    No hop: a worker thread holds the GIL only when the busy event loop lets go of it, a few
-    statements at a time, while the writer lane waits (6–8 ms a unit instead of 1.5 ms, bench
-    P2). The loop does block for the batch's statements and its one fsync (a few ms), never for
-    another process's lock: BEGIN IMMEDIATE is tried with no busy timeout.
+    A worker thread holds the GIL only when the busy event loop lets go of it, a few statements
+    at a time, while the writer lane waits (6–8 ms a unit instead of 1.5 ms, bench P2); the
+    statements of a unit are fast and do no waiting, so they run here. The fsync, a few ms of
+    waiting for the disk, does not: the loop reads the next requests meanwhile. The loop never
+    waits for another process's lock: BEGIN IMMEDIATE is tried with no busy timeout.
     """
-    with engine.connect() as connection:
+    connection = engine.connect()
+    try:
         raw = connection.connection.dbapi_connection
         raw.execute("PRAGMA busy_timeout=0")
         try:
-            try:
-                connection.begin()
-            except OperationalError as error:
-                if is_sqlite_busy(error):
-                    return None
-                raise
-            finally:
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            connection.begin()
+        except OperationalError as error:
+            if is_sqlite_busy(error):
+                return None
+            return _failed(error, len(works))
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        try:
             # The session joins the connection's transaction: its commit leaves it to the
             # connection's, which is the batch's one COMMIT.
             outcomes = _in_transaction(Session(bind=connection, expire_on_commit=False), works)
-            connection.commit()
-            return outcomes
-        except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch was written
+            await run_in_threadpool(connection.commit)
+        except Exception as error:  # COMMIT failed: nothing of the batch was written
             return _failed(error, len(works))
+        return outcomes
+    finally:
+        connection.close()  # back to the pool (rolled back if it was not committed)
 
 
 def _run_batch(engine, works: list[Callable[[Session], Any]]) -> list[tuple[bool, Any]]:

@@ -94,7 +94,9 @@ async def _run_batch_here(engine, works: list[Callable[[Session], Any]]
     waiting for the disk, does not: the loop reads the next requests meanwhile. The loop never
     waits for another process's lock: BEGIN IMMEDIATE is tried with no busy timeout.
     """
-    connection = engine.connect()
+    # The checkout in a worker thread: the slot held guarantees a connection only to the app's
+    # own requests, and a pool emptied from outside waits its timeout (503) there, not here.
+    connection = await run_in_threadpool(engine.connect)
     try:
         raw = connection.connection.dbapi_connection
         raw.execute("PRAGMA busy_timeout=0")

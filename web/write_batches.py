@@ -45,7 +45,12 @@ class WriteBatches:
 
     async def run(self, work: Callable[[Session], Any]) -> Any:
         """``work(session)`` committed with the batch it joins; its result or its error."""
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self.running is not None and self.running.get_loop() is not loop:
+            # Left over from an event loop that stopped mid-batch (a test client closed): its
+            # requests are gone with it.
+            self.running, self.waiting = None, [w for w in self.waiting if w[1].get_loop() is loop]
         self.waiting.append((work, future))
         if self.running is None:
             self.running = asyncio.ensure_future(self._drain())

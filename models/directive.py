@@ -6,11 +6,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Index, UniqueConstraint, case, func
+from sqlalchemy import JSON, Index, UniqueConstraint, bindparam, case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
+from models.org import District, Province
 from models.types import UTCDateTime, enum_column
-from models.versioned import versioned_update
+from models.versioned import versioned_update, versioned_write
 
 
 class DirectiveBase(SQLModel):
@@ -304,6 +306,78 @@ def update_item(session: Session, item_id: int, *, expected_version: int,
     matched no row (another writer changed it first)."""
     return versioned_update(session, TrackedItem, item_id, expected_version=expected_version,
                             statuses=(expected_status,), **values)
+
+
+class ItemFacts(NamedTuple):
+    """An item as marking it needs: its columns, its step's, its directive's and the names its
+    event carries, read in one query (``item_facts``)."""
+
+    id: int
+    version: int
+    status: ItemStatus
+    note: str | None
+    completed_by_id: int | None
+    completed_at: datetime | None
+    waived_at: datetime | None
+    waived_by_id: int | None
+    waiver_reason: str | None
+    directive_id: int
+    step_id: int
+    district_code: str
+    due_on: date
+    step_kind: StepKind
+    step_code: str
+    step_title_th: str
+    directive_status: DirectiveStatus
+    directive_slug: str
+    directive_reference_no: str
+    directive_title_th: str
+    directive_province_code: str | None
+    district_province_code: str
+    district_name_th: str
+    province_name_th: str | None
+
+
+def item_facts(session: Session, item_id: int) -> ItemFacts | None:
+    """The item, its step, directive, district and the directive's province in one prepared
+    query (the access check and the event of ``tidtam.app.tracking.complete``); None if there
+    is no such item."""
+    row = session.execute(_ITEM_FACTS, {"item_id": item_id}).first()
+    return ItemFacts(*row) if row is not None else None
+
+
+def _item_facts_query():
+    item, step, directive = TrackedItem.__table__, DirectiveStep.__table__, Directive.__table__
+    district, province = District.__table__, Province.__table__
+    return (sa_select(item.c.id, item.c.version, item.c.status, item.c.note,
+                      item.c.completed_by_id, item.c.completed_at, item.c.waived_at,
+                      item.c.waived_by_id, item.c.waiver_reason, item.c.directive_id,
+                      item.c.step_id, item.c.district_code, item.c.due_on, step.c.kind,
+                      step.c.code, step.c.title_th, directive.c.status, directive.c.slug,
+                      directive.c.reference_no, directive.c.title_th, directive.c.province_code,
+                      district.c.province_code, district.c.name_th, province.c.name_th)
+            .select_from(item.join(step, step.c.id == item.c.step_id)
+                         .join(directive, directive.c.id == item.c.directive_id)
+                         .join(district, district.c.code == item.c.district_code)
+                         .outerjoin(province, province.c.code == directive.c.province_code))
+            .where(item.c.id == bindparam("item_id")))
+
+
+_ITEM_FACTS = _item_facts_query()
+
+
+def item_version_after(session: Session, item_id: int, *, expected_version: int,
+                       expected_status: ItemStatus, **values: Any) -> int | None:
+    """``update_item``'s conditional UPDATE, leaving the session's copy alone: the item's new
+    version, or None if it matched no row."""
+    return versioned_write(session, TrackedItem, item_id, expected_version=expected_version,
+                           statuses=(expected_status,), **values)
+
+
+def current_status(session: Session, item_id: int) -> ItemStatus | None:
+    """The item's status as the database has it now (after a conditional write lost)."""
+    return session.execute(sa_select(TrackedItem.__table__.c.status)
+                           .where(TrackedItem.__table__.c.id == item_id)).scalar()
 
 
 def find_item(session: Session, directive_id: int, district_code: str,

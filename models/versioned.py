@@ -27,6 +27,22 @@ def versioned_update(session: Session, model: type[Row], row_id: int, *,
     """Write ``values`` and bump the version if the row is still at ``expected_version`` (when
     given) and in one of ``statuses`` (when given); the session's copy of the row, updated, or
     None when no row matched (another writer changed it first)."""
+    version = versioned_write(session, model, row_id, expected_version=expected_version,
+                              statuses=statuses, **values)
+    if version is None:
+        return None
+    row = session.get(model, row_id)  # the copy the caller holds: no query when it is loaded
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+    set_committed_value(row, "version", version)
+    return row
+
+
+def versioned_write(session: Session, model: type[SQLModel], row_id: int, *,
+                    expected_version: int | None = None, statuses: Iterable[str] | None = None,
+                    **values: Any) -> int | None:
+    """The same conditional UPDATE without touching the session's copy of the row: the new
+    version, or None when no row matched."""
     statement = _statement(model, tuple(sorted(values)), expected_version is not None,
                            statuses is not None)
     params: dict[str, Any] = {f"new_{name}": value for name, value in values.items()}
@@ -35,14 +51,7 @@ def versioned_update(session: Session, model: type[Row], row_id: int, *,
         params["expected_version"] = expected_version
     if statuses is not None:
         params["statuses"] = list(statuses)
-    version = session.execute(statement, params).scalar()
-    if version is None:
-        return None
-    row = session.get(model, row_id)  # the copy the caller holds: no query when it is loaded
-    for name, value in values.items():
-        set_committed_value(row, name, value)
-    set_committed_value(row, "version", version)
-    return row
+    return session.execute(statement, params).scalar()
 
 
 @lru_cache(maxsize=64)

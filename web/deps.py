@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from models.sessions import LoginSession, SessionKind
 from models.user import User, UserPublic
-from tidtam.app.accounts import Limits, live_session
+from tidtam.app.accounts import Limits, live_session, live_user
 from tidtam.infra.db import is_sqlite_busy, session_scope
 from tidtam.infra.settings import Settings
+from web.write_batches import BatchBusy, WriteBatches
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 def reads_only(endpoint):
@@ -146,6 +151,191 @@ def current_user(request: Request, session: SessionDep) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+# --- The hot path of a click (marking a step done, bench P2) -------------------------------------
+# A sync dependency or route is a hop to the thread pool each (the session, the user, the route,
+# the commit: four or five a request), each unit of work a pool checkout, a transaction and its
+# commit; on SQLite every hop after the first statement is taken while holding the one writer
+# lane (web.admission). Here the sign-in is checked in the same unit of work as the change, in one
+# prepared query, and that unit is one hop (``signed_in_unit``).
+#
+# Which answer comes first is kept: a request no one is signed in for is sent to sign in even
+# when its form is also wrong. So the credentials are checked at once (``read_unit``), as the
+# dependency always did, unless the form (or JSON body) is one FastAPI surely accepts; a cookie
+# without a session, a stale one or a request without a token is refused at once, as ever.
+
+_DIGITS = re.compile(r"[0-9]{1,18}")  # a non-negative int below 2^63 (RowId, Version)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who a request says it is: a browser's session or an API token, and the user when it has
+    been checked already (else the unit of work checks it)."""
+
+    kind: SessionKind
+    secret: str
+    now: datetime
+    found: tuple[int, UserPublic] | None = None
+
+
+async def browser_credentials(request: Request) -> Credentials:
+    """``current_user``'s checks of the cookie (a session named, not idle) now; of the server-side
+    session (live, its user active) in the unit of work, or now when the form may be refused."""
+    data = request.session
+    if "sid" not in data:
+        raise LoginRequired()
+    state = request.app.state
+    now, limits = state.clock.now(), Limits.of(state.settings)
+    try:
+        idle = now - datetime.fromisoformat(data.get("seen", ""))
+    except (TypeError, ValueError):
+        idle = None
+    secret = data.get("sid")
+    if idle is None or idle >= limits.idle or not isinstance(secret, str) or not secret:
+        forget_browser_session(request)
+        raise LoginRequired()
+    credentials = Credentials(SessionKind.WEB, secret, now)
+    if not await _surely_valid_form(request):
+        credentials = _checked(request, credentials, await read_unit(
+            request, live_user, secret, SessionKind.WEB, now, limits))
+    return credentials
+
+
+BrowserCredentials = Annotated[Credentials, Depends(browser_credentials)]
+
+
+async def api_credentials(request: Request,
+                          token: Annotated[str | None, Depends(oauth2_scheme)]) -> Credentials:
+    """``api_user``'s check of the bearer token: in the unit of work, or now when the body may be
+    refused (or there is no token)."""
+    state = request.app.state
+    now = state.clock.now()
+    if not isinstance(token, str) or not token:
+        raise NotAuthenticated()
+    credentials = Credentials(SessionKind.API, token, now)
+    if not _surely_valid_json(request):
+        credentials = _checked(request, credentials, await read_unit(
+            request, live_user, token, SessionKind.API, now, Limits.of(state.settings)))
+    return credentials
+
+
+ApiCredentials = Annotated[Credentials, Depends(api_credentials)]
+
+
+async def _surely_valid_form(request: Request) -> bool:
+    """The done form as FastAPI surely accepts it (a version, the item's id as plain digits;
+    text fields as text); anything else is left to FastAPI, after the sign-in is checked."""
+    form = await request.form()  # parsed already by FastAPI: its cached copy
+    return (_row_id(request) and _plain_int(form.get("version"))
+            and all(isinstance(form.get(name, ""), str) for name in ("note", "next")))
+
+
+def _surely_valid_json(request: Request) -> bool:
+    body = getattr(request, "_json", None)  # parsed already by FastAPI, when it was JSON
+    if not _row_id(request) or not isinstance(body, dict):
+        return False
+    version, note = body.get("version"), body.get("note")
+    return (type(version) is int and 0 <= version < 2**63 and (note is None or isinstance(note, str)))
+
+
+def _row_id(request: Request) -> bool:
+    value = request.path_params.get("item_id")
+    return _plain_int(value) and int(value) >= 1
+
+
+def _plain_int(value: object) -> bool:
+    return isinstance(value, str) and _DIGITS.fullmatch(value) is not None
+
+
+def _checked(request: Request, credentials: Credentials,
+               found: tuple[int, UserPublic] | None) -> Credentials:
+    """What a check of the credentials leaves on the request, as ``current_user`` and
+    ``api_user`` leave it; LoginRequired or NotAuthenticated when they name no one."""
+    if credentials.kind == SessionKind.API:
+        if found is None:
+            raise NotAuthenticated()
+        request.state.api_token = credentials.secret
+    else:
+        if found is None:
+            forget_browser_session(request)
+            raise LoginRequired()
+        request.session["seen"] = credentials.now.isoformat()  # the last request's time
+        request.state.login_session_id = found[0]
+        request.state.user = found[1]
+    return replace(credentials, found=found)
+
+
+class _Refused(Exception):
+    """The unit's work failed after the sign-in was checked: who it was, and the error."""
+
+    def __init__(self, found: tuple[int, UserPublic], error: BaseException) -> None:
+        self.found, self.error = found, error
+
+
+async def signed_in_unit(request: Request, credentials: Credentials,
+                         work: Callable[..., T], *args: Any) -> T:
+    """``work(session, user, *args)`` in one ``write_unit``, the credentials checked first in the
+    same transaction (unless they were already): signed out, nothing is done."""
+    limits = Limits.of(request.app.state.settings)
+
+    def unit(session: Session) -> tuple[tuple[int, UserPublic] | None, T | None]:
+        found = credentials.found or live_user(session, credentials.secret, credentials.kind,
+                                               credentials.now, limits)
+        if found is None:
+            return None, None
+        try:
+            return found, work(session, found[1], *args)
+        except Exception as error:  # rolled back by the unit; the request still knows who it was
+            raise _Refused(found, error) from error
+
+    try:
+        found, result = await write_unit(request, unit)
+    except _Refused as refused:
+        _checked(request, credentials, refused.found)
+        error = refused.error
+        if isinstance(error, OperationalError) and is_sqlite_busy(error):
+            raise request.app.state.admission.busy() from error
+        raise error from None
+    _checked(request, credentials, found)
+    return result
+
+
+async def read_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """``work(session, *args)`` in a session of its own that writes nothing: a database slot,
+    one hop to the thread pool."""
+    state = request.app.state
+    async with state.admission.slot(write=False):
+        return await run_in_threadpool(_unit, request, state.engine, work, args)
+
+
+async def write_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """``work(session, *args)`` as ``SessionDep`` gives a route that writes: a slot (on SQLite the
+    writer lane too), a session on the writing engine committed before the answer, rolled back
+    on an error, SQLite's "busy" as 503; all of it in one hop to the thread pool. On SQLite the
+    units waiting for the lane share that hop and one transaction, each in its own SAVEPOINT
+    (``web.write_batches``: one commit, one fsync, for all of them)."""
+    state = request.app.state
+    if state.write_engine.dialect.name == "sqlite":  # one writer: commit together (group commit)
+        batches = getattr(state, "write_batches", None)
+        if batches is None:
+            batches = state.write_batches = WriteBatches(state.write_engine, state.admission)
+        try:
+            return await batches.run(lambda session: work(session, *args))
+        except BatchBusy as busy:
+            raise state.admission.busy() from busy.error
+    async with state.admission.slot(write=True):
+        return await run_in_threadpool(_unit, request, state.write_engine, work, args)
+
+
+def _unit(request: Request, engine, work: Callable[..., T], args: tuple) -> T:
+    try:
+        with session_scope(engine) as session:
+            return work(session, *args)
+    except OperationalError as exc:
+        if is_sqlite_busy(exc):
+            raise request.app.state.admission.busy() from exc
+        raise
 
 
 def optional_user(request: Request, session: SessionDep) -> User | None:

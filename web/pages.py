@@ -6,11 +6,9 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlmodel import Session
 from starlette.responses import Response
 
 from domain.access import DISTRICT_ROLES, NATIONAL_ROLES
-from models.directive import Directive
 from models.user import User
 from tidtam.app.boards import (
     directive_board_page,
@@ -27,10 +25,18 @@ from tidtam.app.directives import (
 )
 from tidtam.app.outbox import outbox_page as outbox_page_for
 from tidtam.app.outbox import outbox_query, push_quota
-from tidtam.app.tracking import mark_done, reopen_waived, waive
+from tidtam.app.tracking import complete, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.board_page import board_cells, chart_figure
-from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep
+from web.deps import (
+    BrowserCredentials,
+    CurrentUser,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    TodayDep,
+    signed_in_unit,
+)
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
 from web.schemas import FormVersion, RowId
@@ -110,18 +116,18 @@ def item_page(request: Request, item_id: RowId, user: CurrentUser, session: Sess
                                          "step": detail.step})
 
 
-def _district_page_of(session: Session, item) -> str:
-    directive = session.get(Directive, item.directive_id)
-    return directive_path(directive, f"/districts/{item.district_code}#item-{item.id}")
-
-
 @router.post("/items/{item_id}/done")
-def item_done(request: Request, item_id: RowId, user: CurrentUser, session: SessionDep,
-              now: NowDep, version: FormVersion, note: Annotated[str, Form()] = "",
-              next: Annotated[str, Form()] = "") -> Response:
-    item = mark_done(session, user, item_id, now=now, note=note, expected_version=version)
+async def item_done(request: Request, item_id: RowId, credentials: BrowserCredentials,
+                    now: NowDep, version: FormVersion, note: Annotated[str, Form()] = "",
+                    next: Annotated[str, Form()] = "") -> Response:
+    """The click that marks a step done: the sign-in check, the mark and its commit in one unit
+    of work (``web.deps.signed_in_unit``; bench P2)."""
+    marked = await signed_in_unit(request, credentials, lambda session, user: complete(
+        session, user, item_id, now=now, note=note, expected_version=version))
     flash(request, "flash.item_done")
-    return redirect(safe_next(next) or _district_page_of(session, item))
+    facts = marked.facts
+    return redirect(safe_next(next) or directive_path(
+        facts.directive_slug, f"/districts/{facts.district_code}#item-{facts.id}"))
 
 
 @router.post("/items/{item_id}/waive")

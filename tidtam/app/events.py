@@ -19,13 +19,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from domain.runs import SEPARATOR
-from models.directive import Directive, DirectiveStep, StepKind, TrackedItem
+from models.directive import Directive, DirectiveStep, ItemFacts, StepKind, TrackedItem
 from models.org import District, Province, districts_of
 from models.outbox import Channel
 from models.report import Report, ReportStatus
@@ -120,10 +121,29 @@ def item_event(session: Session, name: EventName, item: TrackedItem, *, actor: s
     """An item's event; keyed by its new version (one event per change of the item)."""
     place = _place(session, item.directive_id, item.district_code)
     step = session.get(DirectiveStep, item.step_id)
-    resource = {"prefect.resource.id": f"tidtam.item.{item.id}",
+    return _item_event(name, item.id, item.version, place, step, actor=actor, now=now,
+                       **payload)
+
+
+def item_event_of(name: EventName, facts: ItemFacts, version: int, *, actor: str,
+                  now: datetime, **payload: Any) -> Event:
+    """The same event from the names ``models.directive.item_facts`` read with the item (no
+    further query); ``version``: the item's new one."""
+    directive = SimpleNamespace(slug=facts.directive_slug, reference_no=facts.directive_reference_no,
+                                title_th=facts.directive_title_th)
+    province = SimpleNamespace(code=facts.directive_province_code, name_th=facts.province_name_th)
+    district = SimpleNamespace(code=facts.district_code, name_th=facts.district_name_th)
+    step = SimpleNamespace(code=facts.step_code, title_th=facts.step_title_th)
+    return _item_event(name, facts.id, version, _Place(directive, province, district), step,
+                       actor=actor, now=now, **payload)
+
+
+def _item_event(name: EventName, item_id: int, version: int, place: _Place, step, *, actor: str,
+                now: datetime, **payload: Any) -> Event:
+    resource = {"prefect.resource.id": f"tidtam.item.{item_id}",
                 "prefect.resource.name": _step_label(place.district, step), **place.labels()}
-    return Event(name, f"event:{name}:{item.id}:{item.version}", now, resource,
-                 place.related(step), {"actor": actor, "version": item.version, **payload})
+    return Event(name, f"event:{name}:{item_id}:{version}", now, resource,
+                 place.related(step), {"actor": actor, "version": version, **payload})
 
 
 def report_event(session: Session, name: EventName, report: Report, *, actor: str,
@@ -175,13 +195,16 @@ def all_accepted(session: Session, directive: Directive) -> bool:
     return accepted >= expected > 0
 
 
-def emit(session: Session, event: Event, *, report_id: int | None = None) -> bool:
+def emit(session: Session, event: Event, *, report_id: int | None = None,
+         directive_id: int | None = None) -> bool:
     """Put the event in the outbox, in the caller's transaction; False when its key is there.
     An outbox row like any other (``OutboxBatch``), keyed by the event, sent from when it
-    occurred, with no rung."""
+    occurred, with no rung. ``directive_id``: the event's directive, when the caller has it
+    (else it is read by the slug the event names)."""
     resource = event.resource
-    directive = resource["tidtam.directive"]
-    directive_id = session.exec(select(Directive.id).where(Directive.slug == directive)).one()
+    if directive_id is None:
+        directive_id = session.exec(select(Directive.id).where(
+            Directive.slug == resource["tidtam.directive"])).one()
     batch = OutboxBatch(session, event.occurred)
     batch.add(Channel.PREFECT_EVENT, Message.written(
                   str(event.name), json.dumps(event.body(), ensure_ascii=False)),

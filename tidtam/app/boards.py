@@ -56,7 +56,7 @@ from models.org import (
 from models.report import report_statuses
 from models.user import User
 from tidtam.app.directives import ensure_visible, find_directive, visible_directive
-from tidtam.app.tracking import get_item_for, mark_done, reopen_waived, visible_district, waive
+from tidtam.app.tracking import get_item_for, reopen_waived, visible_district, waive
 
 
 def visible_province(session: Session, actor: User, province_code: str) -> Province:
@@ -436,13 +436,6 @@ def item_detail(session: Session, actor: User, item_id: int, today: date) -> Ite
         can_waive=(active and can_waive_item(actor.role, actor.province_code, district.province_code)
                    and step.kind != StepKind.REPORT),
         directive=directive, evidence=evidence_of(item, step))
-
-
-def complete_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,
-                  note: str | None, expected_version: int) -> ItemDetail:
-    """Mark the item done (tracking checks and audits it) and read it back for the answer."""
-    mark_done(session, actor, item_id, now=now, note=note, expected_version=expected_version)
-    return item_detail(session, actor, item_id, today)
 
 
 def waive_item(session: Session, actor: User, item_id: int, *, now: datetime, today: date,

@@ -163,11 +163,17 @@ def visible_district(session: Session, actor: User, district_code: str) -> Distr
     district = get_district(session, district_code)
     if district is None:
         raise NotFound(f"no district {district_code}", f"ไม่พบอำเภอรหัส {district_code}")
-    if not can_see_district(actor.role, actor.province_code, actor.district_code,
-                            district.code, district.province_code):
-        raise Forbidden(f"you may not see district {district.code}",
-                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{district.name_th}")
+    ensure_district_visible(actor, district.code, district.province_code, district.name_th)
     return district
+
+
+def ensure_district_visible(actor: User, code: str, province_code: str, name_th: str) -> None:
+    """Forbidden unless the actor may see the district (``visible_district``'s rule, on facts
+    already read)."""
+    if not can_see_district(actor.role, actor.province_code, actor.district_code,
+                            code, province_code):
+        raise Forbidden(f"you may not see district {code}",
+                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{name_th}")
 
 
 def get_item_for(session: Session, actor: User, item_id: int) -> TrackedItem:
@@ -224,10 +230,8 @@ def complete(session: Session, actor: User | UserPublic, item_id: int, *, now: d
     facts = item_facts(session, item_id)
     if facts is None:
         raise NotFound(f"no tracked item {item_id}", f"ไม่พบรายการติดตามเลขที่ {item_id}")
-    if not can_see_district(actor.role, actor.province_code, actor.district_code,
-                            facts.district_code, facts.district_province_code):
-        raise Forbidden(f"you may not see district {facts.district_code}",
-                        f"คุณไม่มีสิทธิ์ดูข้อมูลอำเภอ{facts.district_name_th}")
+    ensure_district_visible(actor, facts.district_code, facts.district_province_code,
+                            facts.district_name_th)
     if not can_mark_item(actor.role, actor.district_code, facts.district_code):
         raise Forbidden(f"you may not change district {facts.district_code}",
                         f"คุณไม่มีสิทธิ์แก้ไขรายการของอำเภออื่น ({facts.district_code})")

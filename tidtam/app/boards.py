@@ -149,13 +149,10 @@ class BoardRow:
         return [c.step.code for c in self.cells if c.from_report]
 
 
-@dataclass(frozen=True)
-class Board:
-    directive: Directive
-    steps: list[DirectiveStep]
-    rows: list[BoardRow]
-    today: date
-    report_step: str | None = None  # the step the report form completes (R1), if it has a form
+class _RowTotals:
+    """A board's totals, summed over its rows (``Board`` and ``BoardPage`` alike)."""
+
+    rows: list
 
     @property
     def overdue_count(self) -> int:
@@ -164,6 +161,15 @@ class Board:
     @property
     def waived_count(self) -> int:
         return sum(r.waived_count for r in self.rows)
+
+
+@dataclass(frozen=True)
+class Board(_RowTotals):
+    directive: Directive
+    steps: list[DirectiveStep]
+    rows: list[BoardRow]
+    today: date
+    report_step: str | None = None  # the step the report form completes (R1), if it has a form
 
 
 def board(session: Session, directive: Directive, today: date,
@@ -252,7 +258,7 @@ class PageRow:
 
 
 @dataclass(frozen=True)
-class BoardPage:
+class BoardPage(_RowTotals):
     """``/directives/{slug}``: what ``Board`` holds for the page, read as plain rows (the
     directive too: a row with ``Directive``'s columns)."""
 
@@ -261,14 +267,6 @@ class BoardPage:
     rows: list[PageRow]
     today: date
     report_step: str | None = None
-
-    @property
-    def overdue_count(self) -> int:
-        return sum(r.overdue_count for r in self.rows)
-
-    @property
-    def waived_count(self) -> int:
-        return sum(r.waived_count for r in self.rows)
 
 
 def directive_board_page(session: Session, actor: User, slug: str, today: date) -> BoardPage:

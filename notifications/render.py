@@ -18,9 +18,14 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    """One shared environment: strict about missing variables, escaping only HTML."""
+    """One shared environment: strict about missing variables, escaping only HTML.
+
+    ``auto_reload`` off: the templates ship with the code and do not change while it runs, and
+    with it on every ``get_template`` checks the file's time on disk (a ``stat`` per message
+    rendered: the sweep renders thousands; bench/README.md, P1)."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        auto_reload=False,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"),
                                      default_for_string=False, default=False),

@@ -413,7 +413,9 @@ def cancel_for_settled_items(session: Session) -> int:
     not by its status index: on SQLite, whose planner preferred ``status = 'queued'``, that
     walked every queued row (28,000 after a national first sweep: 25 ms each) where these
     look at the few rows that can match (well under a millisecond). ``status || ''`` only
-    keeps the planner off that index.
+    keeps the planner off that index. A grouped row's step is probed with ``NOT EXISTS`` (the
+    step × district unique index, stopping at the first open item) rather than ``NOT IN`` every
+    open item's step, which read all 10,536 open items on each sweep (about 4 ms).
     """
     queued = _TABLE.c.status.concat(literal_column("''")) == OutboxStatus.QUEUED.value
     closed_items = session.execute(
@@ -421,11 +423,14 @@ def cancel_for_settled_items(session: Session) -> int:
         .where(queued, _TABLE.c.item_id.in_(
             select(TrackedItem.id).where(TrackedItem.status != ItemStatus.OPEN)))
         .values(status=OutboxStatus.CANCELLED, last_error="item completed before sending"))
-    open_steps = select(TrackedItem.step_id).where(TrackedItem.status == ItemStatus.OPEN)
+    step_open = (sa_select(literal_column("1")).select_from(TrackedItem.__table__)
+                 .where(TrackedItem.__table__.c.step_id == _TABLE.c.step_id,
+                        TrackedItem.__table__.c.status == ItemStatus.OPEN)
+                 .correlate(_TABLE))
     closed_steps = session.execute(
         update(_TABLE)
         .where(queued, _TABLE.c.item_id.is_(None), _TABLE.c.step_id.is_not(None),
-               _TABLE.c.step_id.not_in(open_steps))
+               ~step_open.exists())
         .values(status=OutboxStatus.CANCELLED,
                 last_error="every district listed completed the step before sending"))
     return closed_items.rowcount + closed_steps.rowcount

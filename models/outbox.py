@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, bindparam, func, literal_column, or_, true, tuple_, update
+from sqlalchemy import Index, bindparam, func, literal_column, or_, text, true, tuple_, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import select as sa_select
 from sqlalchemy import table as sa_table
@@ -185,66 +185,119 @@ def enqueue_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str
     return inserted
 
 
-def existing_keys_with_prefixes(session: Session, keys: Sequence[str],
-                                prefixes: Iterable[str]) -> set[str]:
-    """Which of ``keys`` the outbox already holds, where every key starts with one of a few
-    ``prefixes`` (a sweep's rung and occurrence: ``late|2024-08-13|``).
+def keys_present(session: Session, keys: Sequence[str], prefixes: Iterable[str]) -> set[str]:
+    """The outbox's keys among ``keys`` — and on SQLite every other key starting with one of
+    ``prefixes``: ask it whether a key is in, do not count it. Every one of ``keys`` must start
+    with one of ``prefixes`` (a sweep's rung and occurrence: ``late|2024-08-13|``).
 
-    On SQLite, whose keys compare byte by byte, each prefix is one range scan of the unique
-    index (every key of that rung and day, however many), then matched here: three times
-    cheaper than binding every key. Elsewhere (PostgreSQL's collation need not order
-    punctuation byte-wise) the keys themselves, in large batches.
+    On SQLite, whose keys compare byte by byte, each prefix is one range of the unique key
+    index, read as a single string (``group_concat``: one value instead of a row per key, the
+    28,704 keys of a national repeat sweep in a few milliseconds) and split here. A key with a
+    newline in it would come apart and look absent: its row is then tried again and skipped by
+    the insert's ON CONFLICT, never written twice. Elsewhere (PostgreSQL's collation need not
+    order punctuation byte-wise) the keys themselves, bound as one array (``= ANY(:keys)``).
     """
     if not keys:
         return set()
     connection = session.connection()  # Core: no ORM loading for 30,000 strings
     if connection.dialect.name != "sqlite":
         wanted = list(dict.fromkeys(keys))
-        found: set[str] = set()
-        for start in range(0, len(wanted), _KEY_BATCH):
-            found.update(connection.execute(
-                _KEYS_IN, {"keys": wanted[start:start + _KEY_BATCH]}).scalars().all())
-        return found
+        return set(connection.execute(_KEYS_ANY, {"keys": wanted}).scalars().all())
     present: set[str] = set()
     for prefix in sorted(set(prefixes)):
         if not prefix:
             raise ValueError("an empty prefix would read the whole outbox")
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        present.update(connection.execute(
-            _KEYS_BETWEEN, {"low": prefix, "high": upper}).scalars().all())
-    return present.intersection(keys)
+        joined = connection.execute(_KEYS_JOINED, {"low": prefix, "high": upper}).scalar()
+        if joined:
+            present.update(joined.split("\n"))
+    return present
 
 
-_KEY_BATCH = 5000  # keys bound per query: inside both databases' limits on parameters
-_KEYS_IN = select(_TABLE.c.idempotency_key).where(
-    _TABLE.c.idempotency_key.in_(bindparam("keys", expanding=True)))
-_KEYS_BETWEEN = select(_TABLE.c.idempotency_key).where(
-    _TABLE.c.idempotency_key >= bindparam("low"), _TABLE.c.idempotency_key < bindparam("high"))
+_KEYS_ANY = text("SELECT idempotency_key FROM outbox WHERE idempotency_key = ANY(:keys)")
+_KEYS_JOINED = text("SELECT group_concat(idempotency_key, char(10)) FROM outbox "
+                    "WHERE idempotency_key >= :low AND idempotency_key < :high")
 
 
-def insert_new_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """``enqueue_many`` for many rows at once, for a sweep: the same INSERT … ON CONFLICT
-    (idempotency_key) DO NOTHING … RETURNING, with each column's value converted for the
-    database once per distinct value (the few instants and statuses a sweep writes) instead of
-    once per row, then sent as they are; returns the keys inserted. Rows are column values as
-    for ``enqueue_many`` (left-out optional columns take the model's defaults)."""
+def insert_new_rows(session: Session, columns: Sequence[str], rows: Sequence[tuple],
+                    ) -> set[str]:
+    """``enqueue_many`` for many rows at once, for a sweep: INSERT … ON CONFLICT
+    (idempotency_key) DO NOTHING; returns the keys inserted. ``rows`` are plain tuples of
+    ``columns`` (which must include ``idempotency_key``); the outbox's other columns take the
+    model's defaults. Each column's value is converted for the database once per distinct value
+    (the few instants and statuses a sweep writes) instead of once per row, then sent as it is.
+
+    On SQLite the sqlite3 driver's ``executemany`` without RETURNING (``_sqlite_insert_all``),
+    falling back to RETURNING when some row was not new; elsewhere one multi-row INSERT …
+    RETURNING."""
     if not rows:
         return set()
     session.flush()
     dialect = session.get_bind().dialect
     statement, converters = _lean_insert(dialect)
-    done: dict[str, dict[Any, Any]] = {name: {None: None} for name in converters}
+    unknown = set(columns).difference(_INSERTED_COLUMNS)
+    if unknown or "idempotency_key" not in columns:
+        raise ValueError(f"not the outbox's columns, or no key: {sorted(unknown)}")
+    rest = [name for name in _INSERTED_COLUMNS if name not in columns]
+    names = (*columns, *rest)
+    defaults = tuple(_convert(converters, name, _DEFAULTS[name]) for name in rest)
+    convert = [(i, converters[name], {None: None}) for i, name in enumerate(columns)
+               if name in converters]
     converted = []
     for row in rows:
-        copy = {**_DEFAULTS, **row}
-        for name, convert in converters.items():
-            value, seen = copy[name], done[name]
-            try:
-                copy[name] = seen[value]
-            except KeyError:
-                copy[name] = seen[value] = convert(value)
-        converted.append(copy)
-    return set(session.execute(statement, converted).scalars())
+        if convert:
+            row = list(row)
+            for i, process, seen in convert:
+                value = row[i]
+                try:
+                    row[i] = seen[value]
+                except KeyError:
+                    row[i] = seen[value] = process(value)
+        converted.append((*row, *defaults))
+    key_at = names.index("idempotency_key")
+    if dialect.name == "sqlite":
+        inserted = _sqlite_insert_all(session, names, converted, key_at)
+        if inserted is not None:
+            return inserted
+    return set(session.execute(statement, [dict(zip(names, row, strict=True))
+                                           for row in converted]).scalars())
+
+
+def _convert(converters: dict[str, Callable[[Any], Any]], name: str, value: Any) -> Any:
+    process = converters.get(name)
+    return value if process is None or value is None else process(value)
+
+
+_SAVEPOINT = "tidtam_insert_new_rows"
+
+
+def _sqlite_insert_all(session: Session, names: Sequence[str], rows: list[tuple],
+                       key_at: int) -> set[str] | None:
+    """On SQLite, the rows (converted) by the sqlite3 driver's ``executemany`` of INSERT … ON
+    CONFLICT (idempotency_key) DO NOTHING, without RETURNING: SQLAlchemy's RETURNING insert
+    costs about as much Python again as sqlite3 itself (bench/README.md, P1). The driver's
+    ``rowcount`` counts the rows that went in: when it is every row, their keys are the answer.
+    When it is fewer (a key written by another sweep since the caller looked, or repeated in
+    ``rows``), which rows were skipped cannot be told from a count: the insert is undone to a
+    savepoint and None says "insert them the exact way" (the caller's RETURNING insert)."""
+    raw = session.connection().connection.driver_connection
+    if not raw.in_transaction:
+        # as pysqlite would before the INSERT; the savepoint must not be the outermost (its
+        # RELEASE would commit the session's work)
+        raw.execute("BEGIN")
+    insert = (f"INSERT INTO {_TABLE.name} ({', '.join(names)}) "
+              f"VALUES ({', '.join('?' * len(names))}) ON CONFLICT (idempotency_key) DO NOTHING")
+    raw.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        written = raw.executemany(insert, rows).rowcount
+        if written != len(rows):
+            raw.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            log.info("outbox insert: %d of %d rows new; inserting again with RETURNING",
+                     written, len(rows))
+            return None
+    finally:
+        raw.execute(f"RELEASE {_SAVEPOINT}")
+    return {row[key_at] for row in rows}
 
 
 _LEAN: dict[str, tuple[Any, dict[str, Callable[[Any], Any]]]] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -54,8 +54,8 @@ from models.outbox import (
     addressing,
     cancel_for_settled_items,
     cancel_grouped_for_closed_steps,  # noqa: F401  (tests reach it here)
-    existing_keys_with_prefixes,
     insert_new_rows,
+    keys_present,
 )
 from models.user import User
 from notifications.render import render_message
@@ -352,39 +352,29 @@ def _rules_of(directives: list[Directive]) -> dict[int, DirectiveRules]:
 _RULE_PARTS = ("ladder", "closures", "office_hours")  # all DirectiveRules is made of
 
 
-class _Text:
-    """One message's (subject, body), rendered on first use: only when a row of it is new."""
-
-    __slots__ = ("_render", "_text")
-
-    def __init__(self, render: Callable[[], tuple[str, str]]) -> None:
-        self._render, self._text = render, None
-
-    @property
-    def text(self) -> tuple[str, str]:
-        if self._text is None:
-            self._text = self._render()
-        return self._text
-
-
 class _To(NamedTuple):
-    """A recipient on a channel: the key's end, the row's address columns, who it is."""
+    """A recipient on a channel: the key's end, the row's address columns (channel, recipient,
+    status, last_error), who it is."""
 
     suffix: str
-    addressing: dict[str, Any]
+    addressing: tuple[Any, Any, Any, Any]
     no_address: bool
     user_id: int | None
 
 
 class _Message(NamedTuple):
-    """A message the sweep means to enqueue: its key's first part (rung, occurrence, subject),
-    its text, to whom (a row each: the key is ``prefix + to.suffix``), and what it is about
-    (rung, send time, district, item, step)."""
+    """A message the sweep means to enqueue, as little as lets its keys be made and checked
+    before anything else is: its key's first part (rung, occurrence, subject), the rung due,
+    the district its recipients are found in (None: a step's grouped message), and what it is
+    about: the item and its working days late, or the step and its late items with theirs.
+    Its recipients and text are worked out only if some key of it is new
+    (``ProvinceSweep.recipients``, ``ProvinceSweep.text``)."""
 
     prefix: str
-    text: _Text
-    to: list[_To]
-    about: tuple[str, datetime, str | None, int | None, int]
+    due: _Due
+    district: str | None
+    subject: OpenItem | StepRow
+    days: int | list[tuple[OpenItem, int]]
 
 
 class ProvinceSweep:
@@ -417,6 +407,8 @@ class ProvinceSweep:
             self.by_district[item.district_code].append(item)
         self.counts = counts
         self.groups = groups
+        self._who: dict[tuple[int, str | None], list[tuple[str, PersonRow | None, str, str | None]]] = {}
+        self._suffixes: dict[tuple[int, str | None], tuple[str, ...]] = {}
         self._to: dict[tuple[int, str | None], list[_To]] = {}
 
     @property
@@ -441,12 +433,11 @@ class ProvinceSweep:
         [result] = write_provinces(session, self.now, [self])
         return result
 
-    def messages(self, warned: _Warned) -> list[_Message]:
+    def messages(self) -> list[_Message]:
         """Every message of the province, in the items' order (due date, district, step), each
         item's district rung before its escalation, the grouped messages after every item's.
         Decided here as ``district`` decides (the same cached ``_decide``), whether or not the
-        districts were decided before. ``warned``: the sent warnings the grouped messages
-        count, read once for every province when the first of them is rendered."""
+        districts were decided before. Plain tuples: nothing is rendered or addressed here."""
         messages: list[_Message] = []
         grouped: dict[tuple[int, int, date], tuple[_Due, list[tuple[OpenItem, int]]]] = {}
         for item in self.items:
@@ -456,10 +447,74 @@ class ProvinceSweep:
                     key = (item.step_id, due.number, due.due.occurrence)
                     grouped.setdefault(key, (due, []))[1].append((item, days))
                 else:
-                    messages.append(self._for_item(item, due, abs(days)))
+                    messages.append(_Message(f"{due.head}item:{item.id}", due,
+                                             item.district_code, item, abs(days)))
         for (step_id, _number, _occurrence), (due, late) in grouped.items():
-            messages.append(self._grouped(self.steps[step_id], due, late, warned))
+            messages.append(_Message(f"{due.head}step:{step_id}", due, None,
+                                     self.steps[step_id], late))
         return messages
+
+    def suffixes(self, message: _Message) -> tuple[str, ...]:
+        """The ends of the message's keys (``prefix + suffix`` each), one per recipient and
+        channel, in ``recipients``' order; worked out once per rung and district."""
+        at = (message.due.number, message.district)
+        found = self._suffixes.get(at)
+        if found is None:
+            found = self._suffixes[at] = tuple(
+                suffix for suffix, _person, _channel, _group in self._whom(message.due, message.district))
+        return found
+
+    def recipients(self, message: _Message) -> list[_To]:
+        """Everyone the message goes to, on each channel (``suffixes``' order), with the
+        addresses of its rows; worked out once per rung and district, for new messages only."""
+        at = (message.due.number, message.district)
+        found = self._to.get(at)
+        if found is None:
+            found = self._to[at] = [
+                _person_to(suffix, person, channel) if person is not None
+                else _to(suffix, channel, group,
+                         f"LINE group of district {message.district}", None)
+                for suffix, person, channel, group in self._whom(message.due, message.district)]
+        return found
+
+    def text(self, message: _Message, warned: _Warned) -> tuple[str, str]:
+        """The message's (subject, body), rendered (only ever for a message with a new row)."""
+        code = message.due.due.rung.code
+        if message.district is not None:
+            item = message.subject
+            return render_message(
+                TEMPLATE_FOR_RUNG.get(code, "late"), directive=self.directives[item.directive_id],
+                step=self.steps[item.step_id], district=self.districts[item.district_code],
+                districts_late=[], rung=code, due_on=item.due_on, days=message.days,
+                base_url=self.base_url, item_id=item.id)
+        step, late = message.subject, message.days
+        told = warned.of(self.rules[step.directive_id].ladder.district_codes)
+        districts_late = [{"code": item.district_code,
+                           "name_th": self.districts[item.district_code].name_th,
+                           "days_late": days, "warned": told.get(item.id, 0)}
+                          for item, days in late]
+        return render_message(
+            TEMPLATE_FOR_RUNG.get(code, "coordinator"), directive=self.directives[step.directive_id],
+            step=step, district=None, districts_late=districts_late, rung=code,
+            due_on=step.due_on, days=max(d["days_late"] for d in districts_late),
+            base_url=self.base_url, item_id=None)
+
+    def want_warnings(self, message: _Message, warned: _Warned) -> None:
+        """A new grouped message counts its districts' warnings (``text``): say which, before
+        any text is rendered, so one query reads them all."""
+        if message.district is None:
+            step = message.subject
+            warned.want(self.rules[step.directive_id].ladder.district_codes,
+                        [item.id for item, _days in message.days])
+
+    def about(self, message: _Message) -> tuple[str, datetime, str | None, int | None, int]:
+        """What the message's rows say they are about: rung, send time, district, item, step."""
+        subject = message.subject
+        if message.district is not None:
+            return (message.due.due.rung.code, self.send_at[subject.directive_id],
+                    subject.district_code, subject.id, subject.step_id)
+        return (message.due.due.rung.code, self.send_at[subject.directive_id], None, None,
+                subject.id)
 
     def result_of(self, written: Enqueued) -> SweepResult:
         """The province's part of what was written, as a sweep counts it."""
@@ -479,62 +534,32 @@ class ProvinceSweep:
         return self.decisions.decide(self.rules_key[directive_id], self.rules[directive_id],
                                      due_on, self.today)
 
-    def _recipients(self, due: _Due, district: str | None) -> list[_To]:
+    def _whom(self, due: _Due, district: str | None,
+              ) -> list[tuple[str, PersonRow | None, str, str | None]]:
         """Everyone a rung speaks to about a district's item (``district``) or a step (None), on
         each of its channels, in the order of its audience, the people's ids and its channels;
-        for an item, the district's LINE group after them. Worked out once per rung and
-        district."""
-        found = self._to.get((due.number, district))
+        for an item, the district's LINE group after them: (key suffix, person or None,
+        channel, LINE group or None). Worked out once per rung and district."""
+        at = (due.number, district)
+        found = self._who.get(at)
         if found is None:
             rung, found = due.due.rung, []
             for role in rung.audience:
                 place = district if role in DISTRICT_ROLES else None
                 for person in self.people[(role, self.province_code, place)]:
-                    found += [_person_to(person, channel) for channel in rung.channels]
+                    ref = f"user:{person.id}"
+                    found += [(key_suffix(ref, str(channel)), person, channel, None)
+                              for channel in rung.channels]
             group = self.groups.get(district) if district is not None else None
             if group and Channel.LINE in rung.channels and _speaks_to_district(rung):
-                found.append(_to(Channel.LINE, group, f"line-group:{group}",
-                                 f"LINE group of district {district}", None))
-            self._to[(due.number, district)] = found
+                found.append((key_suffix(f"line-group:{group}", str(Channel.LINE)), None,
+                              Channel.LINE, group))
+            self._who[at] = found
         return found
 
-    def _for_item(self, item: OpenItem, due: _Due, days: int) -> _Message:
-        directive, step = self.directives[item.directive_id], self.steps[item.step_id]
-        code = due.due.rung.code
-        text = _Text(lambda: render_message(
-            TEMPLATE_FOR_RUNG.get(code, "late"), directive=directive, step=step,
-            district=self.districts[item.district_code], districts_late=[], rung=code,
-            due_on=item.due_on, days=days, base_url=self.base_url, item_id=item.id))
-        return _Message(f"{due.head}item:{item.id}", text,
-                        self._recipients(due, item.district_code),
-                        (code, self.send_at[directive.id], item.district_code, item.id, step.id))
 
-    def _grouped(self, step: StepRow, due: _Due, late: list[tuple[OpenItem, int]],
-                 warned: _Warned) -> _Message:
-        directive = self.directives[step.directive_id]
-        rungs = self.rules[directive.id].ladder.district_codes
-        code = due.due.rung.code
-
-        def render() -> tuple[str, str]:
-            told = warned.of(rungs)
-            districts_late = [{"code": item.district_code,
-                               "name_th": self.districts[item.district_code].name_th,
-                               "days_late": days, "warned": told.get(item.id, 0)}
-                              for item, days in late]
-            return render_message(
-                TEMPLATE_FOR_RUNG.get(code, "coordinator"), directive=directive, step=step,
-                district=None, districts_late=districts_late, rung=code, due_on=step.due_on,
-                days=max(d["days_late"] for d in districts_late), base_url=self.base_url,
-                item_id=None)
-
-        warned.want(rungs, [item.id for item, _days in late])
-        return _Message(f"{due.head}step:{step.id}", _Text(render), self._recipients(due, None),
-                        (code, self.send_at[directive.id], None, None, step.id))
-
-
-def _person_to(person: PersonRow, channel: str) -> _To:
-    return _to(channel, _address_of(person, channel), f"user:{person.id}", person.username,
-               person.id)
+def _person_to(suffix: str, person: PersonRow, channel: str) -> _To:
+    return _to(suffix, channel, _address_of(person, channel), person.username, person.id)
 
 
 def _address_of(person: PersonRow, channel: str) -> str | None:
@@ -546,10 +571,10 @@ def _address_of(person: PersonRow, channel: str) -> str | None:
     return None
 
 
-def _to(channel: str, address: str | None, recipient_ref: str, who: str,
-        user_id: int | None) -> _To:
-    return _To(key_suffix(recipient_ref, str(channel)), addressing(channel, address, who),
-               address is None, user_id)
+def _to(suffix: str, channel: str, address: str | None, who: str, user_id: int | None) -> _To:
+    where = addressing(channel, address, who)
+    return _To(suffix, (where["channel"], where["recipient"], where["status"],
+                        where["last_error"]), address is None, user_id)
 
 
 class _Warned:
@@ -573,45 +598,69 @@ class _Warned:
 
 def write_provinces(session: Session, now: datetime, provinces: list[ProvinceSweep],
                     ) -> list[SweepResult]:
-    """Every province's rows in one go, each province's counted apart: the keys already there
-    read set-wise (``existing_keys_with_prefixes``: a range of the key index per rung and day),
-    only the new rows' texts rendered, and those rows inserted in one INSERT … ON CONFLICT
-    (idempotency_key) DO NOTHING (a key another sweep wrote meanwhile is skipped). Rows go in
-    in the order the provinces and their items come, a key repeated within the write once."""
+    """Every province's rows in one go, each province's counted apart. Keys first: every
+    message's keys are made (plain strings, nothing rendered or addressed) and the database is
+    asked set-wise which are there (``keys_present``: on SQLite one ``group_concat`` over the
+    key index's range per rung and day); a message whose keys are all there is counted and
+    dropped, so a repeat sweep builds nothing more. Only the new messages are addressed and
+    rendered, and their new rows inserted in one INSERT … ON CONFLICT (idempotency_key) DO
+    NOTHING (a key another sweep wrote meanwhile is skipped). Rows go in in the order the
+    provinces and their items come, a key repeated within the write once."""
     with without_cycle_collection():
         return _write(session, now, provinces)
 
 
+_COLUMNS = ("idempotency_key", "channel", "recipient", "status", "last_error", "user_id", "rung",
+            "next_try_at", "created_at", "district_code", "item_id", "step_id", "subject", "body")
+
+
 def _write(session: Session, now: datetime, provinces: list[ProvinceSweep]) -> list[SweepResult]:
-    warned = _Warned(session)
-    planned = [(province.province_code, message, [message.prefix + to.suffix for to in message.to])
-               for province in provinces for message in province.messages(warned)]
-    existing = existing_keys_with_prefixes(
-        session, [key for _code, _message, keys in planned for key in keys],
-        {message.prefix[:message.prefix.rindex("|") + 1] for _code, message, _keys in planned})
-    new: dict[str, dict[str, Any]] = {}
-    for _code, message, keys in planned:
-        if existing.issuperset(keys):
-            continue
-        rung, send_at, district_code, item_id, step_id = message.about
-        for key, to in zip(keys, message.to, strict=True):
-            if key in existing or key in new:
-                continue
-            subject, body = message.text.text
-            new[key] = {"idempotency_key": key, **to.addressing, "user_id": to.user_id,
-                        "rung": rung, "next_try_at": send_at, "created_at": now,
-                        "district_code": district_code, "item_id": item_id,
-                        "step_id": step_id, "subject": subject, "body": body}
-    inserted = insert_new_rows(session, list(new.values())) if new else set()
+    planned: list[tuple[ProvinceSweep, _Message, list[str]]] = []
+    heads: set[str] = set()
+    every_key: list[str] = []
+    for province in provinces:
+        for message in province.messages():
+            keys = [message.prefix + suffix for suffix in province.suffixes(message)]
+            planned.append((province, message, keys))
+            heads.add(message.due.head)
+            every_key += keys
+    present = keys_present(session, every_key, heads)
     written = Enqueued()
-    for code, message, keys in planned:
-        counts = (written, written.parts.setdefault(code, Enqueued()))
-        if inserted.isdisjoint(keys):  # a repeat: every row of the message is there already
+    new_messages = []
+    for province, message, keys in planned:
+        if all(key in present for key in keys):  # a repeat: every row of it is there already
+            part = written.parts.setdefault(province.province_code, Enqueued())
+            written.already_queued += len(keys)
+            part.already_queued += len(keys)
+        else:
+            new_messages.append((province, message, keys))
+    if not new_messages:
+        return [province.result_of(written) for province in provinces]
+    warned = _Warned(session)
+    for province, message, _keys in new_messages:
+        province.want_warnings(message, warned)
+    rows: list[tuple] = []
+    taken: set[str] = set()
+    for province, message, keys in new_messages:
+        text = None
+        rung, send_at, district_code, item_id, step_id = province.about(message)
+        for key, to in zip(keys, province.recipients(message), strict=True):
+            if key in present or key in taken:
+                continue
+            taken.add(key)
+            if text is None:
+                text = province.text(message, warned)
+            rows.append((key, *to.addressing, to.user_id, rung, send_at, now, district_code,
+                         item_id, step_id, *text))
+    inserted = insert_new_rows(session, _COLUMNS, rows) if rows else set()
+    for province, message, keys in new_messages:
+        counts = (written, written.parts.setdefault(province.province_code, Enqueued()))
+        if inserted.isdisjoint(keys):  # every row of the message was there already
             for count in counts:
                 count.already_queued += len(keys)
             continue
-        rung = message.about[0]
-        for key, to in zip(keys, message.to, strict=True):
+        rung = message.due.due.rung.code
+        for key, to in zip(keys, province.recipients(message), strict=True):
             fresh = key in inserted
             inserted.discard(key)  # a key repeated within the write counts once
             for count in counts:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Index, UniqueConstraint, bindparam, case, func
+from sqlalchemy import JSON, Index, String, UniqueConstraint, bindparam, case, func, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
@@ -246,21 +246,32 @@ def open_item_rows(session: Session, last_due: date, directive_ids: list[int],
     active = select(Directive.id).where(Directive.status == DirectiveStatus.ACTIVE,
                                         col(Directive.id).in_(directive_ids))
     connection = session.connection()  # Core: rows as they come, no ORM loading per row
-    items = connection.execute(
+    # due_on as the driver gives it (SQLite: text), made a date once per distinct day here
+    # rather than once per row by the column's type: a national sweep reads 10,536 rows of a
+    # dozen due days.
+    rows = connection.execute(
         select(TrackedItem.id, TrackedItem.directive_id, TrackedItem.step_id,
-               TrackedItem.district_code, TrackedItem.due_on)
+               TrackedItem.district_code, type_coerce(TrackedItem.due_on, String))
         .join(DirectiveStep, DirectiveStep.id == TrackedItem.step_id)
         .where(TrackedItem.status == ItemStatus.OPEN, TrackedItem.due_on <= last_due,
                col(TrackedItem.directive_id).in_(active))
         .order_by(TrackedItem.due_on, TrackedItem.district_code, DirectiveStep.order)).all()
-    if not items:
+    if not rows:
         return [], {}
+    days: dict[Any, date] = {}
+    items = []
+    make = tuple.__new__
+    for item_id, directive_id, step_id, district_code, due in rows:
+        day = days.get(due)
+        if day is None:
+            day = days[due] = date.fromisoformat(due) if isinstance(due, str) else due
+        items.append(make(OpenItem, (item_id, directive_id, step_id, district_code, day)))
     steps = connection.execute(
         select(DirectiveStep.id, DirectiveStep.directive_id, DirectiveStep.order,
                DirectiveStep.code, DirectiveStep.kind, DirectiveStep.title_th,
                DirectiveStep.title_en, DirectiveStep.due_on)
         .where(col(DirectiveStep.directive_id).in_(directive_ids))).all()
-    return list(map(OpenItem._make, items)), {row[0]: StepRow._make(row) for row in steps}
+    return items, {row[0]: StepRow._make(row) for row in steps}
 
 
 def item_counts_by_district(session: Session, directive_ids: list[int], today: date,

@@ -12,6 +12,7 @@ exports.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -296,12 +297,19 @@ def _close(session: Session, directive: Directive, *, now: datetime, actor: str,
 AUTO_CLOSE_ACTOR = "system:auto-close"
 
 
-def close_due_directives(session: Session, now: datetime, today: date) -> list[Directive]:
+def close_due_directives(session: Session, now: datetime, today: date, *,
+                         active: list[Directive] | None = None,
+                         spec_of: Callable[[Directive], DirectiveSpec] | None = None,
+                         ) -> list[Directive]:
     """Close every active directive whose YAML's closing day has come (the sweep and the digest
-    call this first, so a directive is never chased on or after that day)."""
+    call this first, so a directive is never chased on or after that day). ``active``: the
+    active directives when the caller has read them; ``spec_of``: each one's validated
+    definition when the caller has it (the sweep validates each once)."""
     closed = []
-    for directive in active_directives(session):
-        closes_on = DirectiveSpec.model_validate(directive.definition).closes_on()
+    for directive in active_directives(session) if active is None else active:
+        spec = (DirectiveSpec.model_validate(directive.definition) if spec_of is None
+                else spec_of(directive))
+        closes_on = spec.closes_on()
         if closes_on is not None and closes_on <= today:
             reason = f"closed automatically on {closes_on.isoformat()} (close_after_working_days)"
             closed.append(_close(session, directive, now=now, actor=AUTO_CLOSE_ACTOR,

@@ -30,6 +30,7 @@ from threading import Lock
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Text, cast
 from sqlmodel import Session, col, select
 
 from domain.access import DISTRICT_ROLES, Role
@@ -104,11 +105,12 @@ def rules_for(directive: Directive) -> DirectiveRules:
 @dataclass(frozen=True)
 class SweepStart:
     """What a sweep does before it decides anything: the directives it closed, the queued rows it
-    cancelled, and the active directives left to chase, by province."""
+    cancelled, and the active directives left to chase, by province, with their rules."""
 
     closed: list[str]
     cancelled: int
     provinces: dict[str, list[Directive]]  # province code → its active directives, newest first
+    rules: dict[int, DirectiveRules] = field(default_factory=dict)  # directive id → its rules
 
     @property
     def directives(self) -> list[str]:
@@ -119,14 +121,56 @@ def start_sweep(session: Session, now: datetime, *, tz: ZoneInfo, directive: Dir
                 province_code: str | None = None) -> SweepStart:
     """Close the directives whose closing day has come (their queued messages cancelled), cancel
     what is still queued about items no longer open, and list what is left to chase:
-    ``directive`` only (nothing when it is not active), or ``province_code``'s, or every one."""
-    closed = close_due_directives(session, now, now.astimezone(tz).date())
+    ``directive`` only (nothing when it is not active), or ``province_code``'s, or every one.
+
+    The active directives are read once, and each one's definition validated once
+    (``_specs``: kept from sweep to sweep while its stored text is the same), for closing and
+    for the rules alike."""
+    every = active_directives(session)
+    specs = _specs(session, every)
+    closed = close_due_directives(session, now, now.astimezone(tz).date(), active=every,
+                                  spec_of=lambda d: specs[d.id][0])
     cancelled = cancel_settled(session)
+    shut = {d.id for d in closed}
     provinces: dict[str, list[Directive]] = {}
-    for active in active_directives(session, province_code):
+    for active in every:
+        if active.id in shut or (province_code and active.province_code != province_code):
+            continue
         if directive is None or active.id == directive.id:
             provinces.setdefault(active.province_code, []).append(active)
-    return SweepStart([d.slug for d in closed], cancelled, dict(sorted(provinces.items())))
+    rules = {d.id: specs[d.id][1] for ds in provinces.values() for d in ds}
+    return SweepStart([d.slug for d in closed], cancelled, dict(sorted(provinces.items())), rules)
+
+
+# directive id → (its definition as stored, validated, its rules); see ``_specs``
+_SPECS: dict[int, tuple[str, DirectiveSpec, DirectiveRules]] = {}
+_SPECS_KEPT = 4096
+
+
+def _specs(session: Session, directives: list[Directive],
+           ) -> dict[int, tuple[DirectiveSpec, DirectiveRules]]:
+    """Each directive's definition validated (``DirectiveSpec``) and its rules (``rules_for``),
+    kept by id and the definition's stored text (read in one query): a sweep validates only a
+    definition it has not seen as it is now, so a repeat sweep validates none."""
+    if not directives:
+        return {}
+    session.flush()  # a definition changed in this session is read as it will be stored
+    stored = dict(session.connection().execute(
+        select(Directive.id, cast(col(Directive.definition), Text))
+        .where(col(Directive.id).in_([d.id for d in directives]))).all())
+    if len(_SPECS) > _SPECS_KEPT:
+        _SPECS.clear()
+    found = {}
+    for directive in directives:
+        text = stored.get(directive.id)
+        kept = _SPECS.get(directive.id)
+        if kept is None or text is None or kept[0] != text:
+            spec = DirectiveSpec.model_validate(directive.definition)
+            kept = (text, spec, DirectiveRules(spec.ladder, spec.work_calendar()))
+            if text is not None:
+                _SPECS[directive.id] = kept
+        found[directive.id] = kept[1:]
+    return found
 
 
 def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
@@ -148,6 +192,9 @@ def sweep(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,
                                    standings=False)
         for part in write_provinces(session, now, provinces):
             result.add(part)
+        # Freed here, while collection is still paused: alive when it resumes, the provinces'
+        # ~100,000 young objects would be walked by the collection that resuming sets off.
+        del provinces, start
     return result
 
 
@@ -305,7 +352,8 @@ def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: s
     directives = [d for ds in start.provinces.values() for d in ds]
     if not directives:
         return []
-    rules = _rules_of(directives)
+    rules = (start.rules if all(d.id in start.rules for d in directives)
+             else _rules_of(directives))
     today = now.astimezone(tz).date()
     horizon = max(r.calendar.add_working_days(today, _lookahead(r.ladder)) for r in rules.values())
     ids = list(rules)
@@ -371,6 +419,7 @@ class _Message(NamedTuple):
     (``ProvinceSweep.recipients``, ``ProvinceSweep.text``)."""
 
     prefix: str
+    suffixes: tuple[str, ...]  # the ends of its keys: ``prefix + suffix`` each (``_suffixes``)
     due: _Due
     district: str | None
     subject: OpenItem | StepRow
@@ -440,28 +489,35 @@ class ProvinceSweep:
         districts were decided before. Plain tuples: nothing is rendered or addressed here."""
         messages: list[_Message] = []
         grouped: dict[tuple[int, int, date], tuple[_Due, list[tuple[OpenItem, int]]]] = {}
+        decided: dict[tuple[int, date], tuple[tuple[_Due, ...], int]] = {}
+        suffixes = self._suffixes
         for item in self.items:
-            dues, days = self._decide(item.directive_id, item.due_on)
+            found = decided.get((item.directive_id, item.due_on))
+            if found is None:
+                found = decided[(item.directive_id, item.due_on)] = self._decide(
+                    item.directive_id, item.due_on)
+            dues, days = found
             for due in dues:
                 if due.due.rung.grouped:
                     key = (item.step_id, due.number, due.due.occurrence)
                     grouped.setdefault(key, (due, []))[1].append((item, days))
                 else:
-                    messages.append(_Message(f"{due.head}item:{item.id}", due,
+                    ends = suffixes.get((due.number, item.district_code))
+                    if ends is None:
+                        ends = self._suffixes_of(due, item.district_code)
+                    messages.append(_Message(f"{due.head}item:{item.id}", ends, due,
                                              item.district_code, item, abs(days)))
         for (step_id, _number, _occurrence), (due, late) in grouped.items():
-            messages.append(_Message(f"{due.head}step:{step_id}", due, None,
+            ends = suffixes.get((due.number, None)) or self._suffixes_of(due, None)
+            messages.append(_Message(f"{due.head}step:{step_id}", ends, due, None,
                                      self.steps[step_id], late))
         return messages
 
-    def suffixes(self, message: _Message) -> tuple[str, ...]:
-        """The ends of the message's keys (``prefix + suffix`` each), one per recipient and
+    def _suffixes_of(self, due: _Due, district: str | None) -> tuple[str, ...]:
+        """The ends of a message's keys (``prefix + suffix`` each), one per recipient and
         channel, in ``recipients``' order; worked out once per rung and district."""
-        at = (message.due.number, message.district)
-        found = self._suffixes.get(at)
-        if found is None:
-            found = self._suffixes[at] = tuple(
-                suffix for suffix, _person, _channel, _group in self._whom(message.due, message.district))
+        found = self._suffixes[(due.number, district)] = tuple(
+            suffix for suffix, _person, _channel, _group in self._whom(due, district))
         return found
 
     def recipients(self, message: _Message) -> list[_To]:
@@ -620,7 +676,8 @@ def _write(session: Session, now: datetime, provinces: list[ProvinceSweep]) -> l
     every_key: list[str] = []
     for province in provinces:
         for message in province.messages():
-            keys = [message.prefix + suffix for suffix in province.suffixes(message)]
+            prefix = message.prefix
+            keys = [prefix + suffix for suffix in message.suffixes]
             planned.append((province, message, keys))
             heads.add(message.due.head)
             every_key += keys
@@ -628,7 +685,7 @@ def _write(session: Session, now: datetime, provinces: list[ProvinceSweep]) -> l
     written = Enqueued()
     new_messages = []
     for province, message, keys in planned:
-        if all(key in present for key in keys):  # a repeat: every row of it is there already
+        if all(map(present.__contains__, keys)):  # a repeat: every row of it is there already
             part = written.parts.setdefault(province.province_code, Enqueued())
             written.already_queued += len(keys)
             part.already_queued += len(keys)

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Index, String, UniqueConstraint, bindparam, case, func, type_coerce
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import defer
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.org import District, Province
@@ -143,10 +144,15 @@ def get_directive_by_slug(session: Session, slug: str) -> Directive | None:
 
 
 def directives_of(session: Session, province_code: str | None = None,
-                  statuses: tuple[DirectiveStatus, ...] | None = None) -> list[Directive]:
+                  statuses: tuple[DirectiveStatus, ...] | None = None, *,
+                  definitions: bool = True) -> list[Directive]:
     """A province's directives (every province's without ``province_code``; never the national
-    rows, whose work is tracked in the provinces' copies): newest letter first."""
+    rows, whose work is tracked in the provinces' copies): newest letter first.
+    ``definitions=False``: each one's ``definition`` is left unread until it is used (decoding
+    76 of them is most of the query's time; the sweep keeps them validated)."""
     query = select(Directive).order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())
+    if not definitions:
+        query = query.options(defer(Directive.definition))
     if province_code:
         query = query.where(Directive.province_code == province_code)
     else:
@@ -156,9 +162,11 @@ def directives_of(session: Session, province_code: str | None = None,
     return list(session.exec(query))
 
 
-def active_directives(session: Session, province_code: str | None = None) -> list[Directive]:
+def active_directives(session: Session, province_code: str | None = None, *,
+                      definitions: bool = True) -> list[Directive]:
     """The directives tracked and chased now (of one province, or of all)."""
-    return directives_of(session, province_code, (DirectiveStatus.ACTIVE,))
+    return directives_of(session, province_code, (DirectiveStatus.ACTIVE,),
+                         definitions=definitions)
 
 
 def national_directives(session: Session) -> list[Directive]:

@@ -26,6 +26,7 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from threading import Lock
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -126,7 +127,7 @@ def start_sweep(session: Session, now: datetime, *, tz: ZoneInfo, directive: Dir
     The active directives are read once, and each one's definition validated once
     (``_specs``: kept from sweep to sweep while its stored text is the same), for closing and
     for the rules alike."""
-    every = active_directives(session)
+    every = active_directives(session, definitions=False)  # _specs reads them as stored
     specs = _specs(session, every)
     closed = close_due_directives(session, now, now.astimezone(tz).date(), active=every,
                                   spec_of=lambda d: specs[d.id][0])
@@ -150,8 +151,8 @@ _SPECS_KEPT = 4096
 def _specs(session: Session, directives: list[Directive],
            ) -> dict[int, tuple[DirectiveSpec, DirectiveRules]]:
     """Each directive's definition validated (``DirectiveSpec``) and its rules (``rules_for``),
-    kept by id and the definition's stored text (read in one query): a sweep validates only a
-    definition it has not seen as it is now, so a repeat sweep validates none."""
+    kept by id and the definition's stored text (read in one query): a sweep decodes and
+    validates only a definition it has not seen as it is now, so a repeat sweep none."""
     if not directives:
         return {}
     session.flush()  # a definition changed in this session is read as it will be stored
@@ -165,7 +166,8 @@ def _specs(session: Session, directives: list[Directive],
         text = stored.get(directive.id)
         kept = _SPECS.get(directive.id)
         if kept is None or text is None or kept[0] != text:
-            spec = DirectiveSpec.model_validate(directive.definition)
+            spec = DirectiveSpec.model_validate(
+                directive.definition if text is None else json.loads(text))
             kept = (text, spec, DirectiveRules(spec.ladder, spec.work_calendar()))
             if text is not None:
                 _SPECS[directive.id] = kept
@@ -451,14 +453,20 @@ class ProvinceSweep:
             self.people[(person.role, person.province_code, in_district)].append(person)
         self.items = items
         self.steps = steps
-        self.by_district: dict[str, list[OpenItem]] = defaultdict(list)
-        for item in self.items:
-            self.by_district[item.district_code].append(item)
         self.counts = counts
         self.groups = groups
         self._who: dict[tuple[int, str | None], list[tuple[str, PersonRow | None, str, str | None]]] = {}
         self._suffixes: dict[tuple[int, str | None], tuple[str, ...]] = {}
         self._to: dict[tuple[int, str | None], list[_To]] = {}
+
+    @cached_property
+    def by_district(self) -> dict[str, list[OpenItem]]:
+        """The province's open items by district (the flow's district task runs; a ``sweep``
+        never asks)."""
+        found: dict[str, list[OpenItem]] = defaultdict(list)
+        for item in self.items:
+            found[item.district_code].append(item)
+        return found
 
     @property
     def district_codes(self) -> list[str]:
@@ -488,29 +496,33 @@ class ProvinceSweep:
         Decided here as ``district`` decides (the same cached ``_decide``), whether or not the
         districts were decided before. Plain tuples: nothing is rendered or addressed here."""
         messages: list[_Message] = []
+        add, make = messages.append, tuple.__new__  # a NamedTuple's own __new__ is Python code
         grouped: dict[tuple[int, int, date], tuple[_Due, list[tuple[OpenItem, int]]]] = {}
-        decided: dict[tuple[int, date], tuple[tuple[_Due, ...], int]] = {}
+        plans: dict[tuple[int, date], tuple[tuple[tuple[_Due, bool], ...], int, int]] = {}
         suffixes = self._suffixes
         for item in self.items:
-            found = decided.get((item.directive_id, item.due_on))
-            if found is None:
-                found = decided[(item.directive_id, item.due_on)] = self._decide(
-                    item.directive_id, item.due_on)
-            dues, days = found
-            for due in dues:
-                if due.due.rung.grouped:
-                    key = (item.step_id, due.number, due.due.occurrence)
+            item_id, directive_id, step_id, district, due_on = item
+            plan = plans.get((directive_id, due_on))
+            if plan is None:  # once per directive and due date (the items of a step share one)
+                dues, days = self._decide(directive_id, due_on)
+                plan = plans[(directive_id, due_on)] = (
+                    tuple((due, due.due.rung.grouped) for due in dues), days, abs(days))
+            dues, days, late = plan
+            for due, is_grouped in dues:
+                if is_grouped:
+                    key = (step_id, due.number, due.due.occurrence)
                     grouped.setdefault(key, (due, []))[1].append((item, days))
-                else:
-                    ends = suffixes.get((due.number, item.district_code))
-                    if ends is None:
-                        ends = self._suffixes_of(due, item.district_code)
-                    messages.append(_Message(f"{due.head}item:{item.id}", ends, due,
-                                             item.district_code, item, abs(days)))
-        for (step_id, _number, _occurrence), (due, late) in grouped.items():
-            ends = suffixes.get((due.number, None)) or self._suffixes_of(due, None)
-            messages.append(_Message(f"{due.head}step:{step_id}", ends, due, None,
-                                     self.steps[step_id], late))
+                    continue
+                ends = suffixes.get((due.number, district))
+                if ends is None:
+                    ends = self._suffixes_of(due, district)
+                add(make(_Message, (f"{due.head}item:{item_id}", ends, due, district, item, late)))
+        for (step_id, _number, _occurrence), (due, late_items) in grouped.items():
+            ends = suffixes.get((due.number, None))
+            if ends is None:
+                ends = self._suffixes_of(due, None)
+            add(_Message(f"{due.head}step:{step_id}", ends, due, None, self.steps[step_id],
+                         late_items))
         return messages
 
     def _suffixes_of(self, due: _Due, district: str | None) -> tuple[str, ...]:
@@ -600,12 +612,14 @@ class ProvinceSweep:
         found = self._who.get(at)
         if found is None:
             rung, found = due.due.rung, []
+            channels = [str(channel) for channel in rung.channels]
             for role in rung.audience:
                 place = district if role in DISTRICT_ROLES else None
-                for person in self.people[(role, self.province_code, place)]:
-                    ref = f"user:{person.id}"
-                    found += [(key_suffix(ref, str(channel)), person, channel, None)
-                              for channel in rung.channels]
+                for person in self.people.get((role, self.province_code, place), ()):
+                    # key_suffix(f"user:{id}", channel) without its checks: neither part can
+                    # hold a "|" (an integer, a channel's name)
+                    found += [(f"|user:{person.id}|{channel}", person, channel, None)
+                              for channel in channels]
             group = self.groups.get(district) if district is not None else None
             if group and Channel.LINE in rung.channels and _speaks_to_district(rung):
                 found.append((key_suffix(f"line-group:{group}", str(Channel.LINE)), None,

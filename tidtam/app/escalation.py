@@ -685,26 +685,34 @@ _COLUMNS = ("idempotency_key", "channel", "recipient", "status", "last_error", "
 
 
 def _write(session: Session, now: datetime, provinces: list[ProvinceSweep]) -> list[SweepResult]:
-    planned: list[tuple[ProvinceSweep, _Message, list[str]]] = []
+    planned: list[tuple[ProvinceSweep, list[tuple[_Message, list[str]]]]] = []
     heads: set[str] = set()
     every_key: list[str] = []
     for province in provinces:
+        mine = []
         for message in province.messages():
             prefix = message.prefix
             keys = [prefix + suffix for suffix in message.suffixes]
-            planned.append((province, message, keys))
+            mine.append((message, keys))
             heads.add(message.due.head)
             every_key += keys
+        planned.append((province, mine))
     present = keys_present(session, every_key, heads)
+    del every_key
     written = Enqueued()
     new_messages = []
-    for province, message, keys in planned:
-        if all(map(present.__contains__, keys)):  # a repeat: every row of it is there already
-            part = written.parts.setdefault(province.province_code, Enqueued())
-            written.already_queued += len(keys)
-            part.already_queued += len(keys)
-        else:
-            new_messages.append((province, message, keys))
+    there = present.__contains__
+    for province, mine in planned:
+        already = 0
+        for message, keys in mine:
+            if all(map(there, keys)):  # a repeat: every row of it is there already
+                already += len(keys)
+            else:
+                new_messages.append((province, message, keys))
+        part = written.parts.setdefault(province.province_code, Enqueued())
+        written.already_queued += already
+        part.already_queued += already
+    del planned
     if not new_messages:
         return [province.result_of(written) for province in provinces]
     warned = _Warned(session)

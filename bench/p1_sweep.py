@@ -7,7 +7,8 @@ id and an e-mail address. The sweep runs at Tuesday 13 August 2024, 10:00 Bangko
 item is due or overdue.
 
 tidtam's side: ``tidtam.app.escalation.sweep`` (decide and enqueue, one transaction), first on an
-empty outbox and again at the same instant (nothing new to enqueue), and the indexed query for the
+empty outbox and again at the same instant (nothing new to enqueue; --sweep-repeats times, the
+median the figure), and the indexed query for the
 overdue set alone (``models.directive.open_items_due_by``). The write's floor: the rows the first
 sweep enqueued, inserted by sqlite3 alone into the database as it was before it. Wall and CPU
 seconds (this process's, so the ratio by CPU stretches less on a shared machine).
@@ -62,7 +63,8 @@ def cpu_timed(run: Callable[[], object]) -> tuple[float, float, object]:
     return seconds, time.process_time() - cpu, value
 
 
-def tidtam_side(engine: Engine, query_repeats: int, folder: Path) -> dict[str, object]:
+def tidtam_side(engine: Engine, query_repeats: int, folder: Path, sweep_repeats: int = 5,
+                ) -> dict[str, object]:
     today = NOW.astimezone(BANGKOK).date()
     with session_scope(engine) as session:
         items = session.exec(select(func.count()).select_from(TrackedItem)).one()
@@ -77,9 +79,17 @@ def tidtam_side(engine: Engine, query_repeats: int, folder: Path) -> dict[str, o
     with session_scope(engine) as session:
         first, first_cpu, result = cpu_timed(
             lambda: sweep(session, NOW, tz=BANGKOK, base_url=BASE_URL))
-    with session_scope(engine) as session:
-        again, again_cpu, repeat = cpu_timed(
-            lambda: sweep(session, NOW, tz=BANGKOK, base_url=BASE_URL))
+    # The repeat takes ~0.1 s, so one momentary load spike on a shared machine moves it by
+    # half: it is run ``sweep_repeats`` times (each its own transaction, as a scheduled run
+    # would be) and the median is the figure; the first of them is shown too.
+    repeats = []
+    for _ in range(max(1, sweep_repeats)):
+        with session_scope(engine) as session:
+            repeats.append(cpu_timed(lambda s=session: sweep(s, NOW, tz=BANGKOK,
+                                                                base_url=BASE_URL)))
+    again_first, again_first_cpu, repeat = repeats[0]
+    again = statistics.median(wall for wall, _cpu, _result in repeats)
+    again_cpu = statistics.median(cpu for _wall, cpu, _result in repeats)
     with session_scope(engine) as session:
         rows = session.exec(select(func.count()).select_from(OutboxMessage)).one()
     floor, floor_cpu, floor_rows = raw_insert_floor(engine, before)
@@ -87,6 +97,8 @@ def tidtam_side(engine: Engine, query_repeats: int, folder: Path) -> dict[str, o
             "ids": statistics.median(id_times), "id_count": len(ids),
             "first": first, "first_cpu": first_cpu, "first_result": result,
             "again": again, "again_cpu": again_cpu, "repeat_result": repeat,
+            "again_first": again_first, "again_first_cpu": again_first_cpu,
+            "sweep_repeats": len(repeats),
             "outbox_rows": rows, "floor": floor, "floor_cpu": floor_cpu, "floor_rows": floor_rows}
 
 
@@ -187,6 +199,8 @@ def spiff_refresh_all(path: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--query-repeats", type=int, default=5)
+    parser.add_argument("--sweep-repeats", type=int, default=5,
+                        help="repeat sweeps at the same instant; the median is the figure")
     args = parser.parse_args()
     print(f"P1 — national escalation sweep at {NOW.astimezone(BANGKOK):%Y-%m-%d %H:%M} Bangkok; "
           f"{machine()}")
@@ -197,7 +211,7 @@ def main() -> None:
         districts = data.districts
         print(f"setup: {districts} districts, directive launched in {len(data.provinces)} "
               f"provinces ({setup:.1f} s)")
-        ours = tidtam_side(data.engine, args.query_repeats, Path(folder))
+        ours = tidtam_side(data.engine, args.query_repeats, Path(folder), args.sweep_repeats)
         build, store = timed(lambda: spiff_store(Path(folder), districts))
         print(f"SpiffWorkflow: {districts} instances created and stored ({build:.1f} s, "
               f"{store.stat().st_size / 1e6:.0f} MB of JSON in SQLite)")
@@ -217,9 +231,12 @@ def main() -> None:
           f"{ours['first_cpu']:.3f}",
           f"{first.items_considered} items, {first.enqueued} rows enqueued",
           f"{spiff / ours['first']:.1f}x", f"{spiff_cpu / ours['first_cpu']:.1f}x"],
-         ["tidtam: sweep() again at the same instant (all already queued)",
-          f"{ours['again']:.3f}", f"{ours['again_cpu']:.3f}",
+         ["tidtam: sweep() again at the same instant (all already queued), the first",
+          f"{ours['again_first']:.3f}", f"{ours['again_first_cpu']:.3f}",
           f"{again.enqueued} new, {again.already_queued} already queued",
+          f"{spiff / ours['again_first']:.1f}x", f"{spiff_cpu / ours['again_first_cpu']:.1f}x"],
+         [f"tidtam: sweep() again, median of {ours['sweep_repeats']} (each its own transaction)",
+          f"{ours['again']:.3f}", f"{ours['again_cpu']:.3f}", "the same each time",
           f"{spiff / ours['again']:.1f}x", f"{spiff_cpu / ours['again_cpu']:.1f}x"],
          ["floor: the first sweep's rows by sqlite3 alone (executemany + commit)",
           f"{ours['floor']:.3f}", f"{ours['floor_cpu']:.3f}", f"{ours['floor_rows']} rows",
@@ -248,7 +265,8 @@ def verdict_lines(spiff: float, spiff_cpu: float, ours: dict[str, object]) -> li
     """Plain verdict lines: each sweep's ratio to SpiffWorkflow by wall and by CPU against the
     goal, and for the first sweep what bounds it (the floor: sqlite3 alone writing its rows)."""
     lines = []
-    for name, key in (("first sweep", "first"), ("repeat sweep", "again")):
+    for name, key in (("first sweep", "first"),
+                      (f"repeat sweep (median of {ours['sweep_repeats']})", "again")):
         wall, cpu = spiff / ours[key], spiff_cpu / ours[f"{key}_cpu"]
         lines.append(f"VERDICT {name}: {wall:.1f}x SpiffWorkflow by wall, {cpu:.1f}x by CPU "
                      f"(goal >= {GOAL}x): {_met(wall, cpu)}")

@@ -31,7 +31,7 @@ from threading import Lock
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Text, cast
+from sqlalchemy import String, Text, cast, type_coerce
 from sqlmodel import Session, col, select
 
 from domain.access import DISTRICT_ROLES, Role
@@ -264,14 +264,19 @@ class _Decisions:
 
     def __init__(self) -> None:
         self.numbers: dict[Hashable, int] = {}
+        self.by_identity: dict[int, int] = {}
         self.kept: list[DirectiveRules] = []
         self.rungs: dict[EscalationRung, int] = {}
         self.decided: dict[tuple[int, date], tuple[tuple[_Due, ...], int]] = {}
         self._lock = Lock()
 
     def number(self, rules: DirectiveRules) -> int:
-        self.kept.append(rules)
-        return self.numbers.setdefault(_rules_key(rules), len(self.numbers))
+        found = self.by_identity.get(id(rules))  # the same rules object: compared once
+        if found is None:
+            self.kept.append(rules)  # kept alive, so its id stays its own
+            found = self.by_identity[id(rules)] = self.numbers.setdefault(
+                _rules_key(rules), len(self.numbers))
+        return found
 
     def decide(self, number: int, rules: DirectiveRules, due_on: date, today: date,
                ) -> tuple[tuple[_Due, ...], int]:
@@ -331,18 +336,25 @@ class PersonRow(NamedTuple):
 
 
 def _districts(session: Session, province_codes: list[str]) -> list[DistrictRow]:
-    return list(map(DistrictRow._make, session.connection().execute(
+    make = tuple.__new__  # rows fetched at once (iterating a result fetches one by one)
+    return [make(DistrictRow, row) for row in session.connection().execute(
         select(District.code, District.province_code, District.name_th, District.name_en)
-        .where(col(District.province_code).in_(province_codes)).order_by(District.code))))
+        .where(col(District.province_code).in_(province_codes)).order_by(District.code)).all()]
+
+
+_ROLES = {str(role.value): role for role in Role}
 
 
 def _people(session: Session, province_codes: list[str]) -> list[PersonRow]:
-    """Everyone active in these provinces, by id (``models.user.active_users``' order)."""
-    return list(map(PersonRow._make, session.connection().execute(
-        select(User.id, User.username, User.role, User.province_code, User.district_code,
-               User.email, User.line_user_id, User.line_route_error)
-        .where(User.is_active == True, col(User.province_code).in_(province_codes))  # noqa: E712
-        .order_by(User.id))))
+    """Everyone active in these provinces, by id (``models.user.active_users``' order). The
+    role is read as text and looked up (the column's enum type converts row by row)."""
+    make, roles = tuple.__new__, _ROLES
+    return [make(PersonRow, (person_id, username, roles.get(role) or Role(role), *rest))
+            for person_id, username, role, *rest in session.connection().execute(
+                select(User.id, User.username, type_coerce(User.role, String), User.province_code,
+                       User.district_code, User.email, User.line_user_id, User.line_route_error)
+                .where(User.is_active == True, col(User.province_code).in_(province_codes))  # noqa: E712
+                .order_by(User.id)).all()]
 
 
 def read_provinces(session: Session, now: datetime, *, tz: ZoneInfo, base_url: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,22 @@ def _engine(url: str, pool_size: int, max_overflow: int, pool_timeout: float) ->
 
 
 engine_for.cache_clear = _engine.cache_clear  # forget every engine (tests drop their databases)
+
+
+def autocommitting(engine: Engine) -> Engine:
+    """The engine on an autocommit connection, for a unit of work whose only write is one
+    statement after its reads (marking a step done on PostgreSQL, bench P2): each statement
+    commits by itself, so there is no BEGIN and no COMMIT round trip; the same pool. Other
+    databases (SQLite: its write lanes and batches): the engine itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _AUTOCOMMITTING.get(engine)
+    if found is None:
+        found = _AUTOCOMMITTING[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
+_AUTOCOMMITTING: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

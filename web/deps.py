@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +18,14 @@ from models.directive import ItemFacts, item_facts
 from models.sessions import LoginSession, SessionKind
 from models.user import User, UserPublic
 from tidtam.app.accounts import Limits, live_session, live_user, live_user_and_item
-from tidtam.infra.db import autocommitting, is_sqlite_busy, session_scope
+from tidtam.infra.db import (
+    StaleConnection,
+    autocommitting,
+    is_sqlite_busy,
+    session_scope,
+    stale_connection,
+    unpinged,
+)
 from tidtam.infra.settings import Settings
 from web.write_batches import BatchBusy, WriteBatches
 
@@ -286,11 +293,16 @@ async def signed_in_and_item(request: Request, credentials: Credentials, item_id
     limits = Limits.of(request.app.state.settings)
 
     def unit(session: Session) -> tuple[tuple[int, UserPublic] | None, T | None]:
-        if credentials.found is not None:
-            found, facts = credentials.found, item_facts(session, item_id)
-        else:
-            found, facts = live_user_and_item(session, credentials.secret, credentials.kind,
-                                              credentials.now, limits, item_id)
+        try:  # the unit's first statement, a read: it may run again (``unpinged``)
+            if credentials.found is not None:
+                found, facts = credentials.found, item_facts(session, item_id)
+            else:
+                found, facts = live_user_and_item(session, credentials.secret, credentials.kind,
+                                                  credentials.now, limits, item_id)
+        except DBAPIError as error:
+            if stale_connection(error):
+                raise StaleConnection() from error
+            raise
         if found is None:
             return None, None
         try:
@@ -337,8 +349,27 @@ async def write_unit(request: Request, work: Callable[..., T], *args: Any,
         except BatchBusy as busy:
             raise state.admission.busy() from busy.error
     async with state.admission.slot(write=True):
-        engine = autocommitting(state.write_engine) if one_write else state.write_engine
-        return await run_in_threadpool(_unit, request, engine, work, args)
+        if one_write:
+            return await run_in_threadpool(_one_write_unit, request, state.write_engine, work,
+                                           args)
+        return await run_in_threadpool(_unit, request, state.write_engine, work, args)
+
+
+def _one_write_unit(request: Request, engine, work: Callable[..., T], args: tuple) -> T:
+    """A ``one_write`` unit on PostgreSQL: on an autocommit connection, taken from the pool
+    without its ping (``tidtam.infra.db.unpinged``). A connection the server dropped fails the
+    unit's first statement, a read, with ``StaleConnection`` before anything is written; the
+    unit then runs once more on a fresh (pinged) connection. A connection lost during the write
+    itself is an OperationalError (503): never run twice."""
+    engine = autocommitting(engine)
+    try:
+        with unpinged():
+            return _unit(request, engine, work, args)
+    except StaleConnection:
+        try:
+            return _unit(request, engine, work, args)
+        except StaleConnection as again:  # the database is going away: 503
+            raise again.__cause__ from None
 
 
 def _unit(request: Request, engine, work: Callable[..., T], args: tuple) -> T:

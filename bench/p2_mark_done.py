@@ -143,7 +143,7 @@ def server(factory: str, env: dict[str, str], ready: str, access_log: bool) -> I
     profile = PY_SPY.get("dir") if factory == "tidtam_app" else None
     if profile:  # --py-spy: the server under py-spy (its CPU figures then include py-spy's)
         out = Path(profile) / f"{factory}-{env.get('TIDTAM_DATABASE_URL', '')[:6]}-{port}.txt"
-        args = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+        args = [str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "--format", "raw",
                 "--rate", "250", "--output", str(out), "--", *args]
     process = subprocess.Popen([*args, *([] if access_log else ["--no-access-log"])], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL if access_log else None)

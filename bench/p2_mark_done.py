@@ -636,13 +636,22 @@ def report(kind: str, runs: list[Run]) -> None:
           f"{r.rate / peer.rate:.2f}x"] for r in runs])
     for r in runs:
         if r.label.startswith("tidtam"):
-            # Issue 17's goal: half the peer's rate, at most twice its CPU and its p99.
-            ratio, p99 = r.rate / peer.rate, r.pct(99) / peer.pct(99)
-            cpu = (r.server_cpu / len(r.latencies)) / (peer.server_cpu / len(peer.latencies))
-            verdict = "met" if ratio >= 0.5 and cpu <= 2 and p99 <= 2 else "NOT met"
-            print(f"goal ≥ 0.5x the peer's req/s, ≤ 2x its server CPU and p99, "
-                  f"{r.label.split(':')[0]}: {ratio:.2f}x req/s, {cpu:.2f}x CPU, {p99:.2f}x p99 "
-                  f"— {verdict}")
+            print(verdict(kind, r, peer))
+
+
+def verdict(kind: str, run: Run, peer: Run) -> str:
+    """Issue 17's goal for one route on one database, in one plain line: at least half the
+    peer's req/s, at most twice its server CPU a request and its p99; which ratio misses."""
+    ratio, p99 = run.rate / peer.rate, run.pct(99) / peer.pct(99)
+    cpu = (run.server_cpu / len(run.latencies)) / (peer.server_cpu / len(peer.latencies))
+    checks = [(f"req/s {ratio:.2f}x", ratio >= 0.5, "≥ 0.5x"), (f"CPU {cpu:.2f}x", cpu <= 2, "≤ 2x"),
+              (f"p99 {p99:.2f}x", p99 <= 2, "≤ 2x")]
+    missed = [f"{name} (goal {goal})" for name, ok, goal in checks if not ok]
+    route = run.label.split(":")[0].removeprefix("tidtam ")
+    shown = ", ".join(name for name, _, _ in checks)
+    if not missed:
+        return f"VERDICT {kind}, {route}: goal met ({shown})"
+    return f"VERDICT {kind}, {route}: goal NOT met — missed: {'; '.join(missed)} ({shown})"
 
 
 def report_prefect(run: Run, tidtam: list[tuple[str, Run]]) -> None:

@@ -118,10 +118,12 @@ def item_page(request: Request, item_id: RowId, user: CurrentUser, session: Sess
 
 @router.post("/items/{item_id}/done")
 async def item_done(request: Request, item_id: RowId, credentials: BrowserCredentials,
-                    now: NowDep, version: FormVersion, note: Annotated[str, Form()] = "",
+                    version: FormVersion, note: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "") -> Response:
     """The click that marks a step done: the sign-in check, the mark and its commit in one unit
-    of work (``web.deps.signed_in_and_item``; bench P2)."""
+    of work (``web.deps.signed_in_and_item``; bench P2). Its instant is the one the credentials
+    were checked at (the app's clock, read once: no ``NowDep`` to solve)."""
+    now = credentials.now
     marked = await signed_in_and_item(request, credentials, item_id, lambda session, user, facts:
                                       complete_facts(session, user, facts, item_id, now=now,
                                                      note=note, expected_version=version))

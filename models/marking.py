@@ -15,7 +15,7 @@ facts in one query, and on PostgreSQL the whole write in one statement.
   statements saw after the UPDATE.
 
 The values that never change (statuses, the audit action, the cancel reasons, the event's
-channel and recipient) are SQL literals: the statement has 15 bound parameters, and psycopg
+channel and recipient) are SQL literals: the statement has 14 bound parameters, and psycopg
 prepares it on the server after a few uses.
 """
 

@@ -140,6 +140,11 @@ def server(factory: str, env: dict[str, str], ready: str, access_log: bool) -> I
     args = [sys.executable, "-m", "uvicorn", "--factory", f"bench.p2_mark_done:{factory}",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     env = {**os.environ, **env, "TIDTAM_BASE_URL": f"http://127.0.0.1:{port}"}
+    profile = PY_SPY.get("dir") if factory == "tidtam_app" else None
+    if profile:  # --py-spy: the server under py-spy (its CPU figures then include py-spy's)
+        out = Path(profile) / f"{factory}-{env.get('TIDTAM_DATABASE_URL', '')[:6]}-{port}.txt"
+        args = [str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "--format", "raw",
+                "--rate", "250", "--output", str(out), "--", *args]
     process = subprocess.Popen([*args, *([] if access_log else ["--no-access-log"])], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL if access_log else None)
     try:
@@ -147,8 +152,15 @@ def server(factory: str, env: dict[str, str], ready: str, access_log: bool) -> I
         wait_answering(base_url + ready, process)
         yield Server(base_url, process)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        if profile:
+            process.send_signal(signal.SIGINT)  # py-spy writes its profile and stops the server
+            process.wait(timeout=60)
+        else:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+PY_SPY: dict[str, str] = {}  # {"dir": …} with --py-spy
 
 
 def wait_answering(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -624,13 +636,22 @@ def report(kind: str, runs: list[Run]) -> None:
           f"{r.rate / peer.rate:.2f}x"] for r in runs])
     for r in runs:
         if r.label.startswith("tidtam"):
-            # Issue 17's goal: half the peer's rate, at most twice its CPU and its p99.
-            ratio, p99 = r.rate / peer.rate, r.pct(99) / peer.pct(99)
-            cpu = (r.server_cpu / len(r.latencies)) / (peer.server_cpu / len(peer.latencies))
-            verdict = "met" if ratio >= 0.5 and cpu <= 2 and p99 <= 2 else "NOT met"
-            print(f"goal ≥ 0.5x the peer's req/s, ≤ 2x its server CPU and p99, "
-                  f"{r.label.split(':')[0]}: {ratio:.2f}x req/s, {cpu:.2f}x CPU, {p99:.2f}x p99 "
-                  f"— {verdict}")
+            print(verdict(kind, r, peer))
+
+
+def verdict(kind: str, run: Run, peer: Run) -> str:
+    """Issue 17's goal for one route on one database, in one plain line: at least half the
+    peer's req/s, at most twice its server CPU a request and its p99; which ratio misses."""
+    ratio, p99 = run.rate / peer.rate, run.pct(99) / peer.pct(99)
+    cpu = (run.server_cpu / len(run.latencies)) / (peer.server_cpu / len(peer.latencies))
+    checks = [(f"req/s {ratio:.2f}x", ratio >= 0.5, "≥ 0.5x"), (f"CPU {cpu:.2f}x", cpu <= 2, "≤ 2x"),
+              (f"p99 {p99:.2f}x", p99 <= 2, "≤ 2x")]
+    missed = [f"{name} (goal {goal})" for name, ok, goal in checks if not ok]
+    route = run.label.split(":")[0].removeprefix("tidtam ")
+    shown = ", ".join(name for name, _, _ in checks)
+    if not missed:
+        return f"VERDICT {kind}, {route}: goal met ({shown})"
+    return f"VERDICT {kind}, {route}: goal NOT met — missed: {'; '.join(missed)} ({shown})"
 
 
 def report_prefect(run: Run, tidtam: list[tuple[str, Run]]) -> None:
@@ -663,8 +684,13 @@ def main() -> None:
                         help="paused flow runs at once (one per district)")
     parser.add_argument("--prefect-poll-interval", type=float, default=1,
                         help="pause_flow_run's poll_interval in s (Prefect's default is 10)")
+    parser.add_argument("--py-spy", metavar="DIR",
+                        help="record tidtam's server with py-spy (raw stacks in DIR); for where "
+                             "the time goes, not for the figures")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
+    if args.py_spy:
+        PY_SPY["dir"] = args.py_spy
     opts = Options(args.requests, args.seconds, args.warmup, args.concurrency, args.seed,
                    args.access_log)
     prefect = None if args.skip_prefect else PrefectOptions(args.prefect_flows,

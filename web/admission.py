@@ -18,7 +18,9 @@ the pool timeout is answered 503 with ``Retry-After`` (``web.errors.on_pool_exha
 
 from __future__ import annotations
 
+import asyncio
 import math
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -59,6 +61,7 @@ class Admission:
         self.retry_after = max(1, math.ceil(timeout))
         self._slots = anyio.Semaphore(capacity) if capacity else None
         self._writer = anyio.Lock() if one_writer else None
+        self._threads_for: weakref.ref | None = None  # the event loop whose thread pool is sized
 
     @classmethod
     def for_engine(cls, engine: Engine, timeout: float) -> Admission:
@@ -75,7 +78,25 @@ class Admission:
         DatabaseBusy when they are not free within the timeout."""
         lane = self._writer if write else None
         if self._slots is not None:
-            _ensure_threads(self.capacity + THREAD_HEADROOM)
+            loop = asyncio.get_running_loop()
+            if self._threads_for is None or self._threads_for() is not loop:  # once per loop
+                _ensure_threads(self.capacity + THREAD_HEADROOM)
+                self._threads_for = weakref.ref(loop)
+            if lane is None:
+                # A slot free and no one waiting for one: taken at once, without the timer, the
+                # exit stack and the checkpoint of the wait below (bench P2: ~5 % of the event
+                # loop's time). Nothing else changes: a released slot still goes to the longest
+                # waiter first.
+                try:
+                    self._slots.acquire_nowait()
+                except anyio.WouldBlock:
+                    pass
+                else:
+                    try:
+                        yield
+                    finally:
+                        self._slots.release()
+                    return
         async with AsyncExitStack() as held:
             try:
                 with anyio.fail_after(self.timeout):

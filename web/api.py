@@ -36,7 +36,7 @@ from tidtam.app.national import (
     submit_provincial_report,
 )
 from tidtam.app.outbox import outbox_for, outbox_query
-from tidtam.app.tracking import complete
+from tidtam.app.tracking import complete_facts
 from web import api_directives
 from web.deps import (
     ApiCredentials,
@@ -47,7 +47,7 @@ from web.deps import (
     TodayDep,
     client_address,
     client_name,
-    signed_in_unit,
+    signed_in_and_item,
 )
 from web.errors import bilingual
 from web.schemas import (
@@ -152,16 +152,21 @@ def get_item(item_id: RowId, user: ApiUser, session: SessionDep, today: TodayDep
 @router.post("/items/{item_id}/done", response_model=ItemPublic,
              responses=errors(403, 404, 409, 422))
 async def item_done(request: Request, item_id: RowId, body: DoneIn,
-                    credentials: ApiCredentials, now: NowDep, today: TodayDep) -> ItemPublic:
+                    credentials: ApiCredentials) -> ItemPublic:
     """Mark an item done; ``version`` must be the one you read (else 409).
 
     A 422 is ``{"detail": {"th", "en"}}`` when a rule refuses the input (a note over 2000
     characters), FastAPI's field list when the JSON itself has the wrong shape.
     """
     # The token's check, the mark and its commit in one unit of work (bench P2); the answer is
-    # the item as written, not read again.
-    marked = await signed_in_unit(request, credentials, lambda session, user: complete(
-        session, user, item_id, now=now, note=body.note, expected_version=body.version))
+    # the item as written, not read again. Its instant is the one the token was checked at (the
+    # app's clock read once; "today" as ``TodayDep`` has it), not two more dependencies to solve.
+    now = credentials.now
+    today = now.astimezone(request.app.state.settings.tz).date()
+    marked = await signed_in_and_item(request, credentials, item_id, lambda session, user, facts:
+                                      complete_facts(session, user, facts, item_id, now=now,
+                                                     note=body.note,
+                                                     expected_version=body.version))
     facts = marked.facts
     return ItemPublic(id=facts.id, directive_slug=facts.directive_slug, step_code=facts.step_code,
                       district_code=facts.district_code, status=marked.status,

@@ -10,14 +10,22 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from models.directive import ItemFacts, item_facts
 from models.sessions import LoginSession, SessionKind
 from models.user import User, UserPublic
-from tidtam.app.accounts import Limits, live_session, live_user
-from tidtam.infra.db import is_sqlite_busy, session_scope
+from tidtam.app.accounts import Limits, live_session, live_user, live_user_and_item
+from tidtam.infra.db import (
+    StaleConnection,
+    autocommitting,
+    is_sqlite_busy,
+    session_scope,
+    stale_connection,
+    unpinged,
+)
 from tidtam.infra.settings import Settings
 from web.write_batches import BatchBusy, WriteBatches
 
@@ -158,7 +166,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 # the commit: four or five a request), each unit of work a pool checkout, a transaction and its
 # commit; on SQLite every hop after the first statement is taken while holding the one writer
 # lane (web.admission). Here the sign-in is checked in the same unit of work as the change, in one
-# prepared query, and that unit is one hop (``signed_in_unit``).
+# prepared query, and that unit is one hop (``signed_in_and_item``).
 #
 # Which answer comes first is kept: a request no one is signed in for is sent to sign in even
 # when its form is also wrong. So the credentials are checked at once (``read_unit``), as the
@@ -273,24 +281,37 @@ class _Refused(Exception):
         self.found, self.error = found, error
 
 
-async def signed_in_unit(request: Request, credentials: Credentials,
-                         work: Callable[..., T], *args: Any) -> T:
-    """``work(session, user, *args)`` in one ``write_unit``, the credentials checked first in the
-    same transaction (unless they were already): signed out, nothing is done."""
+async def signed_in_and_item(request: Request, credentials: Credentials, item_id: int,
+                             work: Callable[[Session, UserPublic, ItemFacts | None], T]) -> T:
+    """``work(session, user, facts)`` in one ``write_unit``, the credentials checked first with
+    the item's facts read in the same query (``tidtam.app.accounts.live_user_and_item``; only the
+    facts when the credentials were checked already): signed out, nothing is done. ``facts`` is
+    None when there is no such item.
+
+    ``work`` writes in one statement on PostgreSQL (``tidtam.app.tracking.complete_facts``), so
+    the unit runs on an autocommit connection (``one_write``): no BEGIN, no COMMIT."""
     limits = Limits.of(request.app.state.settings)
 
     def unit(session: Session) -> tuple[tuple[int, UserPublic] | None, T | None]:
-        found = credentials.found or live_user(session, credentials.secret, credentials.kind,
-                                               credentials.now, limits)
+        try:  # the unit's first statement, a read: it may run again (``unpinged``)
+            if credentials.found is not None:
+                found, facts = credentials.found, item_facts(session, item_id)
+            else:
+                found, facts = live_user_and_item(session, credentials.secret, credentials.kind,
+                                                  credentials.now, limits, item_id)
+        except DBAPIError as error:
+            if stale_connection(error):
+                raise StaleConnection() from error
+            raise
         if found is None:
             return None, None
         try:
-            return found, work(session, found[1], *args)
+            return found, work(session, found[1], facts)
         except Exception as error:  # rolled back by the unit; the request still knows who it was
             raise _Refused(found, error) from error
 
     try:
-        found, result = await write_unit(request, unit)
+        found, result = await write_unit(request, unit, one_write=True)
     except _Refused as refused:
         _checked(request, credentials, refused.found)
         error = refused.error
@@ -309,12 +330,15 @@ async def read_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(_unit, request, state.engine, work, args)
 
 
-async def write_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
+async def write_unit(request: Request, work: Callable[..., T], *args: Any,
+                     one_write: bool = False) -> T:
     """``work(session, *args)`` as ``SessionDep`` gives a route that writes: a slot (on SQLite the
     writer lane too), a session on the writing engine committed before the answer, rolled back
     on an error, SQLite's "busy" as 503; all of it in one hop to the thread pool. On SQLite the
     units waiting for the lane share that hop and one transaction, each in its own SAVEPOINT
-    (``web.write_batches``: one commit, one fsync, for all of them)."""
+    (``web.write_batches``: one commit, one fsync, for all of them). ``one_write``: the unit
+    writes in one statement at most, after its reads (PostgreSQL: on an autocommit connection,
+    ``tidtam.infra.db.autocommitting``; its one statement is atomic by itself)."""
     state = request.app.state
     if state.write_engine.dialect.name == "sqlite":  # one writer: commit together (group commit)
         batches = getattr(state, "write_batches", None)
@@ -325,7 +349,27 @@ async def write_unit(request: Request, work: Callable[..., T], *args: Any) -> T:
         except BatchBusy as busy:
             raise state.admission.busy() from busy.error
     async with state.admission.slot(write=True):
+        if one_write:
+            return await run_in_threadpool(_one_write_unit, request, state.write_engine, work,
+                                           args)
         return await run_in_threadpool(_unit, request, state.write_engine, work, args)
+
+
+def _one_write_unit(request: Request, engine, work: Callable[..., T], args: tuple) -> T:
+    """A ``one_write`` unit on PostgreSQL: on an autocommit connection, taken from the pool
+    without its ping (``tidtam.infra.db.unpinged``). A connection the server dropped fails the
+    unit's first statement, a read, with ``StaleConnection`` before anything is written; the
+    unit then runs once more on a fresh (pinged) connection. A connection lost during the write
+    itself is an OperationalError (503): never run twice."""
+    engine = autocommitting(engine)
+    try:
+        with unpinged():
+            return _unit(request, engine, work, args)
+    except StaleConnection:
+        try:
+            return _unit(request, engine, work, args)
+        except StaleConnection as again:  # the database is going away: 503
+            raise again.__cause__ from None
 
 
 def _unit(request: Request, engine, work: Callable[..., T], args: tuple) -> T:

@@ -25,7 +25,7 @@ from tidtam.app.directives import (
 )
 from tidtam.app.outbox import outbox_page as outbox_page_for
 from tidtam.app.outbox import outbox_query, push_quota
-from tidtam.app.tracking import complete, reopen_waived, waive
+from tidtam.app.tracking import complete_facts, reopen_waived, waive
 from web.auth import redirect, safe_next
 from web.board_page import board_cells, chart_figure
 from web.deps import (
@@ -35,7 +35,7 @@ from web.deps import (
     SessionDep,
     SettingsDep,
     TodayDep,
-    signed_in_unit,
+    signed_in_and_item,
 )
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -118,12 +118,15 @@ def item_page(request: Request, item_id: RowId, user: CurrentUser, session: Sess
 
 @router.post("/items/{item_id}/done")
 async def item_done(request: Request, item_id: RowId, credentials: BrowserCredentials,
-                    now: NowDep, version: FormVersion, note: Annotated[str, Form()] = "",
+                    version: FormVersion, note: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "") -> Response:
     """The click that marks a step done: the sign-in check, the mark and its commit in one unit
-    of work (``web.deps.signed_in_unit``; bench P2)."""
-    marked = await signed_in_unit(request, credentials, lambda session, user: complete(
-        session, user, item_id, now=now, note=note, expected_version=version))
+    of work (``web.deps.signed_in_and_item``; bench P2). Its instant is the one the credentials
+    were checked at (the app's clock, read once: no ``NowDep`` to solve)."""
+    now = credentials.now
+    marked = await signed_in_and_item(request, credentials, item_id, lambda session, user, facts:
+                                      complete_facts(session, user, facts, item_id, now=now,
+                                                     note=note, expected_version=version))
     flash(request, "flash.item_done")
     facts = marked.facts
     return redirect(safe_next(next) or directive_path(

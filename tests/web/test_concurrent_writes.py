@@ -39,6 +39,7 @@ from sqlmodel import Session, col, func, select
 
 from models.audit import AuditEntry
 from models.directive import DirectiveStep, ItemStatus, StepKind, TrackedItem
+from models.outbox import OutboxMessage
 from models.report import ProvincialReport, Report, photos_of
 from tests.conftest import PG_ADMIN_URL
 from tests.db.test_reporting import accepted, filed
@@ -160,6 +161,14 @@ def audit_count(engine: Engine, action: str, entity: str, ids: list[int]) -> int
             col(AuditEntry.entity_id).in_([str(i) for i in ids]))).one()
 
 
+def item_events(engine: Engine, item_id: int) -> int:
+    """The item's ``tidtam.item.completed`` events in the outbox (one per acknowledged mark)."""
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(OutboxMessage).where(
+            col(OutboxMessage.idempotency_key).startswith(
+                f"event:tidtam.item.completed:{item_id}:"))).one()
+
+
 def assert_bilingual_409s(answers: list[httpx.Response]) -> None:
     for answer in answers:
         if answer.status_code == 409:
@@ -185,6 +194,7 @@ def test_fifty_api_marks_of_one_item_one_wins(server):
         assert row.status == ItemStatus.DONE and row.version == item.version + 1
         assert row.note == winner["note"]  # the acknowledged write is the one kept
     assert audit_count(server.engine, "item.done", "tracked_item", [item.id]) == 1
+    assert item_events(server.engine, item.id) == 1
 
 
 def test_fifty_form_marks_of_one_item_one_wins(server):
@@ -200,6 +210,7 @@ def test_fifty_form_marks_of_one_item_one_wins(server):
     for refused in (a for a in answers if a.status_code == 409):  # the error page, both languages
         assert "ทำเสร็จแล้ว" in refused.text or "มีผู้อื่นแก้ไข" in refused.text
     assert audit_count(server.engine, "item.done", "tracked_item", [item.id]) == 1
+    assert item_events(server.engine, item.id) == 1
 
 
 # --- one report, one version, 50 writers ----------------------------------------------------------

@@ -18,6 +18,8 @@ from domain.access import Role, can_manage_account, manageable_roles
 from domain.errors import Forbidden, InvalidInput, NotFound, TidtamError
 from domain.passwords import check_password
 from models import audit
+from models.directive import ItemFacts
+from models.marking import session_user_and_item
 from models.sessions import (
     LoginSession,
     ResetLink,
@@ -243,6 +245,24 @@ def live_user(session: Session, secret: object, kind: SessionKind, now: datetime
         return None
     return row.session_id, UserPublic.model_validate(
         {name: row._mapping[name] for name in UserPublic.model_fields})
+
+
+def live_user_and_item(session: Session, secret: object, kind: SessionKind, now: datetime,
+                       limits: Limits, item_id: int
+                       ) -> tuple[tuple[int, UserPublic] | None, ItemFacts | None]:
+    """``live_user``'s answer and the item's facts (``models.directive.item_facts``) in one
+    prepared query (marking a step done, bench P2): the same rules as ``live_session``; when
+    no one is signed in, (None, None), and the item is not looked at."""
+    if not isinstance(secret, str) or not secret:
+        return None, None
+    found = session_user_and_item(session, _hash(secret), kind, item_id)
+    if found is None:
+        return None, None
+    row = found.session
+    if not _live(row.ended_at, row.created_at, now, limits) or not row.is_active:
+        return None, None
+    return (row.session_id, UserPublic.model_validate(
+        {name: row._mapping[name] for name in UserPublic.model_fields})), found.facts
 
 
 def _live(ended_at: datetime | None, created_at: datetime, now: datetime, limits: Limits) -> bool:

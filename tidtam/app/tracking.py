@@ -5,6 +5,7 @@ Routes, flows and the CLI call these; rules come from ``domain``, queries from `
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +33,7 @@ from models.directive import (
     steps_of,
     update_item,
 )
+from models.marking import write_done
 from models.org import District, districts_of, get_district
 from models.outbox import cancel_pending_for_item
 from models.user import User, UserPublic
@@ -227,7 +229,21 @@ def complete(session: Session, actor: User | UserPublic, item_id: int, *, now: d
     are the domain's rules, in the order they always ran), the conditional UPDATE, the outbox
     cancel, the audit row and the event's outbox row; nothing is read twice or flushed.
     """
-    facts = item_facts(session, item_id)
+    return complete_facts(session, actor, item_facts(session, item_id), item_id, now=now,
+                          note=note, expected_version=expected_version)
+
+
+def complete_facts(session: Session, actor: User | UserPublic, facts: ItemFacts | None,
+                   item_id: int, *, now: datetime, note: str | None = None,
+                   expected_version: int | None = None) -> Marked:
+    """``complete`` on the item's facts read already (``item_facts``, or with the sign-in check:
+    ``tidtam.app.accounts.live_user_and_item``); None: there is no such item.
+
+    On PostgreSQL the write is one statement (``models.marking.write_done``: the UPDATE, the
+    outbox cancel, the audit row and the event, each conditional on the UPDATE): a unit of work
+    that read the facts before may run it on an autocommit connection. On SQLite, which has no
+    data-modifying CTEs, the same writes one statement each (in the write batch's SAVEPOINT).
+    """
     if facts is None:
         raise NotFound(f"no tracked item {item_id}", f"ไม่พบรายการติดตามเลขที่ {item_id}")
     ensure_district_visible(actor, facts.district_code, facts.district_province_code,
@@ -249,12 +265,26 @@ def complete(session: Session, actor: User | UserPublic, item_id: int, *, now: d
         raise InvalidInput("note: at most 2000 characters", "หมายเหตุ: ไม่เกิน 2000 ตัวอักษร")
     before = _state(facts.status, facts.note, facts.version, facts.completed_by_id,
                     facts.completed_at)
+    if session.get_bind().dialect.name == "postgresql":
+        version = facts.version + 1  # the conditional UPDATE's, if it wins
+        event = item_event_of(EventName.ITEM_COMPLETED, facts, version, actor=actor.username,
+                              now=now, note=note)
+        written = write_done(
+            session, item_id=item_id, version=facts.version, step_id=facts.step_id,
+            actor_id=actor.id, actor=actor.username, now=now, note=note, before=before,
+            after=_state(ItemStatus.DONE, note, version, actor.id, now), event_key=event.key,
+            event_subject=str(event.name),
+            event_body=json.dumps(event.body(), ensure_ascii=False),
+            district_code=facts.district_code, directive_id=facts.directive_id)
+        if written is None:
+            raise _lost(session, item_id)
+        version, cancelled = written
+        return Marked(facts, ItemStatus.DONE, version, note, actor.id, now, cancelled)
     version = item_version_after(session, item_id, expected_version=facts.version,
                                  expected_status=ItemStatus.OPEN, status=ItemStatus.DONE,
                                  completed_by_id=actor.id, completed_at=now, note=note)
     if version is None:
-        status = current_status(session, item_id)
-        raise _status_conflict(item_id, status) if status != ItemStatus.OPEN else _stale()
+        raise _lost(session, item_id)
     cancelled = cancel_pending_for_item(session, item_id, facts.step_id)
     audit.insert(session, at=now, actor=actor.username, actor_id=actor.id, action="item.done",
                  entity="tracked_item", entity_id=item_id, before=before,
@@ -263,6 +293,13 @@ def complete(session: Session, actor: User | UserPublic, item_id: int, *, now: d
     emit(session, item_event_of(EventName.ITEM_COMPLETED, facts, version, actor=actor.username,
                                 now=now, note=note), directive_id=facts.directive_id)
     return Marked(facts, ItemStatus.DONE, version, note, actor.id, now, cancelled)
+
+
+def _lost(session: Session, item_id: int) -> Conflict:
+    """The conditional UPDATE matched nothing: another writer changed the item since it was
+    read (nothing was written)."""
+    status = current_status(session, item_id)
+    return _status_conflict(item_id, status) if status != ItemStatus.OPEN else _stale()
 
 
 def _lost_race(session: Session, item: TrackedItem) -> Conflict:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.pool import NullPool, QueuePool
 from sqlmodel import Session, create_engine
 
@@ -61,11 +63,73 @@ def _engine(url: str, pool_size: int, max_overflow: int, pool_timeout: float) ->
         return engine
     # A server that drops packets instead of refusing them must not hold a request for the
     # system's TCP timeout (minutes): connecting gives up after this, and the app answers 503.
-    connect = {"connect_timeout": PG_CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect, **pool)
+    if not url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True, **pool)
+    engine = create_engine(url, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT}, **pool)
+    event.listen(engine.pool, "checkout", _pre_ping(engine.dialect))
+    return engine
+
+
+# A connection is pinged when it leaves the pool (SQLAlchemy's ``pool_pre_ping``, as a checkout
+# listener), but within ``unpinged()``: the hot path of a click skips that round trip and
+# handles a dead connection itself (``StaleConnection``).
+_UNPINGED: ContextVar[bool] = ContextVar("tidtam_unpinged", default=False)
+
+
+def _pre_ping(dialect):
+    """``pool_pre_ping``'s check: a connection the server dropped while it sat in the pool is
+    replaced (and every older one with it) before anyone uses it; the pool tries again."""
+    def ping(dbapi_connection, _record, _proxy) -> None:
+        if _UNPINGED.get():
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError() from error
+            raise
+    return ping
+
+
+@contextmanager
+def unpinged() -> Iterator[None]:
+    """Connections checked out in the block are not pinged first (one round trip less). The
+    block's first statement must be one that may run again: if it meets a connection that died
+    in the pool, it raises ``StaleConnection`` (``stale_connection``), and the caller runs it again."""
+    token = _UNPINGED.set(True)
+    try:
+        yield
+    finally:
+        _UNPINGED.reset(token)
+
+
+class StaleConnection(Exception):
+    """A statement that may run again met a connection the server had dropped (it was not
+    pinged: ``unpinged``); the pool has let go of it and of every connection older."""
+
+
+def stale_connection(error: BaseException) -> bool:
+    """The database error was a dropped connection (SQLAlchemy has invalidated it)."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 engine_for.cache_clear = _engine.cache_clear  # forget every engine (tests drop their databases)
+
+
+def autocommitting(engine: Engine) -> Engine:
+    """The engine on an autocommit connection, for a unit of work whose only write is one
+    statement after its reads (marking a step done on PostgreSQL, bench P2): each statement
+    commits by itself, so there is no BEGIN and no COMMIT round trip; the same pool. Other
+    databases (SQLite: its write lanes and batches): the engine itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _AUTOCOMMITTING.get(engine)
+    if found is None:
+        found = _AUTOCOMMITTING[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
+_AUTOCOMMITTING: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

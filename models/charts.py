@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, case, type_coerce
+from sqlalchemy import select as core_select
+from sqlmodel import Session, select
 
 from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem
+from models.types import UTCDateTime
 
 
 class ItemTiming(NamedTuple):
@@ -37,14 +40,33 @@ def item_timings(session: Session, directive_id: int, district_code: str | None 
     return [ItemTiming._make(row) for row in session.exec(query).all()]
 
 
-def copies_item_timings(session: Session, national_id: int,
-                        step_codes: list[str]) -> list[ItemTiming]:
+_item = TrackedItem.__table__.c
+_step = DirectiveStep.__table__.c
+_directive = Directive.__table__.c
+
+# Built once, Core only (no ORM result machinery for some 10,000 rows): each item of every
+# province's copy as (its step's code, settled, when): settled is "not open"; when is the
+# waiving's time for a waived item, else the completion's (None when none was kept).
+_COPIES_SETTLEMENTS = (
+    core_select(_step.code,
+                case((_item.status != ItemStatus.OPEN, True), else_=False),
+                type_coerce(case((_item.status == ItemStatus.WAIVED, _item.waived_at),
+                                 else_=_item.completed_at), UTCDateTime()))
+    .join_from(TrackedItem.__table__, DirectiveStep.__table__, _step.id == _item.step_id)
+    .where(_item.directive_id.in_(core_select(_directive.id)
+                                  .where(_directive.parent_id == bindparam("national_id"))),
+           _step.code.in_(bindparam("codes", expanding=True))))
+
+
+def copies_settlements(session: Session, national_id: int,
+                       step_codes: list[str]) -> list[tuple[str, bool, datetime | None]]:
     """The items of every province's copy of a national directive, for the Department's steps
-    only (a province's added steps are its own business)."""
-    copies = select(Directive.id).where(Directive.parent_id == national_id)
-    query = _timings().where(col(TrackedItem.directive_id).in_(copies),
-                             col(DirectiveStep.code).in_(step_codes))
-    return [ItemTiming._make(row) for row in session.exec(query).all()]
+    only (a province's added steps are its own business), as plain (step code, settled, settled
+    at) tuples: ``ItemTiming``'s ``step_code``, ``settled`` and ``settled_at``."""
+    if not step_codes:
+        return []
+    return session.connection().execute(
+        _COPIES_SETTLEMENTS, {"national_id": national_id, "codes": step_codes}).all()
 
 
 def _timings():

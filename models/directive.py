@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Index, UniqueConstraint, bindparam, case, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import defer
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from models.org import District, Province
@@ -159,6 +160,17 @@ def directives_of(session: Session, province_code: str | None = None,
 def active_directives(session: Session, province_code: str | None = None) -> list[Directive]:
     """The directives tracked and chased now (of one province, or of all)."""
     return directives_of(session, province_code, (DirectiveStatus.ACTIVE,))
+
+
+def provinces_own_active(session: Session) -> list[Directive]:
+    """Every province's own active directives (not the copies of the Department's), newest letter
+    first, as ``active_directives`` orders them; their YAML (``definition``) is not read unless
+    asked for (the national board's list of the provinces' letters)."""
+    return list(session.exec(
+        select(Directive).options(defer(Directive.definition))
+        .where(col(Directive.province_code).is_not(None), col(Directive.parent_id).is_(None),
+               Directive.status == DirectiveStatus.ACTIVE)
+        .order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())))
 
 
 def national_directives(session: Session) -> list[Directive]:

@@ -30,7 +30,7 @@ from domain.charts import (
     settled_day,
 )
 from domain.errors import Forbidden, NotFound
-from models.charts import ItemTiming, copies_item_timings, item_timings
+from models.charts import ItemTiming, copies_settlements, item_timings
 from models.directive import Directive, ItemStatus, get_directive_by_slug, steps_of
 from models.org import District
 from models.user import User
@@ -132,8 +132,8 @@ def national_chart(session: Session, actor: User, directive: Directive, *, now: 
     require_national(actor)
     steps = [(s.code, s.due_on) for s in steps_of(session, directive.id)]
     due = dict(steps)
-    rows = copies_item_timings(session, directive.id, list(due))
-    items = [(due[r.step_code], r.settled, r.settled_at) for r in rows]
+    rows = copies_settlements(session, directive.id, list(due))
+    items = [(due[code], settled, at) for code, settled, at in rows]
     return build_chart(directive, steps, items, today_of(now, tz), tz, national=True)
 
 

@@ -3,13 +3,16 @@ settled, in one query (no ORM objects: a national directive has about 10,000 ite
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections import Counter
+from datetime import date, datetime, tzinfo
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, type_coerce
+from sqlalchemy import Date, bindparam, case, cast, func, type_coerce
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
+from domain.charts import settled_day
 from models.directive import Directive, DirectiveStep, ItemStatus, TrackedItem
 from models.types import UTCDateTime
 
@@ -67,6 +70,40 @@ def copies_settlements(session: Session, national_id: int,
         return []
     return session.connection().execute(
         _COPIES_SETTLEMENTS, {"national_id": national_id, "codes": step_codes}).all()
+
+
+# The same items counted by step, settled and the office's day they were settled (PostgreSQL
+# turns the instant into the zone's local day itself: a few hundred rows instead of 10,000).
+_settled = case((_item.status != ItemStatus.OPEN, True), else_=False).label("settled")
+_days = (core_select(_step.code.label("code"), _settled, cast(func.timezone(
+            bindparam("tz"), case((_item.status == ItemStatus.WAIVED, _item.waived_at),
+                                  else_=_item.completed_at)), Date).label("day"))
+         .join_from(TrackedItem.__table__, DirectiveStep.__table__, _step.id == _item.step_id)
+         .where(_item.directive_id.in_(core_select(_directive.id)
+                                       .where(_directive.parent_id == bindparam("national_id"))),
+                _step.code.in_(bindparam("codes", expanding=True)))
+         .subquery())
+_COPIES_SETTLED_DAYS = (core_select(_days.c.code, _days.c.settled, _days.c.day, func.count())
+                        .group_by(_days.c.code, _days.c.settled, _days.c.day))
+
+
+def copies_settled_days(session: Session, national_id: int, step_codes: list[str],
+                        tz: tzinfo) -> dict[tuple[str, bool, date | None], int]:
+    """``copies_settlements`` counted by (step code, settled, the day in ``tz`` it was settled:
+    None when open or when no time was kept). Counted by PostgreSQL (in a named zone); elsewhere
+    from each item."""
+    if not step_codes:
+        return {}
+    if session.connection().dialect.name == "postgresql" and isinstance(tz, ZoneInfo):
+        rows = session.connection().execute(_COPIES_SETTLED_DAYS, {
+            "national_id": national_id, "codes": step_codes, "tz": tz.key}).all()
+        counts: Counter[tuple[str, bool, date | None]] = Counter()
+        for code, settled, day, n in rows:
+            counts[(code, settled, day if settled else None)] += n
+        return dict(counts)
+    return dict(Counter((code, settled, settled_day(settled, at, tz, None))
+                        for code, settled, at in copies_settlements(session, national_id,
+                                                                    step_codes)))
 
 
 def _timings():

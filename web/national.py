@@ -19,6 +19,7 @@ from tidtam.app.national import (
 )
 from tidtam.app.reporting import directive_named
 from web.auth import redirect
+from web.board_page import chart_figure
 from web.deps import CurrentUser, NowDep, SessionDep, SettingsDep, TodayDep, signed_in_page
 from web.links import directive_path
 from web.rendering import flash, render
@@ -57,6 +58,7 @@ def _board(request: Request, user, session, slug: str, today, settings, now,
         "board": board,
         "directives": directives if directives is not None else national_list(session, user),
         "chart": national_chart(session, user, board.directive, now=now, tz=settings.tz),
+        "chart_figure": chart_figure,  # the figure drawn again only when the chart changed
         "letters": provinces_letters(session, user, today)})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from sqlmodel import Session, select
 
 from domain.access import Role
 from domain.directive import load_directive
-from models.charts import copies_settlements, item_timings
+from models.charts import copies_settled_days, copies_settlements, item_timings
 from models.directive import (
     Directive,
     DirectiveStatus,
@@ -203,3 +204,10 @@ def test_the_charts_settlements_are_the_items_the_orm_read(app, any_engine):
         assert any(settled and at is not None and at.tzinfo is not None for _, settled, at in rows)
         assert all(type(settled) is bool for _, settled, _ in rows)
         assert copies_settlements(session, national.id, []) == []
+        # counted by day: by PostgreSQL itself, or from each item, the same counts
+        tz = ZoneInfo("Asia/Bangkok")
+        by_day = Counter()
+        for (code, settled, at), n in expected.items():
+            by_day[(code, settled, at.astimezone(tz).date() if settled and at else None)] += n
+        assert copies_settled_days(session, national.id, department_codes, tz) == dict(by_day)
+        assert sum(n for (_, settled, _), n in by_day.items() if settled) >= 2  # the two waived

@@ -4,11 +4,11 @@ settled, in one query (no ORM objects: a national directive has about 10,000 ite
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, bindparam, case, cast, func, type_coerce
+from sqlalchemy import Date, Integer, Select, bindparam, case, cast, func, type_coerce
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -72,34 +72,57 @@ def copies_settlements(session: Session, national_id: int,
         _COPIES_SETTLEMENTS, {"national_id": national_id, "codes": step_codes}).all()
 
 
-# The same items counted by step, settled and the office's day they were settled (PostgreSQL
-# turns the instant into the zone's local day itself: a few hundred rows instead of 10,000).
+# The same items counted by step, settled and when they were settled, so that a few hundred or
+# thousand counts come back instead of 10,000 rows. PostgreSQL turns the instant into the zone's
+# local day itself (``timezone``). SQLite knows no zones: it counts by the quarter of an hour
+# (UTC) the instant falls in, and Python gives each quarter its local day. Every zone's offset
+# is a whole number of quarters of an hour, so a local day starts on a quarter: all of a quarter
+# falls on one local day, and the day is exactly the one of each instant in it.
+QUARTER = 900  # seconds
 _settled = case((_item.status != ItemStatus.OPEN, True), else_=False).label("settled")
-_days = (core_select(_step.code.label("code"), _settled, cast(func.timezone(
-            bindparam("tz"), case((_item.status == ItemStatus.WAIVED, _item.waived_at),
-                                  else_=_item.completed_at)), Date).label("day"))
-         .join_from(TrackedItem.__table__, DirectiveStep.__table__, _step.id == _item.step_id)
-         .where(_item.directive_id.in_(core_select(_directive.id)
-                                       .where(_directive.parent_id == bindparam("national_id"))),
-                _step.code.in_(bindparam("codes", expanding=True)))
-         .subquery())
-_COPIES_SETTLED_DAYS = (core_select(_days.c.code, _days.c.settled, _days.c.day, func.count())
-                        .group_by(_days.c.code, _days.c.settled, _days.c.day))
+_settled_at = case((_item.status == ItemStatus.WAIVED, _item.waived_at), else_=_item.completed_at)
+
+
+def _counted(when) -> Select:
+    """The copies' items as (step code, settled, ``when``), counted."""
+    rows = (core_select(_step.code.label("code"), _settled, when.label("at"))
+            .join_from(TrackedItem.__table__, DirectiveStep.__table__, _step.id == _item.step_id)
+            .where(_item.directive_id.in_(core_select(_directive.id)
+                                          .where(_directive.parent_id == bindparam("national_id"))),
+                   _step.code.in_(bindparam("codes", expanding=True)))
+            .subquery())
+    return (core_select(rows.c.code, rows.c.settled, rows.c.at, func.count())
+            .group_by(rows.c.code, rows.c.settled, rows.c.at))
+
+
+_COPIES_SETTLED_DAYS = _counted(cast(func.timezone(bindparam("tz"), _settled_at), Date))
+_COPIES_SETTLED_QUARTERS = _counted(cast(func.strftime("%s", _settled_at), Integer) // QUARTER)
 
 
 def copies_settled_days(session: Session, national_id: int, step_codes: list[str],
                         tz: tzinfo) -> dict[tuple[str, bool, date | None], int]:
     """``copies_settlements`` counted by (step code, settled, the day in ``tz`` it was settled:
-    None when open or when no time was kept). Counted by PostgreSQL (in a named zone); elsewhere
-    from each item."""
+    None when open or when no time was kept), counted by the database."""
     if not step_codes:
         return {}
-    if session.connection().dialect.name == "postgresql" and isinstance(tz, ZoneInfo):
-        rows = session.connection().execute(_COPIES_SETTLED_DAYS, {
-            "national_id": national_id, "codes": step_codes, "tz": tz.key}).all()
-        counts: Counter[tuple[str, bool, date | None]] = Counter()
-        for code, settled, day, n in rows:
+    connection = session.connection()
+    params = {"national_id": national_id, "codes": step_codes}
+    counts: Counter[tuple[str, bool, date | None]] = Counter()
+    if connection.dialect.name == "postgresql" and isinstance(tz, ZoneInfo):
+        for code, settled, day, n in connection.execute(_COPIES_SETTLED_DAYS,
+                                                        params | {"tz": tz.key}):
             counts[(code, settled, day if settled else None)] += n
+        return dict(counts)
+    if connection.dialect.name == "sqlite":
+        days: dict[int, date] = {}
+        for code, settled, quarter, n in connection.execute(_COPIES_SETTLED_QUARTERS, params):
+            day = None
+            if settled and quarter is not None:
+                day = days.get(quarter)
+                if day is None:
+                    day = days[quarter] = settled_day(
+                        True, datetime.fromtimestamp(quarter * QUARTER, UTC), tz, None)
+            counts[(code, settled, day)] += n
         return dict(counts)
     return dict(Counter((code, settled, settled_day(settled, at, tz, None))
                         for code, settled, at in copies_settlements(session, national_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from functools import cached_property
 
 from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select, update
@@ -243,8 +244,9 @@ class NationalRow:
     report_rate: Rate
     copy_slug: str | None = None  # the province's copy: its board is /directives/{copy_slug}
 
-    @property
+    @cached_property
     def overall(self) -> Rate:
+        """All the row's steps (worked out once: the page and the board's total both read it)."""
         return total(self.cells.values())
 
 

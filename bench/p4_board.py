@@ -291,6 +291,7 @@ def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
                   "Sa Kaeo": (department, "/provinces/27", "27")}
         paths = {name: board_of(client, old_link) for name, (client, old_link, _) in boards.items()}
         figures, peers = asyncio.run(timings(app, engine, kind, department, boards, paths, repeat))
+        load = os.getloadavg()[0]  # the last minute's, as the timings end
         rows = []
         for name, samples in figures.items():
             goal = GOALS_MS["national" if name == "national" else "province"]
@@ -303,7 +304,8 @@ def measure(kind: str, folder: Path, repeat: int) -> list[list[object]]:
                          f"{samples.cpu:.1f}", f"{peer.cpu:.1f}",
                          "—" if informative else f"≤ {goal:.0f}",
                          "—" if informative else "yes" if p95 <= goal else "NO",
-                         verdict(kind, name, p95, goal, statistics.median(peer) / p50)])
+                         verdict(kind, name, p95, goal, statistics.median(peer) / p50,
+                                 samples, peer, load)])
         engine.dispose()
         return rows
 
@@ -328,14 +330,21 @@ async def timings(app, engine, kind: str, department: TestClient, boards: dict,
     return figures, peers
 
 
-def verdict(kind: str, page: str, p95: float, goal: float, ratio: float) -> str:
-    """One plain line: the page's goal met, or not and why (the "via" links have no goal)."""
+def verdict(kind: str, page: str, p95: float, goal: float, ratio: float, samples: Samples,
+            peer: Samples, load: float) -> str:
+    """One plain line: the page's goal met, or not and why (the "via" links have no goal). A p95
+    over the goal says how busy the machine was, and whether the tail was tidtam's own: the CPU
+    per request, and how far the peer's own p95 rose over its p50 in the same turns."""
     where = f"{'SQLite' if kind == 'sqlite' else 'PostgreSQL'}, {page}"
     if " via " in page:
         return f"{where}: for information (no goal)"
     why = []
     if p95 > goal:
-        why.append(f"p95 {p95:.1f} ms > {goal:.0f} ms")
+        cpus = os.cpu_count() or 1
+        why.append(f"p95 {p95:.1f} ms > {goal:.0f} ms (p50 {percentile(samples, 0.5):.1f} ms, "
+                   f"CPU {samples.cpu:.1f} ms a request; load average {load:.1f} on {cpus} "
+                   f"CPUs{'' if load < cpus else ', busy'}; the peer's p95 "
+                   f"{percentile(peer, 0.95) / statistics.median(peer):.1f}× its p50)")
     if page != "national" and ratio <= 1.0:  # a province's board: faster than its peer too
         why.append(f"not faster than the peer ({ratio:.2f}× its p50)")
     if why:

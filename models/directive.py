@@ -169,6 +169,17 @@ def active_directives(session: Session, province_code: str | None = None, *,
                          definitions=definitions)
 
 
+def provinces_own_active(session: Session) -> list[Directive]:
+    """Every province's own active directives (not the copies of the Department's), newest letter
+    first, as ``active_directives`` orders them; their YAML (``definition``) is not read unless
+    asked for (the national board's list of the provinces' letters)."""
+    return list(session.exec(
+        select(Directive).options(defer(Directive.definition))
+        .where(col(Directive.province_code).is_not(None), col(Directive.parent_id).is_(None),
+               Directive.status == DirectiveStatus.ACTIVE)
+        .order_by(col(Directive.issued_on).desc(), col(Directive.id).desc())))
+
+
 def national_directives(session: Session) -> list[Directive]:
     """The Department's directives, newest first."""
     return list(session.exec(select(Directive).where(col(Directive.province_code).is_(None))

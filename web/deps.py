@@ -190,23 +190,11 @@ class Credentials:
 async def browser_credentials(request: Request) -> Credentials:
     """``current_user``'s checks of the cookie (a session named, not idle) now; of the server-side
     session (live, its user active) in the unit of work, or now when the form may be refused."""
-    data = request.session
-    if "sid" not in data:
-        raise LoginRequired()
-    state = request.app.state
-    now, limits = state.clock.now(), Limits.of(state.settings)
-    try:
-        idle = now - datetime.fromisoformat(data.get("seen", ""))
-    except (TypeError, ValueError):
-        idle = None
-    secret = data.get("sid")
-    if idle is None or idle >= limits.idle or not isinstance(secret, str) or not secret:
-        forget_browser_session(request)
-        raise LoginRequired()
-    credentials = Credentials(SessionKind.WEB, secret, now)
+    credentials = cookie_credentials(request)
     if not await _surely_valid_form(request):
         credentials = _checked(request, credentials, await read_unit(
-            request, live_user, secret, SessionKind.WEB, now, limits))
+            request, live_user, credentials.secret, SessionKind.WEB, credentials.now,
+            Limits.of(request.app.state.settings)))
     return credentials
 
 
@@ -416,3 +404,49 @@ async def get_today(settings: SettingsDep, now: NowDep) -> date:
 
 
 TodayDep = Annotated[date, Depends(get_today)]
+
+
+# --- A page read in one hop (the boards, bench P4) -----------------------------------------------
+# A page's sync dependencies and route are hops to the thread pool each (the session, the user,
+# the route; the session's exit). A board page checks the sign-in (``live_user``: one query),
+# reads and renders in one ``read_unit`` instead: one hop, one session. The cookie's rules are
+# ``cookie_credentials``, the same ones ``browser_credentials`` applies for the marks.
+
+
+def cookie_credentials(request: Request) -> Credentials:
+    """What the browser's signed cookie says, checked without the database: a session named, not
+    idle. Else LoginRequired, and the cookie forgets the session (but for the language and the
+    CSRF seed)."""
+    data = request.session
+    if "sid" not in data:
+        raise LoginRequired()
+    state = request.app.state
+    now, limits = state.clock.now(), Limits.of(state.settings)
+    try:
+        idle = now - datetime.fromisoformat(data.get("seen", ""))
+    except (TypeError, ValueError):
+        idle = None
+    secret = data.get("sid")
+    if idle is None or idle >= limits.idle or not isinstance(secret, str) or not secret:
+        forget_browser_session(request)
+        raise LoginRequired()
+    return Credentials(SessionKind.WEB, secret, now)
+
+
+async def signed_in_page(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """``work(session, user, *args)`` for the person signed in on this browser, in one
+    ``read_unit`` (one database slot, one hop to the thread pool, one session) with the sign-in
+    check: the cookie as ``browser_credentials`` checks it, then the server-side session and its
+    user (``live_user``) in the same session, left on the request as ``current_user`` leaves it
+    before ``work`` runs (an error page still shows who is signed in). Signed out: LoginRequired,
+    nothing read. ``work`` may render (``web.rendering.render``): the page is drawn in the same
+    hop."""
+    credentials = cookie_credentials(request)
+    limits = Limits.of(request.app.state.settings)
+
+    def unit(session: Session) -> T:
+        found = live_user(session, credentials.secret, SessionKind.WEB, credentials.now, limits)
+        _checked(request, credentials, found)  # LoginRequired when it names no one
+        return work(session, found[1], *args)
+
+    return await read_unit(request, unit)

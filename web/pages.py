@@ -36,6 +36,7 @@ from web.deps import (
     SettingsDep,
     TodayDep,
     signed_in_and_item,
+    signed_in_page,
 )
 from web.links import directive_path, legacy_path
 from web.rendering import flash, render
@@ -94,11 +95,12 @@ def directive_close(request: Request, slug: str, user: CurrentUser, session: Ses
 
 
 @router.get("/directives/{slug}")
-def board_page(request: Request, slug: str, user: CurrentUser, session: SessionDep,
-               today: TodayDep) -> Response:
-    return render(request, "board.html",
-                  {"board": directive_board_page(session, user, slug, today),
-                   "board_cells": board_cells, "chart_figure": chart_figure})
+async def board_page(request: Request, slug: str, today: TodayDep) -> Response:
+    """A directive's board: the sign-in checked, the board read and drawn in one hop to the
+    thread pool (``web.deps.signed_in_page``; bench P4)."""
+    return await signed_in_page(request, lambda session, user: render(
+        request, "board.html", {"board": directive_board_page(session, user, slug, today),
+                                "board_cells": board_cells, "chart_figure": chart_figure}))
 
 
 @router.get("/directives/{slug}/districts/{code}")

@@ -22,9 +22,14 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def make_templates(settings: Settings) -> Jinja2Templates:
-    """Autoescaped, strict templates with Thai (B.E.) and English date filters in local time."""
+    """Autoescaped, strict templates with Thai (B.E.) and English date filters in local time.
+
+    A template is read from disk once: with Jinja's ``auto_reload`` each render would check every
+    template it uses on disk (five files for a board page). ``TIDTAM_TEMPLATES_AUTO_RELOAD=1``
+    asks for that check back, while editing templates."""
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      auto_reload=settings.templates_auto_reload)
     tz = settings.tz
     env.filters["thai_date"] = thai_date
     env.filters["thai_datetime"] = lambda dt, style="short": thai_datetime(dt, tz, style)

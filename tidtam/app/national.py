@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from functools import cached_property
 
 from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select, update
@@ -28,10 +29,10 @@ from models.directive import (
     DirectiveStep,
     ItemStatus,
     TrackedItem,
-    active_directives,
     get_directive_by_slug,
     national_directives,
     province_copies,
+    provinces_own_active,
     steps_of,
 )
 from models.org import District, Province, all_provinces
@@ -243,8 +244,9 @@ class NationalRow:
     report_rate: Rate
     copy_slug: str | None = None  # the province's copy: its board is /directives/{copy_slug}
 
-    @property
+    @cached_property
     def overall(self) -> Rate:
+        """All the row's steps (worked out once: the page and the board's total both read it)."""
         return total(self.cells.values())
 
 
@@ -350,7 +352,7 @@ def provinces_letters(session: Session, actor: User, today: date) -> list[Provin
     """Every province's own active directives with their progress, by province, newest first:
     the national board lists them below the Department's own directives' rates."""
     require_national(actor)
-    own = [d for d in active_directives(session) if d.parent_id is None]
+    own = provinces_own_active(session)
     provinces = {p.code: p for p in all_provinces(session)}
     lines = sorted(progress_of(session, own, today), key=lambda p: p.directive.province_code)
     return [ProvinceLetter(provinces[p.directive.province_code], p) for p in lines]

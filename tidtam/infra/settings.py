@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Bangkok"
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr = SecretStr("")
+    # Development: the web pages' templates re-read when their files change (Jinja's auto_reload;
+    # each render then checks every template it uses on disk). Off: read once per process.
+    templates_auto_reload: bool = False
 
     smtp_host: str | None = None
     smtp_port: int = 587

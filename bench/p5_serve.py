@@ -234,14 +234,16 @@ def tidtam_serve(setup: Serve, label: str, prefect_api: str | None = None) -> St
                                                              began, 240)
             result.rss.update(serve_rss(process.pid, prefect_api is None))
             for _ in range(setup.pages):
-                client.get("/board").raise_for_status()
+                client.get("/board", follow_redirects=True).raise_for_status()
             result.rss.update({f"{k}, later": v for k, v in
                                serve_rss(process.pid, prefect_api is None).items()})
     return result
 
 
 def first_page(client: httpx.Client, setup: Serve) -> bool:
-    """Sign in through the form (when not yet) and ask for the board: True once it is 200."""
+    """Sign in through the form (when not yet) and ask for the board: True once it is 200.
+    ``/board`` sends a coordinator on to their province's letter (``/directives/{slug}``, since
+    one province may run several letters): the redirect is followed, the page is what counts."""
     if "tidtam_session" not in client.cookies:
         if client.get("/login").status_code != 200:
             return False
@@ -250,7 +252,7 @@ def first_page(client: httpx.Client, setup: Serve) -> bool:
                                              "csrftoken": client.cookies["csrftoken"]})
         if answer.status_code != 303:
             raise RuntimeError(f"sign-in answered {answer.status_code}")
-    return client.get("/board").status_code == 200
+    return client.get("/board", follow_redirects=True).status_code == 200
 
 
 def serve_rss(pid: int, own_prefect: bool) -> dict[str, float]:

@@ -117,3 +117,31 @@ def launched(session):
     result = launch_directive(session, load_directive(DEFAULT_DIRECTIVE), now=NOW)
     create_demo_accounts(session, NOW)
     return result.directive
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Stop Prefect's log and event workers of this process before it exits.
+
+    Flows run in this process send their logs and events to whatever API the test pointed
+    Prefect at: none at all (``http://127.0.0.1:9/api``: flows run untracked) or a module's
+    server that has been stopped since. Prefect drains those workers at interpreter exit, item by
+    item, each with its client's retries (about a minute an item): the suite's summary came in
+    18 minutes and the process ended some 35 minutes later. Nothing a test checks is in them, so
+    what is still queued is dropped and the workers are stopped, waiting at most 10 s.
+    """
+    import queue
+
+    try:
+        from prefect._internal.concurrency.services import _QueueServiceBase
+    except ImportError:  # Prefect's internals moved: exit as before
+        return
+    services = list(getattr(_QueueServiceBase, "_instances", {}).values())
+    for service in services:
+        while True:
+            try:
+                service._queue.get_nowait()
+            except queue.Empty:
+                break
+            service._queue.task_done()
+    for kind in {type(service) for service in services}:
+        kind.drain_all(timeout=10, at_exit=False)

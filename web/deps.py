@@ -187,6 +187,26 @@ class Credentials:
     found: tuple[int, UserPublic] | None = None
 
 
+def cookie_credentials(request: Request) -> Credentials:
+    """What the browser's signed cookie says, checked without the database: a session named, not
+    idle. Else LoginRequired, and the cookie forgets the session (but for the language and the
+    CSRF seed)."""
+    data = request.session
+    if "sid" not in data:
+        raise LoginRequired()
+    state = request.app.state
+    now, limits = state.clock.now(), Limits.of(state.settings)
+    try:
+        idle = now - datetime.fromisoformat(data.get("seen", ""))
+    except (TypeError, ValueError):
+        idle = None
+    secret = data.get("sid")
+    if idle is None or idle >= limits.idle or not isinstance(secret, str) or not secret:
+        forget_browser_session(request)
+        raise LoginRequired()
+    return Credentials(SessionKind.WEB, secret, now)
+
+
 async def browser_credentials(request: Request) -> Credentials:
     """``current_user``'s checks of the cookie (a session named, not idle) now; of the server-side
     session (live, its user active) in the unit of work, or now when the form may be refused."""
@@ -410,27 +430,7 @@ TodayDep = Annotated[date, Depends(get_today)]
 # A page's sync dependencies and route are hops to the thread pool each (the session, the user,
 # the route; the session's exit). A board page checks the sign-in (``live_user``: one query),
 # reads and renders in one ``read_unit`` instead: one hop, one session. The cookie's rules are
-# ``cookie_credentials``, the same ones ``browser_credentials`` applies for the marks.
-
-
-def cookie_credentials(request: Request) -> Credentials:
-    """What the browser's signed cookie says, checked without the database: a session named, not
-    idle. Else LoginRequired, and the cookie forgets the session (but for the language and the
-    CSRF seed)."""
-    data = request.session
-    if "sid" not in data:
-        raise LoginRequired()
-    state = request.app.state
-    now, limits = state.clock.now(), Limits.of(state.settings)
-    try:
-        idle = now - datetime.fromisoformat(data.get("seen", ""))
-    except (TypeError, ValueError):
-        idle = None
-    secret = data.get("sid")
-    if idle is None or idle >= limits.idle or not isinstance(secret, str) or not secret:
-        forget_browser_session(request)
-        raise LoginRequired()
-    return Credentials(SessionKind.WEB, secret, now)
+# ``cookie_credentials`` (above), the same ones ``browser_credentials`` applies for the marks.
 
 
 async def signed_in_page(request: Request, work: Callable[..., T], *args: Any) -> T:
